@@ -1,0 +1,79 @@
+"""The one exception tree of sparkbooks.
+
+::
+
+    SparkbooksError
+     ├── ParameterError (also ValueError)      bad or unknown playbook parameter
+     ├── PlaybookNotFoundError (also LookupError)
+     ├── MetadataError                          a notebook breaks the playbook contract
+     ├── SourceError                            a data set or model file cannot be fetched
+     │    └── ChecksumMismatchError             ... or its sha256 is not the registered one
+     ├── NotebookExecutionError                 a cell failed while running a playbook
+     └── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
+
+Every message says what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AcceleratorUnavailableError",
+    "ChecksumMismatchError",
+    "MetadataError",
+    "NotebookExecutionError",
+    "ParameterError",
+    "PlaybookNotFoundError",
+    "SourceError",
+    "SparkbooksError",
+]
+
+
+class SparkbooksError(Exception):
+    """Root of every error sparkbooks raises on purpose."""
+
+
+class ParameterError(SparkbooksError, ValueError):
+    """A playbook parameter is unknown, ill-typed or out of its declared range."""
+
+
+class PlaybookNotFoundError(SparkbooksError, LookupError):
+    """No playbook has the requested slug."""
+
+
+class MetadataError(SparkbooksError):
+    """A notebook's ``playbook`` metadata or parameters cell breaks the contract."""
+
+
+class SourceError(SparkbooksError):
+    """A registered data set or model file could not be fetched."""
+
+
+class ChecksumMismatchError(SourceError):
+    """A fetched file's sha256 differs from the registered one."""
+
+    def __init__(self, name: str, expected: str, actual: str) -> None:
+        self.name, self.expected, self.actual = name, expected, actual
+        super().__init__(
+            f"Checksum mismatch for source {name!r}: expected sha256 {expected}, got {actual}. "
+            "The file was not kept; delete the cache entry and fetch again, or check the registry entry."
+        )
+
+    def __reduce__(self):  # keep pickling working with the custom __init__
+        return (type(self), (self.name, self.expected, self.actual))
+
+
+class NotebookExecutionError(SparkbooksError):
+    """A cell raised while a playbook ran; carries where and what."""
+
+    def __init__(self, slug: str, cell_index: int, ename: str, evalue: str, notebook_path: str = "") -> None:
+        self.slug, self.cell_index, self.ename, self.evalue = slug, cell_index, ename, evalue
+        self.notebook_path = notebook_path
+        where = f" The partial notebook is at {notebook_path}." if notebook_path else ""
+        super().__init__(f"Playbook {slug!r} failed in cell {cell_index}: {ename}: {evalue}.{where}")
+
+    def __reduce__(self):
+        return (type(self), (self.slug, self.cell_index, self.ename, self.evalue, self.notebook_path))
+
+
+class AcceleratorUnavailableError(SparkbooksError):
+    """A GPU path was requested but no GPU operation succeeded."""

@@ -1,0 +1,47 @@
+import pytest
+
+from sparkbooks import accel
+from sparkbooks.exceptions import AcceleratorUnavailableError
+
+
+@pytest.fixture(autouse=True)
+def fresh_probe():
+    accel.probe_gpu.cache_clear()
+    yield
+    accel.probe_gpu.cache_clear()
+
+
+def _fake_cudf(tmp_path, monkeypatch, body: str):
+    pkg = tmp_path / "fakes" / "cudf"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text(body)
+    monkeypatch.syspath_prepend(str(tmp_path / "fakes"))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fakes"))
+
+
+def test_without_rapids_the_probe_fails_and_says_why():
+    probe = accel.probe_gpu()
+    assert not probe.ok and "not installed" in probe.detail
+
+
+def test_importable_cudf_without_a_gpu_is_not_a_gpu(tmp_path, monkeypatch):
+    # import succeeds, the first operation raises: what real cudf does on a machine without a GPU
+    _fake_cudf(tmp_path, monkeypatch, (
+        "class CUDARuntimeError(RuntimeError):\n    pass\n"
+        "class Series:\n    def __init__(self, data):\n"
+        "        raise CUDARuntimeError('cudaErrorNoDevice: no CUDA-capable device is detected')\n"))
+    probe = accel.probe_gpu()
+    assert not probe.ok
+    assert "GPU operation failed" in probe.detail and "cudaErrorNoDevice" in probe.detail
+    assert accel.enable(prefer="auto").path == "cpu"
+
+
+def test_gpu_required_but_missing_raises_with_the_fix():
+    with pytest.raises(AcceleratorUnavailableError, match="environment.yml"):
+        accel.enable(prefer="gpu")
+
+
+def test_cpu_preference_never_probes(monkeypatch):
+    monkeypatch.setattr(accel, "probe_gpu", lambda: pytest.fail("probed"))
+    status = accel.enable(prefer="cpu")
+    assert status.path == "cpu" and "CPU requested" in status.describe()

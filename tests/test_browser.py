@@ -1,0 +1,70 @@
+"""The rendered site in a real headless Chromium: pages load, show titles and results, stay offline."""
+
+import json
+import os
+import shutil
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+REQUIRED = os.environ.get("SPARKBOOKS_REQUIRE_BROWSER") == "1"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        message = "browser check skipped: install Debian chromium and chromium-driver (`.ci/run` does)"
+        if REQUIRED:
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1800"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def _requests(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def _load(driver, path):
+    driver.get_log("performance")  # drop earlier entries
+    driver.get(path.as_uri())
+    return _requests(driver)
+
+
+def test_index_and_guide_render_offline(browser, executed):
+    from selenium.webdriver.common.by import By
+
+    site = executed["site"]
+    requests = _load(browser, site / "index.html")
+    assert browser.title == "sparkbooks — playbooks"
+    link = browser.find_element(By.CSS_SELECTOR, "#pb-start-here a")
+    assert "Start here" in link.text
+    link.click()
+    requests += _requests(browser)
+    assert browser.title.startswith("Start here")
+    header = browser.find_element(By.ID, "sb-header").text
+    assert "profile cpu" in header and "ok" in header
+    results = browser.find_element(By.ID, "sb-results").text
+    assert "pandas_etl_cpu_s" in results and "forest_accuracy" in results
+    images = browser.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
+    assert images and all(img.get_property("naturalWidth") > 0 for img in images)
+    off_machine = [u for u in requests if urlparse(u).scheme not in ("file", "data", "about", "chrome")]
+    assert off_machine == []

@@ -1,0 +1,35 @@
+import pickle
+
+import pytest
+
+from sparkbooks import exceptions as ex
+
+SAMPLES = [
+    ex.SparkbooksError("root"),
+    ex.ParameterError("bad"),
+    ex.PlaybookNotFoundError("nope"),
+    ex.MetadataError("meta"),
+    ex.SourceError("src"),
+    ex.ChecksumMismatchError("model", "aa", "bb"),
+    ex.NotebookExecutionError("start-here", 4, "RuntimeError", "boom", "/tmp/x.ipynb"),
+    ex.AcceleratorUnavailableError("no gpu"),
+]
+
+
+@pytest.mark.parametrize("error", SAMPLES, ids=lambda e: type(e).__name__)
+def test_pickle_round_trip_keeps_type_and_message(error):
+    back = pickle.loads(pickle.dumps(error))
+    assert type(back) is type(error) and str(back) == str(error)
+
+
+def test_tree_matches_the_docstring():
+    assert issubclass(ex.ParameterError, ValueError)
+    assert issubclass(ex.ChecksumMismatchError, ex.SourceError)
+    for name in ex.__all__:
+        assert issubclass(getattr(ex, name), ex.SparkbooksError)
+
+
+def test_execution_error_points_at_cell_and_partial_notebook():
+    err = ex.NotebookExecutionError("start-here", 4, "RuntimeError", "boom", "/tmp/x.ipynb")
+    assert (err.cell_index, err.ename, err.evalue) == (4, "RuntimeError", "boom")
+    assert "cell 4" in str(err) and "/tmp/x.ipynb" in str(err)
