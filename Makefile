@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: guides test bench install clean-notebooks
+.PHONY: guides test bench install llama-server clean-notebooks
 
 $(BIN)/sparkbooks: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,17 @@ $(VENV)/.test-extras: $(BIN)/sparkbooks
 
 install: $(BIN)/sparkbooks
 
+## llama.cpp's llama-server for the LLM playbooks: built once from a pinned source, then cached.
+llama-server: $(BIN)/sparkbooks
+	$(BIN)/sparkbooks setup llama-server
+
 ## Run every playbook on its auto profile (cpu here) and render the guide site.
-guides: $(BIN)/sparkbooks
+guides: llama-server
 	$(BIN)/sparkbooks build
 	@echo "Guide site: $(CURDIR)/site/index.html"
 
 ## Unit tests, every playbook through papermill, nbval on tagged outputs, the site in headless Chromium.
-test: $(VENV)/.test-extras
+test: $(VENV)/.test-extras llama-server
 	$(BIN)/python -m pytest tests playbooks --nbval-lax --nbval-current-env
 
 ## Benchmarks (not part of `make test`): each prints a table, then one JSON line.

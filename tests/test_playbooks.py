@@ -1,6 +1,7 @@
 """Every playbook, executed on its cpu profile through papermill, keeps its contract and records results."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,25 @@ def test_start_here_measures_only_what_ran(executed):
     if not sb.probe_gpu().ok:  # no GPU: no GPU number may appear
         assert values["gpu_path"] == "cpu"
         assert not [n for n in values if "gpu_s" in n or "speedup" in n]
+
+
+@pytest.mark.slow
+def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
+    results = json.loads((executed["runs"] / "nemotron-nano" / "results.json").read_text())
+    values = {r["name"]: r["value"] for r in results["results"]}
+    for name in ("ttft_s", "decode_tok_s", "aggregate_tok_s_at_max", "stand_in_predicted_MiB", "stand_in_measured_rss_MiB"):
+        assert values[name] > 0, name
+    assert values["json_valid_rate"] == 1.0
+    assert 0.5 < values["stand_in_measured_rss_MiB"] / values["stand_in_predicted_MiB"] < 3
+    assert values["tool_routed_ok"] is True
+    assert results["stand_ins"] and "SmolLM2" in results["stand_ins"][0]
+    leftovers = [p for p in Path("/proc").glob("[0-9]*/cmdline")
+                 if p.exists() and b"smollm2-135m-instruct" in _read(p) and b"llama-server" in _read(p)]
+    assert leftovers == [], "a llama-server outlived its playbook run"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

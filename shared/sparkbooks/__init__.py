@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from . import accel, catalog, doctor, hardware, sources, workloads
+from . import accel, catalog, chat_widget, doctor, hardware, llamacpp, llm, memory, serve, sources, workloads
 from .accel import AccelStatus, enable, probe_gpu
 from .catalog import Playbook
 from .exceptions import (
     AcceleratorUnavailableError,
     ChecksumMismatchError,
+    ContextLengthError,
     MetadataError,
+    ModelNotServedError,
     NotebookExecutionError,
     ParameterError,
     PlaybookNotFoundError,
+    ServerDiedError,
+    ServerError,
+    ServerUnreachableError,
     SourceError,
     SparkbooksError,
 )
@@ -25,25 +30,35 @@ __all__ = [
     "AccelStatus",
     "AcceleratorUnavailableError",
     "ChecksumMismatchError",
+    "ContextLengthError",
     "Hardware",
     "MetadataError",
+    "ModelNotServedError",
     "NotebookExecutionError",
     "ParameterError",
     "Playbook",
     "PlaybookNotFoundError",
+    "ServerDiedError",
+    "ServerError",
+    "ServerUnreachableError",
     "Session",
     "SourceError",
     "SparkbooksError",
     "accel",
     "begin",
     "catalog",
+    "chat_widget",
     "current",
     "detect",
     "doctor",
     "enable",
     "hardware",
+    "llamacpp",
+    "llm",
+    "memory",
     "probe_gpu",
     "record",
+    "serve",
     "settings",
     "sources",
     "workloads",

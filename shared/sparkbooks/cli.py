@@ -119,6 +119,15 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from .llamacpp import build_server, find_server  # noqa: PLC0415
+
+    found = None if args.force else find_server()
+    path = found or build_server(force=args.force)
+    print(f"llama-server: {path}" + (" (already present, not rebuilt)" if found else ""))
+    return EXIT_OK
+
+
 def _cmd_clean(args: argparse.Namespace) -> int:
     from .notebook import clean  # noqa: PLC0415
     from .settings import settings  # noqa: PLC0415
@@ -168,6 +177,11 @@ def _parser() -> argparse.ArgumentParser:
     outputs(render)
     render.add_argument("--site", type=Path, default=None, help="site folder (default: site/)")
     render.set_defaults(func=_cmd_render)
+
+    setup = sub.add_parser("setup", help="build tools the playbooks need (llama-server), once")
+    setup.add_argument("tool", choices=["llama-server"])
+    setup.add_argument("--force", action="store_true", help="rebuild even when present")
+    setup.set_defaults(func=_cmd_setup)
 
     clean = sub.add_parser("clean", help="strip notebooks for commit, keeping nbval-check-output cells")
     clean.add_argument("slugs", nargs="*", metavar="SLUG")

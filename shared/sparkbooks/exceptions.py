@@ -9,7 +9,12 @@
      ├── SourceError                            a data set or model file cannot be fetched
      │    └── ChecksumMismatchError             ... or its sha256 is not the registered one
      ├── NotebookExecutionError                 a cell failed while running a playbook
-     └── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
+     ├── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
+     └── ServerError                            an LLM server (llama.cpp, vLLM, …) misbehaved
+          ├── ServerUnreachableError            nothing answers at the base URL
+          ├── ModelNotServedError (LookupError) the server does not serve that model
+          ├── ContextLengthError                the prompt does not fit the context window
+          └── ServerDiedError                   the server went away (mid-stream, or at start)
 
 Every message says what to do next.
 """
@@ -19,10 +24,15 @@ from __future__ import annotations
 __all__ = [
     "AcceleratorUnavailableError",
     "ChecksumMismatchError",
+    "ContextLengthError",
     "MetadataError",
+    "ModelNotServedError",
     "NotebookExecutionError",
     "ParameterError",
     "PlaybookNotFoundError",
+    "ServerDiedError",
+    "ServerError",
+    "ServerUnreachableError",
     "SourceError",
     "SparkbooksError",
 ]
@@ -77,3 +87,23 @@ class NotebookExecutionError(SparkbooksError):
 
 class AcceleratorUnavailableError(SparkbooksError):
     """A GPU path was requested but no GPU operation succeeded."""
+
+
+class ServerError(SparkbooksError):
+    """An OpenAI-compatible LLM server failed to do what was asked."""
+
+
+class ServerUnreachableError(ServerError):
+    """Nothing answers at the server's base URL."""
+
+
+class ModelNotServedError(ServerError, LookupError):
+    """The requested model name is not among the served ones."""
+
+
+class ContextLengthError(ServerError):
+    """The prompt (plus the tokens asked for) exceeds the context window."""
+
+
+class ServerDiedError(ServerError):
+    """The server process exited, or the connection dropped mid-response."""

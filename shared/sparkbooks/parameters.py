@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import io
 import math
+import re
 import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Parameter:
     optional: bool = False
     choices: tuple[Any, ...] | None = None
     interval: tuple[float | None, float | None] | None = None
+    pattern: str | None = None
 
     @property
     def annotation(self) -> str:
@@ -55,6 +57,8 @@ class Parameter:
                 left = "(-inf" if lo is None else f"[{_num(lo)}"
                 right = "inf)" if hi is None else f"{_num(hi)}]"
                 text += f" in {left}, {right}"
+        if self.pattern is not None:
+            text += f" matching {self.pattern!r}"
         return text + (" or None" if self.optional else "")
 
     def parse(self, text: str, *, playbook: str = "") -> Any:
@@ -97,6 +101,8 @@ class Parameter:
         if self.type == "float" and ok and not math.isfinite(value):
             ok = False
         if ok and self.choices is not None and value not in self.choices:
+            ok = False
+        if ok and self.pattern is not None and not re.fullmatch(self.pattern, value):
             ok = False
         if ok and self.interval is not None:
             lo, hi = self.interval
@@ -186,6 +192,7 @@ def parse_parameters_cell(source: str, *, constraints: Mapping[str, Mapping[str,
             name=name, type=base, default=default, help=comments.get(stmt.lineno, ""), optional=optional,
             choices=tuple(extra["choices"]) if "choices" in extra else choices,
             interval=tuple(interval) if interval is not None else None,
+            pattern=extra.get("pattern"),
         )
         try:
             param.check(default, playbook=playbook)

