@@ -8,11 +8,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 $(BIN)/sparkbooks: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e .
+	$(PIP) install -e '.[models]'
 	@touch $@
 
 $(VENV)/.test-extras: $(BIN)/sparkbooks
-	$(PIP) install -e '.[test]'
+	$(PIP) install -e '.[test,models]'
 	@touch $@
 
 install: $(BIN)/sparkbooks

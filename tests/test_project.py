@@ -9,10 +9,12 @@ import pytest
 import yaml
 
 import sparkbooks as sb
-from sparkbooks import accel, catalog, doctor, hardware, notebook, parameters, render, runner, session, sources, workloads
+import importlib
+import pkgutil
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = [accel, catalog, doctor, hardware, notebook, parameters, render, runner, session, sources, workloads]
+MODULES = [importlib.import_module(f"sparkbooks.{m.name}") for m in pkgutil.iter_modules(sb.__path__)
+           if not m.name.startswith("_") and m.name != "cli"]
 
 
 def test_exports_are_sorted_and_real():
@@ -50,7 +52,7 @@ def test_ci_runs_the_readme_test_command():
 def test_readme_playbook_table_matches_the_notebooks():
     rows = re.findall(r"^\| \[`([a-z0-9-]+)`\]\(playbooks/[^)]+\) \| (.+?) \| (.+?) \| (.+?) \|$", _readme(), re.M)
     table = {slug: (title, minutes, gpu) for slug, title, minutes, gpu in rows}
-    expected = {pb.slug: (pb.title, f"{pb.minutes['cpu']} min", pb.hardware["gpu"]) for pb in catalog.discover()}
+    expected = {pb.slug: (pb.title, f"{pb.minutes['cpu']} min", pb.hardware["gpu"]) for pb in sb.catalog.discover()}
     assert table == expected
 
 

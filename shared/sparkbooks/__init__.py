@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from . import accel, catalog, chat_widget, doctor, hardware, llamacpp, llm, memory, serve, sources, workloads
+from . import (
+    accel,
+    catalog,
+    chat_widget,
+    claims,
+    datasets,
+    doctor,
+    embeddings,
+    hardware,
+    llamacpp,
+    llm,
+    memory,
+    model_specs,
+    quant,
+    quant_eval,
+    serve,
+    sources,
+    workloads,
+)
 from .accel import AccelStatus, enable, probe_gpu
 from .catalog import Playbook
 from .exceptions import (
@@ -48,15 +66,21 @@ __all__ = [
     "begin",
     "catalog",
     "chat_widget",
+    "claims",
     "current",
+    "datasets",
     "detect",
     "doctor",
+    "embeddings",
     "enable",
     "hardware",
     "llamacpp",
     "llm",
     "memory",
+    "model_specs",
     "probe_gpu",
+    "quant",
+    "quant_eval",
     "record",
     "serve",
     "settings",

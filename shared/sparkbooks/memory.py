@@ -17,14 +17,18 @@ from pathlib import Path
 
 __all__ = [
     "BITS_PER_WEIGHT",
+    "CLAIM_DEVICES",
     "DEVICES",
-    "NEMOTRON_3_NANO",
+    "DGX_SPARK",
     "Device",
     "ModelArch",
+    "NEMOTRON_3_NANO",
     "arch_from_gguf",
     "fit_table",
     "kv_cache_bytes",
     "state_bytes",
+    "verdict",
+    "verdict_table",
     "weight_bytes",
 ]
 
@@ -36,6 +40,7 @@ BITS_PER_WEIGHT: dict[str, float] = {
     "fp8": 8.0,  # E4M3 with one FP32 scale per tensor: negligible overhead
     "nvfp4": 4.5,  # E2M1 + one FP8 E4M3 scale per 16 values (+ a per-tensor FP32 scale)
     "mxfp4": 4.25,  # E2M1 + one E8M0 scale per 32 values
+    "int4": 4.125,  # symmetric INT4 with one FP16 scale per 128
     "q8_0": 8.5,  # GGUF: 32 int8 + one f16 scale
     "q4_1": 5.0,  # GGUF: 32 4-bit + f16 scale + f16 minimum
 }
@@ -56,10 +61,22 @@ class ModelArch:
     source: str
     n_state_layers: int = 0
     state_elements_per_layer: int = 0
+    attention: str = "GQA"
+    mla_latent_dim: int = 0  # MLA caches one compressed latent (kv_lora_rank + rope dims) per layer
+    indexer_dim: int = 0  # DeepSeek sparse attention keeps an extra indexer key per token per layer
+    n_window_layers: int = 0  # layers that only keep the last `window` tokens (sliding / chunked)
+    window: int = 0
+    kv_known: bool = True  # False: the attention layout is not public in our sources; KV left out
+
+    @property
+    def kv_elements_per_layer_token(self) -> int:
+        per = self.mla_latent_dim if self.mla_latent_dim else 2 * self.n_kv_heads * self.head_dim
+        return per + self.indexer_dim
 
     @property
     def kv_elements_per_token(self) -> int:
-        return 2 * self.n_attention_layers * self.n_kv_heads * self.head_dim
+        """Elements cached per token of context at full length (all attention layers)."""
+        return self.n_attention_layers * self.kv_elements_per_layer_token
 
 
 # Nemotron 3 Nano 30B-A3B (NemotronH hybrid): 52 layers = 23 Mamba-2 + 23 MoE + 6 GQA attention
@@ -92,10 +109,17 @@ class Device:
     note: str = ""
 
 
+DGX_SPARK = Device("DGX Spark", 119.7 * GiB, "GB10: 128 GB LPDDR5X shared with the CPU; CUDA sees ~119.7 GiB")
 DEVICES: tuple[Device, ...] = (
-    Device("DGX Spark", 119.7 * GiB, "GB10: 128 GB LPDDR5X shared with the CPU; CUDA sees ~119.7 GiB"),
+    DGX_SPARK,
     Device("DGX Station (HBM)", 288e9, "GB300 GPU memory: 288 GB HBM3e at 8 TB/s"),
     Device("DGX Station (coherent)", 784e9, "288 GB HBM3e + 496 GB LPDDR5X, coherent over NVLink-C2C"),
+)
+#: The machines NVIDIA's claims name: one Spark, two Sparks linked (model split across both), a Station.
+CLAIM_DEVICES: tuple[Device, ...] = (
+    DGX_SPARK,
+    Device("2× DGX Spark", 2 * 119.7 * GiB, "two GB10s over ConnectX-7, model split across both"),
+    Device("DGX Station", 784e9, "288 GB HBM3e + 496 GB LPDDR5X coherent"),
 )
 
 
@@ -115,10 +139,14 @@ def weight_bytes(arch: ModelArch, fmt: str) -> float:
 def kv_cache_bytes(arch: ModelArch, *, context: int, sequences: int = 1, kv_bytes: float = 2.0) -> float:
     """KV cache for ``sequences`` sequences of ``context`` tokens (``kv_bytes`` 2 = BF16/F16, 1 = FP8).
 
+    Windowed layers (sliding or chunked attention) hold at most ``window`` tokens.
+
     >>> kv_cache_bytes(NEMOTRON_3_NANO, context=1)  # 2 × 6 layers × 2 heads × 128 × 2 bytes
     6144.0
     """
-    return float(arch.kv_elements_per_token) * context * sequences * kv_bytes
+    full = arch.n_attention_layers - arch.n_window_layers
+    tokens = full * context + arch.n_window_layers * min(context, arch.window)
+    return float(arch.kv_elements_per_layer_token) * tokens * sequences * kv_bytes
 
 
 def state_bytes(arch: ModelArch, *, sequences: int = 1, state_bytes_per_element: float = 2.0) -> float:
@@ -179,3 +207,46 @@ def arch_from_gguf(path: Path, *, name: str | None = None) -> tuple[ModelArch, f
         max_context=int(field(f"{arch_name}.context_length") or 0), source=f"GGUF header of {Path(path).name}",
     )
     return arch, stored
+
+
+SHORT_CONTEXT = 8_192
+
+
+def verdict(arch: ModelArch, fmt: str, device: Device, *, context: int, sequences: int = 1, kv_bytes: float = 2.0,
+            utilization: float = 0.8) -> tuple[str, float]:
+    """``("fits" | "short context only" | "does not fit", headroom GiB at ``context``)``.
+
+    "short context only" means weights + cache fit at 8k tokens but not at ``context``.
+    """
+    budget = device.usable_bytes * utilization
+
+    def need(ctx: int) -> float:
+        kv = kv_cache_bytes(arch, context=ctx, sequences=sequences, kv_bytes=kv_bytes) if arch.kv_known else 0.0
+        return weight_bytes(arch, fmt) + kv + state_bytes(arch, sequences=sequences)
+
+    headroom = (budget - need(context)) / GiB
+    if headroom >= 0:
+        return "fits", headroom
+    if budget >= need(min(SHORT_CONTEXT, context)):
+        return "short context only", headroom
+    return "does not fit", headroom
+
+
+def verdict_table(models: Sequence[ModelArch], *, formats: Sequence[str] = ("bf16", "fp8", "nvfp4", "mxfp4"),
+                  devices: Sequence[Device] = DEVICES, context: int = 131_072, sequences: int = 1,
+                  kv_bytes: float = 2.0, utilization: float = 0.8):
+    """One row per (model, format): weights, KV at ``context``, and a verdict + headroom per device."""
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for arch in models:
+        for fmt in formats:
+            kv = kv_cache_bytes(arch, context=context, sequences=sequences, kv_bytes=kv_bytes) if arch.kv_known else float("nan")
+            row = {"model": arch.name, "format": fmt, "total_params_B": arch.total_params / 1e9,
+                   "weights_GiB": weight_bytes(arch, fmt) / GiB, "kv_GiB": kv / GiB}
+            for dev in devices:
+                word, headroom = verdict(arch, fmt, dev, context=context, sequences=sequences, kv_bytes=kv_bytes,
+                                         utilization=utilization)
+                row[dev.name] = f"{word} ({headroom:+.0f} GiB)"
+            rows.append(row)
+    return pd.DataFrame(rows).round(1)

