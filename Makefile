@@ -8,11 +8,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 $(BIN)/sparkbooks: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[models]'
+	$(PIP) install -e '.[models,singlecell]'
 	@touch $@
 
 $(VENV)/.test-extras: $(BIN)/sparkbooks
-	$(PIP) install -e '.[test,models]'
+	$(PIP) install -e '.[test,models,singlecell]'
 	@touch $@
 
 install: $(BIN)/sparkbooks

