@@ -20,6 +20,10 @@ def test_repository_playbooks_are_discovered():
     assert pb.parameters["profile"].choices == ("auto", "cpu", "spark", "station")
 
 
+def test_start_here_is_listed_first():
+    assert catalog.discover()[0].slug == "start-here"
+
+
 def test_unknown_slug_lists_the_playbooks():
     with pytest.raises(PlaybookNotFoundError, match="Playbooks: .*start-here"):
         catalog.get("no-such-book")

@@ -9,7 +9,8 @@ Each playbook lives at ``playbooks/<slug>/<slug>.ipynb``. Its notebook metadata 
       "tags": ["..."], "stand_ins": ["SmolLM2-135M-Instruct stands in for ..."],
       "profiles": {"cpu": {}, "spark": {"n_rows": 50000000}},
       "constraints": {"n_rows": {"interval": [1000, null]}},
-      "headline": ["result names shown on the index page"]
+      "headline": ["result names shown on the index page"],
+      "order": 100
     }
 
 The parameters cell is the single source of the parameters; profiles only override them.
@@ -56,6 +57,7 @@ class Playbook:
     profiles: dict[str, dict[str, Any]]
     parameters: dict[str, Parameter]
     headline: tuple[str, ...] = field(default=())
+    order: int = 100  # position in listings; start-here is 0
 
     @property
     def directory(self) -> Path:
@@ -160,7 +162,7 @@ def load(path: Path) -> Playbook:
         tags=tuple(_require(meta, "tags", list, where)),
         stand_ins=tuple(_require(meta, "stand_ins", list, where)),
         profiles={k: dict(v) for k, v in profiles.items()},
-        parameters=params, headline=headline,
+        parameters=params, headline=headline, order=int(meta.get("order", 100)),
     )
 
 
@@ -170,10 +172,10 @@ def _load_cached(path: Path, mtime_ns: int) -> Playbook:
 
 
 def discover(root: Path | None = None) -> list[Playbook]:
-    """All playbooks under ``root`` (default ``settings.playbooks_dir``), sorted by slug."""
+    """All playbooks under ``root`` (default ``settings.playbooks_dir``), by ``order`` then slug."""
     root = Path(root or settings.playbooks_dir).resolve()
     paths = sorted(p for p in root.glob("*/*.ipynb") if p.parent.name == p.stem)
-    return [_load_cached(p, p.stat().st_mtime_ns) for p in paths]
+    return sorted((_load_cached(p, p.stat().st_mtime_ns) for p in paths), key=lambda pb: (pb.order, pb.slug))
 
 
 def get(slug: str, *, root: Path | None = None) -> Playbook:
