@@ -18,6 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import catalog
 from ._io import write_json_atomic
 from .accel import AccelStatus, enable
@@ -149,12 +151,7 @@ def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -
     accel = enable()
     seed = values["seed"]
     random.seed(seed)
-    try:
-        import numpy as np  # noqa: PLC0415 - numpy is optional for the package, present in every playbook
-
-        np.random.seed(seed)
-    except ImportError:
-        pass
+    np.random.seed(seed)  # legacy global state, for libraries that still draw from it
     results_path = os.environ.get(ENV_RESULTS)
     _current = Session(
         playbook=pb, params=values, profile=profile, profile_reason=reason, hardware=hardware, accel=accel,
