@@ -42,7 +42,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     if sys.platform.startswith("linux"):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        # SIGKILL, not SIGTERM: with the parent gone nobody waits for a graceful shutdown, and a
+        # server mid-shutdown must not linger (seen once in CI after a killed Jupyter kernel).
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def live_servers() -> list[LlamaServer]:
