@@ -37,10 +37,23 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Every playbook run once on its ``cpu`` profile, and the site rendered from those runs."""
     root = tmp_path_factory.mktemp("build")
     runs, site = root / "runs", root / "site"
+    servers_before = llama_server_pids()
     for pb in sb.catalog.discover():
         runner.run(pb.slug, profile="cpu", out=runs, progress=False)
     render_site(runs=runs, site=site)
-    return {"runs": runs, "site": site}
+    return {"runs": runs, "site": site, "servers_before": servers_before}
+
+
+def llama_server_pids() -> set[int]:
+    """PIDs of running llama-server processes (to spot ones a run left behind)."""
+    pids = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"llama-server" in cmdline.read_bytes().split(b"\0")[0]:
+                pids.add(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """Every playbook, executed on its cpu profile through papermill, keeps its contract and records results."""
 
 import json
-from pathlib import Path
 
 import pytest
 
 import sparkbooks as sb
 from sparkbooks.notebook import contract_problems
+
+from .conftest import llama_server_pids
 
 PLAYBOOKS = [pb.slug for pb in sb.catalog.discover()]
 
@@ -48,13 +49,5 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
     assert 0.5 < values["stand_in_measured_rss_MiB"] / values["stand_in_predicted_MiB"] < 3
     assert values["tool_routed_ok"] is True
     assert results["stand_ins"] and "SmolLM2" in results["stand_ins"][0]
-    leftovers = [p for p in Path("/proc").glob("[0-9]*/cmdline")
-                 if p.exists() and b"smollm2-135m-instruct" in _read(p) and b"llama-server" in _read(p)]
-    assert leftovers == [], "a llama-server outlived its playbook run"
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
+    leftovers = llama_server_pids() - executed["servers_before"]
+    assert leftovers == set(), "a llama-server outlived its playbook run"
