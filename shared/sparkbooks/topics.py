@@ -1,0 +1,441 @@
+"""Topic modelling on sentence embeddings: UMAP → HDBSCAN → class-based TF-IDF, with quality measures.
+
+The estimators are umap-learn's ``UMAP`` and the ``hdbscan`` package's ``HDBSCAN``, imported
+only when used, so that ``cuml.accel`` (switched on by :func:`sparkbooks.begin` on a working
+GPU) replaces both without a code change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import log
+from ._io import write_bytes_atomic
+from .settings import settings
+
+__all__ = [
+    "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "embed", "embedding_cache_path", "name_topics",
+    "npmi_coherence", "quality", "show", "top_terms", "topic_diversity", "topic_map", "topics_over_time", "vectorizer",
+]
+
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_HANDLE_RT = re.compile(r"^RT\s+@\w+:?\s*|@\w+")
+
+
+def clean_text(texts: Sequence[str]) -> list[str]:
+    """Texts without URLs, retweet prefixes and @handles, HTML entities decoded, whitespace collapsed (links carry no topic)."""
+    return [" ".join(_HANDLE_RT.sub(" ", _URL.sub(" ", html.unescape(t))).split()) for t in texts]
+
+
+def _embedding_key(texts: Sequence[str], model_id: str) -> str:
+    digest = hashlib.sha256(model_id.encode())
+    for text in texts:
+        digest.update(text.encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def embed(texts: Sequence[str], *, model=None, batch_size: int = 128, cache: bool = True,
+          show_progress: bool = True) -> np.ndarray:
+    """Unit-length all-MiniLM-L6-v2 embeddings (``float32``, ``len(texts) × 384``), cached on disk.
+
+    The cache key hashes the model's weights checksum and every text in order, so a different
+    corpus, sample size or seed never reuses stale vectors; a damaged cache file is recomputed.
+    """
+    from .embeddings import load_minilm  # noqa: PLC0415
+
+    path = embedding_cache_path(texts)
+    if cache and path.exists():
+        try:
+            vectors = np.load(path)
+            if vectors.shape[0] == len(texts):
+                log.info(f"embeddings: {len(texts):,} texts from cache {path}")
+                return vectors
+        except (OSError, ValueError):
+            pass  # unreadable cache entry: recompute and overwrite
+    model = model or load_minilm()
+    vectors = model.encode(list(texts), batch_size=batch_size, show_progress_bar=show_progress,
+                           normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+    if cache:
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        write_bytes_atomic(path, buffer.getvalue())
+    return vectors
+
+
+def vectorizer(**overrides):
+    """The bag-of-words used for keywords and coherence: English stop words removed, words of ≥ 3 letters.
+
+    ``min_df`` drops words in fewer than 2 documents (typos, IDs); the same object must serve
+    keywords and NPMI so both see the same vocabulary.
+    """
+    from sklearn.feature_extraction.text import CountVectorizer  # noqa: PLC0415
+
+    options = {"stop_words": "english", "token_pattern": r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b", "min_df": 2, "lowercase": True}
+    return CountVectorizer(**{**options, **overrides})
+
+
+def ctfidf(counts, labels: np.ndarray) -> tuple[np.ndarray, object]:
+    """Class-based TF-IDF: one row per class in ``np.unique(labels)`` order, one column per term.
+
+    ``W[c, t] = tf[c, t] · log(1 + A / f[t])`` with ``tf`` the class's L1-normalised term counts,
+    ``A`` the mean number of words per class and ``f[t]`` the term's count over all classes —
+    the weighting of BERTopic (Grootendorst 2022). ``counts`` is a documents × terms sparse matrix.
+    Returns the weights (sparse, classes × terms) and the class values.
+    """
+    import scipy.sparse as sp  # noqa: PLC0415
+    from sklearn.preprocessing import normalize  # noqa: PLC0415
+
+    classes, index = np.unique(labels, return_inverse=True)
+    membership = sp.csr_matrix((np.ones(len(index)), (index, np.arange(len(index)))), shape=(len(classes), len(index)))
+    per_class = (membership @ counts).tocsr().astype(np.float64)
+    term_total = np.asarray(per_class.sum(axis=0)).ravel()
+    mean_words = per_class.sum() / len(classes)
+    idf = np.log1p(mean_words / np.maximum(term_total, 1.0))
+    return normalize(per_class, norm="l1", axis=1) @ sp.diags(idf), classes
+
+
+def class_doc_frequency(counts, labels: np.ndarray):
+    """In how many of each class's documents each term occurs (sparse, classes in ``np.unique`` order × terms)."""
+    import scipy.sparse as sp  # noqa: PLC0415
+
+    classes, index = np.unique(labels, return_inverse=True)
+    membership = sp.csr_matrix((np.ones(len(index)), (index, np.arange(len(index)))), shape=(len(classes), len(index)))
+    return (membership @ (counts > 0).astype(np.float64)).tocsr()
+
+
+def top_terms(weights, vocabulary: np.ndarray, n: int = 10) -> list[list[str]]:
+    """The ``n`` highest-weighted terms of each row of ``weights`` (ties broken by term order)."""
+    dense = weights.toarray() if hasattr(weights, "toarray") else np.asarray(weights)
+    order = np.argsort(-dense, axis=1, kind="stable")[:, :n]
+    return [[str(vocabulary[j]) for j in row if dense[i, j] > 0] for i, row in enumerate(order)]
+
+
+def npmi_coherence(topics: Sequence[Sequence[str]], counts, vocabulary: np.ndarray) -> np.ndarray:
+    """Mean normalised PMI of each topic's word pairs, from document co-occurrence in ``counts``.
+
+    ``NPMI(a, b) = log(p(a,b) / (p(a) p(b))) / −log p(a,b)`` with probabilities = share of
+    documents containing the words; a pair that never co-occurs scores −1. Range −1 … 1; higher
+    means the topic's words really appear together in this corpus.
+    """
+    where = {w: i for i, w in enumerate(vocabulary)}
+    present = (counts > 0).astype(np.float64).tocsc()
+    n_docs = present.shape[0]
+    scores = np.full(len(topics), np.nan)
+    for k, words in enumerate(topics):
+        cols = [where[w] for w in words if w in where]
+        if len(cols) < 2:
+            continue
+        sub = present[:, cols]
+        joint = (sub.T @ sub).toarray() / n_docs
+        single = np.diag(joint).copy()
+        i, j = np.triu_indices(len(cols), k=1)
+        p_ab = joint[i, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            npmi = np.where(p_ab > 0, np.log(p_ab / (single[i] * single[j])) / -np.log(p_ab), -1.0)
+        npmi[(p_ab >= 1.0)] = 1.0  # both words in every document
+        scores[k] = float(np.mean(npmi))
+    return scores
+
+
+def topic_diversity(topics: Sequence[Sequence[str]]) -> float:
+    """Share of distinct words among all topics' top words (1 = no word repeats across topics)."""
+    words = [w for topic in topics for w in topic]
+    return len(set(words)) / len(words) if words else float("nan")
+
+
+def _neighbours(embeddings: np.ndarray, *, n_neighbors: int, pca_components: int | None,
+                random_state: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (optionally PCA-reduced) input and its approximate k nearest neighbours by NN-descent, self first.
+
+    MiniLM vectors are unit length, so Euclidean neighbours are cosine neighbours. PCA makes each
+    distance cheaper but, measured on the health tweets, costs agreement with the outlets (NMI
+    0.163 at 50 components vs 0.171 on all 384 at 63k tweets), so it is off by default.
+    """
+    import pynndescent  # noqa: PLC0415
+    from sklearn.decomposition import PCA  # noqa: PLC0415
+
+    data = embeddings
+    if pca_components and pca_components < embeddings.shape[1] and len(embeddings) > pca_components:
+        data = PCA(pca_components, random_state=random_state or 0).fit_transform(embeddings)
+    index = pynndescent.NNDescent(data, n_neighbors=n_neighbors, random_state=random_state, low_memory=True,
+                                  n_jobs=None if random_state is not None else -1)
+    indices, distances = index.neighbor_graph
+    return data, indices, distances
+
+
+class TopicModel:
+    """Topics from sentence embeddings: NN-descent graph → UMAP → HDBSCAN → class-based TF-IDF keywords.
+
+    Scikit-learn style: hyper-parameters in the constructor, learned state in attributes ending
+    in ``_`` after :meth:`fit`. ``neighbors="auto"`` computes the k-NN graph itself on a CPU and
+    leaves it to UMAP on a GPU path (cuML's UMAP builds it on the device); ``random_state=None``
+    lets UMAP and NN-descent use every core (results vary run to run), an integer makes the run
+    repeatable at some cost in speed.
+
+    Attributes after ``fit``: ``labels_`` (topic per document, −1 = outlier), ``embedding_``
+    (the ``n_components``-D UMAP output), ``topic_words_`` (topic → top terms), ``weights_``
+    (c-TF-IDF, topics × terms), ``counts_`` (documents × terms), ``vocabulary_``, ``seconds_``
+    (wall time per step).
+
+    Keywords are the top c-TF-IDF terms that occur in at least ``min_word_docs`` of the topic's
+    documents. Measured on all 63k health tweets, that rule lifts the keywords' NPMI coherence
+    from −0.38 to −0.01 (and BERTopic's clusters' from −0.35 to −0.03): plain c-TF-IDF ranks a
+    word from one document of a small topic highly, and such words never co-occur.
+    """
+
+    def __init__(self, *, n_neighbors: int = 15, n_components: int = 5, min_cluster_size: int = 10,
+                 min_samples: int | None = 5, pca_components: int | None = None, n_epochs: int | None = 100,
+                 top_n: int = 10, min_word_docs: int = 3, neighbors: str = "auto", random_state: int | None = None) -> None:
+        self.n_neighbors = n_neighbors
+        self.n_components = n_components
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.pca_components = pca_components
+        self.n_epochs = n_epochs
+        self.top_n = top_n
+        self.min_word_docs = min_word_docs
+        self.neighbors = neighbors
+        self.random_state = random_state
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
+        return f"TopicModel({params})"
+
+    def _own_neighbours(self) -> bool:
+        if self.neighbors not in ("auto", "umap", "pca-nndescent"):
+            from .exceptions import ParameterError  # noqa: PLC0415
+
+            raise ParameterError(f"neighbors must be 'auto', 'umap' or 'pca-nndescent'. Got {self.neighbors!r} instead.")
+        if self.neighbors == "auto":
+            from .session import _current  # noqa: PLC0415
+
+            return not (_current is not None and _current.accel.on_gpu)
+        return self.neighbors == "pca-nndescent"
+
+    def fit(self, docs: Sequence[str], embeddings: np.ndarray) -> TopicModel:
+        """Cluster ``embeddings`` (one row per document) and describe each cluster by its words in ``docs``."""
+        import time  # noqa: PLC0415
+        import warnings  # noqa: PLC0415
+
+        import hdbscan  # noqa: PLC0415
+        import umap  # noqa: PLC0415
+
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if len(docs) != len(embeddings):
+            raise ValueError(f"{len(docs)} documents but {len(embeddings)} embeddings: they must pair up row by row.")
+        if len(docs) <= max(self.n_neighbors, self.min_cluster_size) * 2:
+            raise ValueError(f"{len(docs)} documents are too few for n_neighbors={self.n_neighbors} and "
+                             f"min_cluster_size={self.min_cluster_size}: use at least a few hundred.")
+        seconds: dict[str, float] = {}
+        start = time.perf_counter()
+        data, knn = embeddings, None
+        if self._own_neighbours():
+            data, indices, distances = _neighbours(embeddings, n_neighbors=self.n_neighbors,
+                                                   pca_components=self.pca_components, random_state=self.random_state)
+            knn = (indices, distances, None)
+            seconds["neighbours"] = time.perf_counter() - start
+        start = time.perf_counter()
+        reducer = umap.UMAP(n_neighbors=self.n_neighbors, n_components=self.n_components, min_dist=0.0,
+                            metric="euclidean" if knn else "cosine", init="pca", n_epochs=self.n_epochs,
+                            random_state=self.random_state, **({"precomputed_knn": knn} if knn else {}))
+        with warnings.catch_warnings():
+            # UMAP notes that a seed disables its parallelism and that a precomputed k-NN
+            # graph disables transform(); both are choices made here on purpose.
+            warnings.filterwarnings("ignore", message=".*(random_state|precomputed_knn|n_jobs).*")
+            self.embedding_ = np.asarray(reducer.fit_transform(data))
+        seconds["umap"] = time.perf_counter() - start
+        start = time.perf_counter()
+        clusterer = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples)
+        self.labels_ = np.asarray(clusterer.fit_predict(self.embedding_), dtype=int)
+        seconds["hdbscan"] = time.perf_counter() - start
+        start = time.perf_counter()
+        bag = vectorizer()
+        self.counts_ = bag.fit_transform(docs)
+        self.vocabulary_ = bag.get_feature_names_out()
+        self.weights_, classes = ctfidf(self.counts_, self.labels_)
+        if self.min_word_docs > 1:  # a word from one or two documents describes them, not the topic
+            self.weights_ = self.weights_.multiply(class_doc_frequency(self.counts_, self.labels_) >= self.min_word_docs).tocsr()
+        words = top_terms(self.weights_, self.vocabulary_, self.top_n)
+        self.topic_words_ = {int(c): w for c, w in zip(classes, words) if c >= 0}
+        seconds["keywords"] = time.perf_counter() - start
+        self._knn, self._data = knn, data  # reused by map_2d: the neighbour graph is the expensive part
+        self.seconds_ = seconds
+        return self
+
+    @property
+    def n_topics_(self) -> int:
+        return len(self.topic_words_)
+
+    def topic_info(self, names: dict[int, str] | None = None):
+        """One row per topic, largest first: ``topic``, ``name``, ``size``, ``share``, ``words``."""
+        import pandas as pd  # noqa: PLC0415
+
+        sizes = pd.Series(self.labels_).value_counts()
+        rows = [{"topic": k, "name": (names or {}).get(k, "_".join(w[:3])), "size": int(sizes.get(k, 0)),
+                 "share": sizes.get(k, 0) / len(self.labels_), "words": ", ".join(w)}
+                for k, w in self.topic_words_.items()]
+        return pd.DataFrame(rows).sort_values(["size", "topic"], ascending=[False, True]).reset_index(drop=True)
+
+    def representative_docs(self, docs: Sequence[str], embeddings: np.ndarray, n: int = 3) -> dict[int, list[str]]:
+        """The ``n`` documents of each topic closest (cosine) to the topic's mean embedding."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        out: dict[int, list[str]] = {}
+        for topic in self.topic_words_:
+            members = np.flatnonzero(self.labels_ == topic)
+            centre = embeddings[members].mean(axis=0)
+            closest = members[np.argsort(-(embeddings[members] @ centre), kind="stable")[:n]]
+            out[topic] = [docs[i] for i in closest]
+        return out
+
+    def map_2d(self) -> np.ndarray:
+        """A 2-D UMAP layout of the same documents for plotting, reusing the fitted neighbour graph."""
+        import umap  # noqa: PLC0415
+
+        knn = self._knn
+        reducer = umap.UMAP(n_neighbors=self.n_neighbors, n_components=2, min_dist=0.1, init="pca",
+                            metric="euclidean" if knn else "cosine", random_state=self.random_state,
+                            **({"precomputed_knn": knn} if knn else {}))
+        import warnings  # noqa: PLC0415
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(random_state|precomputed_knn|n_jobs).*")
+            return np.asarray(reducer.fit_transform(self._data))
+
+
+def quality(model: TopicModel, reference: Sequence[str] | None = None, *, corpus: Sequence[str] | None = None,
+            seed: int = 0) -> dict[str, float]:
+    """Topic count, outlier share, NPMI coherence, diversity and — given reference labels — NMI / ARI.
+
+    NPMI counts co-occurrence in ``corpus`` (e.g. the whole collection the sample came from;
+    default: the fitted documents). Outliers count as one more cluster in NMI / ARI (what a
+    reader of the topic table sees). ``nmi_shuffled`` is the NMI of the same clusters against
+    the reference labels shuffled: the score chance alone reaches with this many clusters.
+    """
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: PLC0415
+
+    words = list(model.topic_words_.values())
+    counts = model.counts_ if corpus is None else vectorizer(vocabulary=model.vocabulary_, min_df=1).transform(corpus)
+    scores = {"topics": model.n_topics_, "outlier_share": float(np.mean(model.labels_ < 0)),
+              "npmi": float(np.nanmean(npmi_coherence(words, counts, model.vocabulary_))) if words else float("nan"),
+              "diversity": topic_diversity(words)}
+    if reference is not None:
+        reference = np.asarray(reference)
+        shuffled = np.random.default_rng(seed).permutation(reference)
+        scores |= {"nmi": float(normalized_mutual_info_score(reference, model.labels_)),
+                   "ari": float(adjusted_rand_score(reference, model.labels_)),
+                   "nmi_shuffled": float(normalized_mutual_info_score(shuffled, model.labels_))}
+    return scores
+
+
+_NAME_SYSTEM = "You name topics found in a collection of {what}. Reply with the name only: 2 to 5 words."
+_NAME_EXAMPLE = ("Keywords: flu, vaccine, virus, outbreak, cases, cdc\nExamples:\n- CDC: flu season is off to an early start\n"
+                 "- Why this year's flu vaccine works less well", "Flu season and vaccines")
+
+
+def _name_messages(what: str, words: str, examples: list[str]) -> list[dict[str, str]]:
+    question = f"Keywords: {words}\nExamples:\n" + "\n".join(f"- {text[:200]}" for text in examples)
+    return [{"role": "system", "content": _NAME_SYSTEM.format(what=what)},
+            {"role": "user", "content": _NAME_EXAMPLE[0]}, {"role": "assistant", "content": _NAME_EXAMPLE[1]},
+            {"role": "user", "content": question}]
+
+
+def name_topics(endpoint, model: TopicModel, examples: dict[int, list[str]], *, what: str = "documents",
+                max_topics: int | None = None, seed: int = 0) -> dict[int, str]:
+    """A short name per topic from an LLM at ``endpoint``, given its keywords and example documents.
+
+    Topics are named largest first; ``max_topics`` caps how many get an LLM name (the rest keep
+    their keywords). A reply is cut to its first line and six words; an empty one falls back to
+    the first three keywords.
+    """
+    from .llm import chat  # noqa: PLC0415
+
+    info = model.topic_info()
+    names: dict[int, str] = {}
+    for rank, row in enumerate(info.itertuples()):
+        fallback = "_".join(model.topic_words_[row.topic][:3])
+        if max_topics is not None and rank >= max_topics:
+            names[row.topic] = fallback
+            continue
+        messages = _name_messages(what, row.words, examples[row.topic])
+        reply = chat(endpoint, messages, max_tokens=16, seed=seed, stream=False)
+        words = reply.text.strip().splitlines()[0].split() if reply.text.strip() else []
+        name = " ".join(words[:6]).strip("\"'*.:") + (" …" if len(words) > 6 else "")
+        names[row.topic] = name or fallback
+    return names
+
+
+def _wrap(text: str, width: int = 60, limit: int = 240) -> str:
+    import html  # noqa: PLC0415
+    import textwrap  # noqa: PLC0415
+
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
+
+
+def topic_map(coords: np.ndarray, labels: np.ndarray, names: dict[int, str], *, hover: Sequence[str],
+              top: int = 20, title: str = "Documents by topic"):
+    """An interactive plotly scatter of the 2-D layout, coloured by topic, with each document on hover.
+
+    The ``top`` largest topics get their own colour and legend entry; smaller topics are drawn
+    as "other topics" and outliers in light grey, so the legend stays readable.
+    """
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    labels = np.asarray(labels)
+    sizes = {k: int(np.sum(labels == k)) for k in names}
+    shown = sorted(names, key=lambda k: (-sizes[k], k))[:top]
+    groups = [(f"{k}: {names[k]}", labels == k, None) for k in shown]
+    rest = ~np.isin(labels, shown) & (labels >= 0)
+    groups += [("other topics", rest, "#9e9e9e"), ("outliers", labels < 0, "#dddddd")]
+    figure = go.Figure()
+    kind = go.Scattergl if len(labels) > 20_000 else go.Scatter  # SVG is exact and light up to ~20k points
+    for name, mask, colour in groups:
+        if not mask.any():
+            continue
+        idx = np.flatnonzero(mask)
+        figure.add_trace(kind(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{name} ({len(idx):,})",
+                              text=[_wrap(hover[i]) for i in idx], hovertemplate="%{text}<extra>" + _wrap(name, 40) + "</extra>",
+                              marker={"size": 4, "opacity": 0.75 if colour is None else 0.4,
+                                      **({"color": colour} if colour else {})}))
+    figure.update_layout(title=title, height=620, template="plotly_white", legend={"font": {"size": 10}, "itemsizing": "constant"},
+                         xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def show(figure):
+    """The figure as self-contained HTML (plotly.js inline): interactive in JupyterLab and in the static guide, offline."""
+    from IPython.display import HTML  # noqa: PLC0415
+
+    return HTML(figure.to_html(include_plotlyjs=True, full_html=False, config={"displaylogo": False}))
+
+
+def topics_over_time(labels: np.ndarray, dates, names: dict[int, str], *, top: int = 8, freq: str = "Q",
+                     min_docs: int = 30):
+    """Share of each period's documents in each of the ``top`` largest topics (periods × topics).
+
+    Periods with fewer than ``min_docs`` documents are left out: a share of a handful is noise.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.DataFrame({"topic": np.asarray(labels), "date": pd.to_datetime(dates)}).dropna()
+    shown = frame.loc[frame["topic"] >= 0, "topic"].value_counts().index[:top]
+    period = frame["date"].dt.to_period(freq).dt.start_time
+    counts = pd.crosstab(period, frame["topic"])
+    totals = counts.sum(axis=1)
+    shares = counts.div(totals, axis=0).loc[totals >= min_docs, list(shown)]
+    return shares.rename(columns={k: f"{k}: {names.get(k, k)}" for k in shown})
+
+
+def embedding_cache_path(texts: Sequence[str]) -> Path:
+    """Where :func:`embed` keeps (or would keep) the embeddings of exactly these texts."""
+    from .embeddings import MINILM_SHA256  # noqa: PLC0415
+
+    return settings.cache_dir / "embeddings" / f"minilm-{_embedding_key(texts, MINILM_SHA256)}.npy"

@@ -1,0 +1,171 @@
+"""Topic modelling: c-TF-IDF, NPMI and diversity by hand; the estimator on data with known groups; corpora; the map."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from sparkbooks import datasets, embeddings, topics
+from sparkbooks.exceptions import ParameterError
+
+
+def test_clean_text_drops_links_handles_and_entities():
+    cleaned = topics.clean_text(["RT @nprhealth: Flu shots &amp; you http://n.pr/1abc  now", "Ebola  update www.cdc.gov @CDCgov"])
+    assert cleaned == ["Flu shots & you now", "Ebola update"]
+
+
+def test_ctfidf_matches_the_formula_by_hand():
+    # 3 documents × 3 terms; classes 0 (docs 0, 1) and 1 (doc 2)
+    counts = sp.csr_matrix(np.array([[2, 0, 1], [1, 1, 0], [0, 3, 1]]))
+    weights, classes = topics.ctfidf(counts, np.array([0, 0, 1]))
+    assert classes.tolist() == [0, 1]
+    per_class = np.array([[3, 1, 1], [0, 3, 1]], dtype=float)
+    tf = per_class / per_class.sum(axis=1, keepdims=True)
+    idf = np.log1p(per_class.sum() / 2 / per_class.sum(axis=0))
+    assert np.allclose(weights.toarray(), tf * idf)
+    assert topics.top_terms(weights, np.array(["a", "b", "c"]), n=2) == [["a", "c"], ["b", "c"]]  # c is rarer overall than b
+
+
+def test_top_terms_skip_zero_weights():
+    assert topics.top_terms(np.array([[0.0, 0.5, 0.0]]), np.array(["x", "y", "z"]), n=3) == [["y"]]
+
+
+def test_npmi_extremes_and_a_value_by_hand():
+    vocab = np.array(["a", "b", "c", "d"])
+    # a,b always together; c,d never together; a,c: p(a)=.5 p(c)=.5 p(ac)=.25 → independent → 0
+    docs = sp.csr_matrix(np.array([[1, 1, 1, 0], [1, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]]))
+    scores = topics.npmi_coherence([["a", "b"], ["c", "d"], ["a", "c"], ["a", "zzz"]], docs, vocab)
+    assert scores[0] == pytest.approx(1.0)
+    assert scores[1] == pytest.approx(-1.0)
+    assert scores[2] == pytest.approx(0.0, abs=1e-12)
+    assert np.isnan(scores[3])  # one known word: no pair to score
+
+
+def test_topic_diversity():
+    assert topics.topic_diversity([["a", "b"], ["c", "d"]]) == 1.0
+    assert topics.topic_diversity([["a", "b"], ["a", "b"]]) == 0.5
+
+
+def test_health_tweets_carry_dates_and_news_articles_load(cache):
+    tweets = datasets.health_tweets(n=500, seed=1)
+    assert tweets["date"].between("2011-01-01", "2015-12-31").all()
+    articles = datasets.news_articles()
+    assert len(articles) == 3_823 and articles["source"].nunique() == 9
+    assert articles["date"].notna().mean() > 0.99 and articles["text"].str.len().min() > 0
+
+
+def test_corpus_refuses_unknown_names_and_files_without_text(tmp_path):
+    with pytest.raises(ParameterError, match="health-tweets"):
+        datasets.corpus("tweets")
+    with pytest.raises(ParameterError, match="does not exist"):
+        datasets.corpus(str(tmp_path / "missing.parquet"))
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"body": ["x"]}).to_csv(bad, index=False)
+    with pytest.raises(ParameterError, match="no 'text' column"):
+        datasets.corpus(str(bad))
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"text": ["one", " ", "two", "three"]}).to_csv(good, index=False)
+    assert datasets.corpus(str(good), n=2, seed=0)["text"].isin(["one", "two", "three"]).all()
+
+
+def test_embeddings_are_cached_by_content(cache, monkeypatch):
+    texts = ["Flu season starts early", "New workout for busy people"]
+    first = topics.embed(texts, show_progress=False)
+    assert first.shape == (2, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
+    assert topics.embedding_cache_path(texts).exists()
+    assert topics.embedding_cache_path(texts[::-1]) != topics.embedding_cache_path(texts)
+
+    def no_model(**_):
+        raise AssertionError("the model was loaded although the embeddings were cached")
+
+    monkeypatch.setattr(embeddings, "load_minilm", no_model)
+    assert np.array_equal(topics.embed(texts, show_progress=False), first)
+    topics.embedding_cache_path(texts).write_bytes(b"damaged")
+    monkeypatch.undo()
+    monkeypatch.setattr(topics.settings, "cache_dir", cache)
+    assert np.allclose(topics.embed(texts, show_progress=False), first, atol=1e-6)  # recomputed, not trusted
+
+
+def _grouped(n_groups=5, per_group=120, seed=0):
+    """Unit vectors scattered around ``n_groups`` random centres, with texts using each group's own words."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_groups, 384))
+    groups = np.repeat(np.arange(n_groups), per_group)
+    vectors = centres[groups] + rng.normal(scale=0.35, size=(len(groups), 384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    words = [["flu", "vaccine", "virus"], ["workout", "yoga", "gym"], ["cancer", "tumor", "breast"],
+             ["insurance", "medicaid", "obamacare"], ["sugar", "soda", "diet"]]
+    filler = ["today", "people", "report", "study", "week"]
+    docs = [" ".join(rng.choice(words[g], 3).tolist() + rng.choice(filler, 3).tolist()) for g in groups]
+    return docs, vectors.astype(np.float32), groups
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    docs, vectors, groups = _grouped()
+    return topics.TopicModel(min_cluster_size=30, random_state=0).fit(docs, vectors), docs, vectors, groups
+
+
+def test_topic_model_recovers_known_groups_and_their_words(fitted):
+    model, docs, vectors, groups = fitted
+    from sklearn.metrics import adjusted_rand_score
+
+    assert model.n_topics_ == 5 and (model.labels_ < 0).mean() < 0.1
+    assert adjusted_rand_score(groups, model.labels_) > 0.9
+    found = {frozenset(words[:3]) for words in model.topic_words_.values()}
+    assert frozenset(["flu", "vaccine", "virus"]) in found and frozenset(["sugar", "soda", "diet"]) in found
+    assert set(model.seconds_) == {"neighbours", "umap", "hdbscan", "keywords"}
+    info = model.topic_info()
+    assert info["size"].is_monotonic_decreasing and info["size"].sum() == (model.labels_ >= 0).sum()
+
+
+def test_quality_separates_real_from_shuffled_agreement(fitted):
+    model, docs, vectors, groups = fitted
+    scores = topics.quality(model, groups.astype(str), seed=0)
+    assert scores["nmi"] > 0.8 > 0.1 > scores["nmi_shuffled"]
+    # each topic's terms: its own 3 words and the 5 shared fillers → 20 distinct of 5 × 8
+    assert scores["diversity"] == pytest.approx(20 / 40) and scores["npmi"] > 0
+
+
+def test_representatives_belong_to_their_topic_and_map_reuses_the_graph(fitted):
+    model, docs, vectors, groups = fitted
+    reps = model.representative_docs(docs, vectors, n=2)
+    for topic, texts in reps.items():
+        members = {docs[i] for i in np.flatnonzero(model.labels_ == topic)}
+        assert len(texts) == 2 and set(texts) <= members
+    coords = model.map_2d()
+    assert coords.shape == (len(docs), 2) and np.isfinite(coords).all()
+
+
+def test_topic_model_refuses_mismatched_or_tiny_input():
+    with pytest.raises(ValueError, match="must pair up"):
+        topics.TopicModel().fit(["a", "b"], np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="too few"):
+        topics.TopicModel().fit(["a"] * 20, np.zeros((20, 4)))
+    with pytest.raises(ParameterError, match="neighbors"):
+        topics.TopicModel(neighbors="faiss").fit(["a"] * 500, np.random.default_rng(0).normal(size=(500, 8)))
+
+
+def test_topic_map_escapes_hover_text_and_greys_small_topics():
+    coords = np.random.default_rng(0).normal(size=(6, 2))
+    labels = np.array([0, 0, 1, 1, 2, -1])
+    figure = topics.topic_map(coords, labels, {0: "flu", 1: "gym", 2: "tiny"},
+                              hover=["<script>alert(1)</script>"] + ["ok"] * 5, top=2)
+    names = [trace.name for trace in figure.data]
+    assert names == ["0: flu (2)", "1: gym (2)", "other topics (1)", "outliers (1)"]
+    assert "<script>" not in figure.data[0].text[0] and "&lt;script&gt;" in figure.data[0].text[0]
+    html = topics.show(figure).data
+    assert "Plotly.newPlot" in html and "cdn.plot.ly" not in html.split("plotly.js v")[0][-500:]
+
+
+def test_topics_over_time_drops_thin_periods():
+    dates = pd.to_datetime(["2014-01-05"] * 40 + ["2014-04-02"] * 5)
+    labels = np.array([0] * 30 + [1] * 10 + [0] * 5)
+    shares = topics.topics_over_time(labels, dates, {0: "a", 1: "b"}, min_docs=30)
+    assert list(shares.index) == [pd.Timestamp("2014-01-01")]
+    assert shares.iloc[0].tolist() == [0.75, 0.25]
+
+
+def test_class_doc_frequency_counts_documents_not_occurrences():
+    counts = sp.csr_matrix(np.array([[3, 0], [1, 1], [0, 2]]))
+    assert topics.class_doc_frequency(counts, np.array([0, 0, 1])).toarray().tolist() == [[2, 1], [0, 1]]
