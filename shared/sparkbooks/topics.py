@@ -48,9 +48,11 @@ def embed(texts: Sequence[str], *, model=None, batch_size: int = 128, cache: boo
 
     The cache key hashes the model's weights checksum and every text in order, so a different
     corpus, sample size or seed never reuses stale vectors; a damaged cache file is recomputed.
+    Passing your own ``model`` turns the cache off (its vectors are not MiniLM's).
     """
     from .embeddings import load_minilm  # noqa: PLC0415
 
+    cache = cache and model is None
     path = embedding_cache_path(texts)
     if cache and path.exists():
         try:
