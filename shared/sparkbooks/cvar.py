@@ -178,7 +178,9 @@ def solve(problem: CVaRProblem, *, tol: float = 1e-8, max_iter: int = 100, verbo
         pobj = float(q @ x) + alpha + c_u * float(u.sum())
         dobj = -float(b_in @ lam[2]) - float(hi[hi_idx] @ lam[3]) + float(lo[lo_idx] @ lam[4]) - float(b_eq @ y)
         rel_p = float(np.sqrt(sum(float(v @ v) for v in rp) + float(req @ req))) / norm_h
-        rel_d = float(np.sqrt(float(rd[0] @ rd[0]) + rd[1] ** 2 + float(rd[2] @ rd[2]))) / norm_c
+        # dual residual relative to the largest term it balances (c, Gᵀλ or Aᵀy), as Clarabel and ECOS measure it
+        scale_d = max(norm_c, 1.0 + float(np.linalg.norm(gx)), 1.0 + float(np.linalg.norm(a_eq.T @ y)))
+        rel_d = float(np.sqrt(float(rd[0] @ rd[0]) + rd[1] ** 2 + float(rd[2] @ rd[2]))) / scale_d
         gap = abs(pobj - dobj) / (1.0 + abs(pobj))
         certificate = {"primal_residual": rel_p, "dual_residual": rel_d, "gap": gap}
         if verbose:
