@@ -19,6 +19,9 @@ SAMPLES = [
     ex.ModelNotServedError("nope"),
     ex.ContextLengthError("long"),
     ex.ServerDiedError("dead"),
+    ex.VisionUnsupportedError("text only"),
+    ex.RequestTimeoutError("slow"),
+    ex.ImageInputError("not an image"),
 ]
 
 
@@ -37,6 +40,7 @@ def test_pickle_round_trip_keeps_type_and_message(error):
 def test_tree_matches_the_docstring():
     assert issubclass(ex.ParameterError, ValueError)
     assert issubclass(ex.ChecksumMismatchError, ex.SourceError)
+    assert issubclass(ex.ImageInputError, ValueError) and issubclass(ex.RequestTimeoutError, TimeoutError)
     for name in ex.__all__:
         if isinstance(getattr(ex, name), type):
             assert issubclass(getattr(ex, name), ex.SparkbooksError)

@@ -64,3 +64,18 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
     assert any("SmolLM2" in s for s in results["stand_ins"])
     leftovers = llama_server_pids() - executed["servers_before"]
     assert leftovers == set(), "a llama-server outlived its playbook run"
+
+
+@pytest.mark.slow
+def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed):
+    results = json.loads((executed["runs"] / "vlm" / "results.json").read_text())
+    values = {r["name"]: r["value"] for r in results["results"]}
+    assert values["schema_valid_rate"] == 1.0
+    assert values["doc_accuracy"] >= 0.75 and values["doc_accuracy"] > values["free_text_accuracy"]
+    assert 0 < values["ocr_s_per_page"] < values["seconds_per_doc"]
+    assert not {"vlm_doc_accuracy", "images_per_s_max"} & set(values), "a VLM figure without a VLM"
+    notebook = (executed["runs"] / "vlm" / "vlm.ipynb").read_text()
+    assert "No VLM endpoint: nothing is captioned" in notebook and "data:image/jpeg;base64," in notebook
+    assert any("PP-OCRv4" in s and "SmolLM2" in s for s in results["stand_ins"])
+    leftovers = llama_server_pids() - executed["servers_before"]
+    assert leftovers == set(), "a llama-server outlived its playbook run"

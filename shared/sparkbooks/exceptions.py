@@ -11,10 +11,13 @@
      ├── NotebookExecutionError                 a cell failed while running a playbook
      ├── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
      ├── MissingDependencyError (ImportError)   an optional extra is not installed
+     ├── ImageInputError (also ValueError)      a file is not a readable image
      └── ServerError                            an LLM server (llama.cpp, vLLM, …) misbehaved
           ├── ServerUnreachableError            nothing answers at the base URL
           ├── ModelNotServedError (LookupError) the server does not serve that model
           ├── ContextLengthError                the prompt does not fit the context window
+          ├── VisionUnsupportedError            the served model takes no image input
+          ├── RequestTimeoutError (TimeoutError) no answer within the request's time limit
           └── ServerDiedError                   the server went away (mid-stream, or at start)
 
 Every message says what to do next.
@@ -26,17 +29,20 @@ __all__ = [
     "AcceleratorUnavailableError",
     "ChecksumMismatchError",
     "ContextLengthError",
+    "ImageInputError",
     "MetadataError",
     "MissingDependencyError",
     "ModelNotServedError",
     "NotebookExecutionError",
     "ParameterError",
     "PlaybookNotFoundError",
+    "RequestTimeoutError",
     "ServerDiedError",
     "ServerError",
     "ServerUnreachableError",
     "SourceError",
     "SparkbooksError",
+    "VisionUnsupportedError",
 ]
 
 
@@ -103,6 +109,10 @@ def require(module: str, *, extra: str) -> None:
         raise MissingDependencyError(f"{module} is not installed: `pip install -e '.[{extra}]'` (or `make install`).")
 
 
+class ImageInputError(SparkbooksError, ValueError):
+    """A file or byte string is not an image that can be read."""
+
+
 class ServerError(SparkbooksError):
     """An OpenAI-compatible LLM server failed to do what was asked."""
 
@@ -117,6 +127,14 @@ class ModelNotServedError(ServerError, LookupError):
 
 class ContextLengthError(ServerError):
     """The prompt (plus the tokens asked for) exceeds the context window."""
+
+
+class VisionUnsupportedError(ServerError):
+    """The endpoint answered, but its model does not accept images."""
+
+
+class RequestTimeoutError(ServerError, TimeoutError):
+    """The server accepted the request but did not answer within the time limit."""
 
 
 class ServerDiedError(ServerError):

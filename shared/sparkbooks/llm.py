@@ -15,7 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exceptions import ContextLengthError, ModelNotServedError, ServerDiedError, ServerError, ServerUnreachableError
+from .exceptions import (
+    ContextLengthError,
+    ModelNotServedError,
+    ServerDiedError,
+    RequestTimeoutError,
+    ServerError,
+    ServerUnreachableError,
+    VisionUnsupportedError,
+)
 
 __all__ = [
     "Endpoint",
@@ -85,12 +93,20 @@ def connect(base_url: str, *, model: str | None = None, api_key: str | None = No
 
 
 @contextmanager
-def _translated(endpoint: Endpoint, *, streaming: bool = False) -> Iterator[None]:
+def _translated(endpoint: Endpoint, *, streaming: bool = False, timeout: float | None = None) -> Iterator[None]:
     import httpx  # noqa: PLC0415
     import openai  # noqa: PLC0415
 
     try:
-        yield
+        try:
+            yield
+        except (openai.BadRequestError, openai.InternalServerError) as exc:
+            if _no_vision(str(exc)):
+                raise VisionUnsupportedError(
+                    f"{endpoint.base_url} serves {endpoint.model!r}, which does not accept images ({str(exc)[:200]}). "
+                    "Serve a vision-language model, e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`, or start "
+                    "llama-server with `--mmproj` for the model's projector.") from None
+            raise
     except (httpx.TransportError, ConnectionError) as exc:  # raised raw while iterating a stream
         raise ServerDiedError(f"The connection to {endpoint.base_url} broke mid-response ({type(exc).__name__}: {exc}); "
                               "the server probably died — check its log, then start it again.") from None
@@ -102,6 +118,10 @@ def _translated(endpoint: Endpoint, *, streaming: bool = False) -> Iterator[None
                 f"The prompt does not fit the context window{limit}: {text}. Shorten the prompt or lower max_tokens, "
                 "or restart the server with a larger --ctx-size (llama.cpp) / --max-model-len (vLLM).") from None
         raise ServerError(f"The server rejected the request: {text}") from None
+    except openai.APITimeoutError:  # before APIConnectionError, its parent
+        raise RequestTimeoutError(f"{endpoint.base_url} did not answer within {timeout} s. The server may be busy or the "
+                                  "request large (many or big images, long max_tokens): raise the timeout, send "
+                                  "smaller images, or lower max_tokens.") from None
     except openai.NotFoundError as exc:
         raise ModelNotServedError(f"{endpoint.base_url}: {exc}. Served: {', '.join(endpoint.served)}.") from None
     except (openai.APIConnectionError, openai.InternalServerError) as exc:
@@ -109,6 +129,15 @@ def _translated(endpoint: Endpoint, *, streaming: bool = False) -> Iterator[None
             raise ServerDiedError(f"The connection to {endpoint.base_url} broke mid-response ({exc}); the server "
                                   "probably died — check its log, then start it again.") from None
         raise ServerUnreachableError(f"No server answers at {endpoint.base_url} ({exc}). {_START_HINT}") from None
+
+
+_NO_VISION = ("image input is not supported", "does not support image", "not a multimodal model",
+              "multimodal input is not supported", "at most 0 image")
+
+
+def _no_vision(text: str) -> bool:
+    """Whether a server's error says its model takes no images (llama.cpp, vLLM and Ollama phrasings)."""
+    return any(marker in text.lower() for marker in _NO_VISION)
 
 
 def _context_limit(exc: Any) -> str:
@@ -155,17 +184,20 @@ def _request(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_t
 
 def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_tokens: int = 256, temperature: float = 0.0,
          seed: int | None = None, reasoning: bool | None = None, stream: bool = True,
-         on_text: Callable[[str], None] | None = None, **extra: Any) -> Reply:
+         on_text: Callable[[str], None] | None = None, timeout: float = 300.0, **extra: Any) -> Reply:
     """One chat completion; streamed by default so time to first token is measured.
+
+    ``timeout`` (seconds) bounds each network read; a server that says nothing for that long
+    raises :class:`RequestTimeoutError`.
 
     ``extra`` passes straight to the API (``response_format``, ``tools``, ``tool_choice``…).
     """
     body = _request(endpoint, messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
                     reasoning=reasoning, extra=extra)
-    client = endpoint.client()
+    client = endpoint.client(timeout=timeout)
     start = time.perf_counter()
     if not stream:
-        with _translated(endpoint):
+        with _translated(endpoint, timeout=timeout):
             done = client.chat.completions.create(**body)
         choice = done.choices[0]
         usage = done.usage
@@ -178,9 +210,9 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
     reply = Reply(text="")
     parts: list[str] = []
     thoughts: list[str] = []
-    with _translated(endpoint):
+    with _translated(endpoint, timeout=timeout):
         chunks = client.chat.completions.create(**body, stream=True, stream_options={"include_usage": True})
-    with _translated(endpoint, streaming=True):
+    with _translated(endpoint, streaming=True, timeout=timeout):
         for chunk in chunks:
             now = time.perf_counter()
             if chunk.choices:
@@ -236,13 +268,19 @@ def sweep(endpoint: Endpoint, prompts: Sequence[str], *, levels: Sequence[int], 
 
 
 def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], instruction: str,
-                 max_tokens: int = 200, seed: int = 0) -> tuple[dict[str, Any] | None, str, Reply]:
-    """Ask for JSON constrained by ``schema`` and validate it; returns ``(object or None, error, reply)``."""
+                 max_tokens: int = 200, seed: int = 0, examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
+                 timeout: float = 300.0) -> tuple[dict[str, Any] | None, str, Reply]:
+    """Ask for JSON constrained by ``schema`` and validate it; returns ``(object or None, error, reply)``.
+
+    ``examples`` are (text, answer) pairs sent first as a worked conversation (few-shot prompting).
+    """
     import jsonschema  # noqa: PLC0415
 
     fmt = {"type": "json_schema", "json_schema": {"name": "extraction", "schema": dict(schema), "strict": True}}
-    reply = chat(endpoint, [{"role": "system", "content": instruction}, {"role": "user", "content": text}],
-                 max_tokens=max_tokens, seed=seed, response_format=fmt)
+    shots = [m for source, answer in examples for m in ({"role": "user", "content": source},
+                                                        {"role": "assistant", "content": json.dumps(answer)})]
+    reply = chat(endpoint, [{"role": "system", "content": instruction}, *shots, {"role": "user", "content": text}],
+                 max_tokens=max_tokens, seed=seed, response_format=fmt, timeout=timeout)
     try:
         obj = json.loads(reply.text)
         jsonschema.validate(obj, schema)

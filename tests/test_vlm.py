@@ -1,0 +1,149 @@
+"""The VLM request path against a real OpenAI-compatible HTTP server running a tiny random Qwen2.5-VL.
+
+The fixture model's answers are noise; these tests check what is sent and what comes back
+(images as data URLs, schemas, usage, timeouts, errors), never what the model says.
+"""
+
+import base64
+import io
+import json
+
+import nbformat
+import pytest
+from PIL import Image
+
+from sparkbooks import documents, llm, serve, vlm
+from sparkbooks.exceptions import ImageInputError, RequestTimeoutError, VisionUnsupportedError
+
+from . import tiny_qwen_vl
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    base_url, state, server = tiny_qwen_vl.serve()
+    yield llm.connect(base_url), state
+    server.shutdown()
+    server.server_close()
+
+
+def _png(size, colour="white") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_unreadable_inputs_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(ImageInputError, match="no such file"):
+        vlm.load_image(tmp_path / "missing.jpg")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ImageInputError, match="empty"):
+        vlm.load_image(tmp_path / "empty.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(ImageInputError, match="not a readable image"):
+        vlm.load_image(tmp_path / "notes.txt")
+    with pytest.raises(ImageInputError, match="not a readable image"):
+        vlm.load_image(_png((64, 64))[:60])  # truncated file
+
+
+def test_huge_image_is_downscaled_with_a_note_not_a_crash():
+    loaded = vlm.load_image(_png((6000, 1500)), max_side=2048)
+    assert loaded.size == (2048, 512) and "downscaled from 6000×1500 to 2048×512" in loaded.note
+    assert vlm.load_image(_png((300, 200))).note == ""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8000, 6000), "grey").save(buffer, format="JPEG")  # decoded at reduced scale, then resized
+    photo = vlm.load_image(buffer.getvalue(), max_side=1280)
+    assert photo.size == (1280, 960) and "from 8000×6000" in photo.note
+
+
+def test_decompression_bomb_is_refused_not_decoded(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(ImageInputError, match="decompression bomb.*MAX_IMAGE_PIXELS"):
+        vlm.load_image(_png((100, 100)))
+
+
+def test_visual_tokens_match_transformers_image_processor():
+    from transformers import Qwen2VLImageProcessorPil
+
+    # the limits in Qwen2.5-VL-7B-Instruct's preprocessor_config.json (the bare class defaults to 1,280 tokens at most)
+    processor = Qwen2VLImageProcessorPil(size={"shortest_edge": 3136, "longest_edge": 12845056})
+    for size in [(900, 500), (916, 614), (50, 40), (4032, 3024), (1920, 1080)]:
+        grid = processor(images=[Image.new("RGB", size)], return_tensors="pt")["image_grid_thw"][0]
+        assert vlm.qwen_visual_tokens(*size)[0] == int(grid.prod()) // 4, size
+
+
+def test_request_carries_the_image_as_a_data_url_and_the_schema(tiny):
+    endpoint, state = tiny
+    page = vlm.load_image(documents.make_invoices(1, seed=0)[0].image)
+    reply = vlm.ask(endpoint, [page], "what is the total", schema=documents.INVOICE_SCHEMA, max_tokens=8)
+    sent = state["requests"][-1]
+    text, image = sent["messages"][0]["content"]
+    assert text == {"type": "text", "text": "what is the total"} and image["type"] == "image_url"
+    header, payload = image["image_url"]["url"].split(",", 1)
+    assert header == "data:image/jpeg;base64"
+    assert Image.open(io.BytesIO(base64.b64decode(payload))).size == page.size
+    assert sent["response_format"]["json_schema"]["schema"] == documents.INVOICE_SCHEMA
+    assert sent["model"] == tiny_qwen_vl.MODEL_ID and sent["max_tokens"] == 8
+    # the server's usage counts the image tokens the formula predicts, plus the same text tokens as without an image
+    text_only = llm.chat(endpoint, [{"role": "user", "content": "what is the total"}], max_tokens=2, stream=False)
+    assert reply.prompt_tokens - text_only.prompt_tokens == vlm.qwen_visual_tokens(*page.size)[0] + 2  # vision start/end
+
+
+def test_preview_shows_the_request_without_the_base64_bulk():
+    body = vlm.request_body([vlm.load_image(_png((400, 300)))], "describe", max_tokens=5)
+    preview = vlm.request_preview(body)
+    url = body["messages"][0]["content"][1]["image_url"]["url"]
+    assert f"({len(url):,} characters)" in preview and url not in preview
+    assert json.loads(preview)["max_tokens"] == 5
+
+
+def test_slow_server_raises_a_timeout_that_says_what_to_do(tiny):
+    endpoint, state = tiny
+    state["delay_s"] = 2.0
+    try:
+        with pytest.raises(RequestTimeoutError, match="did not answer within 0.5 s.*smaller images"):
+            vlm.ask(endpoint, [vlm.load_image(_png((56, 56)))], "what", timeout=0.5)
+    finally:
+        state["delay_s"] = 0.0
+
+
+def test_vlm_extraction_and_throughput_use_the_same_path(tiny):
+    endpoint, state = tiny
+    docs = documents.make_invoices(2, seed=1)
+    predictions, seconds, replies = documents.extract_with_vlm(endpoint, docs, max_side=448)
+    assert len(predictions) == 2 and all(p is None for p in predictions)  # noise is never schema-valid JSON
+    assert all(r.prompt_tokens > vlm.qwen_visual_tokens(448, 300)[0] for r in replies)
+    table, _ = documents.score(predictions, docs, seconds)
+    assert not table["valid"].any()
+    sweep = vlm.throughput(endpoint, [vlm.load_image(_png((640, 480)))], levels=[1, 2], sides=[224, 448], requests_per_level=2)
+    assert list(sweep["side_px"]) == [224, 224, 448, 448] and (sweep["images_per_s"] > 0).all()
+    assert sweep["prompt_tokens"].sub(sweep["predicted_visual_tokens"]).nunique() == 1  # same text tokens at every size
+
+
+def test_text_only_llama_server_says_it_takes_no_images():
+    with serve.stand_in(ctx_size=2048, parallel=1) as server:
+        endpoint = llm.connect(server.base_url)
+        with pytest.raises(VisionUnsupportedError, match="does not accept images.*mmproj"):
+            vlm.ask(endpoint, [vlm.load_image(_png((64, 64)))], "what is this?")
+
+
+def test_sample_photos_are_real_and_offline():
+    photos = vlm.sample_photos()
+    assert set(photos) == {"astronaut", "coffee", "chelsea", "rocket", "grace_hopper"}
+    assert photos["astronaut"].size == (512, 512) and photos["grace_hopper"].image.mode == "RGB"
+
+
+@pytest.mark.slow
+def test_playbook_vlm_branch_runs_end_to_end_against_an_http_vlm(tiny, tmp_path):
+    # the Spark path's cells (captions, VLM extraction, throughput) executed for real; the fixture's
+    # answers are noise, so this checks that the cells run and record, never what they record
+    from sparkbooks import runner
+
+    endpoint, _ = tiny
+    params = {"base_url": endpoint.base_url, "n_documents": 2, "sides": "112,224", "concurrency": "1,2", "requests_per_level": 2}
+    result = runner.run("vlm", profile="cpu", params=params, out=tmp_path, progress=False)
+    values = {r["name"]: r["value"] for r in json.loads((tmp_path / "vlm" / "results.json").read_text())["results"]}
+    assert values["vlm_schema_valid_rate"] == 0.0 and values["vlm_seconds_per_doc"] > 0
+    assert values["images_per_s_max"] > 0 and values["schema_valid_rate"] == 1.0
+    notebook = nbformat.read(tmp_path / "vlm" / "vlm.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    assert result.status == "ok" and "No VLM endpoint" not in printed and "prompt tokens" in printed
