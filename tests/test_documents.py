@@ -87,6 +87,8 @@ def test_ocr_reads_a_generated_invoice_in_reading_order(engine):
 def test_ocr_refuses_undecodable_bytes_with_the_reason(engine):
     with pytest.raises(ImageInputError, match="OCR could not read"):
         engine.read(b"%PDF-1.7 not an image")
+    with pytest.raises(ImageInputError, match="no such file"):
+        engine.read("/nonexistent/scan.jpg")
 
 
 def test_damaged_ocr_model_is_refused(monkeypatch):

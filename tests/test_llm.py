@@ -9,7 +9,13 @@ import time
 import pytest
 
 from sparkbooks import chat_widget, llm, serve
-from sparkbooks.exceptions import ContextLengthError, ModelNotServedError, ServerDiedError, ServerUnreachableError
+from sparkbooks.exceptions import (
+    ContextLengthError,
+    ModelNotServedError,
+    RequestTimeoutError,
+    ServerDiedError,
+    ServerUnreachableError,
+)
 
 SYSTEM = {"role": "system", "content": "You are a concise, helpful assistant."}
 
@@ -116,3 +122,34 @@ def test_server_dying_mid_stream_is_reported():
                      on_text=lambda _: first.set())
         killer.join()
     assert first.is_set()
+
+
+def test_stream_that_stalls_mid_answer_raises_a_timeout():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Stalling(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            chunk = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
+                     "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}]}
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+            time.sleep(3)  # then nothing: a server stuck mid-answer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        stalled = llm.Endpoint(f"http://127.0.0.1:{httpd.server_address[1]}/v1", "m", ("m",))
+        start = time.perf_counter()
+        with pytest.raises(RequestTimeoutError, match="stopped sending for 0.5 s"):
+            llm.chat(stalled, [{"role": "user", "content": "hi"}], timeout=0.5)
+        assert time.perf_counter() - start < 2.5
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -18,8 +18,8 @@ from typing import Any
 from .exceptions import (
     ContextLengthError,
     ModelNotServedError,
-    ServerDiedError,
     RequestTimeoutError,
+    ServerDiedError,
     ServerError,
     ServerUnreachableError,
     VisionUnsupportedError,
@@ -107,6 +107,8 @@ def _translated(endpoint: Endpoint, *, streaming: bool = False, timeout: float |
                     "Serve a vision-language model, e.g. `vllm serve Qwen/Qwen2.5-VL-7B-Instruct`, or start "
                     "llama-server with `--mmproj` for the model's projector.") from None
             raise
+    except (openai.APITimeoutError, httpx.TimeoutException):  # before APIConnectionError / TransportError, their parents
+        raise RequestTimeoutError(_timeout_message(endpoint, timeout, streaming=streaming)) from None
     except (httpx.TransportError, ConnectionError) as exc:  # raised raw while iterating a stream
         raise ServerDiedError(f"The connection to {endpoint.base_url} broke mid-response ({type(exc).__name__}: {exc}); "
                               "the server probably died — check its log, then start it again.") from None
@@ -118,10 +120,6 @@ def _translated(endpoint: Endpoint, *, streaming: bool = False, timeout: float |
                 f"The prompt does not fit the context window{limit}: {text}. Shorten the prompt or lower max_tokens, "
                 "or restart the server with a larger --ctx-size (llama.cpp) / --max-model-len (vLLM).") from None
         raise ServerError(f"The server rejected the request: {text}") from None
-    except openai.APITimeoutError:  # before APIConnectionError, its parent
-        raise RequestTimeoutError(f"{endpoint.base_url} did not answer within {timeout} s. The server may be busy or the "
-                                  "request large (many or big images, long max_tokens): raise the timeout, send "
-                                  "smaller images, or lower max_tokens.") from None
     except openai.NotFoundError as exc:
         raise ModelNotServedError(f"{endpoint.base_url}: {exc}. Served: {', '.join(endpoint.served)}.") from None
     except (openai.APIConnectionError, openai.InternalServerError) as exc:
@@ -129,6 +127,14 @@ def _translated(endpoint: Endpoint, *, streaming: bool = False, timeout: float |
             raise ServerDiedError(f"The connection to {endpoint.base_url} broke mid-response ({exc}); the server "
                                   "probably died — check its log, then start it again.") from None
         raise ServerUnreachableError(f"No server answers at {endpoint.base_url} ({exc}). {_START_HINT}") from None
+
+
+def _timeout_message(endpoint: Endpoint, timeout: float | None, *, streaming: bool) -> str:
+    if streaming:
+        return (f"{endpoint.base_url} stopped sending for {timeout} s mid-answer: the server is overloaded or stuck. "
+                "Raise the timeout, lower max_tokens or the load, or restart the server.")
+    return (f"{endpoint.base_url} did not answer within {timeout} s. The server may be busy or the request large "
+            "(many or big images, long max_tokens): raise the timeout, send smaller images, or lower max_tokens.")
 
 
 _NO_VISION = ("image input is not supported", "does not support image", "not a multimodal model",

@@ -2,8 +2,12 @@
 
 The wheel carries the detection, direction and recognition ONNX models (no torch, no
 download). Their sha256 is checked before first use, so a damaged install fails loudly
-instead of reading worse. Output lines are rebuilt in reading order: box centres are turned back by the page's
-skew, then boxes whose centres are within half a line of each other form one line, read left to right.
+instead of reading worse. Output lines are rebuilt in reading order: box centres are turned
+back by the page's skew, then boxes whose centres lie within half a line of each other form
+one line, read left to right.
+
+The recognition dictionary (6,623 characters) has ``$`` but neither ``€`` nor ``£``: those
+symbols are silently dropped.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ class OcrEngine:
         import numpy as np  # noqa: PLC0415
 
         if isinstance(image, (str, Path)):
+            if not Path(image).is_file():
+                raise ImageInputError(f"{image}: no such file.")
             image = Path(image).read_bytes()
         if hasattr(image, "convert"):  # PIL image
             image = np.asarray(image.convert("RGB"))[:, :, ::-1]

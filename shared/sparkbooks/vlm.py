@@ -17,8 +17,10 @@ from typing import Any
 
 from .exceptions import ImageInputError, MissingDependencyError
 
-__all__ = ["LoadedImage", "PHOTOS", "ask", "data_url", "image_messages", "load_image", "plot_throughput", "qwen_visual_tokens",
-           "request_body", "request_preview", "sample_photos", "throughput"]
+__all__ = [
+    "LoadedImage", "PHOTOS", "ask", "data_url", "image_messages", "load_image", "plot_throughput", "qwen_visual_tokens",
+    "request_body", "request_preview", "sample_photos", "throughput",
+]
 
 
 @dataclass
@@ -91,8 +93,9 @@ def sample_photos() -> dict[str, LoadedImage]:
             photos[name] = LoadedImage(Image.fromarray(getattr(skimage.data, name)()).convert("RGB"), f"skimage.data.{name}()")
         else:
             with cbook.get_sample_data(name) as handle:
-                photos[name.split(".")[0]] = load_image(handle.read())
-                photos[name.split(".")[0]].source = f"matplotlib sample data {name}"
+                photo = load_image(handle.read())
+            photo.source = f"matplotlib sample data {name}"
+            photos[name.split(".")[0]] = photo
     return photos
 
 
@@ -194,7 +197,7 @@ def _resized(image: LoadedImage, side: int) -> LoadedImage:
 
 
 def plot_throughput(table):
-    """Images/s against requests in flight, one line per image size."""
+    """Images/s and generated tokens/s against requests in flight, one line per image size."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
