@@ -12,6 +12,17 @@ from .conftest import llama_server_pids
 PLAYBOOKS = [pb.slug for pb in sb.catalog.discover()]
 
 
+def recorded(executed, slug: str) -> tuple[dict, dict]:
+    """``(name → value, the whole results.json)`` of one playbook's cpu run."""
+    results = json.loads((executed["runs"] / slug / "results.json").read_text())
+    return {r["name"]: r["value"] for r in results["results"]}, results
+
+
+def assert_no_server_left(executed) -> None:
+    leftovers = llama_server_pids() - executed["servers_before"]
+    assert leftovers == set(), "a llama-server outlived its playbook run"
+
+
 @pytest.mark.parametrize("slug", PLAYBOOKS)
 def test_committed_notebook_keeps_the_contract(slug):
     assert contract_problems(sb.catalog.get(slug).path) == []
@@ -29,8 +40,7 @@ def test_cpu_run_succeeds_and_records_at_least_three_results(executed, slug):
 
 @pytest.mark.slow
 def test_start_here_measures_only_what_ran(executed):
-    results = json.loads((executed["runs"] / "start-here" / "results.json").read_text())
-    values = {r["name"]: r["value"] for r in results["results"]}
+    values, _ = recorded(executed, "start-here")
     assert values["pandas_etl_cpu_s"] > 0 and values["sklearn_cpu_s"] > 0
     assert values["pandas_rows_per_s"] > 10_000
     assert 0.6 < values["forest_accuracy"] <= 1
@@ -41,35 +51,30 @@ def test_start_here_measures_only_what_ran(executed):
 
 @pytest.mark.slow
 def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
-    results = json.loads((executed["runs"] / "nemotron-nano" / "results.json").read_text())
-    values = {r["name"]: r["value"] for r in results["results"]}
+    values, results = recorded(executed, "nemotron-nano")
     for name in ("ttft_s", "decode_tok_s", "aggregate_tok_s_at_max", "stand_in_predicted_MiB", "stand_in_measured_rss_MiB"):
         assert values[name] > 0, name
     assert values["json_valid_rate"] == 1.0
     assert 0.5 < values["stand_in_measured_rss_MiB"] / values["stand_in_predicted_MiB"] < 3
     assert values["tool_routed_ok"] is True
     assert results["stand_ins"] and "SmolLM2" in results["stand_ins"][0]
-    leftovers = llama_server_pids() - executed["servers_before"]
-    assert leftovers == set(), "a llama-server outlived its playbook run"
+    assert_no_server_left(executed)
 
 
 @pytest.mark.slow
 def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
-    results = json.loads((executed["runs"] / "topic-clustering" / "results.json").read_text())
-    values = {r["name"]: r["value"] for r in results["results"]}
+    values, results = recorded(executed, "topic-clustering")
     assert values["topics"] >= 10
     assert values["nmi"] > 3 * values["nmi_shuffled"] and values["nmi"] > 0.08
     assert -1 <= values["npmi"] <= 1 and 0.6 < values["diversity"] <= 1
     assert 0 < values["outlier_share"] < 0.5
     assert any("SmolLM2" in s for s in results["stand_ins"])
-    leftovers = llama_server_pids() - executed["servers_before"]
-    assert leftovers == set(), "a llama-server outlived its playbook run"
+    assert_no_server_left(executed)
 
 
 @pytest.mark.slow
 def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed):
-    results = json.loads((executed["runs"] / "vlm" / "results.json").read_text())
-    values = {r["name"]: r["value"] for r in results["results"]}
+    values, results = recorded(executed, "vlm")
     assert values["schema_valid_rate"] == 1.0
     assert values["doc_accuracy"] >= 0.75 and values["doc_accuracy"] > values["free_text_accuracy"]
     assert 0 < values["ocr_s_per_page"] < values["seconds_per_doc"]
@@ -77,5 +82,4 @@ def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed
     notebook = (executed["runs"] / "vlm" / "vlm.ipynb").read_text()
     assert "No VLM endpoint: nothing is captioned" in notebook and "data:image/jpeg;base64," in notebook
     assert any("PP-OCRv4" in s and "SmolLM2" in s for s in results["stand_ins"])
-    leftovers = llama_server_pids() - executed["servers_before"]
-    assert leftovers == set(), "a llama-server outlived its playbook run"
+    assert_no_server_left(executed)
