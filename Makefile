@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: guides test bench install llama-server clean-notebooks
+.PHONY: guides test bench install llama-server clean-notebooks gpu-check gpu-contract gpu-api-snapshot
 
 $(BIN)/sparkbooks: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +26,9 @@ guides: llama-server
 	$(BIN)/sparkbooks build
 	@echo "Guide site: $(CURDIR)/site/index.html"
 
-## Unit tests, every playbook through papermill, nbval on tagged outputs, the site in headless Chromium.
+## Unit tests, every playbook once through papermill (nbval's comparison on its tagged outputs), the site in Chromium.
 test: $(VENV)/.test-extras llama-server
-	$(BIN)/python -m pytest tests playbooks --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest tests
 
 ## Benchmarks (not part of `make test`): each prints a table, then one JSON line.
 bench: $(BIN)/sparkbooks
@@ -39,3 +39,24 @@ bench: $(BIN)/sparkbooks
 clean-notebooks: $(BIN)/sparkbooks
 	$(BIN)/sparkbooks run --all --profile cpu --no-progress
 	$(BIN)/sparkbooks clean --from-run
+
+## On a machine with an NVIDIA GPU: every GPU path that can run there, small, ≤ 8 min; one JSON report.
+## Runs from the source tree with the system python (no install, no network needed); parts whose
+## dependencies are missing report "not installed".
+gpu-check:
+	PYTHONPATH=shared $(PYTHON) benchmarks/gpu_check.py --out gpu-check.json
+
+## The GPU contract environment: the CUDA 13 RAPIDS wheels (≈ 6 GB, ≈ 4 min with a fast link) import without a GPU.
+GPU_VENV ?= .gpu-contract
+PYTHON312 ?= python3.12
+$(GPU_VENV)/bin/python:
+	$(PYTHON312) -m venv $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip --disable-pip-version-check -q install -e '.[gpu,test,singlecell,topics]'
+
+## Rewrite tests/gpu_api_snapshot.json from the real wheels (commit it): what every GPU call site binds to.
+gpu-api-snapshot: $(GPU_VENV)/bin/python
+	$(GPU_VENV)/bin/python tests/gpu_contract.py --write
+
+## Run the contract tests with the real wheels, including the ones that exercise cudf.pandas in CPU-fallback mode.
+gpu-contract: $(GPU_VENV)/bin/python
+	$(GPU_VENV)/bin/python -m pytest tests/test_gpu_contract.py

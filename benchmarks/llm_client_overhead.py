@@ -11,10 +11,11 @@ stand-in is started locally unless ``--base-url`` names one.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 
-from sparkbooks import llm, serve
+from sparkbooks import llm
 
 PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how a bicycle stays upright.",
            "Describe the water cycle for a child.", "List the planets and one fact about each."]
@@ -26,8 +27,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--base-url", default=None)
     args = parser.parse_args()
-    server = None if args.base_url else serve.stand_in(ctx_size=4096, parallel=1).start()
-    try:
+    with contextlib.nullcontext() if args.base_url else llm.stand_in(ctx_size=4096, parallel=1) as server:
         endpoint = llm.connect(args.base_url or server.base_url)
         llm.chat(endpoint, [{"role": "user", "content": "warm up"}], max_tokens=8)
         rows = []
@@ -36,9 +36,6 @@ def main() -> None:
                              max_tokens=args.max_tokens, seed=i)
             if reply.decode_tok_s and reply.server_decode_tok_s:
                 rows.append((i, reply.completion_tokens, reply.decode_tok_s, reply.server_decode_tok_s))
-    finally:
-        if server is not None:
-            server.stop()
     if not rows:
         raise SystemExit("the server reported no timings (not llama.cpp?): nothing to compare")
     print(f"model: {endpoint.model} at {endpoint.base_url}")

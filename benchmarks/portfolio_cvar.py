@@ -47,7 +47,7 @@ def check(problem: cvar.CVaRProblem, weights: np.ndarray) -> dict[str, float]:
     """Largest constraint violation and the CVaR recomputed from the scenarios at ``weights``."""
     violation = max(abs(weights.sum() - problem.budget), float(np.max(problem.lower - weights)),
                     float(np.max(weights - problem.upper)), problem.target_return - float(problem.mean @ weights), 0.0)
-    return {"violation": violation, "cvar": cvar.cvar(-(problem.returns @ weights), problem.beta)[1]}
+    return {"violation": violation, "cvar": cvar.cvar(-(problem.returns @ weights), problem.beta).cvar}
 
 
 def main() -> None:

@@ -29,7 +29,7 @@ import warnings
 
 import numpy as np
 
-from sparkbooks import datasets, topics
+from sparkbooks import datasets, embeddings, topics
 
 
 def ours(docs, vectors):
@@ -60,7 +60,7 @@ def main() -> None:
 
     tweets = datasets.health_tweets()
     docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
-    vectors = topics.embed(list(docs), show_progress=False)
+    vectors = embeddings.embed(list(docs), show_progress=False)
     whole = topics.vectorizer().fit(docs)
     counts, vocab = whole.transform(docs), whole.get_feature_names_out()
     for pipeline in (ours, bertopic):  # numba compilation, kept out of the timed runs

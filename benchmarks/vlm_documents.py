@@ -20,10 +20,11 @@ The LLM is the local llama.cpp stand-in (SmolLM2-135M-Instruct) unless ``--llm-u
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 
-from sparkbooks import documents, llm, ocr, serve
+from sparkbooks import documents, llm, ocr
 
 
 def main() -> None:
@@ -40,39 +41,36 @@ def main() -> None:
     reads = [engine.read(doc.image) for doc in docs]
     texts, ocr_s = [r.text for r in reads], [r.seconds for r in reads]
     rows = {}
-    server = None if args.llm_url else serve.stand_in(ctx_size=4096, parallel=1).start()
-    try:
+    with contextlib.nullcontext() if args.llm_url else llm.stand_in(ctx_size=4096, parallel=1) as server:
         endpoint = llm.connect(args.llm_url or server.base_url)
         for spans, name in ((True, "OCR + LLM, page-span enums"), (False, "OCR + LLM, free text")):
-            predictions, llm_s = documents.extract_from_text(endpoint, texts, spans=spans)
-            rows[name] = documents.score(predictions, docs, [o + s for o, s in zip(ocr_s, llm_s, strict=True)])
-    finally:
-        if server is not None:
-            server.stop()
+            done = documents.extract_from_text(endpoint, texts, spans=spans)
+            rows[name] = documents.score(done.predictions, docs, [o + s for o, s in zip(ocr_s, done.seconds, strict=True)])
     start = time.perf_counter()
     rules = [documents.first_candidates(t) for t in texts]
     rule_s = (time.perf_counter() - start) / len(texts)
     rows["first-candidate rule (no LLM)"] = documents.score(rules, docs, [o + rule_s for o in ocr_s])
     if args.vlm_url:
         vlm_endpoint = llm.connect(args.vlm_url)
-        predictions, seconds, _ = documents.extract_with_vlm(vlm_endpoint, docs, max_side=args.max_side)
-        rows[f"VLM {vlm_endpoint.model}"] = documents.score(predictions, docs, seconds)
+        done = documents.extract_with_vlm(vlm_endpoint, docs, max_side=args.max_side)
+        rows[f"VLM {vlm_endpoint.model}"] = documents.score(done.predictions, docs, done.seconds)
 
     print(f"{args.n} invoices (seed {args.seed}), LLM {endpoint.model}; normalised match per field\n")
     fields = [*documents.FIELDS, "all fields"]
     print(f"{'backend':34} " + " ".join(f"{f[:9]:>9}" for f in fields) + f" {'exact':>6} {'valid':>6} {'s/doc':>6}")
-    for name, (table, summary) in rows.items():
+    for name, scored in rows.items():
+        table, summary = scored.table, scored.summary
         print(f"{name:34} " + " ".join(f"{summary.loc[f, 'normalised']:9.3f}" for f in fields)
               + f" {summary.loc['all fields', 'exact']:6.3f} {table['valid'].mean():6.2f} {table['seconds'].mean():6.2f}")
     print(f"\nOCR alone: {sum(ocr_s) / len(ocr_s):.2f} s/page (PP-OCRv4, onnxruntime CPU)")
-    spans, free = rows["OCR + LLM, page-span enums"][1], rows["OCR + LLM, free text"][1]
-    rule = rows["first-candidate rule (no LLM)"][1]
+    spans, free = rows["OCR + LLM, page-span enums"].summary, rows["OCR + LLM, free text"].summary
+    rule = rows["first-candidate rule (no LLM)"].summary
     print(json.dumps({"n_documents": args.n, "llm": endpoint.model,
                       "spans_accuracy": round(spans.loc["all fields", "normalised"], 3),
                       "free_text_accuracy": round(free.loc["all fields", "normalised"], 3),
                       "rule_accuracy": round(rule.loc["all fields", "normalised"], 3),
                       "spans_vs_free_text": round(spans.loc["all fields", "normalised"] / max(free.loc["all fields", "normalised"], 1e-9), 2),
-                      "spans_s_per_doc": round(rows["OCR + LLM, page-span enums"][0]["seconds"].mean(), 2),
+                      "spans_s_per_doc": round(rows["OCR + LLM, page-span enums"].table["seconds"].mean(), 2),
                       "ocr_s_per_page": round(sum(ocr_s) / len(ocr_s), 2)}))
 
 

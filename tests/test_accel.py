@@ -19,7 +19,14 @@ def _fake_cudf(tmp_path, monkeypatch, body: str):
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fakes"))
 
 
-def test_without_rapids_the_probe_fails_and_says_why():
+def _no_cudf(monkeypatch):
+    """Make this process see no RAPIDS, whatever the machine has (a DGX Spark has it)."""
+    real = accel.util.find_spec
+    monkeypatch.setattr(accel.util, "find_spec", lambda name, *a: None if name.split(".")[0] == "cudf" else real(name, *a))
+
+
+def test_without_rapids_the_probe_fails_and_says_why(monkeypatch):
+    _no_cudf(monkeypatch)
     probe = accel.probe_gpu()
     assert not probe.ok and "not installed" in probe.detail
 
@@ -36,7 +43,8 @@ def test_importable_cudf_without_a_gpu_is_not_a_gpu(tmp_path, monkeypatch):
     assert accel.enable(prefer="auto").path == "cpu"
 
 
-def test_gpu_required_but_missing_raises_with_the_fix():
+def test_gpu_required_but_missing_raises_with_the_fix(monkeypatch):
+    _no_cudf(monkeypatch)
     with pytest.raises(AcceleratorUnavailableError, match="environment.yml"):
         accel.enable(prefer="gpu")
 

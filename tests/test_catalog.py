@@ -36,13 +36,14 @@ def test_unknown_slug_lists_the_playbooks():
     ((GPU(0, "NVIDIA H200", 141.0, False, "570", "9.0"),), "spark"),
 ])
 def test_auto_profile_follows_the_hardware(gpus, expected):
-    profile, reason = catalog.get("start-here").resolve_profile("auto", _hw(*gpus), accelerator="auto")
+    choice = catalog.get("start-here").resolve_profile("auto", _hw(*gpus), accelerator="auto")
+    profile, reason = choice.profile, choice.reason
     assert profile == expected and reason.startswith("auto")
 
 
 def test_accelerator_cpu_forces_the_cpu_profile():
     gb10 = GPU(0, "NVIDIA GB10", None, True, "580", "12.1")
-    assert catalog.get("start-here").resolve_profile("auto", _hw(gb10), accelerator="cpu")[0] == "cpu"
+    assert catalog.get("start-here").resolve_profile("auto", _hw(gb10), accelerator="cpu").profile == "cpu"
 
 
 def _broken_copy(tmp_path, edit):

@@ -28,3 +28,9 @@ def test_run_needs_a_slug_or_all(capsys):
 def test_clean_refuses_a_missing_run(tmp_path, capsys):
     assert main(["clean", "start-here", "--from-run", "--out", str(tmp_path)]) == 2
     assert "sparkbooks run start-here --profile cpu" in capsys.readouterr().err
+
+
+def test_show_lists_list_parameters_with_their_element_constraints(capsys):
+    assert main(["show", "nemotron-nano"]) == 0
+    out = capsys.readouterr().out
+    assert "concurrency" in out and "list[int]" in out and "a list of ints in [1, 1024]" in out

@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 from sparkbooks import cvar
+from sparkbooks.exceptions import InputError, SolverError
 
 
 def test_cvar_of_equally_likely_losses_by_hand():
-    var_, cvar_ = cvar.cvar(np.arange(1, 101), 0.95)  # worst 5 of 1…100: 96…100
+    risk = cvar.cvar(np.arange(1, 101), 0.95)  # worst 5 of 1…100: 96…100
+    var_, cvar_ = risk.var, risk.cvar
     assert var_ == 95 and cvar_ == pytest.approx(98.0)
-    assert cvar.cvar(np.full(10, 2.5), 0.9) == (2.5, pytest.approx(2.5))
+    assert cvar.cvar(np.full(10, 2.5), 0.9).var == 2.5 and cvar.cvar(np.full(10, 2.5), 0.9).cvar == pytest.approx(2.5)
 
 
 def _returns(S=400, n=12, seed=0):
@@ -48,7 +50,7 @@ def test_the_programmes_cvar_is_the_scenarios_cvar(options):
     """The LP's own objective (α + mean excess / (1−β), minus the return term) equals CVaR recomputed from the scenarios."""
     problem = cvar.CVaRProblem(_returns(seed=7), **options)
     sol = cvar.solve(problem)
-    recomputed = cvar.cvar(-(problem.returns @ sol.weights), problem.beta)[1]
+    recomputed = cvar.cvar(-(problem.returns @ sol.weights), problem.beta).cvar
     assert sol.cvar == pytest.approx(recomputed)
     assert sol.certificate["lp_objective"] == pytest.approx(-problem.return_weight * sol.expected_return + recomputed, rel=1e-6)
     assert max(sol.certificate["primal_residual"], sol.certificate["dual_residual"], sol.certificate["gap"]) < 1e-7
@@ -58,13 +60,13 @@ def test_minimum_cvar_beats_every_single_asset_and_equal_weight():
     problem = cvar.CVaRProblem(_returns(seed=3))
     best = cvar.solve(problem).cvar
     r = problem.returns
-    assert best <= min(cvar.cvar(-r[:, j], 0.95)[1] for j in range(r.shape[1])) + 1e-12
-    assert best <= cvar.cvar(-r.mean(axis=1), 0.95)[1] + 1e-12
+    assert best <= min(cvar.cvar(-r[:, j], 0.95).cvar for j in range(r.shape[1])) + 1e-12
+    assert best <= cvar.cvar(-r.mean(axis=1), 0.95).cvar + 1e-12
 
 
 def test_unreachable_target_is_reported_as_infeasible():
     r = _returns(seed=1)
-    with pytest.raises(RuntimeError, match="infeasible"):
+    with pytest.raises(SolverError, match="infeasible"):
         cvar.solve(cvar.CVaRProblem(r, upper=0.5, target_return=float(r.mean(axis=0).max()) * 2), max_iter=60)
 
 
@@ -77,5 +79,6 @@ def test_unreachable_target_is_reported_as_infeasible():
 ])
 def test_bad_problems_are_refused_with_the_reason(bad, message):
     options = {"returns": _returns(S=50, n=4), **bad}
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError, match=message):
         cvar.CVaRProblem(**options)
+

@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from sparkbooks import claims, memory, model_specs
+from sparkbooks.exceptions import InputError
 from sparkbooks.memory import GiB
 
 
@@ -26,24 +27,25 @@ def test_windowed_layers_stop_growing_at_their_window():
 def test_verdicts_by_hand():
     kimi = model_specs.by_name("Kimi K2 Thinking")
     station = memory.CLAIM_DEVICES[2]
-    word, room = memory.verdict(kimi, "nvfp4", station, context=32_768, utilization=0.8)
+    v = memory.verdict(kimi, "nvfp4", station, context=32_768, utilization=0.8)
+    word, room = v.word, v.headroom_gib
     need = 1.04e12 * 4.5 / 8 + 61 * 576 * 2 * 32_768
     assert word == "fits" and room == pytest.approx((0.8 * 784e9 - need) / GiB)
-    assert memory.verdict(kimi, "fp8", station, context=32_768)[0] == "does not fit"
+    assert memory.verdict(kimi, "fp8", station, context=32_768).word == "does not fit"
 
 
 def test_short_context_verdict():
     qwen = model_specs.by_name("Qwen3-235B-A22B")
     two = memory.CLAIM_DEVICES[1]
     # NVFP4 weights 123 GiB; at 1M tokens the 188 KiB/token cache no longer fits two Sparks, at 8k it does
-    assert memory.verdict(qwen, "nvfp4", two, context=1_000_000)[0] == "short context only"
+    assert memory.verdict(qwen, "nvfp4", two, context=1_000_000).word == "short context only"
 
 
 def test_unknown_attention_layout_is_weights_only():
     super_ = model_specs.by_name("Nemotron 3 Super 120B-A12B")
     table = memory.verdict_table([super_], formats=("nvfp4",), context=131_072)
     assert pd.isna(table.loc[0, "kv_GiB"])
-    with pytest.raises(KeyError, match="Models: Nemotron 3 Nano"):
+    with pytest.raises(InputError, match="Models: Nemotron 3 Nano"):
         model_specs.by_name("GPT-5")
 
 

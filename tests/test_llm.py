@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sparkbooks import chat_widget, llm, serve
+from sparkbooks import llm, services
 from sparkbooks.exceptions import (
     ContextLengthError,
     ModelNotServedError,
@@ -16,13 +16,16 @@ from sparkbooks.exceptions import (
     ServerDiedError,
     ServerUnreachableError,
 )
+from sparkbooks.llm import llamacpp
+
+from .scripted_server import scripted
 
 SYSTEM = {"role": "system", "content": "You are a concise, helpful assistant."}
 
 
 @pytest.fixture(scope="module")
 def server():
-    with serve.stand_in(ctx_size=4096, parallel=2) as running:
+    with llm.stand_in(ctx_size=4096, parallel=2) as running:
         yield running
 
 
@@ -32,13 +35,13 @@ def endpoint(server):
 
 
 def test_connect_lists_the_served_model(endpoint):
-    assert endpoint.served == (serve.STAND_IN_ALIAS,) and endpoint.model == serve.STAND_IN_ALIAS
+    assert endpoint.served == (llamacpp.STAND_IN_ALIAS,) and endpoint.model == llamacpp.STAND_IN_ALIAS
 
 
 def test_unreachable_url_fails_fast_with_the_url_and_the_fix():
     start = time.monotonic()
     with pytest.raises(ServerUnreachableError) as info:
-        llm.connect(f"http://127.0.0.1:{serve.free_port()}/v1")
+        llm.connect(f"http://127.0.0.1:{services.free_port()}/v1")
     assert time.monotonic() - start < 10
     assert "127.0.0.1" in str(info.value) and "vllm serve" in str(info.value)
 
@@ -51,7 +54,7 @@ def test_unroutable_address_times_out_within_the_limit():
 
 
 def test_unknown_model_lists_the_served_ones(server):
-    with pytest.raises(ModelNotServedError, match=f"Served: {serve.STAND_IN_ALIAS}"):
+    with pytest.raises(ModelNotServedError, match=f"Served: {llamacpp.STAND_IN_ALIAS}"):
         llm.connect(server.base_url, model="nemotron-3-nano")
 
 
@@ -73,10 +76,10 @@ def test_prompt_longer_than_the_context_says_the_limit(endpoint):
 def test_json_schema_output_is_validated(endpoint):
     schema = {"type": "object", "additionalProperties": False, "required": ["city", "country"],
               "properties": {"city": {"type": "string"}, "country": {"type": "string"}}}
-    obj, error, reply = llm.extract_json(endpoint, "Maria moved to Lisbon, Portugal in 2019.", schema=schema,
-                                         instruction="Extract the city and the country as JSON.")
-    assert error == "" and set(obj) == {"city", "country"}
-    assert json.loads(reply.text) == obj
+    done = llm.extract_json(endpoint, "Maria moved to Lisbon, Portugal in 2019.", schema=schema,
+                            instruction="Extract the city and the country as JSON.")
+    assert done.valid and done.problem == "" and set(done.value) == {"city", "country"}
+    assert json.loads(done.reply.text) == done.value
 
 
 def test_extraction_scoring_accepts_listed_alternatives(endpoint):
@@ -87,15 +90,53 @@ def test_extraction_scoring_accepts_listed_alternatives(endpoint):
     assert table.loc[0, "valid"] and table.loc[0, "fields_correct"] == 1.0
 
 
-def test_tool_loops_are_real_round_trips(endpoint):
-    calls = []
-    tool = llm.Tool("convert", "Convert km to miles.", {"type": "object", "properties": {"km": {"type": "number"}},
+def _converter(calls):
+    return llm.Tool("convert", "Convert km to miles.", {"type": "object", "properties": {"km": {"type": "number"}},
                     "required": ["km"]}, lambda km: calls.append(km) or {"miles": round(km * 0.621371, 3)})
-    native = llm.tool_round_trip(endpoint, "How many miles is 42 km?", [tool])
-    assert native.answer or native.called  # the stand-in usually answers directly; either is reported
-    routed = llm.tool_call_via_schema(endpoint, "How many miles is 42 km?", [tool])
-    assert routed.called == ["convert"] and calls and routed.answer
-    assert json.loads(routed.messages[2]["content"])["tool"] == "convert"
+
+
+def test_native_tool_loop_runs_the_tool_and_sends_its_result_back():
+    # a server that calls the tool, then answers: the loop must run it and return the result as a `tool` message
+    calls = []
+    turns = [{"tool_calls": [{"name": "convert", "arguments": {"km": 42}}]}, {"content": "42 km is 26.1 miles."}]
+    with scripted(turns) as (url, requests):
+        run = llm.tool_round_trip(llm.connect(url), "How many miles is 42 km?", [_converter(calls)])
+    assert calls == [42] and run.called == ["convert"] and run.answer == "42 km is 26.1 miles."
+    sent_back = requests[1]["messages"]
+    assert [m["role"] for m in sent_back] == ["user", "assistant", "tool"]
+    assert sent_back[1]["tool_calls"][0]["function"]["name"] == "convert"
+    assert json.loads(sent_back[2]["content"]) == {"miles": 26.098} and sent_back[2]["tool_call_id"] == "call_0"
+
+
+def test_native_tool_loop_reports_bad_calls_to_the_model_and_stops_at_the_round_limit():
+    calls = []
+    turns = [{"tool_calls": [{"name": "teleport", "arguments": {}}]}] * 2
+    with scripted(turns) as (url, requests):
+        run = llm.tool_round_trip(llm.connect(url), "Go.", [_converter(calls)], max_rounds=2)
+    assert calls == [] and run.called == [] and len(run.errors) == 2 and "teleport" in run.errors[0]
+    assert run.answer == "(no final answer within the round limit)"
+    assert json.loads(requests[1]["messages"][-1]["content"])["error"].startswith("unusable tool call teleport")
+
+
+def test_tool_loops_with_the_stand_in_are_consistent(endpoint):
+    calls = []
+    native = llm.tool_round_trip(endpoint, "How many miles is 42 km?", [_converter(calls)])
+    tool_messages = [m for m in native.messages if m["role"] == "tool"]
+    # whichever the stand-in chooses, what is reported is what happened
+    assert len(tool_messages) == len(native.called) == len(calls)
+    assert native.answer == native.messages[-1]["content"] or native.answer.startswith("(no final answer")
+    routed = llm.tool_call_via_schema(endpoint, "How many miles is 42 km?", [_converter(calls)])
+    assert routed.called == ["convert"] and calls[-1] == json.loads(routed.messages[2]["content"])["arguments"]["km"]
+    assert json.loads(routed.messages[2]["content"])["tool"] == "convert" and routed.answer
+
+
+@pytest.mark.parametrize("field", ["reasoning", "reasoning_content"])
+@pytest.mark.parametrize("stream", [True, False])
+def test_reasoning_is_read_from_either_field(field, stream):
+    # vLLM renamed reasoning_content to reasoning (and dropped the old name); llama.cpp still sends the old one
+    with scripted([{field: "Let me think: 0.05.", "content": "The ball costs $0.05."}]) as (url, _):
+        reply = llm.chat(llm.connect(url), [{"role": "user", "content": "Riddle?"}], stream=stream)
+    assert reply.reasoning == "Let me think: 0.05." and reply.text == "The ball costs $0.05."
 
 
 def test_sweep_reports_percentiles_and_throughput(endpoint):
@@ -105,14 +146,14 @@ def test_sweep_reports_percentiles_and_throughput(endpoint):
 
 
 def test_chat_widget_streams_and_keeps_history(endpoint):
-    box = chat_widget.ChatBox(endpoint, system_prompt="Be brief.", max_tokens=24)
+    box = llm.chat_widget.ChatBox(endpoint, system_prompt="Be brief.", max_tokens=24)
     answer = box.send("Name a colour.")
     assert answer and box.history[-1] == {"role": "assistant", "content": answer}
     assert "tokens" in box.status.value and "Name a colour." in box.log.value
 
 
 def test_server_dying_mid_stream_is_reported():
-    with serve.stand_in(ctx_size=2048, parallel=1) as doomed:
+    with llm.stand_in(ctx_size=2048, parallel=1) as doomed:
         ep = llm.connect(doomed.base_url)
         first = threading.Event()
         killer = threading.Thread(target=lambda: first.wait(30) and os.kill(doomed.pid, signal.SIGKILL))

@@ -3,6 +3,8 @@
 import pytest
 
 from sparkbooks import memory, sources
+from sparkbooks.llm import llamacpp
+from sparkbooks.exceptions import InputError
 from sparkbooks.memory import GiB, NEMOTRON_3_NANO as NANO
 
 
@@ -11,7 +13,7 @@ def test_weights_by_hand():
     assert memory.weight_bytes(NANO, "fp8") == pytest.approx(31.6e9)
     assert memory.weight_bytes(NANO, "nvfp4") == pytest.approx(31.6e9 * 4.5 / 8)  # 17.775 GB
     assert memory.weight_bytes(NANO, "mxfp4") == pytest.approx(31.6e9 * 4.25 / 8)
-    with pytest.raises(ValueError, match="formats: bf16"):
+    with pytest.raises(InputError, match="formats: bf16"):
         memory.weight_bytes(NANO, "int3")
 
 
@@ -37,8 +39,9 @@ def test_fit_table_headroom_uses_the_utilisation_budget():
 
 
 def test_stand_in_numbers_come_from_its_gguf_header(cache):
-    path = sources.fetch("smollm2-135m-instruct-q4_1")
-    arch, stored = memory.arch_from_gguf(path)
+    path = sources.fetch(llamacpp.STAND_IN_SOURCE)
+    gguf = memory.arch_from_gguf(path)
+    arch, stored = gguf.arch, gguf.weight_bytes
     assert (arch.n_layers, arch.n_kv_heads, arch.head_dim, arch.max_context) == (30, 3, 64, 8192)
     assert 134e6 < arch.total_params < 135e6
     assert stored < path.stat().st_size  # tensor data, without the header and vocabulary

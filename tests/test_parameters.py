@@ -85,3 +85,46 @@ def test_constraints_for_undeclared_parameters_are_errors():
 def test_describe_reads_naturally():
     assert Parameter("x", "float", 0.5, interval=(None, 2)).describe() == "a float in (-inf, 2]"
     assert Parameter("x", "int", 1, optional=True).describe() == "an int or None"
+
+
+LISTS = '''levels: list[int] = [1, 2, 4]  # concurrency levels
+ratios: list[float] = [0.5]  # fractions
+names: list[str] | None = None  # optional names
+'''
+
+
+@pytest.fixture
+def lists():
+    return parse_parameters_cell(LISTS, constraints={"levels": {"interval": [1, 64], "length": [1, 4]}}, playbook="demo")
+
+
+def test_list_parameters_are_declared_typed_and_described(lists):
+    levels = lists["levels"]
+    assert (levels.type, levels.element, levels.is_list, levels.default) == ("list[int]", "int", True, [1, 2, 4])
+    assert levels.describe() == "a list of ints in [1, 64] with 1–4 elements"
+    assert lists["names"].annotation == "list[str] | None"
+
+
+@pytest.mark.parametrize(("text", "value"), [("1,2,8", [1, 2, 8]), ("[1, 2, 8]", [1, 2, 8]), (" 4 ", [4]), ("1e3", [1000])])
+def test_list_text_is_parsed_from_commas_or_json(lists, text, value):
+    assert lists["levels"].parse(text) == value
+
+
+@pytest.mark.parametrize(("value", "why"), [([0, 2], "element out of range"), ([1, 2, 3, 4, 5], "too long"),
+                                            ([], "too short"), ([1.5], "not an int"), ("1,2", "text, not a list"),
+                                            ([True], "bool is not an int")])
+def test_list_values_are_checked_element_by_element(lists, value, why):
+    with pytest.raises(ParameterError, match="The 'levels' parameter of playbook 'demo' must be a list of ints"):
+        lists["levels"].check(value, playbook="demo")
+
+
+def test_list_text_that_does_not_parse_names_the_parameter(lists):
+    for text in ("1,two", "[1, 2", '{"a": 1}'):
+        with pytest.raises(ParameterError, match="'levels' parameter"):
+            lists["levels"].parse(text, playbook="demo")
+    assert lists["ratios"].check((1, 0.25), playbook="demo") == [1.0, 0.25]
+
+
+def test_length_constraint_needs_a_list():
+    with pytest.raises(MetadataError, match="'length' constraint needs a list"):
+        parse_parameters_cell("n: int = 1", constraints={"n": {"length": [1, 2]}})

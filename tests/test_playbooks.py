@@ -2,10 +2,11 @@
 
 import json
 
+import nbformat
 import pytest
 
 import sparkbooks as sb
-from sparkbooks.notebook import contract_problems
+from sparkbooks.notebook import contract_problems, output_differences
 
 from .conftest import llama_server_pids
 
@@ -26,6 +27,33 @@ def assert_no_server_left(executed) -> None:
 @pytest.mark.parametrize("slug", PLAYBOOKS)
 def test_committed_notebook_keeps_the_contract(slug):
     assert contract_problems(sb.catalog.get(slug).path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", PLAYBOOKS)
+def test_tagged_outputs_match_the_committed_reference(executed, slug):
+    """nbval's comparison on papermill's run: each playbook executes once per test session, not twice."""
+    pb = sb.catalog.get(slug)
+    assert output_differences(pb.path, executed["runs"] / slug / f"{slug}.ipynb") == []
+
+
+def _pair(tmp_path, reference: str, ran: str):
+    cells = [nbformat.v4.new_code_cell("print(x)", metadata={"tags": ["nbval-check-output"]}, execution_count=1)]
+    committed, executed = nbformat.v4.new_notebook(cells=cells), nbformat.v4.new_notebook(cells=[dict(cells[0])])
+    committed.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text=reference)]
+    executed.cells = [nbformat.v4.new_code_cell("print(x)", execution_count=1,
+                                                outputs=[nbformat.v4.new_output("stream", name="stdout", text=ran)])]
+    paths = tmp_path / "committed.ipynb", tmp_path / "executed.ipynb"
+    nbformat.write(committed, paths[0])
+    nbformat.write(executed, paths[1])
+    return paths
+
+
+def test_output_check_fails_on_a_changed_output_and_honours_sanitizers(tmp_path):
+    assert output_differences(*_pair(tmp_path, "3 topics\n", "3 topics\n")) == []
+    problems = output_differences(*_pair(tmp_path, "3 topics\n", "4 topics\n"))
+    assert len(problems) == 1 and "3 topics" in problems[0] and "4 topics" in problems[0]
+    assert output_differences(*_pair(tmp_path, "took 1.2 s\n", "took 3.4 s\n"), sanitize={r"\d+\.\d+ s": "S"}) == []
 
 
 @pytest.mark.slow

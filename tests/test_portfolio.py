@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from sparkbooks import cvar, portfolio
-from sparkbooks.exceptions import ParameterError
+from sparkbooks.exceptions import InputError
 
 
 @pytest.fixture(scope="module")
@@ -18,15 +18,15 @@ def returns():
 
 
 def test_price_files_are_validated(tmp_path):
-    with pytest.raises(ParameterError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         portfolio.load_prices(str(tmp_path / "none.csv"))
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"ticker": ["x", "y"], "A": [1.0, 2.0]}).to_csv(bad, index=False)
-    with pytest.raises(ParameterError, match="dates"):
+    with pytest.raises(InputError, match="dates"):
         portfolio.load_prices(str(bad))
     negative = tmp_path / "neg.csv"
     pd.DataFrame({"Date": ["2020-01-01", "2020-01-02"], "A": [1.0, -1.0], "B": [2.0, 2.1]}).to_csv(negative, index=False)
-    with pytest.raises(ParameterError, match="positive"):
+    with pytest.raises(InputError, match="positive"):
         portfolio.load_prices(str(negative))
     good = tmp_path / "good.csv"
     pd.DataFrame({"Date": ["2020-01-01", "2020-01-02", "2020-01-03"], "A": [1.0, 1.1, 1.2], "B": [2.0, 2.1, None],
@@ -43,7 +43,7 @@ def test_kde_scenarios_keep_each_assets_variance_and_bootstrap_reuses_days(retur
     assert np.abs(np.corrcoef(scen.T) - window.corr().to_numpy()).max() < 0.25
     boot = portfolio.scenarios(window, 50, method="bootstrap", seed=1)
     assert all((window.to_numpy() == row).all(axis=1).any() for row in boot)
-    with pytest.raises(ParameterError, match="kde"):
+    with pytest.raises(InputError, match="kde"):
         portfolio.scenarios(window, 10, method="garch")
 
 
@@ -71,7 +71,7 @@ def test_cardinality_matches_brute_force_over_all_pairs(returns):
     sol = portfolio.cardinality(scen, 2)
     assert np.sum(sol.weights > 1e-9) <= 2 and sol.status == "optimal"
     assert sol.cvar == pytest.approx(best, rel=1e-6)
-    with pytest.raises(ParameterError, match="between 1"):
+    with pytest.raises(InputError, match="between 1"):
         portfolio.cardinality(scen, 0)
 
 
@@ -80,8 +80,8 @@ def test_backtest_weights_do_not_depend_on_future_prices(returns):
     cut = 700  # shuffle every day from here on
     shuffled = data.copy()
     shuffled.iloc[cut:] = data.iloc[cut:].sample(frac=1.0, random_state=0).to_numpy()
-    _, before = portfolio.backtest(data, lookback=252, rebalance_every=63, n_scenarios=300)
-    _, after = portfolio.backtest(shuffled, lookback=252, rebalance_every=63, n_scenarios=300)
+    before = portfolio.backtest(data, lookback=252, rebalance_every=63, n_scenarios=300).weights
+    after = portfolio.backtest(shuffled, lookback=252, rebalance_every=63, n_scenarios=300).weights
     known = before.index <= data.index[cut]
     assert known.sum() >= 3
     pd.testing.assert_frame_equal(before[known], after[known])
@@ -94,11 +94,11 @@ def test_performance_by_hand():
     assert stats.loc["flat", "annual_return"] == pytest.approx(1.001**252 - 1)
     assert stats.loc["flat", "max_drawdown"] == 0
     assert stats.loc["crash", "max_drawdown"] == pytest.approx(0.5)
-    assert stats.loc["crash", "daily_cvar95"] == pytest.approx(cvar.cvar(-daily["crash"].to_numpy())[1])
+    assert stats.loc["crash", "daily_cvar95"] == pytest.approx(cvar.cvar(-daily["crash"].to_numpy()).cvar)
 
 
 def test_solver_choice_without_a_gpu():
-    assert portfolio.pick_solver("auto")[0] == "ipm"
-    assert portfolio.pick_solver("highs") == ("highs", "requested")
-    with pytest.raises(ParameterError, match="solver"):
+    assert portfolio.pick_solver("auto").name == "ipm"
+    assert portfolio.pick_solver("highs") == portfolio.SolverChoice("highs", "requested")
+    with pytest.raises(InputError, match="solver"):
         portfolio.pick_solver("gurobi")

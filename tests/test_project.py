@@ -2,6 +2,7 @@
 
 import inspect
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import importlib
 import pkgutil
 
 REPO = Path(__file__).resolve().parents[1]
-MODULES = [importlib.import_module(f"sparkbooks.{m.name}") for m in pkgutil.iter_modules(sb.__path__)
-           if not m.name.startswith("_") and m.name != "cli"]
+MODULES = [importlib.import_module(m.name) for m in pkgutil.walk_packages(sb.__path__, "sparkbooks.")
+           if not m.name.rsplit(".", 1)[-1].startswith("_") and m.name != "sparkbooks.cli"]
 
 
 def test_exports_are_sorted_and_real():
@@ -24,14 +25,45 @@ def test_exports_are_sorted_and_real():
             assert hasattr(module, name), f"{module.__name__}.{name}"
 
 
-@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
-def test_public_functions_take_at_most_three_positional_parameters(module):
+def _public_callables(module):
+    """Public functions of ``module``, and the public methods of its public classes."""
     for name in module.__all__:
         obj = getattr(module, name)
         if inspect.isfunction(obj):
-            positional = [p for p in inspect.signature(obj).parameters.values()
-                          if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            assert len(positional) <= 3, f"{module.__name__}.{name}"
+            yield f"{module.__name__}.{name}", obj
+        elif inspect.isclass(obj) and obj.__module__.startswith("sparkbooks"):
+            for attr, member in vars(obj).items():
+                if inspect.isfunction(member) and not attr.startswith("_"):
+                    yield f"{module.__name__}.{name}.{attr}", member
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_public_functions_take_at_most_three_positional_parameters(module):
+    for qualname, fn in _public_callables(module):
+        positional = [p for p in inspect.signature(fn).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name != "self"]
+        assert len(positional) <= 3, qualname
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_public_functions_return_named_results_not_tuples(module):
+    """Positional tuples read badly (``result[2]``): return a dataclass or a DataFrame instead."""
+    for qualname, fn in _public_callables(module):
+        returns = inspect.signature(fn).return_annotation
+        text = returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+        assert not str(text).lower().startswith(("tuple", "typing.tuple")), f"{qualname} returns {text}"
+        doc = inspect.getdoc(fn) or ""
+        assert "Returns ``(" not in doc and "returns ``(" not in doc, f"{qualname} documents a tuple return"
+
+
+def test_the_shape_check_would_catch_a_tuple():
+    def bad(x: int) -> tuple[int, int]:
+        return x, x
+
+    module = type(sys)("fake")
+    module.__name__, module.__all__, module.bad = "fake", ["bad"], bad
+    with pytest.raises(AssertionError, match="returns tuple"):
+        test_public_functions_return_named_results_not_tuples(module)
 
 
 def _readme():
@@ -56,12 +88,52 @@ def test_readme_playbook_table_matches_the_notebooks():
     assert table == expected
 
 
+def _environment():
+    return yaml.safe_load((REPO / "environment.yml").read_text())
+
+
 def test_environment_yml_names_the_core_packages_of_pyproject():
-    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    env = _environment()
     assert {"rapidsai", "conda-forge", "nvidia"} <= set(env["channels"])
     conda = {re.split(r"[<>=! ]", d)[0] for d in env["dependencies"] if isinstance(d, str)}
-    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    assert {"python=3.12", "cudf", "cuml"} <= conda | {d for d in env["dependencies"] if isinstance(d, str)}
+    assert {"python", "cudf", "cuml"} <= conda
     core = {re.split(r"[<>=! \[]", d)[0] for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]}
     assert core <= conda, f"missing from environment.yml: {core - conda}"
-    assert any(p.startswith("-e ..") or p == "-e ." for p in pip)
+
+
+def test_environment_yml_local_paths_resolve_as_conda_resolves_them():
+    # conda writes the pip section to a requirements file beside environment.yml and runs pip from that folder
+    pip = next(d["pip"] for d in _environment()["dependencies"] if isinstance(d, dict))
+    local = [line.split(maxsplit=1)[1] for line in pip if line.startswith(("-e ", "--editable "))]
+    local += [line for line in pip if line.startswith((".", "/"))]
+    assert local, "environment.yml must install this repository"
+    for path in local:
+        target = (REPO / path).resolve()
+        assert (target / "pyproject.toml").is_file() and 'name = "sparkbooks"' in (target / "pyproject.toml").read_text(), \
+            f"{path!r} in environment.yml resolves to {target}, not this repository"
+
+
+#: conda package → pip distribution for the RAPIDS libraries both files name
+_CONDA_TO_PIP = {"cudf": "cudf-cu13", "cuml": "cuml-cu13", "cuopt": "cuopt-cu13", "cugraph": "cugraph-cu13",
+                 "nx-cugraph": "nx-cugraph-cu13"}
+
+
+def test_pip_gpu_extra_and_environment_yml_pin_the_same_releases():
+    env = _environment()
+    conda = dict(re.match(r"([\w-]+)=([\d.]+)", d).groups() for d in env["dependencies"]
+                 if isinstance(d, str) and re.match(r"([\w-]+)=([\d.]+)$", d.split("#")[0].strip()))
+    gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
+    extra = dict(re.match(r"([\w-]+)==([\d.]+)(?:\.\*)?$", d).groups() for d in gpu)
+    for name, pip_name in _CONDA_TO_PIP.items():
+        assert name in conda and pip_name in extra, (name, pip_name)
+        assert extra[pip_name] == conda[name], f"{pip_name} {extra[pip_name]} vs conda {name} {conda[name]}"
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    rsc = [line.split("#")[0].strip() for line in pip_section if line.startswith("rapids-singlecell")]
+    assert rsc == [next(d for d in gpu if d.startswith("rapids-singlecell"))], "rapids-singlecell differs"
+
+
+def test_umap_and_hdbscan_stay_within_what_cuml_accel_supports():
+    topics = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["topics"]
+    env = [d for d in _environment()["dependencies"] if isinstance(d, str)]
+    for spec in ("umap-learn>=0.5.7,<0.5.13", "hdbscan>=0.8.40,<0.8.45"):
+        assert spec in topics and any(d.startswith(spec) for d in env), spec

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sparkbooks import quant
+from sparkbooks.exceptions import InputError
 
 
 def e2m1(values):
@@ -81,7 +82,7 @@ def test_zero_blocks_stay_zero_and_shapes_survive_padding(fmt):
 @pytest.mark.parametrize("fmt", list(quant.FORMATS))
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_inputs_are_refused(fmt, bad):
-    with pytest.raises(ValueError, match="NaN or infinite"):
+    with pytest.raises(InputError, match="NaN or infinite"):
         quant.FORMATS[fmt].quantise(np.array([1.0, bad], np.float32))
 
 

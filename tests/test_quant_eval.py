@@ -29,7 +29,8 @@ def minilm():
 
 def test_quantising_touches_every_linear_layer_and_only_a_copy(minilm):
     before = next(minilm.parameters()).detach().clone()
-    quantised, errors = quant_eval.quantise_linear_layers(minilm, "nvfp4")
+    done = quant_eval.quantise_linear_layers(minilm, "nvfp4")
+    quantised, errors = done.model, done.errors
     assert len(errors) == 37 and (errors["relative_error"] > 0.01).all() and (errors["relative_error"] < 0.3).all()
     assert next(minilm.parameters()).detach().equal(before)
     assert quantised is not minilm
@@ -37,8 +38,8 @@ def test_quantising_touches_every_linear_layer_and_only_a_copy(minilm):
 
 def test_compare_formats_orders_fp8_above_4bit(minilm, cache):
     tweets = datasets.health_tweets(n=200, seed=0)
-    summary, _ = quant_eval.compare_formats(minilm, tweets["text"], tweets["source"], formats=["fp8", "nvfp4"],
-                                            queries=list(range(0, 200, 5)))
+    summary = quant_eval.compare_formats(minilm, tweets["text"], tweets["source"], formats=["fp8", "nvfp4"],
+                                         queries=list(range(0, 200, 5))).summary
     assert summary.loc["fp32", "recall@10"] == 1.0
     assert summary.loc["fp8", "cosine_mean"] > summary.loc["nvfp4", "cosine_mean"] > 0.9
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sparkbooks import llamacpp, serve
-from sparkbooks.exceptions import ServerDiedError, SourceError
+from sparkbooks import llm, services
+from sparkbooks.llm import llamacpp
+from sparkbooks.exceptions import ServiceStartError, SourceError
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -35,17 +36,17 @@ def _gone(pid: int, timeout: float = 15.0) -> bool:
 
 
 def test_context_manager_starts_a_healthy_server_and_stops_it():
-    with serve.stand_in(ctx_size=2048, parallel=1) as server:
+    with llm.stand_in(ctx_size=2048, parallel=1) as server:
         pid = server.pid
         assert server.running and server.base_url.startswith("http://127.0.0.1:")
-        assert server in serve.live_servers()
+        assert server in services.live_services()
         assert server.rss_bytes() > 50 * 2**20  # the 98 MB model is mapped in
     assert _gone(pid) and not server.running
 
 
 def test_exception_inside_the_block_still_stops_it():
     with pytest.raises(RuntimeError):
-        with serve.stand_in(ctx_size=2048, parallel=1) as server:
+        with llm.stand_in(ctx_size=2048, parallel=1) as server:
             pid = server.pid
             raise RuntimeError("boom")
     assert _gone(pid)
@@ -65,7 +66,7 @@ def _pid(child: subprocess.Popen) -> int:
 @pytest.mark.parametrize("ending", ["pass", "raise SystemExit(3)", "raise ValueError('uncaught')"])
 def test_no_orphan_when_the_python_process_ends(ending):
     child = _child(f"""
-        from sparkbooks.serve import stand_in
+        from sparkbooks.llm import stand_in
         server = stand_in(ctx_size=2048, parallel=1).start()
         print("PID", server.pid, flush=True)
         {ending}
@@ -78,7 +79,7 @@ def test_no_orphan_when_the_python_process_ends(ending):
 def test_no_orphan_when_the_parent_is_killed():
     child = _child("""
         import time
-        from sparkbooks.serve import stand_in
+        from sparkbooks.llm import stand_in
         server = stand_in(ctx_size=2048, parallel=1).start()
         print("PID", server.pid, flush=True)
         time.sleep(120)
@@ -109,7 +110,7 @@ def test_no_orphan_after_kernel_interrupt_and_shutdown():
                     return out
 
         # a server used across cells survives an interrupt of an unrelated cell …
-        pid_kept = int("".join(run("from sparkbooks.serve import stand_in\n"
+        pid_kept = int("".join(run("from sparkbooks.llm import stand_in\n"
                                    "kept = stand_in(ctx_size=2048, parallel=1).start(); print(kept.pid)")).split()[-1])
         # … a server inside an interrupted `with` block is stopped at once
         msg_id = kc.execute("import time\nwith stand_in(ctx_size=2048, parallel=1) as s:\n"
@@ -131,9 +132,9 @@ def test_no_orphan_after_kernel_interrupt_and_shutdown():
 def test_a_server_that_cannot_start_says_why(tmp_path):
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(b"not a model")
-    with pytest.raises(ServerDiedError, match="exited with code"):
-        serve.LlamaServer(broken, startup_timeout=30).start()
-    assert serve.live_servers() == []
+    with pytest.raises(ServiceStartError, match="exited with code"):
+        llamacpp.LlamaServer(broken, startup_timeout=30).start()
+    assert services.live_services() == []
 
 
 def test_missing_binary_names_the_build_command(monkeypatch, tmp_path):

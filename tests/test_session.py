@@ -42,7 +42,7 @@ def test_record_writes_results_atomically_and_refuses_non_finite(namespace, monk
     monkeypatch.setenv(session.ENV_RESULTS, str(target))
     sb.begin(namespace)
     assert sb.record("speed", 1.5, unit="s") == 1.5
-    with pytest.raises(sb.ParameterError, match="only finite"):
+    with pytest.raises(sb.InputError, match="only finite"):
         sb.record("broken", math.nan)
     saved = json.loads(target.read_text())
     assert saved["results"] == [{"name": "speed", "value": 1.5, "unit": "s", "note": ""}]

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from sparkbooks import datasets, embeddings, topics
-from sparkbooks.exceptions import ParameterError
+from sparkbooks.exceptions import InputError
 
 
 def test_clean_text_drops_links_handles_and_entities():
@@ -17,7 +17,8 @@ def test_clean_text_drops_links_handles_and_entities():
 def test_ctfidf_matches_the_formula_by_hand():
     # 3 documents × 3 terms; classes 0 (docs 0, 1) and 1 (doc 2)
     counts = sp.csr_matrix(np.array([[2, 0, 1], [1, 1, 0], [0, 3, 1]]))
-    weights, classes = topics.ctfidf(counts, np.array([0, 0, 1]))
+    keyed = topics.ctfidf(counts, np.array([0, 0, 1]))
+    weights, classes = keyed.weights, keyed.classes
     assert classes.tolist() == [0, 1]
     per_class = np.array([[3, 1, 1], [0, 3, 1]], dtype=float)
     tf = per_class / per_class.sum(axis=1, keepdims=True)
@@ -55,13 +56,13 @@ def test_health_tweets_carry_dates_and_news_articles_load(cache):
 
 
 def test_corpus_refuses_unknown_names_and_files_without_text(tmp_path):
-    with pytest.raises(ParameterError, match="health-tweets"):
+    with pytest.raises(InputError, match="health-tweets"):
         datasets.corpus("tweets")
-    with pytest.raises(ParameterError, match="does not exist"):
+    with pytest.raises(InputError, match="does not exist"):
         datasets.corpus(str(tmp_path / "missing.parquet"))
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"body": ["x"]}).to_csv(bad, index=False)
-    with pytest.raises(ParameterError, match="no 'text' column"):
+    with pytest.raises(InputError, match="no 'text' column"):
         datasets.corpus(str(bad))
     good = tmp_path / "good.csv"
     pd.DataFrame({"text": ["one", " ", "two", "three"]}).to_csv(good, index=False)
@@ -70,20 +71,20 @@ def test_corpus_refuses_unknown_names_and_files_without_text(tmp_path):
 
 def test_embeddings_are_cached_by_content(cache, monkeypatch):
     texts = ["Flu season starts early", "New workout for busy people"]
-    first = topics.embed(texts, show_progress=False)
+    first = embeddings.embed(texts, show_progress=False)
     assert first.shape == (2, 384) and np.allclose(np.linalg.norm(first, axis=1), 1, atol=1e-5)
-    assert topics.embedding_cache_path(texts).exists()
-    assert topics.embedding_cache_path(texts[::-1]) != topics.embedding_cache_path(texts)
+    assert embeddings.embedding_cache_path(texts).exists()
+    assert embeddings.embedding_cache_path(texts[::-1]) != embeddings.embedding_cache_path(texts)
 
     def no_model(**_):
         raise AssertionError("the model was loaded although the embeddings were cached")
 
     monkeypatch.setattr(embeddings, "load_minilm", no_model)
-    assert np.array_equal(topics.embed(texts, show_progress=False), first)
-    topics.embedding_cache_path(texts).write_bytes(b"damaged")
+    assert np.array_equal(embeddings.embed(texts, show_progress=False), first)
+    embeddings.embedding_cache_path(texts).write_bytes(b"damaged")
     monkeypatch.undo()
-    monkeypatch.setattr(topics.settings, "cache_dir", cache)
-    assert np.allclose(topics.embed(texts, show_progress=False), first, atol=1e-6)  # recomputed, not trusted
+    monkeypatch.setattr(embeddings.settings, "cache_dir", cache)
+    assert np.allclose(embeddings.embed(texts, show_progress=False), first, atol=1e-6)  # recomputed, not trusted
 
 
 def _grouped(n_groups=5, per_group=120, seed=0):
@@ -142,7 +143,7 @@ def test_topic_model_refuses_mismatched_or_tiny_input():
         topics.TopicModel().fit(["a", "b"], np.zeros((3, 4)))
     with pytest.raises(ValueError, match="too few"):
         topics.TopicModel().fit(["a"] * 20, np.zeros((20, 4)))
-    with pytest.raises(ParameterError, match="neighbors"):
+    with pytest.raises(InputError, match="neighbors"):
         topics.TopicModel(neighbors="faiss").fit(["a"] * 500, np.random.default_rng(0).normal(size=(500, 8)))
 
 

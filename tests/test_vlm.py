@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from PIL import Image
 
-from sparkbooks import documents, llm, serve, vlm
+from sparkbooks import documents, llm, vlm
 from sparkbooks.exceptions import ImageInputError, RequestTimeoutError, VisionUnsupportedError
 
 from . import tiny_qwen_vl
@@ -68,7 +68,7 @@ def test_visual_tokens_match_transformers_image_processor():
     processor = Qwen2VLImageProcessorPil(size={"shortest_edge": 3136, "longest_edge": 12845056})
     for size in [(900, 500), (916, 614), (50, 40), (4032, 3024), (1920, 1080)]:
         grid = processor(images=[Image.new("RGB", size)], return_tensors="pt")["image_grid_thw"][0]
-        assert vlm.qwen_visual_tokens(*size)[0] == int(grid.prod()) // 4, size
+        assert vlm.qwen_visual_tokens(*size).tokens == int(grid.prod()) // 4, size
 
 
 def test_request_carries_the_image_as_a_data_url_and_the_schema(tiny):
@@ -85,7 +85,7 @@ def test_request_carries_the_image_as_a_data_url_and_the_schema(tiny):
     assert sent["model"] == tiny_qwen_vl.MODEL_ID and sent["max_tokens"] == 8
     # the server's usage counts the image tokens the formula predicts, plus the same text tokens as without an image
     text_only = llm.chat(endpoint, [{"role": "user", "content": "what is the total"}], max_tokens=2, stream=False)
-    assert reply.prompt_tokens - text_only.prompt_tokens == vlm.qwen_visual_tokens(*page.size)[0] + 2  # vision start/end
+    assert reply.prompt_tokens - text_only.prompt_tokens == vlm.qwen_visual_tokens(*page.size).tokens + 2  # vision start/end
 
 
 def test_preview_shows_the_request_without_the_base64_bulk():
@@ -109,10 +109,11 @@ def test_slow_server_raises_a_timeout_that_says_what_to_do(tiny):
 def test_vlm_extraction_and_throughput_use_the_same_path(tiny):
     endpoint, state = tiny
     docs = documents.make_invoices(2, seed=1)
-    predictions, seconds, replies = documents.extract_with_vlm(endpoint, docs, max_side=448)
+    done = documents.extract_with_vlm(endpoint, docs, max_side=448)
+    predictions, seconds, replies = done.predictions, done.seconds, done.replies
     assert len(predictions) == 2 and all(p is None for p in predictions)  # noise is never schema-valid JSON
-    assert all(r.prompt_tokens > vlm.qwen_visual_tokens(448, 300)[0] for r in replies)
-    table, _ = documents.score(predictions, docs, seconds)
+    assert all(r.prompt_tokens > vlm.qwen_visual_tokens(448, 300).tokens for r in replies)
+    table = documents.score(predictions, docs, seconds).table
     assert not table["valid"].any()
     sweep = vlm.throughput(endpoint, [vlm.load_image(_png((640, 480)))], levels=[1, 2], sides=[224, 448], requests_per_level=2)
     assert list(sweep["side_px"]) == [224, 224, 448, 448] and (sweep["images_per_s"] > 0).all()
@@ -120,7 +121,7 @@ def test_vlm_extraction_and_throughput_use_the_same_path(tiny):
 
 
 def test_text_only_llama_server_says_it_takes_no_images():
-    with serve.stand_in(ctx_size=2048, parallel=1) as server:
+    with llm.stand_in(ctx_size=2048, parallel=1) as server:
         endpoint = llm.connect(server.base_url)
         with pytest.raises(VisionUnsupportedError, match="does not accept images.*mmproj"):
             vlm.ask(endpoint, [vlm.load_image(_png((64, 64)))], "what is this?")

@@ -1,6 +1,7 @@
 import pytest
 
 from sparkbooks import workloads
+from sparkbooks.accel import GpuProbe
 from sparkbooks.exceptions import SparkbooksError
 
 
@@ -18,7 +19,9 @@ def test_etl_checks_are_consistent():
     assert result["total_s"] == pytest.approx(sum(v for k, v in result["stages"].items() if k != "generate"))
 
 
-def test_compare_runs_the_cpu_path_in_a_child_and_reports_no_gpu_figures():
+def test_compare_runs_the_cpu_path_in_a_child_and_reports_no_gpu_figures(monkeypatch):
+    # the machine may have a GPU (a DGX Spark does): fake a failing probe, as on a laptop
+    monkeypatch.setattr(workloads, "probe_gpu", lambda: GpuProbe(False, "no GPU here (faked by the test)", 0.0))
     cmp = workloads.compare("sklearn", {"n_samples": 2_000, "seed": 0})
     assert cmp.gpu is None and "GPU run skipped" in cmp.gpu_reason
     table = cmp.table()

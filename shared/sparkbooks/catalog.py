@@ -10,8 +10,13 @@ Each playbook lives at ``playbooks/<slug>/<slug>.ipynb``. Its notebook metadata 
       "profiles": {"cpu": {}, "spark": {"n_rows": 50000000}},
       "constraints": {"n_rows": {"interval": [1000, null]}},
       "headline": ["result names shown on the index page"],
-      "order": 100
+      "order": 100,
+      "accelerators": ["cuml.accel"]
     }
+
+``accelerators`` lists the zero-code-change accelerators the notebook's own kernel switches on
+when a GPU works (``cudf.pandas``, ``cuml.accel``; default none): :func:`sparkbooks.begin`
+installs exactly those, before the notebook imports the libraries they replace.
 
 The parameters cell is the single source of the parameters; profiles only override them.
 """
@@ -19,20 +24,20 @@ The parameters cell is the single source of the parameters; profiles only overri
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+from .accel import ACCELERATORS
 from .exceptions import MetadataError, PlaybookNotFoundError
 from .hardware import Hardware
 from .parameters import Parameter, parse_parameters_cell, validate
 from .settings import settings
 
-__all__ = ["Playbook", "discover", "get", "load"]
+__all__ = ["Playbook", "ProfileChoice", "discover", "get", "load", "read_notebook"]
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 GPU_NEEDS = ("optional", "recommended", "required")
@@ -40,6 +45,14 @@ REQUIRED_PROFILES = ("cpu", "spark")
 REQUIRED_PARAMETERS = ("profile", "seed")
 # A DGX Station's GB300 has far more memory than a Spark's GB10; anything this large gets `station`.
 _STATION_GPU_GIB = 400
+
+
+@dataclass(frozen=True)
+class ProfileChoice:
+    """The concrete profile a run uses, and why."""
+
+    profile: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,7 @@ class Playbook:
     parameters: dict[str, Parameter]
     headline: tuple[str, ...] = field(default=())
     order: int = 100  # position in listings; start-here is 0
+    accelerators: tuple[str, ...] = ()  # cudf.pandas / cuml.accel, switched on by begin() on a working GPU
 
     @property
     def directory(self) -> Path:
@@ -71,19 +85,19 @@ class Playbook:
             )
         return {**self.profiles[profile], "profile": profile}
 
-    def resolve_profile(self, profile: str, hardware: Hardware, *, accelerator: str | None = None) -> tuple[str, str]:
-        """Turn ``auto`` into a concrete profile for this machine; return (profile, reason)."""
+    def resolve_profile(self, profile: str, hardware: Hardware, *, accelerator: str | None = None) -> ProfileChoice:
+        """Turn ``auto`` into a concrete profile for this machine, with the reason."""
         if profile != "auto":
-            return profile, "chosen"
+            return ProfileChoice(profile, "chosen")
         accelerator = accelerator or settings.accelerator
         if accelerator == "cpu":
-            return "cpu", "auto: accelerator=cpu"
+            return ProfileChoice("cpu", "auto: accelerator=cpu")
         if not hardware.has_nvidia_gpu:
-            return "cpu", "auto: no NVIDIA GPU found"
+            return ProfileChoice("cpu", "auto: no NVIDIA GPU found")
         mem = hardware.gpu_memory_gib or 0
         if "station" in self.profiles and ("GB300" in hardware.gpus[0].name or mem >= _STATION_GPU_GIB):
-            return "station", f"auto: {hardware.gpus[0].name} with {mem:.0f} GiB"
-        return "spark", f"auto: {hardware.gpus[0].name} found"
+            return ProfileChoice("station", f"auto: {hardware.gpus[0].name} with {mem:.0f} GiB")
+        return ProfileChoice("spark", f"auto: {hardware.gpus[0].name} found")
 
 
 def _require(meta: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -95,9 +109,31 @@ def _require(meta: Mapping[str, Any], key: str, kind: type | tuple[type, ...], w
     return value
 
 
-def parameters_cell(nb: nbformat.NotebookNode) -> tuple[int, str]:
-    """Index and source of the one cell tagged ``parameters``."""
-    found = [(i, c.source) for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
+def read_notebook(path: Path) -> dict[str, Any]:
+    """A notebook file as plain JSON (``nbformat`` validation is left to the tools that write notebooks).
+
+    Raises
+    ------
+    MetadataError
+        The file is not a readable notebook.
+    """
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MetadataError(f"{path}: not a readable notebook ({exc}).") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise MetadataError(f"{path}: not a Jupyter notebook (no cell list).")
+    return nb
+
+
+def _source(cell: Mapping[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def _parameters_source(nb: Mapping[str, Any]) -> str:
+    """Source of the one cell tagged ``parameters``."""
+    found = [_source(c) for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(found) != 1:
         raise MetadataError(f"expected exactly one cell tagged 'parameters', found {len(found)}")
     return found[0]
@@ -116,12 +152,12 @@ def load(path: Path) -> Playbook:
     where = str(path)
     if not SLUG.match(slug) or path.parent.name != slug:
         raise MetadataError(f"{where}: playbooks live at playbooks/<slug>/<slug>.ipynb with a lowercase-hyphen slug.")
-    nb = nbformat.read(path, as_version=4)
-    meta = nb.metadata.get("playbook")
+    nb = read_notebook(path)
+    meta = nb.get("metadata", {}).get("playbook")
     if not isinstance(meta, Mapping):
         raise MetadataError(f"{where}: notebook metadata has no `playbook` block.")
     try:
-        _, source = parameters_cell(nb)
+        source = _parameters_source(nb)
     except MetadataError as exc:
         raise MetadataError(f"{where}: {exc}") from None
     params = parse_parameters_cell(source, constraints=meta.get("constraints"), playbook=slug)
@@ -154,6 +190,10 @@ def load(path: Path) -> Playbook:
     if "cpu" not in minutes:
         raise MetadataError(f"{where}: `playbook.minutes` needs at least the 'cpu' estimate.")
     headline = tuple(meta.get("headline", ()))
+    accelerators = tuple(meta.get("accelerators", ()))
+    unknown = sorted(set(accelerators) - set(ACCELERATORS))
+    if unknown:
+        raise MetadataError(f"{where}: `playbook.accelerators` names {', '.join(unknown)}; known: {', '.join(ACCELERATORS)}.")
     return Playbook(
         slug=slug, path=path,
         title=_require(meta, "title", str, where),
@@ -162,7 +202,7 @@ def load(path: Path) -> Playbook:
         tags=tuple(_require(meta, "tags", list, where)),
         stand_ins=tuple(_require(meta, "stand_ins", list, where)),
         profiles={k: dict(v) for k, v in profiles.items()},
-        parameters=params, headline=headline, order=int(meta.get("order", 100)),
+        parameters=params, headline=headline, order=int(meta.get("order", 100)), accelerators=accelerators,
     )
 
 

@@ -43,21 +43,21 @@ def check_claims(nvfp4_quality: Mapping[str, float], *, context: int, sequences:
                    f"not reproduced by plain post-training quantisation (bar: recall ≥ {RECALL_BAR}, cosine ≥ {COSINE_BAR})",
     })
 
-    def fits(name: str, device, fmt: str) -> tuple[str, float]:
+    def fits(name: str, device, fmt: str):
         return verdict(by_name(name), fmt, device, context=context, sequences=sequences, kv_bytes=kv_bytes,
                        utilization=utilization)
 
     big_on_spark = [a.name for a in FRONTIER if a.total_params >= 100e9
-                    and any(fits(a.name, spark, f)[0] == "fits" for f in ("nvfp4", "mxfp4"))]
+                    and any(fits(a.name, spark, f).word == "fits" for f in ("nvfp4", "mxfp4"))]
     rows.append({
         "claim": "DGX Spark runs 100B+-parameter models",
         "evidence": f"in 4-bit, at {context:,} tokens: {', '.join(big_on_spark) or 'none'} fit one Spark",
         "verdict": "reproduced (4-bit only)" if big_on_spark else "refuted",
     })
-    station_results = {name: min((fits(name, station, f) for f in ("nvfp4", "mxfp4")), key=lambda v: -v[1])
+    station_results = {name: min((fits(name, station, f) for f in ("nvfp4", "mxfp4")), key=lambda v: -v.headroom_gib)
                        for name in STATION_MODELS}
-    on_station = [n for n, (word, _) in station_results.items() if word == "fits"]
-    kimi_word, kimi_room = station_results["Kimi K2 Thinking"]
+    on_station = [n for n, v in station_results.items() if v.word == "fits"]
+    kimi_word, kimi_room = station_results["Kimi K2 Thinking"].word, station_results["Kimi K2 Thinking"].headroom_gib
     kimi = by_name("Kimi K2 Thinking")
     rows.append({
         "claim": "DGX Station runs models up to 1 trillion parameters",

@@ -21,6 +21,7 @@ from .exceptions import (
     PlaybookNotFoundError,
     SparkbooksError,
 )
+from .settings import settings
 
 __all__ = ["main"]
 
@@ -119,18 +120,22 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return status
 
 
-def _cmd_setup(args: argparse.Namespace) -> int:
-    from .llamacpp import build_server, find_server  # noqa: PLC0415
+#: Tools `sparkbooks setup` builds, by name: the domain module that knows how (imported only when asked).
+SETUP_TOOLS = {"llama-server": "sparkbooks.llm.llamacpp"}
 
-    found = None if args.force else find_server()
-    path = found or build_server(force=args.force)
-    print(f"llama-server: {path}" + (" (already present, not rebuilt)" if found else ""))
+
+def _cmd_setup(args: argparse.Namespace) -> int:
+    import importlib  # noqa: PLC0415
+
+    tool = importlib.import_module(SETUP_TOOLS[args.tool])
+    found = None if args.force else tool.find_server()
+    path = found or tool.build_server(force=args.force)
+    print(f"{args.tool}: {path}" + (" (already present, not rebuilt)" if found else ""))
     return EXIT_OK
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
     from .notebook import clean  # noqa: PLC0415
-    from .settings import settings  # noqa: PLC0415
 
     for slug in args.slugs or [pb.slug for pb in catalog.discover()]:
         pb = catalog.get(slug)
@@ -179,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(func=_cmd_render)
 
     setup = sub.add_parser("setup", help="build tools the playbooks need (llama-server), once")
-    setup.add_argument("tool", choices=["llama-server"])
+    setup.add_argument("tool", choices=sorted(SETUP_TOOLS))
     setup.add_argument("--force", action="store_true", help="rebuild even when present")
     setup.set_defaults(func=_cmd_setup)
 
@@ -201,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sparkbooks`` console script; returns the exit code."""
     args = _parser().parse_args(argv)
     try:
+        settings.validate()  # a bad SPARKBOOKS_* variable is bad input: exit 2 with the accepted values
         return args.func(args)
     except (ParameterError, PlaybookNotFoundError, MetadataError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)

@@ -26,7 +26,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["CVaRProblem", "CVaRSolution", "cvar", "solve", "solve_cuopt", "solve_highs"]
+from .exceptions import InfeasibleError, InputError, MissingDependencyError, SolverError
+
+__all__ = ["CVaRProblem", "CVaRSolution", "TailRisk", "cvar", "solve", "solve_cuopt", "solve_highs"]
 
 
 @dataclass
@@ -45,21 +47,21 @@ class CVaRProblem:
     def __post_init__(self) -> None:
         self.returns = np.ascontiguousarray(self.returns, dtype=np.float64)
         if self.returns.ndim != 2 or min(self.returns.shape) < 1:
-            raise ValueError(f"returns must be a scenarios × assets matrix; got shape {self.returns.shape}.")
+            raise InputError(f"returns must be a scenarios × assets matrix; got shape {self.returns.shape}.")
         if not np.isfinite(self.returns).all():
-            raise ValueError("returns contain NaN or infinite values: drop or fill them before building scenarios.")
+            raise InputError("returns contain NaN or infinite values: drop or fill them before building scenarios.")
         if not 0 < self.beta < 1:
-            raise ValueError(f"beta (the CVaR confidence level) must lie in (0, 1); got {self.beta}.")
+            raise InputError(f"beta (the CVaR confidence level) must lie in (0, 1); got {self.beta}.")
         n = self.n_assets
         self.lower = np.broadcast_to(np.asarray(self.lower, dtype=np.float64), (n,)).copy()
         self.upper = np.broadcast_to(np.asarray(self.upper, dtype=np.float64), (n,)).copy()
         if (self.lower > self.upper).any():
-            raise ValueError("Some lower bounds exceed their upper bounds.")
+            raise InputError("Some lower bounds exceed their upper bounds.")
         if self.lower.sum() > self.budget + 1e-12 or self.upper.sum() < self.budget - 1e-12:
-            raise ValueError(f"No weights within the bounds sum to the budget {self.budget}: "
+            raise InputError(f"No weights within the bounds sum to the budget {self.budget}: "
                              f"bounds allow {self.lower.sum():.4g} … {self.upper.sum():.4g}.")
         if (self.lower < 0).any() and self.leverage is None:
-            raise ValueError("Short positions (lower < 0) need a leverage limit (Σ|w| ≤ leverage).")
+            raise InputError("Short positions (lower < 0) need a leverage limit (Σ|w| ≤ leverage).")
 
     @property
     def n_assets(self) -> int:
@@ -89,8 +91,16 @@ class CVaRSolution:
     certificate: dict[str, float] = field(default_factory=dict)
 
 
-def cvar(losses: np.ndarray, beta: float = 0.95) -> tuple[float, float]:
-    """(VaR, CVaR) of equally likely ``losses`` at level ``beta``, by the Rockafellar–Uryasev minimum.
+@dataclass(frozen=True)
+class TailRisk:
+    """Value at risk and conditional value at risk (expected shortfall) of a loss distribution."""
+
+    var: float
+    cvar: float
+
+
+def cvar(losses: np.ndarray, beta: float = 0.95) -> TailRisk:
+    """VaR and CVaR of equally likely ``losses`` at level ``beta``, by the Rockafellar–Uryasev minimum.
 
     CVaR = min over α of α + E[(L − α)⁺] / (1 − β); the minimum is attained at a ``beta``
     quantile of the losses, so it is found exactly by trying the sorted losses near it.
@@ -100,7 +110,7 @@ def cvar(losses: np.ndarray, beta: float = 0.95) -> tuple[float, float]:
     candidates = losses[max(k - 1, 0):k + 2]
     values = [a + np.maximum(losses - a, 0).mean() / (1 - beta) for a in candidates]
     best = int(np.argmin(values))
-    return float(candidates[best]), float(values[best])
+    return TailRisk(float(candidates[best]), float(values[best]))
 
 
 def _lift(problem: CVaRProblem) -> tuple[np.ndarray, dict]:
@@ -126,7 +136,7 @@ def solve(problem: CVaRProblem, *, tol: float = 1e-8, max_iter: int = 100, verbo
 
     Raises
     ------
-    RuntimeError
+    SolverError
         The method stalls or the problem is infeasible (e.g. ``target_return`` above every asset's mean).
     """
     start = time.perf_counter()
@@ -248,14 +258,14 @@ def solve(problem: CVaRProblem, *, tol: float = 1e-8, max_iter: int = 100, verbo
     if status != "optimal":  # stopped by rounding noise: judge the best iterate by its certificate
         status = "optimal" if best_error < 10 * tol else "optimal_inaccurate" if best_error < 1e-5 else status
     if status not in ("optimal", "optimal_inaccurate"):
-        raise RuntimeError(f"The interior-point method stopped after {it} iterations without converging "
+        raise SolverError(f"The interior-point method stopped after {it} iterations without converging "
                            f"(residuals {certificate}); the problem may be infeasible — e.g. a target return "
                            "above what any portfolio within the bounds reaches.")
     weights = x if not lifted["short"] else x[:lifted["n"]] - x[lifted["n"]:]
-    var_, cvar_ = cvar(-(problem.returns @ weights), problem.beta)
+    risk = cvar(-(problem.returns @ weights), problem.beta)
     expected = float(problem.mean @ weights)
-    objective = -problem.return_weight * expected + cvar_
-    return CVaRSolution(weights=weights, var=var_, cvar=cvar_, expected_return=expected, objective=objective,
+    objective = -problem.return_weight * expected + risk.cvar
+    return CVaRSolution(weights=weights, var=risk.var, cvar=risk.cvar, expected_return=expected, objective=objective,
                         iterations=it, seconds=time.perf_counter() - start, status=status, certificate=certificate)
 
 
@@ -284,10 +294,10 @@ def _lp(problem: CVaRProblem) -> dict:
 def _finish(problem: CVaRProblem, lp: dict, values: np.ndarray, iterations: int, seconds: float) -> CVaRSolution:
     x, lifted = values[:lp["m"]], lp["lifted"]
     weights = x if not lifted["short"] else x[:lifted["n"]] - x[lifted["n"]:]
-    var_, cvar_ = cvar(-(problem.returns @ weights), problem.beta)
+    risk = cvar(-(problem.returns @ weights), problem.beta)
     expected = float(problem.mean @ weights)
-    return CVaRSolution(weights=weights, var=var_, cvar=cvar_, expected_return=expected,
-                        objective=-problem.return_weight * expected + cvar_, iterations=iterations,
+    return CVaRSolution(weights=weights, var=risk.var, cvar=risk.cvar, expected_return=expected,
+                        objective=-problem.return_weight * expected + risk.cvar, iterations=iterations,
                         seconds=seconds, status="optimal")
 
 
@@ -300,18 +310,31 @@ def solve_highs(problem: CVaRProblem) -> CVaRSolution:
     res = linprog(lp["c"], A_ub=lp["a_ub"], b_ub=lp["b_ub"], A_eq=lp["a_eq"], b_eq=lp["b_eq"],
                   bounds=np.column_stack([lp["lower"], lp["upper"]]), method="highs")
     if res.status != 0:
-        raise RuntimeError(f"HiGHS: {res.message}")
+        raise (InfeasibleError if res.status == 2 else SolverError)(f"HiGHS: {res.message}")
     return _finish(problem, lp, res.x, int(res.nit), time.perf_counter() - start)
 
 
-def solve_cuopt(problem: CVaRProblem, *, time_limit: float = 600.0) -> CVaRSolution:
+#: cuOpt settings for an exact answer: tight tolerances and crossover to a vertex, so a PDLP win in the
+#: "concurrent" race (PDLP, barrier, dual simplex) cannot hand back a first-order solution off by ~1e-4.
+CUOPT_EXACT = {"absolute_primal_tolerance": 1e-9, "relative_primal_tolerance": 1e-9, "absolute_dual_tolerance": 1e-9,
+               "relative_dual_tolerance": 1e-9, "absolute_gap_tolerance": 1e-9, "relative_gap_tolerance": 1e-9,
+               "crossover": True}
+
+
+def solve_cuopt(problem: CVaRProblem, *, time_limit: float = 600.0, settings: dict | None = None) -> CVaRSolution:
     """The same programme on the GPU with NVIDIA cuOpt's LP solver (its ``DataModel`` API).
 
-    Written against cuOpt's documented Python API; it needs ``cuopt`` (environment.yml) and a GPU.
+    ``settings`` (cuOpt parameter names → values) default to :data:`CUOPT_EXACT`. The solver's own
+    termination status and iteration count are reported, and anything but ``Optimal`` is refused.
+
+    Raises
+    ------
+    MissingDependencyError
+        cuOpt is not installed.
+    InfeasibleError, SolverError
+        cuOpt reports infeasibility, or stops for another reason (time limit, numerical error).
     """
     import scipy.sparse as sp  # noqa: PLC0415
-
-    from .exceptions import MissingDependencyError  # noqa: PLC0415
 
     try:
         from cuopt import linear_programming  # noqa: PLC0415
@@ -319,7 +342,7 @@ def solve_cuopt(problem: CVaRProblem, *, time_limit: float = 600.0) -> CVaRSolut
         from cuopt.linear_programming.solver_settings import SolverSettings  # noqa: PLC0415
     except ImportError:
         raise MissingDependencyError("cuOpt is not installed: on a DGX Spark create the conda environment "
-                                     "(`conda env create -f environment.yml`), which brings cuopt.") from None
+                                     "(`conda env create -f environment.yml`) or `pip install -e '.[gpu]'`.") from None
     start = time.perf_counter()
     lp = _lp(problem)
     matrix = sp.vstack([lp["a_ub"], lp["a_eq"]]).tocsr()
@@ -331,10 +354,22 @@ def solve_cuopt(problem: CVaRProblem, *, time_limit: float = 600.0) -> CVaRSolut
     model.set_objective_coefficients(lp["c"])
     model.set_variable_lower_bounds(lp["lower"])
     model.set_variable_upper_bounds(lp["upper"])
-    settings = SolverSettings()
-    settings.set_parameter("time_limit", time_limit)
-    solution = linear_programming.Solve(model, settings)
+    config = SolverSettings()
+    for name, value in {**CUOPT_EXACT, **(settings or {}), "time_limit": time_limit}.items():
+        config.set_parameter(name, value)
+    solution = linear_programming.Solve(model, config)
+    reason = str(solution.get_termination_reason())
+    if reason != "Optimal":
+        error = InfeasibleError if "Infeasible" in reason else SolverError
+        raise error(f"cuOpt stopped with status {reason} ({solution.get_error_message() or 'no message'}); "
+                    "nothing is reported as optimal. Raise the time limit, or solve with the CPU method (solver='ipm').")
     values = np.asarray(solution.get_primal_solution(), dtype=np.float64)
     if values.size != len(lp["c"]) or not np.isfinite(values).all():
-        raise RuntimeError(f"cuOpt returned no solution (status {solution.get_termination_status()}).")
-    return _finish(problem, lp, values, 0, time.perf_counter() - start)
+        raise SolverError(f"cuOpt reported {reason} but returned no usable solution vector.")
+    stats = solution.get_lp_stats() or {}
+    done = _finish(problem, lp, values, int(stats.get("nb_iterations", 0)), time.perf_counter() - start)
+    done.status = "optimal"
+    done.certificate = {"primal_residual": float(stats.get("primal_residual", np.nan)),
+                        "dual_residual": float(stats.get("dual_residual", np.nan)), "gap": float(stats.get("gap", np.nan)),
+                        "solved_by": str(solution.get_solved_by()), "solver_seconds": float(solution.get_solve_time())}
+    return done

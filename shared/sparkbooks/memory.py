@@ -15,14 +15,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .exceptions import InputError
+from .quant import NUMBER_FORMATS, bits_per_weight
+
 __all__ = [
     "BITS_PER_WEIGHT",
     "CLAIM_DEVICES",
     "DEVICES",
     "DGX_SPARK",
     "Device",
+    "GgufModel",
     "ModelArch",
     "NEMOTRON_3_NANO",
+    "Verdict",
     "arch_from_gguf",
     "fit_table",
     "kv_cache_bytes",
@@ -34,16 +39,8 @@ __all__ = [
 
 GiB = 2**30
 
-#: Bits per weight including block-scale overhead.
-BITS_PER_WEIGHT: dict[str, float] = {
-    "bf16": 16.0,
-    "fp8": 8.0,  # E4M3 with one FP32 scale per tensor: negligible overhead
-    "nvfp4": 4.5,  # E2M1 + one FP8 E4M3 scale per 16 values (+ a per-tensor FP32 scale)
-    "mxfp4": 4.25,  # E2M1 + one E8M0 scale per 32 values
-    "int4": 4.125,  # symmetric INT4 with one FP16 scale per 128
-    "q8_0": 8.5,  # GGUF: 32 int8 + one f16 scale
-    "q4_1": 5.0,  # GGUF: 32 4-bit + f16 scale + f16 minimum
-}
+#: Bits per weight including block-scale overhead, from the one table of formats (:data:`sparkbooks.quant.NUMBER_FORMATS`).
+BITS_PER_WEIGHT: dict[str, float] = {name: f.bits_per_weight for name, f in NUMBER_FORMATS.items()}
 
 
 @dataclass(frozen=True)
@@ -129,11 +126,7 @@ def weight_bytes(arch: ModelArch, fmt: str) -> float:
     >>> round(weight_bytes(NEMOTRON_3_NANO, "bf16") / 1e9, 1)
     63.2
     """
-    try:
-        bits = BITS_PER_WEIGHT[fmt]
-    except KeyError:
-        raise ValueError(f"Unknown format {fmt!r}; formats: {', '.join(BITS_PER_WEIGHT)}.") from None
-    return arch.total_params * bits / 8
+    return arch.total_params * bits_per_weight(fmt) / 8
 
 
 def kv_cache_bytes(arch: ModelArch, *, context: int, sequences: int = 1, kv_bytes: float = 2.0) -> float:
@@ -180,11 +173,16 @@ def fit_table(arch: ModelArch, *, formats: Sequence[str] = ("bf16", "fp8", "nvfp
     return pd.DataFrame(rows).round(2)
 
 
-def arch_from_gguf(path: Path, *, name: str | None = None) -> tuple[ModelArch, float]:
-    """Architecture numbers and the exact weight bytes, read from a GGUF file's header.
+@dataclass(frozen=True)
+class GgufModel:
+    """What a GGUF header says: the architecture numbers and the weight bytes as stored (quantised)."""
 
-    Returns ``(arch, weight_bytes)``; the weight bytes are the tensor data as stored (quantised).
-    """
+    arch: ModelArch
+    weight_bytes: float
+
+
+def arch_from_gguf(path: Path, *, name: str | None = None) -> GgufModel:
+    """Architecture numbers and the exact weight bytes, read from a GGUF file's header."""
     from gguf import GGUFReader  # noqa: PLC0415 - optional, pure-Python GGUF parser
 
     reader = GGUFReader(str(path))
@@ -206,15 +204,23 @@ def arch_from_gguf(path: Path, *, name: str | None = None) -> tuple[ModelArch, f
         n_kv_heads=int(field(f"{arch_name}.attention.head_count_kv") or heads), head_dim=head_dim,
         max_context=int(field(f"{arch_name}.context_length") or 0), source=f"GGUF header of {Path(path).name}",
     )
-    return arch, stored
+    return GgufModel(arch, stored)
 
 
 SHORT_CONTEXT = 8_192
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Whether a model fits a device: ``fits``, ``short context only`` or ``does not fit``, and the headroom."""
+
+    word: str
+    headroom_gib: float
+
+
 def verdict(arch: ModelArch, fmt: str, device: Device, *, context: int, sequences: int = 1, kv_bytes: float = 2.0,
-            utilization: float = 0.8) -> tuple[str, float]:
-    """``("fits" | "short context only" | "does not fit", headroom GiB at ``context``)``.
+            utilization: float = 0.8) -> Verdict:
+    """Whether weights + KV cache + state fit the device's budget at ``context``, and the headroom in GiB.
 
     "short context only" means weights + cache fit at 8k tokens but not at ``context``.
     """
@@ -226,10 +232,10 @@ def verdict(arch: ModelArch, fmt: str, device: Device, *, context: int, sequence
 
     headroom = (budget - need(context)) / GiB
     if headroom >= 0:
-        return "fits", headroom
+        return Verdict("fits", headroom)
     if budget >= need(min(SHORT_CONTEXT, context)):
-        return "short context only", headroom
-    return "does not fit", headroom
+        return Verdict("short context only", headroom)
+    return Verdict("does not fit", headroom)
 
 
 def verdict_table(models: Sequence[ModelArch], *, formats: Sequence[str] = ("bf16", "fp8", "nvfp4", "mxfp4"),
@@ -245,8 +251,8 @@ def verdict_table(models: Sequence[ModelArch], *, formats: Sequence[str] = ("bf1
             row = {"model": arch.name, "format": fmt, "total_params_B": arch.total_params / 1e9,
                    "weights_GiB": weight_bytes(arch, fmt) / GiB, "kv_GiB": kv / GiB}
             for dev in devices:
-                word, headroom = verdict(arch, fmt, dev, context=context, sequences=sequences, kv_bytes=kv_bytes,
-                                         utilization=utilization)
-                row[dev.name] = f"{word} ({headroom:+.0f} GiB)"
+                v = verdict(arch, fmt, dev, context=context, sequences=sequences, kv_bytes=kv_bytes,
+                            utilization=utilization)
+                row[dev.name] = f"{v.word} ({v.headroom_gib:+.0f} GiB)"
             rows.append(row)
     return pd.DataFrame(rows).round(1)

@@ -8,6 +8,7 @@ is False and the KV cache is left out of the verdict (said so in the table).
 
 from __future__ import annotations
 
+from .exceptions import InputError
 from .memory import NEMOTRON_3_NANO, ModelArch
 
 __all__ = ["FRONTIER", "by_name"]
@@ -69,4 +70,4 @@ def by_name(name: str) -> ModelArch:
     for arch in FRONTIER:
         if arch.name == name:
             return arch
-    raise KeyError(f"No model {name!r}. Models: {', '.join(a.name for a in FRONTIER)}.")
+    raise InputError(f"No model {name!r}. Models: {', '.join(a.name for a in FRONTIER)}.")

@@ -10,20 +10,42 @@ from __future__ import annotations
 import gzip
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import cvar as cv
-from .exceptions import ParameterError
-from .sources import fetch
+from .exceptions import InfeasibleError, InputError, SolverError
+from .session import active
+from .sources import Source, WheelMember, fetch, registry
 
 __all__ = [
-    "SOLVERS", "backtest", "cardinality", "efficient_frontier", "load_prices", "max_return", "performance", "pick_solver",
-    "plot_backtest", "plot_frontier", "scenarios", "simulate_universe",
+    "Backtest", "SOLVERS", "SolverChoice", "backtest", "cardinality", "efficient_frontier", "kde_estimator", "load_prices",
+    "max_return", "performance", "pick_solver", "plot_backtest", "plot_frontier", "scenarios", "simulate_universe"
 ]
 
 TRADING_DAYS = 252
+
+registry.register(Source(
+    name="sp500-prices",
+    filename="sp500_dataset.csv.gz",
+    origin=WheelMember("skfolio", "1.12.2", "skfolio/datasets/data/sp500_dataset.csv.gz"),
+    sha256="ee21cac28befb1d0a739a9ceb22184f995394726aa0cfde9a21941d1ac04ac0d",
+    size=426_065,
+    description="Daily adjusted closes of 20 large S&P 500 stocks, 1990-01-02 … 2022-12-28, via skfolio's data",
+    license="BSD-3-Clause (skfolio)",
+))
+registry.register(Source(
+    name="sp500-index",
+    filename="sp500_index.csv.gz",
+    origin=WheelMember("skfolio", "1.12.2", "skfolio/datasets/data/sp500_index.csv.gz"),
+    sha256="894c34431c284f86aa64a467e176e2a3c9b697c857eb9ab35006c2dd55d3fdf2",
+    size=41_898,
+    description="Daily S&P 500 index level on the same dates as sp500-prices, via skfolio's data",
+    license="BSD-3-Clause (skfolio)",
+))
 
 
 def _read_prices(path: Path):
@@ -42,7 +64,7 @@ def _read_prices(path: Path):
                 warnings.simplefilter("ignore", UserWarning)  # pandas guessing each date's format: fine, checked below
                 dates = pd.to_datetime(frame[first])
         except (ValueError, TypeError):
-            raise ParameterError(f"{path}: the first column must hold dates (got {first!r}).") from None
+            raise InputError(f"{path}: the first column must hold dates (got {first!r}).") from None
         frame = frame.set_index(dates).drop(columns=first)
     return frame.sort_index().apply(pd.to_numeric, errors="coerce")
 
@@ -62,14 +84,14 @@ def load_prices(path: str | None = None):
         return prices, index.reindex(prices.index)
     file = Path(path).expanduser()
     if not file.is_file():
-        raise ParameterError(f"Price file {str(file)!r} does not exist.")
+        raise InputError(f"Price file {str(file)!r} does not exist.")
     prices = _read_prices(file)
     index = prices.pop("SP500") if "SP500" in prices else None
     keep = prices.columns[prices.isna().mean() <= 0.05]
     if len(keep) < 2:
-        raise ParameterError(f"{file}: fewer than 2 columns of usable prices (after dropping those with > 5% gaps).")
+        raise InputError(f"{file}: fewer than 2 columns of usable prices (after dropping those with > 5% gaps).")
     if (prices[keep] <= 0).any().any():
-        raise ParameterError(f"{file}: prices must be positive; found zero or negative values.")
+        raise InputError(f"{file}: prices must be positive; found zero or negative values.")
     return prices[keep].ffill().dropna(), index
 
 
@@ -112,23 +134,29 @@ def scenarios(returns, n: int, *, method: str = "kde", bandwidth: float | None =
     ``bootstrap``: historical days drawn with replacement.
     """
     from sklearn.model_selection import GridSearchCV  # noqa: PLC0415
-    from sklearn.neighbors import KernelDensity  # noqa: PLC0415
 
     data = np.asarray(returns, dtype=np.float64)
     if method == "bootstrap":
         return data[np.random.default_rng(seed).integers(0, len(data), size=n)]
     if method != "kde":
-        raise ParameterError(f"Scenario method must be 'kde' or 'bootstrap'. Got {method!r} instead.")
+        raise InputError(f"Scenario method must be 'kde' or 'bootstrap'. Got {method!r} instead.")
     mean = data.mean(axis=0)
     values, vectors = np.linalg.eigh(np.cov(data, rowvar=False))
     root = vectors * np.sqrt(np.maximum(values, values.max() * 1e-12))  # covariance = root @ root.T
     z = (data - mean) @ np.linalg.pinv(root).T
     if bandwidth is None:
-        search = GridSearchCV(KernelDensity(kernel="gaussian"), {"bandwidth": [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]}, cv=3)
+        search = GridSearchCV(kde_estimator(1.0), {"bandwidth": [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]}, cv=3)
         bandwidth = float(search.fit(z).best_params_["bandwidth"])
-    kde = KernelDensity(kernel="gaussian", bandwidth=bandwidth).fit(z)
+    kde = kde_estimator(bandwidth).fit(z)
     sample = kde.sample(n, random_state=seed) / np.sqrt(1.0 + bandwidth**2)
     return mean + sample @ root.T
+
+
+def kde_estimator(bandwidth: float):
+    """scikit-learn's Gaussian ``KernelDensity`` (cuml.accel runs cuML's on a GPU path)."""
+    from sklearn.neighbors import KernelDensity  # noqa: PLC0415
+
+    return KernelDensity(kernel="gaussian", bandwidth=bandwidth)
 
 
 def max_return(mean: np.ndarray, *, budget: float = 1.0, upper: float = 1.0) -> float:
@@ -175,7 +203,7 @@ def cardinality(scen: np.ndarray, k: int, *, beta: float = 0.95, upper: float = 
     start = time.perf_counter()
     S, n = scen.shape
     if not 1 <= k <= n:
-        raise ParameterError(f"k must lie between 1 and the number of assets ({n}). Got {k}.")
+        raise InputError(f"k must lie between 1 and the number of assets ({n}). Got {k}.")
     # variables: w (n) | α | u (S) | z (n)
     cost = np.concatenate([np.zeros(n), [1.0], np.full(S, 1.0 / ((1 - beta) * S)), np.zeros(n)])
     eye = sp.identity(n)
@@ -195,31 +223,40 @@ def cardinality(scen: np.ndarray, k: int, *, beta: float = 0.95, upper: float = 
     res = milp(cost, constraints=constraints, bounds=Bounds(lower, upper_b), integrality=integrality,
                options={"time_limit": time_limit})
     if res.x is None:
-        raise RuntimeError(f"HiGHS found no feasible portfolio with at most {k} assets: {res.message}")
+        error = InfeasibleError if res.status == 2 else SolverError
+        raise error(f"HiGHS found no feasible portfolio with at most {k} assets: {res.message}")
     weights = np.where(res.x[n + 1 + S:] > 0.5, res.x[:n], 0.0)
     weights = weights / weights.sum()  # drop solver dust below its integrality tolerance
-    var_, cvar_ = cv.cvar(-(scen @ weights), beta)
-    return cv.CVaRSolution(weights=weights, var=var_, cvar=cvar_, expected_return=float(scen.mean(axis=0) @ weights),
-                           objective=cvar_, iterations=int(getattr(res, "mip_node_count", 0) or 0),
+    risk = cv.cvar(-(scen @ weights), beta)
+    return cv.CVaRSolution(weights=weights, var=risk.var, cvar=risk.cvar, expected_return=float(scen.mean(axis=0) @ weights),
+                           objective=risk.cvar, iterations=int(getattr(res, "mip_node_count", 0) or 0),
                            seconds=time.perf_counter() - start, status="optimal" if res.status == 0 else "time_limit",
                            certificate={"mip_gap": float(getattr(res, "mip_gap", np.nan) or 0.0)})
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A walk-forward backtest: daily returns per strategy, and the weights chosen at each rebalance."""
+
+    daily: Any
+    weights: Any
 
 
 def backtest(returns, benchmark=None, *, lookback: int = 504, rebalance_every: int = 21, beta: float = 0.95,
              upper: float = 0.25, n_scenarios: int = 2000, method: str = "bootstrap", seed: int = 0):
     """Walk forward: at each rebalance date, the minimum-CVaR weights from the ``lookback`` days *before* it.
 
-    Between rebalances the weights drift with prices. Returns ``(daily, weights)``: daily returns
-    of the strategy, of equal weight (rebalanced on the same dates) and of ``benchmark`` (daily
-    returns, e.g. the index) when given, and the weights chosen at each rebalance date (before
-    that day's returns are known).
+    Between rebalances the weights drift with prices. Returns a :class:`Backtest`: ``daily``
+    returns of the strategy, of equal weight (rebalanced on the same dates) and of ``benchmark``
+    (daily returns, e.g. the index) when given, and the ``weights`` chosen at each rebalance date
+    (before that day's returns are known).
     """
     import pandas as pd  # noqa: PLC0415
 
     data = returns.to_numpy(dtype=np.float64)
     n_days, n = data.shape
     if n_days <= lookback + rebalance_every:
-        raise ParameterError(f"{n_days} days of returns are too few for a {lookback}-day lookback and "
+        raise InputError(f"{n_days} days of returns are too few for a {lookback}-day lookback and "
                              f"{rebalance_every}-day rebalancing: use a longer period or a shorter lookback.")
     dates = returns.index[lookback::rebalance_every]
     chosen, strategy, equal = [], np.empty(n_days - lookback), np.empty(n_days - lookback)
@@ -238,7 +275,7 @@ def backtest(returns, benchmark=None, *, lookback: int = 504, rebalance_every: i
     daily = pd.DataFrame({"Mean-CVaR": strategy, "Equal weight": equal}, index=index)
     if benchmark is not None:
         daily[benchmark.name or "benchmark"] = benchmark.reindex(index)
-    return daily, pd.DataFrame(chosen, index=dates, columns=returns.columns)
+    return Backtest(daily, pd.DataFrame(chosen, index=dates, columns=returns.columns))
 
 
 def performance(daily, weights=None):
@@ -249,12 +286,12 @@ def performance(daily, weights=None):
     for name, r in daily.items():
         r = r.dropna().to_numpy()
         wealth = np.cumprod(1 + r)
-        var_, cvar_ = cv.cvar(-r, 0.95)
+        risk = cv.cvar(-r, 0.95)
         rows[name] = {"annual_return": wealth[-1] ** (TRADING_DAYS / len(r)) - 1,
                       "annual_volatility": r.std() * np.sqrt(TRADING_DAYS),
                       "sharpe": r.mean() / r.std() * np.sqrt(TRADING_DAYS),
                       "max_drawdown": float(np.max(1 - wealth / np.maximum.accumulate(wealth))),
-                      "daily_var95": var_, "daily_cvar95": cvar_}
+                      "daily_var95": risk.var, "daily_cvar95": risk.cvar}
     table = pd.DataFrame(rows).T
     if weights is not None and len(weights) > 1:
         table.loc["Mean-CVaR", "turnover_per_rebalance"] = float(np.abs(np.diff(weights.to_numpy(), axis=0)).sum(axis=1).mean())
@@ -294,17 +331,24 @@ def plot_backtest(daily):
 SOLVERS = {"ipm": cv.solve, "highs": cv.solve_highs, "cuopt": cv.solve_cuopt}
 
 
-def pick_solver(requested: str = "auto") -> tuple[str, str]:
+@dataclass(frozen=True)
+class SolverChoice:
+    """The solver a problem goes to, and why."""
+
+    name: str
+    reason: str
+
+
+def pick_solver(requested: str = "auto") -> SolverChoice:
     """The solver to use and why: ``auto`` takes cuOpt on a working GPU when installed, else the CPU interior-point method."""
     from importlib.util import find_spec  # noqa: PLC0415
 
     if requested not in ("auto", *SOLVERS):
-        raise ParameterError(f"solver must be 'auto', {', '.join(map(repr, SOLVERS))}. Got {requested!r} instead.")
+        raise InputError(f"solver must be 'auto', {', '.join(map(repr, SOLVERS))}. Got {requested!r} instead.")
     if requested != "auto":
-        return requested, "requested"
-    from .session import _current  # noqa: PLC0415
-
-    on_gpu = _current is not None and _current.accel.on_gpu
+        return SolverChoice(requested, "requested")
+    session = active()
+    on_gpu = session is not None and session.on_gpu
     if on_gpu and find_spec("cuopt") is not None:
-        return "cuopt", "GPU probe passed and cuOpt is installed"
-    return "ipm", "no GPU" if not on_gpu else "GPU present but cuOpt not installed"
+        return SolverChoice("cuopt", "GPU probe passed and cuOpt is installed")
+    return SolverChoice("ipm", "no GPU" if not on_gpu else "GPU present but cuOpt not installed")

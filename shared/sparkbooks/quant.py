@@ -20,10 +20,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .exceptions import InputError
+
 __all__ = [
     "E2M1_VALUES",
     "FORMATS",
     "Format",
+    "NUMBER_FORMATS",
+    "bits_per_weight",
     "fp8_e4m3",
     "int4",
     "mxfp4",
@@ -40,7 +44,7 @@ E2M1_VALUES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 def _check(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     if not np.all(np.isfinite(x)):
-        raise ValueError("Cannot quantise NaN or infinite values: clean the tensor first.")
+        raise InputError("Cannot quantise NaN or infinite values: clean the tensor first.")
     return x
 
 
@@ -153,20 +157,40 @@ def int4(x: np.ndarray, *, group: int = 128) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Format:
-    """A weight format: its fake-quantiser and storage cost."""
+    """A weight format: its storage cost (block scales included) and, where implemented here, its fake-quantiser."""
 
     name: str
     bits_per_weight: float
-    quantise: Callable[[np.ndarray], np.ndarray]
+    quantise: Callable[[np.ndarray], np.ndarray] | None
     description: str
 
 
-FORMATS: dict[str, Format] = {
+#: The one table of number formats: what the memory planner charges per weight, and what fakes each.
+NUMBER_FORMATS: dict[str, Format] = {
+    "bf16": Format("bf16", 16.0, None, "BF16, no scales"),
     "fp8": Format("fp8", 8.0, fp8_e4m3, "FP8 E4M3, per-tensor FP32 scale"),
     "nvfp4": Format("nvfp4", 4 + 8 / 16, nvfp4, "E2M1, FP8 E4M3 scale per 16, FP32 per tensor"),
     "mxfp4": Format("mxfp4", 4 + 8 / 32, mxfp4, "E2M1, E8M0 power-of-two scale per 32"),
     "int4": Format("int4", 4 + 16 / 128, int4, "INT4 symmetric, FP16 scale per 128"),
+    "q8_0": Format("q8_0", 8 + 16 / 32, None, "GGUF Q8_0: 32 int8 + one f16 scale"),
+    "q4_1": Format("q4_1", 4 + 32 / 32, None, "GGUF Q4_1: 32 4-bit + f16 scale + f16 minimum"),
 }
+#: The formats that can be fake-quantised here (a quantiser is implemented).
+FORMATS: dict[str, Format] = {name: f for name, f in NUMBER_FORMATS.items() if f.quantise is not None}
+
+
+def bits_per_weight(name: str) -> float:
+    """Storage bits per weight of format ``name``, block scales included.
+
+    Raises
+    ------
+    InputError
+        Unknown format; the message lists the known ones.
+    """
+    try:
+        return NUMBER_FORMATS[name].bits_per_weight
+    except KeyError:
+        raise InputError(f"Unknown format {name!r}; formats: {', '.join(NUMBER_FORMATS)}.") from None
 
 
 def relative_error(original: np.ndarray, quantised: np.ndarray) -> float:

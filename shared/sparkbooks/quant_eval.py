@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .quant import FORMATS, relative_error
 
 __all__ = [
+    "FormatComparison",
+    "QuantisedModel",
     "compare_formats",
     "embedding_agreement",
     "neighbours",
@@ -20,12 +24,27 @@ __all__ = [
 ]
 
 
-def quantise_linear_layers(model, fmt: str):
+@dataclass(frozen=True)
+class QuantisedModel:
+    """A fake-quantised copy of a model and the relative weight error of each layer (a DataFrame)."""
+
+    model: Any
+    errors: Any
+
+
+@dataclass(frozen=True)
+class FormatComparison:
+    """One row per format (FP32 first) of task-level agreement, and one row per (format, layer) of weight error."""
+
+    summary: Any
+    layer_errors: Any
+
+
+def quantise_linear_layers(model, fmt: str) -> QuantisedModel:
     """A deep copy of a torch ``model`` whose every ``nn.Linear`` weight is fake-quantised to ``fmt``.
 
-    Returns ``(model_copy, errors)``: ``errors`` is a DataFrame with one row per layer
-    (name, shape, relative Frobenius error). Biases, norms and embeddings stay in FP32,
-    as in real weight-only quantisation recipes.
+    ``errors`` has one row per layer (name, shape, relative Frobenius error). Biases, norms and
+    embeddings stay in FP32, as in real weight-only quantisation recipes.
     """
     import pandas as pd  # noqa: PLC0415
     import torch  # noqa: PLC0415
@@ -41,7 +60,7 @@ def quantise_linear_layers(model, fmt: str):
                 module.weight.copy_(torch.from_numpy(q))
                 rows.append({"layer": name, "shape": "×".join(map(str, weight.shape)), "format": fmt,
                              "relative_error": relative_error(weight, q)})
-    return clone, pd.DataFrame(rows)
+    return QuantisedModel(clone, pd.DataFrame(rows))
 
 
 def embedding_agreement(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
@@ -77,10 +96,9 @@ def compare_formats(model, texts: Sequence[str], labels: Sequence[str], *, forma
                     k: int = 10, batch_size: int = 64):
     """Quantise ``model`` to each format and measure it against the unquantised model on ``texts``.
 
-    Returns ``(summary, layer_errors)``: ``summary`` has one row per format (FP32 first) with
-    bits/weight, mean/min cosine similarity of embeddings, recall@k against FP32's neighbours,
-    and the share of neighbours from the query's own label; ``layer_errors`` has one row per
-    (format, layer).
+    ``summary`` has one row per format (FP32 first) with bits/weight, mean/min cosine similarity
+    of embeddings, recall@k against FP32's neighbours, and the share of neighbours from the
+    query's own label; ``layer_errors`` has one row per (format, layer).
     """
     import pandas as pd  # noqa: PLC0415
 
@@ -91,7 +109,8 @@ def compare_formats(model, texts: Sequence[str], labels: Sequence[str], *, forma
              f"recall@{k}": 1.0, "same_source": same_label_rate(ref_top, labels, queries)}]
     errors = []
     for fmt in formats:
-        quantised, layer_errors = quantise_linear_layers(model, fmt)
+        done = quantise_linear_layers(model, fmt)
+        quantised, layer_errors = done.model, done.errors
         emb = quantised.encode(texts, batch_size=batch_size, show_progress_bar=False)
         cos = embedding_agreement(reference, emb)
         top = neighbours(emb, queries, k=k)
@@ -99,7 +118,7 @@ def compare_formats(model, texts: Sequence[str], labels: Sequence[str], *, forma
                      "cosine_min": float(cos.min()), f"recall@{k}": recall_at_k(ref_top, top),
                      "same_source": same_label_rate(top, labels, queries)})
         errors.append(layer_errors)
-    return pd.DataFrame(rows).set_index("format"), pd.concat(errors, ignore_index=True)
+    return FormatComparison(pd.DataFrame(rows).set_index("format"), pd.concat(errors, ignore_index=True))
 
 
 def plot_quality(summary, layer_errors, *, k: int = 10):

@@ -15,7 +15,7 @@ import jinja2
 import nbformat
 
 from . import catalog, log
-from ._io import read_json, write_text_atomic
+from .fileio import read_json, write_text_atomic
 from .hardware import detect
 from .runner import last_run
 from .settings import settings

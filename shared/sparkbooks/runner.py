@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import catalog, log
-from ._io import read_json, write_json_atomic, write_text_atomic
+from .fileio import read_json, write_json_atomic, write_text_atomic
 from .exceptions import NotebookExecutionError, ParameterError
 from .hardware import detect, installed_version
 from .parameters import validate
@@ -88,9 +88,9 @@ def plan(slug: str, *, profile: str = "auto", params: Mapping[str, Any] | None =
         profile = overrides.pop("profile")
     pb.parameters["profile"].check(profile, playbook=pb.slug)
     validate(overrides, pb.parameters, playbook=pb.slug)
-    concrete, reason = pb.resolve_profile(profile, detect())
-    merged = {**pb.profile_values(concrete), **overrides}
-    return RunPlan(pb, concrete, reason, validate(merged, pb.parameters, playbook=pb.slug))
+    choice = pb.resolve_profile(profile, detect())
+    merged = {**pb.profile_values(choice.profile), **overrides}
+    return RunPlan(pb, choice.profile, choice.reason, validate(merged, pb.parameters, playbook=pb.slug))
 
 
 @contextmanager

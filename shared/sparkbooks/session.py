@@ -9,25 +9,27 @@ the playbook is found from the working directory and the profile is applied here
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import random
 from collections.abc import MutableMapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import Any, TypeVar
 
 from . import catalog
-from ._io import write_json_atomic
 from .accel import AccelStatus, enable
-from .exceptions import ParameterError
+from .exceptions import InputError, ParameterError, SessionError
+from .fileio import write_json_atomic
 from .hardware import Hardware, detect
 from .parameters import validate
 
-__all__ = ["Result", "Session", "begin", "current", "record"]
+__all__ = ["Result", "Session", "active", "begin", "current", "record"]
+
+T = TypeVar("T")
 
 ENV_PLAYBOOK = "SPARKBOOKS_PLAYBOOK"
 ENV_RESULTS = "SPARKBOOKS_RESULTS"
@@ -58,6 +60,25 @@ class Session:
     started: str
     results: dict[str, Result] = field(default_factory=dict)
     results_path: Path | None = None
+    _services: ExitStack = field(default_factory=ExitStack, repr=False)
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether this session switched on the GPU path (the probe passed and acceleration is on)."""
+        return self.accel.on_gpu
+
+    def use(self, service: T) -> T:
+        """Enter ``service`` (a :class:`~sparkbooks.services.Service` or any context manager) for the rest of the session.
+
+        It is stopped when the session closes: when the kernel exits, or when the notebook is run
+        again from the top (:func:`begin` closes the previous session), so re-running cells never
+        leaves a second server behind. Returns what entering it returned.
+        """
+        return self._services.enter_context(service)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Stop every service this session uses (see :meth:`use`), newest first."""
+        self._services.close()
 
     def banner(self) -> str:
         pb = self.playbook
@@ -102,7 +123,7 @@ def _infer_slug() -> str:
     cwd = Path.cwd()
     if (cwd / f"{cwd.name}.ipynb").exists():
         return cwd.name
-    raise ParameterError(
+    raise SessionError(
         "Cannot tell which playbook this is: pass it, e.g. `sparkbooks.begin(globals(), playbook='start-here')`, "
         "or start the notebook from its own folder."
     )
@@ -132,6 +153,8 @@ def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -
         ``SPARKBOOKS_ACCELERATOR=gpu`` and no GPU operation works.
     """
     global _current
+    if _current is not None:
+        _current.close()  # the notebook runs again from the top: stop what the last run started
     pb = catalog.get(playbook or _infer_slug())
     missing = [n for n in pb.parameters if n not in namespace]
     if missing:
@@ -140,17 +163,19 @@ def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -
     values = validate(values, pb.parameters, playbook=pb.slug)
     hardware = detect()
     requested = values["profile"]
-    profile, reason = pb.resolve_profile(requested, hardware)
-    reason = os.environ.get(ENV_PROFILE_REASON) or reason
+    choice = pb.resolve_profile(requested, hardware)
+    profile, reason = choice.profile, os.environ.get(ENV_PROFILE_REASON) or choice.reason
     if os.environ.get(ENV_RESOLVED) != "1":
         # Opened by hand: apply the profile to every parameter the user left at its default.
         for name, value in pb.profile_values(profile).items():
             if name == "profile" or values[name] == pb.parameters[name].default:
                 values[name] = namespace[name] = value
     namespace["profile"] = values["profile"] = profile
-    accel = enable()
+    accel = enable(accelerators=pb.accelerators)
     seed = values["seed"]
     random.seed(seed)
+    import numpy as np  # noqa: PLC0415 - kept out of `import sparkbooks`
+
     np.random.seed(seed)  # legacy global state, for libraries that still draw from it
     results_path = os.environ.get(ENV_RESULTS)
     _current = Session(
@@ -164,10 +189,21 @@ def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -
 
 
 def current() -> Session:
-    """The session :func:`begin` started; raises when there is none."""
+    """The session :func:`begin` started; raises :class:`~sparkbooks.exceptions.SessionError` when there is none."""
     if _current is None:
-        raise ParameterError("No playbook session: call `sparkbooks.begin(globals())` after the parameters cell.")
+        raise SessionError("No playbook session: call `sparkbooks.begin(globals())` after the parameters cell.")
     return _current
+
+
+def active() -> Session | None:
+    """The session :func:`begin` started, or ``None`` outside a playbook (library use, tests, benchmarks)."""
+    return _current
+
+
+@atexit.register
+def _close_current() -> None:
+    if _current is not None:
+        _current.close()
 
 
 def record(name: str, value: float | int | str | bool, *, unit: str = "", note: str = "") -> float | int | str | bool:
@@ -181,9 +217,9 @@ def record(name: str, value: float | int | str | bool, *, unit: str = "", note: 
         try:
             value = value.item()  # numpy scalars
         except AttributeError:
-            raise ParameterError(f"record({name!r}, …) takes a number, string or bool, not {type(value).__name__}.") from None
+            raise InputError(f"record({name!r}, …) takes a number, string or bool, not {type(value).__name__}.") from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise ParameterError(f"record({name!r}, …) got {value!r}: only finite numbers are results.")
+        raise InputError(f"record({name!r}, …) got {value!r}: only finite numbers are results.")
     session.results[name] = Result(name, value, unit, note)
     session.save()
     shown = f"{value:.4g}" if isinstance(value, float) else str(value)

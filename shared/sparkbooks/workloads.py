@@ -10,28 +10,34 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .accel import enable, probe_gpu
-from .exceptions import AcceleratorUnavailableError, SparkbooksError
+from .exceptions import AcceleratorUnavailableError, InputError, ServiceExitError
+from .timing import Stopwatch
 
 __all__ = [
+    "CHILD_ACCEL_VARIABLES",
     "Comparison",
     "WORKLOADS",
+    "accelerated_here",
     "compare",
     "make_sales",
     "pandas_etl",
     "plot_comparisons",
     "run_isolated",
+    "sklearn_estimators",
     "sklearn_suite",
 ]
 
 _MARK = "SPARKBOOKS_RESULT "
+#: Environment variables through which an accelerated parent switches its children on.
+CHILD_ACCEL_VARIABLES = ("CUML_ACCEL_ENABLED", "CUML_ACCEL_LOG_LEVEL")
 
 
 def make_sales(n_rows: int, *, seed: int = 0, n_stores: int = 500, n_products: int = 5_000) -> dict[str, Any]:
@@ -68,19 +74,13 @@ def make_sales(n_rows: int, *, seed: int = 0, n_stores: int = 500, n_products: i
     return {"sales": sales, "products": products, "stores": stores}
 
 
-def _timed(stages: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
-    out = fn()
-    stages[name] = time.perf_counter() - start
-    return out
-
-
 def pandas_etl(n_rows: int, *, seed: int = 0) -> dict[str, Any]:
     """Join, derive, group, roll and rank ``n_rows`` of sales; return stage seconds and checks."""
-    stages: dict[str, float] = {}
-    data = _timed(stages, "generate", lambda: make_sales(n_rows, seed=seed))
+    watch = Stopwatch()
+    stages = watch.seconds
+    data = watch.call("generate", make_sales, n_rows, seed=seed)
     sales, products, stores = data["sales"], data["products"], data["stores"]
-    df = _timed(stages, "join", lambda: sales.merge(products, on="product_id").merge(stores, on="store_id"))
+    df = watch.call("join", lambda: sales.merge(products, on="product_id").merge(stores, on="store_id"))
 
     def derive():
         df["revenue"] = df["quantity"] * df["unit_price"]
@@ -88,8 +88,8 @@ def pandas_etl(n_rows: int, *, seed: int = 0) -> dict[str, Any]:
         df["month"] = df["date"].dt.month
         return df
 
-    df = _timed(stages, "derive", derive)
-    summary = _timed(stages, "groupby", lambda: df.groupby(["region", "category", "month"]).agg(
+    df = watch.call("derive", derive)
+    summary = watch.call("groupby", lambda: df.groupby(["region", "category", "month"]).agg(
         revenue=("revenue", "sum"), margin=("margin", "mean"), orders=("revenue", "size"),
         customers=("customer_id", "nunique")))
 
@@ -97,8 +97,8 @@ def pandas_etl(n_rows: int, *, seed: int = 0) -> dict[str, Any]:
         daily = df.groupby(["store_id", "date"])["revenue"].sum().sort_index()
         return daily.groupby(level="store_id").rolling(7, min_periods=1).mean()
 
-    weekly = _timed(stages, "rolling", rolling)
-    top = _timed(stages, "top_n", lambda: df.groupby(["region", "product_id"])["revenue"].sum()
+    weekly = watch.call("rolling", rolling)
+    top = watch.call("top_n", lambda: df.groupby(["region", "product_id"])["revenue"].sum()
                  .sort_values(ascending=False).groupby(level="region").head(10))
     timed = {k: v for k, v in stages.items() if k != "generate"}
     return {
@@ -114,26 +114,35 @@ def pandas_etl(n_rows: int, *, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def sklearn_suite(n_samples: int, *, n_features: int = 32, seed: int = 0) -> dict[str, Any]:
-    """Fit k-means, a random forest and a nearest-neighbour index; return stage seconds and quality."""
+def sklearn_estimators(*, seed: int = 0) -> dict[str, Any]:
+    """The estimators :func:`sklearn_suite` fits, by stage (cuml.accel swaps in cuML's on a GPU path)."""
     from sklearn.cluster import KMeans  # noqa: PLC0415
-    from sklearn.datasets import make_classification  # noqa: PLC0415
     from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
-    from sklearn.model_selection import train_test_split  # noqa: PLC0415
     from sklearn.neighbors import NearestNeighbors  # noqa: PLC0415
 
-    stages: dict[str, float] = {}
-    X, y = _timed(stages, "generate", lambda: make_classification(
+    return {"kmeans": KMeans(n_clusters=8, n_init=3, random_state=seed),
+            "random_forest": RandomForestClassifier(n_estimators=100, max_depth=12, n_jobs=-1, random_state=seed),
+            "nearest_neighbors": NearestNeighbors(n_neighbors=10)}
+
+
+def sklearn_suite(n_samples: int, *, n_features: int = 32, seed: int = 0) -> dict[str, Any]:
+    """Fit k-means, a random forest and a nearest-neighbour index; return stage seconds and quality."""
+    from sklearn.datasets import make_classification  # noqa: PLC0415
+    from sklearn.model_selection import train_test_split  # noqa: PLC0415
+
+    watch = Stopwatch()
+    stages = watch.seconds
+    X, y = watch.call("generate", lambda: make_classification(
         n_samples=n_samples, n_features=n_features, n_informative=n_features // 2, n_classes=4,
         random_state=seed))
     X = X.astype("float32")
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=seed)
-    km = _timed(stages, "kmeans", lambda: KMeans(n_clusters=8, n_init=3, random_state=seed).fit(X))
-    forest = _timed(stages, "random_forest", lambda: RandomForestClassifier(
-        n_estimators=100, max_depth=12, n_jobs=-1, random_state=seed).fit(X_train, y_train))
+    estimators = sklearn_estimators(seed=seed)
+    km = watch.call("kmeans", lambda: estimators["kmeans"].fit(X))
+    forest = watch.call("random_forest", lambda: estimators["random_forest"].fit(X_train, y_train))
     accuracy = float((forest.predict(X_test) == y_test).mean())
-    nn = NearestNeighbors(n_neighbors=10)
-    dist, _ = _timed(stages, "nearest_neighbors", lambda: nn.fit(X_train).kneighbors(X_test))
+    nn = estimators["nearest_neighbors"]
+    dist, _ = watch.call("nearest_neighbors", lambda: nn.fit(X_train).kneighbors(X_test))
     timed = {k: v for k, v in stages.items() if k != "generate"}
     return {
         "stages": stages,
@@ -154,17 +163,25 @@ def run_isolated(name: str, params: Mapping[str, Any], *, path: str = "cpu", tim
 
     Raises
     ------
-    SparkbooksError
+    InputError
+        No workload has that name.
+    ServiceExitError
         The child failed; the message carries its last error line.
     """
     if name not in WORKLOADS:
-        raise SparkbooksError(f"No workload named {name!r}. Workloads: {', '.join(WORKLOADS)}.")
+        raise InputError(f"No workload named {name!r}. Workloads: {', '.join(WORKLOADS)}.")
     cmd = [sys.executable, "-m", "sparkbooks.workloads", name, "--path", path, "--params", json.dumps(dict(params))]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    env = dict(os.environ)
+    if path == "cpu":
+        # cuml.accel.install() exports CUML_ACCEL_ENABLED so children accelerate too (its .pth file installs it at
+        # start-up): a CPU baseline must not inherit that, or it silently runs on the GPU.
+        for variable in CHILD_ACCEL_VARIABLES:
+            env.pop(variable, None)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(_MARK)]
     if done.returncode != 0 or not lines:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SparkbooksError(f"Workload {name!r} failed on the {path} path: {last}")
+        raise ServiceExitError(f"Workload {name!r} failed on the {path} path: {last}")
     return json.loads(lines[-1][len(_MARK):])
 
 
@@ -247,6 +264,18 @@ def compare(name: str, params: Mapping[str, Any], *, timeout: float = 1800) -> C
     return Comparison(name, dict(params), cpu, gpu, "GPU run: cudf.pandas + cuml.accel in a fresh process")
 
 
+def accelerated_here() -> list[str]:
+    """The zero-code-change accelerators switched on in this process (a CPU baseline must have none)."""
+    on = []
+    cudf_pandas = sys.modules.get("cudf.pandas")
+    if cudf_pandas is not None and getattr(cudf_pandas, "LOADED", False):
+        on.append("cudf.pandas")
+    cuml_accel = sys.modules.get("cuml.accel")
+    if cuml_accel is not None and cuml_accel.enabled():
+        on.append("cuml.accel")
+    return on
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sparkbooks.workloads", description=__doc__)
     parser.add_argument("workload", choices=sorted(WORKLOADS))
@@ -258,10 +287,15 @@ def main(argv: list[str] | None = None) -> int:
     except AcceleratorUnavailableError as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    if args.path == "cpu" and accelerated_here():
+        print(f"AcceleratorUnavailableError: the CPU baseline found {', '.join(accelerated_here())} switched on "
+              "(inherited from the parent): its timings would be GPU timings.", file=sys.stderr)
+        return 1
     params = json.loads(args.params)
     n = params.pop("n_rows", params.pop("n_samples", None))
     result = WORKLOADS[args.workload](n, **params)
     result["path"] = status.describe()
+    result["accelerators"] = accelerated_here()
     print(_MARK + json.dumps(result), flush=True)
     return 0
 

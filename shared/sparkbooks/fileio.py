@@ -8,8 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+__all__ = ["read_json", "write_bytes_atomic", "write_json_atomic", "write_text_atomic"]
+
 
 def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

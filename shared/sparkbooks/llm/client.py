@@ -1,4 +1,4 @@
-"""Talk to any OpenAI-compatible server (vLLM, llama.cpp, Ollama, NIM, TRT-LLM) and measure it.
+"""The OpenAI-compatible client: connect to a server (vLLM, llama.cpp, Ollama, NIM, TRT-LLM) and chat with it.
 
 Everything goes through the official ``openai`` client. Failures a user will meet become
 :class:`~sparkbooks.exceptions.ServerError` subclasses whose messages say what to do.
@@ -6,16 +6,13 @@ Everything goes through the official ``openai`` client. Failures a user will mee
 
 from __future__ import annotations
 
-import json
-import statistics
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .exceptions import (
+from ..exceptions import (
     ContextLengthError,
     ModelNotServedError,
     RequestTimeoutError,
@@ -25,20 +22,7 @@ from .exceptions import (
     VisionUnsupportedError,
 )
 
-__all__ = [
-    "Endpoint",
-    "Reply",
-    "Tool",
-    "ToolRun",
-    "chat",
-    "connect",
-    "extract_json",
-    "plot_sweep",
-    "run_extractions",
-    "sweep",
-    "tool_call_via_schema",
-    "tool_round_trip",
-]
+__all__ = ["Endpoint", "Reply", "chat", "connect"]
 
 _START_HINT = ("Start a server first — on a DGX Spark e.g. `vllm serve nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 "
                "--port 8000 …` (see the nemotron-nano guide) — or leave base_url empty to start the local llama-server stand-in.")
@@ -177,6 +161,21 @@ class Reply:
         return (self.completion_tokens - 1) / (self.total_s - self.ttft_s)
 
 
+def _reasoning(message: Any) -> str:
+    """The reasoning trace of a message or stream delta, whichever field the server uses.
+
+    vLLM moved it to ``reasoning`` (vllm#27752, Nov 2025) and removed ``reasoning_content``
+    (vllm#33402, Jan 2026); llama.cpp and older vLLM send ``reasoning_content``.
+    """
+    for name in ("reasoning", "reasoning_content"):
+        value = getattr(message, name, None)
+        if value is None:
+            value = (getattr(message, "model_extra", None) or {}).get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def _request(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_tokens: int, temperature: float,
              seed: int | None, reasoning: bool | None, extra: Mapping[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = {"model": endpoint.model, "messages": list(messages), "max_tokens": max_tokens,
@@ -209,7 +208,7 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
         usage = done.usage
         calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
                  for c in (choice.message.tool_calls or [])]
-        return Reply(text=choice.message.content or "", reasoning=getattr(choice.message, "reasoning_content", "") or "",
+        return Reply(text=choice.message.content or "", reasoning=_reasoning(choice.message),
                      finish_reason=choice.finish_reason, prompt_tokens=usage.prompt_tokens if usage else 0,
                      completion_tokens=usage.completion_tokens if usage else 0, total_s=time.perf_counter() - start,
                      tool_calls=calls)
@@ -224,7 +223,7 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
             if chunk.choices:
                 delta = chunk.choices[0].delta
                 piece = delta.content or ""
-                thought = getattr(delta, "reasoning_content", None) or ""
+                thought = _reasoning(delta)
                 if (piece or thought) and reply.ttft_s is None:
                     reply.ttft_s = now - start
                 if piece:
@@ -245,201 +244,3 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
                               "probably died mid-response. Check its log and start it again.")
     return reply
 
-
-def sweep(endpoint: Endpoint, prompts: Sequence[str], *, levels: Sequence[int], requests_per_level: int,
-          max_tokens: int = 64, seed: int = 0):
-    """Concurrency sweep: for each level, ``requests_per_level`` streamed requests with that many in flight.
-
-    Returns a DataFrame: TTFT p50/p95, mean per-stream decode tokens/s, aggregate tokens/s.
-    """
-    import pandas as pd  # noqa: PLC0415
-
-    rows = []
-    for level in levels:
-        work = [[{"role": "user", "content": prompts[i % len(prompts)]}] for i in range(requests_per_level)]
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=level) as pool:
-            replies = list(pool.map(lambda m: chat(endpoint, m, max_tokens=max_tokens, seed=seed), work))
-        wall = time.perf_counter() - start
-        ttfts = sorted(r.ttft_s for r in replies if r.ttft_s is not None)
-        decode = [r.decode_tok_s for r in replies if r.decode_tok_s]
-        tokens = sum(r.completion_tokens for r in replies)
-        rows.append({
-            "concurrency": level, "requests": len(replies), "tokens": tokens, "wall_s": wall,
-            "ttft_p50_s": statistics.median(ttfts), "ttft_p95_s": ttfts[min(len(ttfts) - 1, round(0.95 * (len(ttfts) - 1)))],
-            "per_stream_tok_s": statistics.fmean(decode) if decode else float("nan"),
-            "aggregate_tok_s": tokens / wall,
-        })
-    return pd.DataFrame(rows).set_index("concurrency")
-
-
-def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], instruction: str,
-                 max_tokens: int = 200, seed: int = 0, examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
-                 timeout: float = 300.0) -> tuple[dict[str, Any] | None, str, Reply]:
-    """Ask for JSON constrained by ``schema`` and validate it; returns ``(object or None, error, reply)``.
-
-    ``examples`` are (text, answer) pairs sent first as a worked conversation (few-shot prompting).
-    """
-    import jsonschema  # noqa: PLC0415
-
-    fmt = {"type": "json_schema", "json_schema": {"name": "extraction", "schema": dict(schema), "strict": True}}
-    shots = [m for source, answer in examples for m in ({"role": "user", "content": source},
-                                                        {"role": "assistant", "content": json.dumps(answer)})]
-    reply = chat(endpoint, [{"role": "system", "content": instruction}, *shots, {"role": "user", "content": text}],
-                 max_tokens=max_tokens, seed=seed, response_format=fmt, timeout=timeout)
-    try:
-        obj = json.loads(reply.text)
-        jsonschema.validate(obj, schema)
-    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}", reply
-    return obj, "", reply
-
-
-@dataclass(frozen=True)
-class Tool:
-    """A Python function the model may call, with its JSON-schema parameters."""
-
-    name: str
-    description: str
-    parameters: Mapping[str, Any]
-    fn: Callable[..., Any]
-
-    def spec(self) -> dict[str, Any]:
-        return {"type": "function", "function": {"name": self.name, "description": self.description,
-                                                 "parameters": dict(self.parameters)}}
-
-
-@dataclass
-class ToolRun:
-    """The messages exchanged in a tool loop and what happened."""
-
-    messages: list[dict[str, Any]]
-    called: list[str]
-    answer: str
-    errors: list[str] = field(default_factory=list)
-
-
-def _call(tool: Tool, arguments: Mapping[str, Any], run: ToolRun) -> Any:
-    run.called.append(tool.name)
-    try:
-        return tool.fn(**arguments)
-    except Exception as exc:  # the model's arguments can be wrong; tell it, as an API would
-        run.errors.append(f"{type(exc).__name__}: {exc}")
-        return {"error": run.errors[-1]}
-
-
-def tool_round_trip(endpoint: Endpoint, question: str, tools: Sequence[Tool], *, tool_choice: str = "auto",
-                    max_rounds: int = 3, max_tokens: int = 200, seed: int = 0) -> ToolRun:
-    """Let the model call ``tools`` natively until it answers in text (at most ``max_rounds`` calls).
-
-    Tool results go back as ``role: tool`` messages; a model that answers without calling
-    a tool is reported as such, not retried into compliance.
-    """
-    by_name = {t.name: t for t in tools}
-    messages: list[dict[str, Any]] = [{"role": "user", "content": question}]
-    run = ToolRun(messages, [], "")
-    choice = tool_choice
-    for _ in range(max_rounds):
-        reply = chat(endpoint, messages, max_tokens=max_tokens, seed=seed, stream=False,
-                     tools=[t.spec() for t in tools], tool_choice=choice)
-        if not reply.tool_calls:
-            run.answer = reply.text
-            messages.append({"role": "assistant", "content": reply.text})
-            return run
-        messages.append({"role": "assistant", "content": reply.text or None, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in reply.tool_calls]})
-        for call in reply.tool_calls:
-            tool = by_name.get(call["name"])
-            try:
-                arguments = json.loads(call["arguments"] or "{}")
-            except json.JSONDecodeError:
-                arguments = None
-            if tool is None or not isinstance(arguments, dict):
-                run.errors.append(f"unusable tool call {call['name']}({call['arguments']})")
-                result: Any = {"error": run.errors[-1]}
-            else:
-                result = _call(tool, arguments, run)
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": json.dumps(result)})
-        choice = "auto"  # after a forced call, let the model answer
-    run.answer = "(no final answer within the round limit)"
-    return run
-
-
-def tool_call_via_schema(endpoint: Endpoint, question: str, tools: Sequence[Tool], *, max_tokens: int = 200,
-                         seed: int = 0) -> ToolRun:
-    """Tool use for models without native tool calling: a JSON-schema-constrained choice of tool.
-
-    The model must answer ``{"tool": name, "arguments": {...}}`` (one ``anyOf`` branch per tool),
-    the tool runs, and its result goes back for the final answer.
-    """
-    schema = {"anyOf": [{"type": "object", "properties": {"tool": {"const": t.name}, "arguments": dict(t.parameters)},
-                         "required": ["tool", "arguments"], "additionalProperties": False} for t in tools]}
-    menu = "\n".join(f"- {t.name}: {t.description}" for t in tools)
-    instruction = f"Choose the tool that answers the question and give its arguments as JSON.\nTools:\n{menu}"
-    choice, error, _ = extract_json(endpoint, question, schema=schema, instruction=instruction, max_tokens=max_tokens,
-                                    seed=seed)
-    messages: list[dict[str, Any]] = [{"role": "system", "content": instruction}, {"role": "user", "content": question}]
-    run = ToolRun(messages, [], "")
-    if choice is None:
-        run.errors.append(error)
-        run.answer = "(the model produced no valid tool choice)"
-        return run
-    by_name = {t.name: t for t in tools}
-    result = _call(by_name[choice["tool"]], choice["arguments"], run)
-    messages.append({"role": "assistant", "content": json.dumps(choice)})
-    # The final answer is a fresh, plain request: the JSON-only instruction no longer applies.
-    follow_up = [{"role": "user", "content": f"{question}\nA {choice['tool']} tool computed: {json.dumps(result)}. "
-                                             "Answer in one sentence using that result."}]
-    reply = chat(endpoint, follow_up, max_tokens=max_tokens, seed=seed)
-    messages += [*follow_up, {"role": "assistant", "content": reply.text}]
-    run.answer = reply.text
-    return run
-
-
-def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
-                    instruction: str, max_tokens: int = 200, seed: int = 0):
-    """Extract JSON from each ``item["text"]`` and score it against ``item["expected"]``.
-
-    Returns a DataFrame: one row per item with ``valid`` (schema-valid), ``fields_correct``
-    (share of expected fields matched, case- and space-insensitive; an expected list lists
-    acceptable answers), ``seconds`` and the error.
-    """
-    import pandas as pd  # noqa: PLC0415
-
-    def norm(v: Any) -> str:
-        return " ".join(str(v).lower().split())
-
-    rows = []
-    for item in items:
-        obj, error, reply = extract_json(endpoint, item["text"], schema=schema, instruction=instruction,
-                                         max_tokens=max_tokens, seed=seed)
-        expected = item.get("expected", {})
-        hits = [obj is not None and norm(obj.get(k)) in {norm(a) for a in (v if isinstance(v, list) else [v])}
-                for k, v in expected.items()]
-        rows.append({"text": item["text"], "valid": obj is not None, "answer": reply.text,
-                     "fields_correct": sum(hits) / len(hits) if hits else float("nan"),
-                     "seconds": reply.total_s, "error": error})
-    return pd.DataFrame(rows)
-
-
-def plot_sweep(table):
-    """Aggregate and per-stream tokens/s, and TTFT p50/p95, against concurrency."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.2))
-    levels = table.index.to_list()
-    left.plot(levels, table["aggregate_tok_s"], "o-", color="#76b900", label="aggregate")
-    left.plot(levels, table["per_stream_tok_s"], "s--", color="#5b5b5b", label="per stream")
-    left.set(xlabel="parallel streams", ylabel="tokens/s", title="Decode throughput", xscale="log", xticks=levels)
-    left.set_xticklabels(levels)
-    left.legend()
-    right.plot(levels, table["ttft_p50_s"], "o-", color="#76b900", label="p50")
-    right.plot(levels, table["ttft_p95_s"], "s--", color="#5b5b5b", label="p95")
-    right.set(xlabel="parallel streams", ylabel="seconds", title="Time to first token", xscale="log", xticks=levels)
-    right.set_xticklabels(levels)
-    right.legend()
-    for ax in (left, right):
-        ax.minorticks_off()
-    fig.tight_layout()
-    return fig

@@ -5,8 +5,8 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .exceptions import ServerError
-from .llm import Endpoint, chat
+from ..exceptions import ServerError
+from .client import Endpoint, chat
 
 __all__ = ["ChatBox"]
 

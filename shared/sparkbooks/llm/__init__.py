@@ -1,0 +1,45 @@
+"""LLMs behind an OpenAI-compatible API: client, tool calling, JSON extraction, load tests, llama.cpp serving.
+
+``rag``, ``txt2kg`` and ``fine-tune`` reuse the same client; the submodules are
+
+* :mod:`~sparkbooks.llm.client` — :func:`connect`, :func:`chat`, :class:`Reply`;
+* :mod:`~sparkbooks.llm.tools` — native and schema-routed tool calling;
+* :mod:`~sparkbooks.llm.extraction` — schema-constrained JSON, validated and scored;
+* :mod:`~sparkbooks.llm.loadtest` — concurrency sweeps (TTFT, TPOT, tokens/s);
+* :mod:`~sparkbooks.llm.llamacpp` — build/find ``llama-server`` and run it as a service (:func:`stand_in`);
+* :mod:`~sparkbooks.llm.chat_widget` — an ipywidgets chat box (imported on first use).
+"""
+
+from __future__ import annotations
+
+from .client import Endpoint, Reply, chat, connect
+from .extraction import Extraction, extract_json, run_extractions
+from .llamacpp import LlamaServer, stand_in
+from .loadtest import plot_sweep, sweep
+from .tools import Tool, ToolRun, tool_call_via_schema, tool_round_trip
+
+__all__ = [
+    "Endpoint",
+    "Extraction",
+    "LlamaServer",
+    "Reply",
+    "Tool",
+    "ToolRun",
+    "chat",
+    "connect",
+    "extract_json",
+    "plot_sweep",
+    "run_extractions",
+    "stand_in",
+    "sweep",
+    "tool_call_via_schema",
+    "tool_round_trip",
+]
+
+
+def __getattr__(name: str):
+    if name == "chat_widget":  # ipywidgets only when the widget is wanted
+        import importlib  # noqa: PLC0415
+
+        return importlib.import_module(f"{__name__}.chat_widget")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

