@@ -54,6 +54,10 @@ def test_output_check_fails_on_a_changed_output_and_honours_sanitizers(tmp_path)
     problems = output_differences(*_pair(tmp_path, "3 topics\n", "4 topics\n"))
     assert len(problems) == 1 and "3 topics" in problems[0] and "4 topics" in problems[0]
     assert output_differences(*_pair(tmp_path, "took 1.2 s\n", "took 3.4 s\n"), sanitize={r"\d+\.\d+ s": "S"}) == []
+    # a cold cache downloads first; what the download printed is not the playbook's result
+    cold = "fetching prices: https://example.org/p.csv\n  fetching prices … still running (10.0 s)\nfetched prices → /c/p.csv (12.1 s)\n"
+    assert output_differences(*_pair(tmp_path, "20 assets\n", cold + "20 assets\n")) == []
+    assert output_differences(*_pair(tmp_path, "20 assets\n", cold + "19 assets\n")) != []
 
 
 @pytest.mark.slow

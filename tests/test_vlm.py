@@ -140,7 +140,7 @@ def test_playbook_vlm_branch_runs_end_to_end_against_an_http_vlm(tiny, tmp_path)
     from sparkbooks import runner
 
     endpoint, _ = tiny
-    params = {"base_url": endpoint.base_url, "n_documents": 2, "sides": "112,224", "concurrency": "1,2", "requests_per_level": 2}
+    params = {"base_url": endpoint.base_url, "n_documents": 2, "sides": [112, 224], "concurrency": [1, 2], "requests_per_level": 2}
     result = runner.run("vlm", profile="cpu", params=params, out=tmp_path, progress=False)
     values = {r["name"]: r["value"] for r in json.loads((tmp_path / "vlm" / "results.json").read_text())["results"]}
     assert values["vlm_schema_valid_rate"] == 0.0 and values["vlm_seconds_per_doc"] > 0

@@ -19,9 +19,15 @@ import nbformat
 from . import catalog
 from .exceptions import MetadataError
 
-__all__ = ["CHECK_TAG", "clean", "contract_problems", "output_differences"]
+__all__ = ["CHECK_TAG", "VOLATILE_LINES", "clean", "contract_problems", "output_differences"]
 
 CHECK_TAG = "nbval-check-output"
+#: Lines that depend on the machine's state, not the playbook's result: a download on a cold cache and its
+#: heartbeat. Removed before comparing, like ``--nbval-sanitize-with``.
+VOLATILE_LINES: dict[str, str] = {
+    r"(?m)^(fetching|fetched) [^\n]*\n": "",
+    r"(?m)^ +[^\n]* … still running \([^)\n]*\)\n": "",
+}
 _VOLATILE_CELL_META = ("execution", "papermill", "collapsed", "scrolled")
 _VOLATILE_NB_META = ("papermill", "widgets")
 
@@ -122,7 +128,8 @@ def _code_cells(nb: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
     return [c for c in nb.cells if c.cell_type == "code" and "injected-parameters" not in _tags(c)]
 
 
-def output_differences(committed: Path, executed: Path, *, sanitize: Mapping[str, str] | None = None) -> list[str]:
+def output_differences(committed: Path, executed: Path, *,
+                       sanitize: Mapping[str, str] | None = VOLATILE_LINES) -> list[str]:
     """How the executed run's ``nbval-check-output`` cells differ from the committed reference outputs.
 
     The comparison is nbval's (``IPyNbCell.compare_outputs`` after ``coalesce_streams``, the same
