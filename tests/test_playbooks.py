@@ -1,6 +1,7 @@
 """Every playbook, executed on its cpu profile through papermill, keeps its contract and records results."""
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -115,3 +116,15 @@ def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed
     assert "No VLM endpoint: nothing is captioned" in notebook and "data:image/jpeg;base64," in notebook
     assert any("PP-OCRv4" in s and "SmolLM2" in s for s in results["stand_ins"])
     assert_no_server_left(executed)
+
+
+@pytest.mark.slow
+def test_portfolio_cvar_claims_only_what_its_statistics_support(executed):
+    values, results = recorded(executed, "portfolio-cvar")
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    p = float(re.search(r"HAC p = ([0-9.]+)", notes["sharpe_diff_vs_equal_weight"]).group(1))
+    assert ("not significant" in notes["sharpe_diff_vs_equal_weight"]) == (p >= 0.05)
+    assert values["kde_kurtosis_kept"] < 1 < values["fhs_kurtosis_kept"] + 0.5  # the tail table is measured, not assumed
+    assert 0 < values["var95_breach_rate"] < 0.5 and values["cvar_shortfall_ratio"] > 0
+    assert values["nvidia_problem_s"] > 0 and "NVIDIA's exact formulation" in notes["nvidia_problem_s"]
+    assert "16.47" in notes["nvidia_problem_s"] and "theirs" in notes["nvidia_problem_s"]

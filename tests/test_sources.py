@@ -73,6 +73,8 @@ def test_missing_member_is_reported(tmp_path, cache, monkeypatch):
 
 
 def test_unknown_source_lists_registered_ones():
+    from sparkbooks.llm import llamacpp  # noqa: F401  (domains register their sources on import)
+
     with pytest.raises(SourceError, match="Sources: .*smollm2-135m-instruct-q4_1"):
         sources.registry.get("gpt-5")
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time as _time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .settings import settings
 
-__all__ = ["debug", "format_seconds", "info", "warning"]
+__all__ = ["debug", "format_seconds", "heartbeat", "info", "progress", "warning"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -40,3 +43,30 @@ def debug(msg: str, *, time: float | None = None) -> float:
 
 def warning(msg: str, *, time: float | None = None) -> float:
     return _emit(0, f"warning: {msg}", time)
+
+
+@contextmanager
+def heartbeat(what: str, *, every: float = 10.0) -> Iterator[None]:
+    """Print ``what … still running (N s)`` every ``every`` seconds until the block ends: no silent minute."""
+    done = threading.Event()
+    start = _time.perf_counter()
+
+    def beat() -> None:
+        while not done.wait(every):
+            info(f"  {what} … still running ({format_seconds(_time.perf_counter() - start)})")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+def progress(what: str, fraction: float, *, started: float) -> None:
+    """One progress line: share done, time elapsed since ``started`` and a linear estimate of what is left."""
+    elapsed = _time.perf_counter() - started
+    left = elapsed * (1 - fraction) / fraction if fraction > 0.02 else None
+    tail = f", about {format_seconds(left)} left" if left is not None else ""
+    info(f"  {what}: {fraction:.0%} ({format_seconds(elapsed)} elapsed{tail})")

@@ -163,7 +163,7 @@ class Registry:
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{source.filename}.", suffix=".part")
         tmp = Path(tmp_name)
         try:
-            with os.fdopen(fd, "wb") as out:
+            with os.fdopen(fd, "wb") as out, log.heartbeat(f"fetching {name}"):
                 digest, size = _FETCHERS[type(source.origin)](source, out, tmp)
             if source.sha256 is not None and digest != source.sha256:
                 raise ChecksumMismatchError(name, source.sha256, digest)

