@@ -118,8 +118,8 @@ def test_single_cell_keeps_cudf_pandas_off_and_anndata_accepts_its_frames():
     done = _child(FAKE_GPU + """
     import scanpy
     import sparkbooks as sb
-    ns = dict(profile="cpu", h5ad=None, n_cells=300, n_batches=2, scaling_sizes=[300], n_top_genes=500,
-              resolution=0.8, max_pct_mt=20.0, seed=0)
+    ns = {name: p.default for name, p in sb.catalog.get("single-cell").parameters.items()}
+    ns |= dict(profile="cpu", n_cells=500, scaling_sizes=[300], n_top_genes=500)
     session = sb.begin(ns, playbook="single-cell")
     assert session.accel.on_gpu and session.accel.active == (), session.accel
     adata = sb.singlecell.load_sample()

@@ -128,3 +128,16 @@ def test_portfolio_cvar_claims_only_what_its_statistics_support(executed):
     assert 0 < values["var95_breach_rate"] < 0.5 and values["cvar_shortfall_ratio"] > 0
     assert values["nvidia_problem_s"] > 0 and "NVIDIA's exact formulation" in notes["nvidia_problem_s"]
     assert "16.47" in notes["nvidia_problem_s"] and "theirs" in notes["nvidia_problem_s"]
+
+
+@pytest.mark.slow
+def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_fails(executed):
+    values, results = recorded(executed, "single-cell")
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    clusters = {k: v for k, v in values.items() if k.startswith("cluster_")}
+    assert values["earned_types"] >= 5 and all(not str(v).startswith(("ambiguous", "mixed")) for v in clusters.values())
+    assert all("earned" in notes[k] for k in clusters)
+    assert values["reference_agreement"] >= 0.7
+    assert values["hard_ari_harmony"] > values["hard_ari_centred"] + 0.1 and values["easy_ari_centred"] > 0.9
+    assert values["regress_out_cells_misplaced"] > 0  # the reason regress-out is off, measured on this run
+    assert values["compile_s"] > 0 and "warm" in notes["workflow_s"]

@@ -1,0 +1,46 @@
+"""Single-cell RNA-seq: the scanpy / rapids-singlecell workflow, annotation that earns its names, simulation with a
+known answer, and the integration metrics of the field.
+
+* :mod:`~sparkbooks.singlecell.workflow` — load, QC (fixed or MAD), doublets, normalise, HVG, PCA, Harmony,
+  neighbours, UMAP, Leiden, markers — timed per step with the library that ran it;
+* :mod:`~sparkbooks.singlecell.annotation` — marker-based names with an enforced expression check, reference
+  label transfer, a Leiden resolution sweep;
+* :mod:`~sparkbooks.singlecell.simulation` — negative-binomial cells with global or cell-type-specific batch effects;
+* :mod:`~sparkbooks.singlecell.integration` — iLISI / cLISI, batch and cell-type ASW, per-batch centring.
+"""
+
+from __future__ import annotations
+
+from .annotation import (
+    LINEAGE,
+    MARKERS,
+    annotate,
+    best_guess,
+    earned,
+    marker_panel,
+    reference_agreement,
+    reference_labels,
+    resolution_sweep,
+    subcluster,
+)
+from .integration import centre_batches, compare, lisi, silhouette_batch, silhouette_label
+from .simulation import simulate
+from .workflow import (
+    Analysis,
+    QCThresholds,
+    analyse,
+    backend,
+    load_sample,
+    plot_qc,
+    plot_scaling,
+    qc_thresholds,
+    scaling,
+    warm_up,
+)
+
+__all__ = [
+    "Analysis", "LINEAGE", "MARKERS", "QCThresholds", "analyse", "annotate", "backend", "best_guess",
+    "centre_batches", "compare", "earned", "lisi", "load_sample", "marker_panel", "plot_qc", "plot_scaling",
+    "qc_thresholds", "reference_agreement", "reference_labels", "resolution_sweep", "scaling", "silhouette_batch",
+    "silhouette_label", "simulate", "subcluster", "warm_up",
+]
