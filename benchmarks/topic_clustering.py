@@ -1,101 +1,213 @@
-"""Topic clustering: this package's pipeline vs BERTopic's default pipeline on the same embeddings.
+"""Topic clustering, scored fairly: this package's pipeline, BERTopic's, and an ablation between them — on the
+health tweets (outlets as weak labels) and on BBC News (topical labels) — over several seeds, in one run.
 
-Both get the same all-MiniLM-L6-v2 embeddings of the health tweets (computed once, cached) and
-the same bag-of-words (``sparkbooks.topics.vectorizer``: BERTopic's default keeps stop words,
-which would make its keywords "the, to, of" and its coherence incomparable). BERTopic runs with
-its defaults otherwise: UMAP(15 neighbours, 5-D, cosine, NN-descent on all 384 dimensions),
-HDBSCAN(min_cluster_size 10, prediction data), c-TF-IDF, representative documents. Ours:
-``TopicModel(min_cluster_size=10)`` — NN-descent graph built once, UMAP from it (100 epochs,
-PCA init), HDBSCAN(min_samples 5, no prediction data), c-TF-IDF keywords that occur in at
-least 3 of their topic's documents (most of the NPMI difference comes from that rule: applied to
-BERTopic's clusters it lifts theirs similarly), then representative documents. Both unseeded (all cores), so figures vary a little from run to run.
+**Same inputs, same scoring.** Every pipeline gets the same all-MiniLM-L6-v2 embeddings and the
+same bag-of-words (``sparkbooks.topics.vectorizer``; BERTopic's own default keeps stop words).
+Keywords for *every* row come from one function, ``sparkbooks.topics.keywords``, applied to that
+row's clusters — scored twice: the plain top-10 c-TF-IDF words, and the top-10 words found in
+at least 3 of the topic's documents (this package's rule). Coherence is NPMI of those top-10 words
+counted in the **held-out** tweets (the 58k the pipelines never saw); a topic with fewer than two
+scorable words scores −1 (not dropped). ``--gensim`` adds gensim's own ``c_npmi`` (sliding
+window 10, ε = 1e-12) on the held-out tweets for seed 0.
 
-numba compiles UMAP / NN-descent / HDBSCAN code on first use in a process (~20–60 s); both
-pipelines are fitted once on 5,000 documents before anything is timed. Each size is run
-``--repeats`` times, alternating which pipeline goes first: times are medians, quality figures
-means. NMI: topics (outliers as one cluster) vs the 16 outlets; NPMI: the top-10 keywords'
-document co-occurrence over all 63,326 tweets.
+**Rows.** ``ours`` = ``TopicModel`` (NN-descent graph built once → UMAP 100 epochs from a PCA
+start → HDBSCAN ``min_samples`` 5). ``BERTopic default`` = BERTopic 0.17 with its default UMAP
+(15 neighbours, 5-D, cosine, min_dist 0, ``n_epochs`` None = 500 below 10k documents, spectral
+start) and HDBSCAN (``min_cluster_size`` 10, ``min_samples`` None = 10, prediction data), seeded.
+``BERTopic, our settings`` = the same with our UMAP/HDBSCAN settings. The ``ours + …`` rows switch
+our settings to BERTopic's one at a time. Each row runs ``--seeds`` times (seeded UMAP runs on one
+thread for every row, so times compare like with like); the table shows mean ± sd. numba compiles
+on first use in a process, so every pipeline is fitted once before anything is timed.
 
-    python benchmarks/topic_clustering.py [--sizes 5000,20000,63326] [--repeats 3]
+**Agreement.** AMI against the labels (outliers as one cluster, and on clustered documents only)
+with the AMI the same clusters reach against shuffled labels (chance). On the tweets the labels
+are the 16 outlets — weak: an outlet's recurring formats ("Move of the Day") are "topics" too. On
+BBC News (``--bbc``) they are the editors' 5 sections; there the classic baselines run as well:
+LDA and NMF on the bag-of-words and k-means on the embeddings, with k = 5 and k = the number of
+topics our pipeline found.
+
+    python benchmarks/topic_clustering.py [--size 5000] [--seeds 5] [--bbc] [--gensim]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 import warnings
 
 import numpy as np
 
-from sparkbooks import datasets, embeddings, topics
+from sparkbooks import datasets, embeddings, topic_eval, topics
+
+ROWS = {
+    "ours": {},
+    "ours + 500 epochs": {"n_epochs": None},
+    "ours + spectral init": {"init": "spectral"},
+    "ours + min_samples 10": {"min_samples": None},
+    "ours, BERTopic's settings": {"n_epochs": None, "init": "spectral", "min_samples": None},
+    "BERTopic default": "bertopic-default",
+    "BERTopic, our settings": "bertopic-ours",
+}
 
 
-def ours(docs, vectors):
+def fit_ours(docs, vectors, seed: int, min_cluster_size: int, **settings):
     start = time.perf_counter()
-    model = topics.TopicModel(min_cluster_size=10).fit(docs, vectors)
-    model.representative_docs(docs, vectors)
-    return time.perf_counter() - start, model.labels_, list(model.topic_words_.values())
+    model = topics.TopicModel(min_cluster_size=min_cluster_size, random_state=seed, **settings).fit(docs, vectors)
+    model.representative_docs(docs, vectors)  # BERTopic computes these inside fit_transform
+    return time.perf_counter() - start, model.labels_
 
 
-def bertopic(docs, vectors):
+def fit_bertopic(docs, vectors, seed: int, min_cluster_size: int, *, ours: bool):
+    import hdbscan
+    import umap
     from bertopic import BERTopic
 
-    model = BERTopic(vectorizer_model=topics.vectorizer())
+    reducer = umap.UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", low_memory=False,
+                        random_state=seed, **({"n_epochs": 100, "init": "pca"} if ours else {}))
+    clusterer = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, metric="euclidean", cluster_selection_method="eom",
+                                min_samples=5 if ours else None, prediction_data=not ours)
+    model = BERTopic(umap_model=reducer, hdbscan_model=clusterer, vectorizer_model=topics.vectorizer())
     start = time.perf_counter()
     labels, _ = model.fit_transform(list(docs), vectors)
-    seconds = time.perf_counter() - start
-    words = [[w for w, _ in model.get_topic(k)] for k in sorted(model.get_topics()) if k >= 0]
-    return seconds, np.asarray(labels), words
+    return time.perf_counter() - start, np.asarray(labels)
+
+
+def run(row: str, docs, vectors, seed: int, min_cluster_size: int):
+    spec = ROWS[row]
+    if isinstance(spec, str):
+        return fit_bertopic(docs, vectors, seed, min_cluster_size, ours=spec == "bertopic-ours")
+    return fit_ours(docs, vectors, seed, min_cluster_size, **spec)
+
+
+def score(labels, counts, vocab, held_counts, reference, seed: int) -> dict[str, float]:
+    out = topic_eval.agreement(labels, reference, seed=seed)
+    for rule, min_docs in (("raw", 1), ("rule", 3)):
+        words = list(topics.keywords(counts, labels, vocab, top_n=10, min_word_docs=min_docs).values())
+        out[f"npmi_{rule}"] = float(np.mean(topic_eval.coherence(words, held_counts, vocab))) if words else np.nan
+        out[f"npmi_eps_{rule}"] = (float(np.mean(topic_eval.coherence(words, held_counts, vocab, eps=1e-12)))
+                                   if words else np.nan)
+        out[f"diversity_{rule}"] = topics.topic_diversity(words)
+        out[f"words_{rule}"] = words
+    return out
+
+
+def gensim_npmi(words: list[list[str]], held_texts: list[list[str]]) -> float:
+    from gensim.corpora import Dictionary
+    from gensim.models.coherencemodel import CoherenceModel
+
+    dictionary = Dictionary(held_texts)
+    known = [[w for w in topic if w in dictionary.token2id] for topic in words]
+    known = [t for t in known if len(t) >= 2]
+    return float(CoherenceModel(topics=known, texts=held_texts, dictionary=dictionary, coherence="c_npmi",
+                                processes=1).get_coherence())
+
+
+def summarise(results: dict[str, list[dict]], keys: list[str]) -> dict[str, dict[str, tuple[float, float]]]:
+    return {row: {k: (float(np.mean([r[k] for r in runs])), float(np.std([r[k] for r in runs]))) for k in keys}
+            for row, runs in results.items()}
+
+
+def table(title: str, summary, columns: list[tuple[str, str, str]]) -> None:
+    print(f"\n{title}")
+    print(f"{'row':28}" + "".join(f"{head:>18}" for head, _, _ in columns))
+    for row, values in summary.items():
+        cells = []
+        for _, key, fmt in columns:
+            mean, sd = values[key]
+            cells.append(f"{format(mean, fmt)} ± {format(sd, fmt)}")
+        print(f"{row:28}" + "".join(f"{c:>18}" for c in cells))
+
+
+def tweets_benchmark(size: int, seeds: int, with_gensim: bool):
+    tweets = datasets.health_tweets()
+    docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
+    vectors = embeddings.embed(list(docs), show_progress=False)
+    pick = np.random.default_rng(0).choice(len(docs), size=min(size, len(docs)), replace=False)
+    held = np.setdiff1d(np.arange(len(docs)), pick)
+    bag = topics.vectorizer().fit(docs[pick])
+    counts, vocab = bag.transform(docs[pick]), bag.get_feature_names_out()
+    held_counts = topics.vectorizer(vocabulary=vocab, min_df=1).transform(docs[held])
+    reference = tweets["source"].to_numpy()[pick]
+    for row in ("ours", "BERTopic default"):  # numba compilation, outside every timed run
+        run(row, docs[pick][:3000], vectors[pick][:3000], 0, 10)
+    results: dict[str, list[dict]] = {row: [] for row in ROWS}
+    for seed in range(seeds):
+        order = list(ROWS) if seed % 2 == 0 else list(reversed(ROWS))  # alternate who runs first
+        for row in order:
+            seconds, labels = run(row, docs[pick], vectors[pick], seed, 10)
+            results[row].append({"s": seconds} | score(labels, counts, vocab, held_counts, reference, seed))
+        print(f"  tweets: seed {seed} done", flush=True)
+    keys = ["s", "clusters", "outlier_share", "ami", "ami_clustered", "ami_shuffled", "npmi_raw", "npmi_rule",
+            "npmi_eps_rule", "diversity_rule"]
+    summary = summarise(results, keys)
+    table(f"Health tweets: {len(pick):,} sampled, NPMI on the {len(held):,} held out; mean ± sd over {seeds} seeds",
+          summary, [("seconds", "s", ".2f"), ("topics", "clusters", ".1f"), ("outliers", "outlier_share", ".3f"),
+                    ("AMI", "ami", ".4f"), ("AMI clustered", "ami_clustered", ".4f"),
+                    ("AMI shuffled", "ami_shuffled", ".4f"), ("NPMI top-10", "npmi_raw", ".3f"),
+                    ("NPMI ≥3 docs", "npmi_rule", ".3f"), ("NPMI ε ≥3 docs", "npmi_eps_rule", ".3f"),
+                    ("diversity", "diversity_rule", ".3f")])
+    extra = {}
+    if with_gensim:
+        tokenize = topics.vectorizer().build_analyzer()
+        held_texts = [[w for w in tokenize(t) if w in bag.vocabulary_] for t in docs[held]]
+        print("\ngensim c_npmi (window 10, ε 1e-12) of the ≥3-docs keywords, seed 0, held-out tweets:")
+        for row in ("ours", "BERTopic default", "BERTopic, our settings"):
+            extra[row] = gensim_npmi(results[row][0]["words_rule"], held_texts)
+            print(f"  {row:28} {extra[row]:.4f}")
+    return summary, extra
+
+
+def bbc_benchmark(seeds: int):
+    news = datasets.bbc_news()
+    docs = list(news["text"])
+    vectors = embeddings.embed(docs, show_progress=False)
+    reference = news["label"].to_numpy()
+    bag = topics.vectorizer(min_df=2, max_df=0.5)
+    counts = bag.fit_transform(docs)
+    results: dict[str, list[dict]] = {}
+    for seed in range(seeds):
+        seconds, ours = fit_ours(docs, vectors, seed, 15)
+        k_found = max(int(ours.max()) + 1, 2)
+        rows = {"ours (min_cluster_size 15)": (seconds, ours),
+                "BERTopic default (15)": fit_bertopic(docs, vectors, seed, 15, ours=False)}
+        for method in topic_eval.BASELINES:
+            for k in sorted({5, k_found}):
+                start = time.perf_counter()
+                labels = topic_eval.baseline(method, k, counts=counts, embeddings=vectors, seed=seed)
+                rows[f"{method} k={'found' if k == k_found and k != 5 else k}"] = (time.perf_counter() - start, labels)
+        for name, (s, labels) in rows.items():
+            results.setdefault(name, []).append({"s": s} | topic_eval.agreement(labels, reference, seed=seed))
+        print(f"  BBC: seed {seed} done", flush=True)
+    summary = summarise(results, ["s", "clusters", "outlier_share", "ami", "ami_clustered", "ami_shuffled"])
+    table(f"BBC News: {len(docs):,} articles, 5 editorial sections; mean ± sd over {seeds} seeds", summary,
+          [("seconds", "s", ".2f"), ("clusters", "clusters", ".1f"), ("outliers", "outlier_share", ".3f"),
+           ("AMI", "ami", ".4f"), ("AMI clustered", "ami_clustered", ".4f"), ("AMI shuffled", "ami_shuffled", ".4f")])
+    return summary
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="5000,20000,63326")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--size", type=int, default=5000)
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--bbc", action="store_true", help="also score on BBC News with LDA / NMF / k-means baselines")
+    parser.add_argument("--gensim", action="store_true", help="also compute gensim's c_npmi for seed 0")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # UMAP / BERTopic chatter about seeds and deprecations
-    from sklearn.metrics import normalized_mutual_info_score
-
-    tweets = datasets.health_tweets()
-    docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
-    vectors = embeddings.embed(list(docs), show_progress=False)
-    whole = topics.vectorizer().fit(docs)
-    counts, vocab = whole.transform(docs), whole.get_feature_names_out()
-    for pipeline in (ours, bertopic):  # numba compilation, kept out of the timed runs
-        pipeline(docs[:5000], vectors[:5000])
-
-    rows = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        pick = np.random.default_rng(0).choice(len(docs), size=min(n, len(docs)), replace=False)
-        runs = {"ours": [], "bertopic": []}
-        for repeat in range(args.repeats):
-            order = (ours, bertopic) if repeat % 2 == 0 else (bertopic, ours)
-            for pipeline in order:
-                seconds, labels, words = pipeline(docs[pick], vectors[pick])
-                runs[pipeline.__name__].append({
-                    "s": seconds, "topics": int(labels.max() + 1), "outliers": float(np.mean(labels < 0)),
-                    "nmi": normalized_mutual_info_score(tweets["source"].to_numpy()[pick], labels),
-                    "npmi": float(np.nanmean(topics.npmi_coherence(words, counts, vocab)))})
-        row = {"n_docs": len(pick)}
-        for name, results in runs.items():
-            row[f"{name}_s"] = statistics.median(r["s"] for r in results)
-            for key in ("topics", "outliers", "nmi", "npmi"):
-                row[f"{name}_{key}"] = statistics.fmean(r[key] for r in results)
-        rows.append(row)
-        print(f"  {len(pick):,} docs done: ours {row['ours_s']:.2f} s, BERTopic {row['bertopic_s']:.2f} s", flush=True)
-
-    print(f"\n{'docs':>7} | {'ours s':>7} {'BERTopic s':>10} {'speed-up':>8} | "
-          f"{'topics':>13} {'outliers':>13} {'NMI':>13} {'NPMI':>15}  (ours / BERTopic)")
-    for r in rows:
-        pair = lambda key, fmt: f"{format(r['ours_' + key], fmt)}/{format(r['bertopic_' + key], fmt)}"  # noqa: E731
-        print(f"{r['n_docs']:>7,} | {r['ours_s']:7.2f} {r['bertopic_s']:10.2f} {r['bertopic_s'] / r['ours_s']:7.2f}× | "
-              f"{pair('topics', '.0f'):>13} {pair('outliers', '.3f'):>13} {pair('nmi', '.4f'):>13} {pair('npmi', '.4f'):>15}")
-    last = rows[-1]
-    print(json.dumps({"n_docs": last["n_docs"], "ours_s": round(last["ours_s"], 2), "bertopic_s": round(last["bertopic_s"], 2),
-                      "ours_nmi": round(last["ours_nmi"], 4), "bertopic_nmi": round(last["bertopic_nmi"], 4),
-                      "ours_npmi": round(last["ours_npmi"], 4), "bertopic_npmi": round(last["bertopic_npmi"], 4)}))
+    tweets, gensim = tweets_benchmark(args.size, args.seeds, args.gensim)
+    headline = {"n_docs": args.size, "seeds": args.seeds}
+    for row, key in (("ours", "ours"), ("BERTopic default", "bertopic"), ("BERTopic, our settings", "bertopic_same")):
+        headline |= {f"{key}_s": round(tweets[row]["s"][0], 2), f"{key}_ami": round(tweets[row]["ami"][0], 4),
+                     f"{key}_npmi_rule": round(tweets[row]["npmi_rule"][0], 4)}
+    headline["ami_shuffled"] = round(tweets["ours"]["ami_shuffled"][0], 4)
+    headline |= {f"gensim_cnpmi_{k.split()[0].lower()}": round(v, 4) for k, v in gensim.items() if k != "BERTopic, our settings"}
+    if args.bbc:
+        bbc = bbc_benchmark(args.seeds)
+        headline |= {f"bbc_ami_{k.split()[0].lower()}_{k.split()[1].replace('=', '')}": round(v["ami"][0], 4)
+                     for k, v in bbc.items() if k.split()[0] in ("lda", "nmf", "kmeans") and "k=5" in k}
+        headline |= {"bbc_ami_ours": round(bbc["ours (min_cluster_size 15)"]["ami"][0], 4),
+                     "bbc_ami_bertopic": round(bbc["BERTopic default (15)"]["ami"][0], 4)}
+    print(json.dumps(headline))
 
 
 if __name__ == "__main__":

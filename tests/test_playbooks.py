@@ -97,9 +97,12 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
 @pytest.mark.slow
 def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
     values, results = recorded(executed, "topic-clustering")
+    notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["topics"] >= 10
-    assert values["nmi"] > 3 * values["nmi_shuffled"] and values["nmi"] > 0.08
-    assert -1 <= values["npmi"] <= 1 and 0.6 < values["diversity"] <= 1
+    assert values["ami"] > values["ami_shuffled"] + 0.05 and "held-out" in notes["npmi"]
+    assert -1 <= values["npmi"] <= 1 and -1 <= values["npmi_gensim_eps"] <= 1 and 0.6 < values["diversity"] <= 1
+    # the labelled corpus: far above chance, and every baseline scored on the same labels
+    assert values["bbc_ami"] > 0.3 and {"bbc_ami_lda", "bbc_ami_nmf", "bbc_ami_kmeans", "bbc_ami_kmeans_same_k"} <= set(values)
     assert 0 < values["outlier_share"] < 0.5
     assert any("SmolLM2" in s for s in results["stand_ins"])
     assert_no_server_left(executed)

@@ -121,11 +121,21 @@ def test_topic_model_recovers_known_groups_and_their_words(fitted):
 
 
 def test_quality_separates_real_from_shuffled_agreement(fitted):
+    from sparkbooks import topic_eval
+
     model, docs, vectors, groups = fitted
-    scores = topics.quality(model, groups.astype(str), seed=0)
-    assert scores["nmi"] > 0.8 > 0.1 > scores["nmi_shuffled"]
+    scores = topic_eval.quality(model, groups.astype(str), seed=0)
+    assert scores["ami"] > 0.8 > 0.1 > abs(scores["ami_shuffled"]) and scores["ami_shuffled_sd"] < 0.05
+    assert scores["ami_clustered"] >= scores["ami"] - 0.05 and scores["nmi"] > 0.8
     # each topic's terms: its own 3 words and the 5 shared fillers → 20 distinct of 5 × 8
     assert scores["diversity"] == pytest.approx(20 / 40) and scores["npmi"] > 0
+
+
+def test_the_model_keywords_are_the_shared_keyword_rule(fitted):
+    model, docs, vectors, groups = fitted
+    again = topics.keywords(model.counts_, model.labels_, model.vocabulary_, top_n=model.top_n,
+                            min_word_docs=model.min_word_docs)
+    assert again == model.topic_words_
 
 
 def test_representatives_belong_to_their_topic_and_map_reuses_the_graph(fitted):

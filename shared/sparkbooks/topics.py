@@ -19,8 +19,8 @@ from .session import active
 from .timing import Stopwatch
 
 __all__ = [
-    "CTfidf", "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "name_topics",
-    "npmi_coherence", "quality", "show", "top_terms", "topic_diversity", "topic_map", "topics_over_time", "vectorizer",
+    "CTfidf", "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "keywords", "name_topics",
+    "npmi_coherence", "show", "top_terms", "topic_diversity", "topic_map", "topics_over_time", "vectorizer",
 ]
 
 _URL = re.compile(r"https?://\S+|www\.\S+")
@@ -88,12 +88,31 @@ def top_terms(weights, vocabulary: np.ndarray, n: int = 10) -> list[list[str]]:
     return [[str(vocabulary[j]) for j in row if dense[i, j] > 0] for i, row in enumerate(order)]
 
 
-def npmi_coherence(topics: Sequence[Sequence[str]], counts, vocabulary: np.ndarray) -> np.ndarray:
+def keywords(counts, labels: np.ndarray, vocabulary: np.ndarray, *, top_n: int = 10,
+             min_word_docs: int = 1) -> dict[int, list[str]]:
+    """The ``top_n`` c-TF-IDF words of each cluster (outliers, label −1, excluded): the one keyword rule,
+    whichever pipeline made the clusters — so that two pipelines are scored alike.
+
+    ``min_word_docs`` > 1 keeps only words found in at least that many of the cluster's documents
+    (a word from one document describes that document, not the topic); lists can then be shorter.
+    """
+    keyed = ctfidf(counts, labels)
+    weights = keyed.weights
+    if min_word_docs > 1:
+        weights = weights.multiply(class_doc_frequency(counts, labels) >= min_word_docs).tocsr()
+    words = top_terms(weights, vocabulary, top_n)
+    return {int(c): w for c, w in zip(keyed.classes, words) if c >= 0}
+
+
+def npmi_coherence(topics: Sequence[Sequence[str]], counts, vocabulary: np.ndarray, *,
+                   eps: float | None = None) -> np.ndarray:
     """Mean normalised PMI of each topic's word pairs, from document co-occurrence in ``counts``.
 
     ``NPMI(a, b) = log(p(a,b) / (p(a) p(b))) / −log p(a,b)`` with probabilities = share of
-    documents containing the words; a pair that never co-occurs scores −1. Range −1 … 1; higher
-    means the topic's words really appear together in this corpus.
+    documents containing the words. ``eps=None``: a pair that never co-occurs scores −1 (its
+    limit). ``eps`` > 0 adds it to ``p(a,b)`` as gensim's ``c_npmi`` does (1e-12 there), which
+    scores such a pair near 0 instead — the two differ most for topics whose words never meet.
+    Range −1 … 1; a topic with fewer than two words in the vocabulary scores NaN.
     """
     where = {w: i for i, w in enumerate(vocabulary)}
     present = (counts > 0).astype(np.float64).tocsc()
@@ -109,7 +128,10 @@ def npmi_coherence(topics: Sequence[Sequence[str]], counts, vocabulary: np.ndarr
         i, j = np.triu_indices(len(cols), k=1)
         p_ab = joint[i, j]
         with np.errstate(divide="ignore", invalid="ignore"):
-            npmi = np.where(p_ab > 0, np.log(p_ab / (single[i] * single[j])) / -np.log(p_ab), -1.0)
+            if eps is None:
+                npmi = np.where(p_ab > 0, np.log(p_ab / (single[i] * single[j])) / -np.log(p_ab), -1.0)
+            else:
+                npmi = np.log((p_ab + eps) / (single[i] * single[j])) / -np.log(p_ab + eps)
         npmi[(p_ab >= 1.0)] = 1.0  # both words in every document
         scores[k] = float(np.mean(npmi))
     return scores
@@ -151,15 +173,15 @@ class TopicModel:
     repeatable at some cost in speed.
 
     Attributes after ``fit``: ``labels_`` (topic per document, −1 = outlier), ``embedding_``
-    (the ``n_components``-D UMAP output), ``topic_words_`` (topic → top terms), ``weights_``
-    (c-TF-IDF, topics × terms), ``counts_`` (documents × terms), ``vocabulary_``, ``seconds_``
+    (the ``n_components``-D UMAP output), ``topic_words_`` (topic → top terms, by :func:`keywords`),
+    ``counts_`` (documents × terms), ``vocabulary_``, ``seconds_``
     (wall time per step) and ``backends_`` (what actually ran each step: cuML on the GPU, or
     the CPU library — cuml.accel falls back to the CPU silently for settings cuML lacks).
 
     Keywords are the top c-TF-IDF terms that occur in at least ``min_word_docs`` of the topic's
-    documents. Measured on all 63k health tweets, that rule lifts the keywords' NPMI coherence
-    from −0.38 to −0.01 (and BERTopic's clusters' from −0.35 to −0.03): plain c-TF-IDF ranks a
-    word from one document of a small topic highly, and such words never co-occur.
+    documents (:func:`keywords`): plain c-TF-IDF ranks a word from one document of a small topic
+    highly, and such words never co-occur. The rule belongs to the keywords, not to the
+    clustering — ``benchmarks/topic_clustering.py`` applies it to BERTopic's clusters too.
     """
 
     def __init__(self, *, n_neighbors: int = 15, n_components: int = 5, min_cluster_size: int = 10,
@@ -249,13 +271,8 @@ class TopicModel:
             bag = vectorizer()
             self.counts_ = bag.fit_transform(docs)
             self.vocabulary_ = bag.get_feature_names_out()
-            keyed = ctfidf(self.counts_, self.labels_)
-            self.weights_, classes = keyed.weights, keyed.classes
-            if self.min_word_docs > 1:  # a word from one or two documents describes them, not the topic
-                self.weights_ = self.weights_.multiply(
-                    class_doc_frequency(self.counts_, self.labels_) >= self.min_word_docs).tocsr()
-            words = top_terms(self.weights_, self.vocabulary_, self.top_n)
-            self.topic_words_ = {int(c): w for c, w in zip(classes, words) if c >= 0}
+            self.topic_words_ = keywords(self.counts_, self.labels_, self.vocabulary_, top_n=self.top_n,
+                                         min_word_docs=self.min_word_docs)
         watch.backends["keywords"] = "scikit-learn + scipy (CPU)"
         self._knn, self._data = knn, data  # reused by map_2d: the neighbour graph is the expensive part
         self.seconds_ = watch.seconds
@@ -295,31 +312,6 @@ class TopicModel:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*(random_state|precomputed_knn|n_jobs).*")
             return np.asarray(reducer.fit_transform(self._data))
-
-
-def quality(model: TopicModel, reference: Sequence[str] | None = None, *, corpus: Sequence[str] | None = None,
-            seed: int = 0) -> dict[str, float]:
-    """Topic count, outlier share, NPMI coherence, diversity and — given reference labels — NMI / ARI.
-
-    NPMI counts co-occurrence in ``corpus`` (e.g. the whole collection the sample came from;
-    default: the fitted documents). Outliers count as one more cluster in NMI / ARI (what a
-    reader of the topic table sees). ``nmi_shuffled`` is the NMI of the same clusters against
-    the reference labels shuffled: the score chance alone reaches with this many clusters.
-    """
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: PLC0415
-
-    words = list(model.topic_words_.values())
-    counts = model.counts_ if corpus is None else vectorizer(vocabulary=model.vocabulary_, min_df=1).transform(corpus)
-    scores = {"topics": model.n_topics_, "outlier_share": float(np.mean(model.labels_ < 0)),
-              "npmi": float(np.nanmean(npmi_coherence(words, counts, model.vocabulary_))) if words else float("nan"),
-              "diversity": topic_diversity(words)}
-    if reference is not None:
-        reference = np.asarray(reference)
-        shuffled = np.random.default_rng(seed).permutation(reference)
-        scores |= {"nmi": float(normalized_mutual_info_score(reference, model.labels_)),
-                   "ari": float(adjusted_rand_score(reference, model.labels_)),
-                   "nmi_shuffled": float(normalized_mutual_info_score(shuffled, model.labels_))}
-    return scores
 
 
 _NAME_SYSTEM = "You name topics found in a collection of {what}. Reply with the name only: 2 to 5 words."
