@@ -1,5 +1,7 @@
 """The frontier catalogue, fit verdicts and claims against hand arithmetic."""
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -24,43 +26,96 @@ def test_windowed_layers_stop_growing_at_their_window():
     assert memory.kv_cache_bytes(maverick, context=65_536) == (12 * 65_536 + 36 * 8_192) * 2 * 8 * 128 * 2
 
 
-def test_verdicts_by_hand():
+def test_station_gpu_memory_is_hbm_and_cpu_memory_means_offload():
+    """Today's code counted 0.8 × 784 GB as GPU memory: Kimi K2 'fit'. On the 288 GB of HBM it does not."""
     kimi = model_specs.by_name("Kimi K2 Thinking")
-    station = memory.CLAIM_DEVICES[2]
-    v = memory.verdict(kimi, "nvfp4", station, context=32_768, utilization=0.8)
-    word, room = v.word, v.headroom_gib
-    need = 1.04e12 * 4.5 / 8 + 61 * 576 * 2 * 32_768
-    assert word == "fits" and room == pytest.approx((0.8 * 784e9 - need) / GiB)
-    assert memory.verdict(kimi, "fp8", station, context=32_768).word == "does not fit"
+    weights = 11.6e9 * 2 + (1.04e12 - 11.6e9) * 4.5 / 8  # INT4 g32 experts, BF16 rest
+    assert memory.weight_bytes(kimi, "int4_g32") == pytest.approx(weights)
+    need = weights + 61 * 576 * 2 * 32_768
+    on_hbm = memory.verdict(kimi, "int4_g32", memory.DGX_STATION_HBM, context=32_768, utilization=0.8)
+    assert on_hbm.word == "does not fit" and on_hbm.headroom_gib == pytest.approx((0.8 * 288e9 - need) / GiB)
+    spilled = memory.verdict(kimi, "int4_g32", memory.DGX_STATION, context=32_768, utilization=0.8)
+    assert spilled.word == "fits with offload"
+    assert spilled.offloaded_gib == pytest.approx((need - 0.8 * 288e9) / GiB)
+    assert spilled.headroom_gib == pytest.approx((0.8 * 784e9 - need) / GiB)
+    assert memory.verdict(kimi, "fp8", memory.DGX_STATION, context=32_768).word == "does not fit"
+
+
+def test_decode_bound_by_hand():
+    qwen = model_specs.by_name("Qwen3-235B-A22B")
+    v = memory.verdict(qwen, "nvfp4", memory.DGX_STATION_HBM, context=8_192)
+    read = 7.95e9 * 2 + (22e9 - 7.95e9) * 4.5 / 8 + 94 * 2 * 4 * 128 * 2 * 8_192  # kept + active experts + KV
+    assert v.word == "fits" and v.tokens_per_s == pytest.approx(8e12 / read)
+    # Offloading moves expert bytes to the 396 GB/s tier: the bound falls by an order of magnitude
+    kimi = model_specs.by_name("Kimi K2 Thinking")
+    off = memory.verdict(kimi, "int4_g32", memory.DGX_STATION, context=8_192)
+    kept, routed = 11.6e9 * 2, (32e9 - 11.6e9) * 4.5 / 8
+    share = off.offloaded_gib * GiB / (memory.weight_bytes(kimi, "int4_g32") - kept)
+    seconds = (kept + routed * (1 - share) + 61 * 576 * 2 * 8_192) / 8e12 + routed * share / 396e9
+    assert off.tokens_per_s == pytest.approx(1 / seconds)
+    assert off.tokens_per_s < memory.decode_tokens_per_s(kimi, "int4_g32", memory.DGX_STATION, context=8_192) / 5
 
 
 def test_short_context_verdict():
     qwen = model_specs.by_name("Qwen3-235B-A22B")
-    two = memory.CLAIM_DEVICES[1]
-    # NVFP4 weights 123 GiB; at 1M tokens the 188 KiB/token cache no longer fits two Sparks, at 8k it does
-    assert memory.verdict(qwen, "nvfp4", two, context=1_000_000).word == "short context only"
+    # NVFP4 weights 134 GiB; at 1M tokens the 188 KiB/token cache no longer fits two Sparks, at 8k it does
+    assert memory.verdict(qwen, "nvfp4", memory.TWO_SPARKS, context=1_000_000).word == "short context only"
 
 
-def test_unknown_attention_layout_is_weights_only():
-    super_ = model_specs.by_name("Nemotron 3 Super 120B-A12B")
-    table = memory.verdict_table([super_], formats=("nvfp4",), context=131_072)
-    assert pd.isna(table.loc[0, "kv_GiB"])
+def test_unknown_kv_never_fits():
+    """Today's code gave an unknown KV cache zero bytes, so a model could 'fit' on weights alone."""
+    ultra = model_specs.by_name("Nemotron 3 Ultra 550B-A55B")
+    small = memory.ModelArch(name="tiny", total_params=1e9, active_params=1e9, n_layers=1, n_attention_layers=0,
+                             n_kv_heads=0, head_dim=0, max_context=0, source="test", kv_known=False)
+    v = memory.verdict(small, "bf16", memory.DGX_SPARK, context=8_192)
+    assert v.word == "KV unknown" and v.headroom_gib > 90 and math.isnan(v.tokens_per_s)
+    assert memory.verdict(ultra, "bf16", memory.DGX_SPARK, context=8_192).word == "does not fit"
+    table = memory.verdict_table([ultra], formats=("nvfp4",), devices=(memory.DGX_STATION,), context=131_072)
+    assert pd.isna(table.loc[0, "kv_GiB"]) and table.loc[0, "DGX Station (HBM + LPDDR5X)"].startswith("KV unknown")
     with pytest.raises(InputError, match="Models: Nemotron 3 Nano"):
         model_specs.by_name("GPT-5")
 
 
-def test_every_catalogue_entry_names_its_source():
+def test_nemotron_super_layout_is_filled_in():
+    super_ = model_specs.by_name("Nemotron 3 Super 120B-A12B")
+    assert super_.kv_known and memory.kv_cache_bytes(super_, context=1) == 8 * 1024  # 8 KiB per token
+    assert super_.max_context == 1_048_576 and super_.n_state_layers == 40
+    assert memory.state_bytes(super_) == 40 * (128 * 64 * 128 + (8192 + 2048) * 3) * 4  # FP32 SSM cache
+
+
+def test_predicted_sizes_match_published_checkpoints():
+    """Every parameter at the format was 5–19% low; with the BF16-kept layers each is within 1%."""
+    check = model_specs.checkpoint_check()
+    assert len(check) >= 3
+    assert (check["error"].abs() < 0.01).all(), check
+    assert (check["error_every_param"] < -0.02).all(), check
+
+
+def test_every_catalogue_entry_names_its_sources():
     for arch in model_specs.FRONTIER:
         assert len(arch.source) > 30 and arch.active_params < arch.total_params, arch.name
+        assert arch.bf16_params < arch.active_params or arch.bf16_params == 0, arch.name
+        assert len(arch.bf16_source) > 30, arch.name
+
+
+def _comparison(kl_nvfp4: float, kl_fp8: float):
+    """A comparison result as compare_recipes returns it, for the verdict logic."""
+    from sparkbooks.quant_eval import LMComparison
+
+    docs = range(8)
+    per_doc = pd.DataFrame([{"recipe": r, "doc": d, "kl": k * (1 + 0.05 * (d % 3)), "nll": 2.0, "base_nll": 2.0, "top1": 0.9}
+                            for r, k in (("NVFP4 + MSE scales", kl_nvfp4), ("FP8", kl_fp8)) for d in docs])
+    summary = pd.DataFrame([{"recipe": r, "ppl_ratio": 1.01, "ppl_ratio_low": 1.0, "ppl_ratio_high": 1.02, "top1": 0.9}
+                            for r in ("NVFP4 + MSE scales", "FP8")]).set_index("recipe")
+    return LMComparison(summary, per_doc, None, 8 * 255)
 
 
 def test_claims_follow_the_measurements():
-    good = {"recall@10": 0.99, "cosine_mean": 0.995}
-    bad = {"recall@10": 0.8, "cosine_mean": 0.97}
-    assert claims.check_claims(good, context=32_768).loc[1, "verdict"] == "reproduced for this model"
-    table = claims.check_claims(bad, context=32_768)
-    assert table.loc[1, "verdict"].startswith("not reproduced")
+    assert claims.check_claims(_comparison(0.010, 0.010), context=32_768).loc[1, "verdict"].startswith("reproduced")
+    table = claims.check_claims(_comparison(0.12, 0.01), context=32_768)
+    assert table.loc[1, "verdict"].startswith("not reproduced") and "12.0× FP8's" in table.loc[1, "evidence"]
     assert table.loc[0, "evidence"].startswith("4.5 bits/weight incl. scales: 71.9% smaller than BF16")
-    assert "gpt-oss-120b" in table.loc[2, "evidence"]
-    long = claims.check_claims(bad, context=1_000_000, sequences=64)
-    assert long.loc[4, "verdict"] == "partly reproduced"  # at a million tokens × 64 some no longer fit
+    assert "gpt-oss-120b" in table.loc[2, "evidence"] and "Nemotron 3 Super" in table.loc[2, "evidence"]
+    assert table.loc[3, "verdict"].startswith("only with offload")
+    assert table.loc[4, "verdict"] == "2 of 7 in HBM, 4 more only with offload"
+    assert claims.check_claims(None, context=32_768).loc[1, "verdict"] == "not judged"

@@ -95,3 +95,27 @@ def test_error_ordering_on_gaussian_weights():
     err = {k: quant.relative_error(w, f.quantise(w)) for k, f in quant.FORMATS.items()}
     assert err["fp8"] < err["nvfp4"] < err["mxfp4"]
     assert 0.05 < err["nvfp4"] < 0.15  # 4-bit: roughly a tenth of the weight's norm
+
+
+def test_e4m3_matches_torch_float8_cast():
+    """An independent reference: torch's float8_e4m3fn conversion (round to nearest even) on in-range values."""
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(0).standard_normal(50_000).astype(np.float32) * np.float32(30)
+    x = np.concatenate([x, np.float32([0.0, 2**-9, 2**-7, 3 * 2**-10, 447.9, -448.0, 0.0029296875])])
+    ours = quant.round_to_float(x, mantissa_bits=3, min_exponent=-6, max_value=448.0)
+    theirs = torch.from_numpy(x).to(torch.float8_e4m3fn).float().numpy()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_mse_scale_search_is_never_worse_and_stays_nvfp4():
+    w = np.random.default_rng(1).standard_t(4, size=(64, 256)).astype(np.float32)
+    plain, searched = quant.nvfp4(w), quant.nvfp4_mse(w)
+    block_err = lambda q: ((q - w) ** 2).reshape(64, -1, 16).sum(-1)  # noqa: E731
+    assert (block_err(searched) <= block_err(plain) + 1e-12).all()
+    assert quant.relative_error(w, searched) < 0.97 * quant.relative_error(w, plain)
+    np.testing.assert_array_equal(quant.nvfp4_mse(w, grid=(1.0,)), plain)
+    # every value is an E2M1 magnitude times its block's scale
+    blocks = searched.reshape(64, -1, 16)
+    scale = np.abs(blocks).max(-1, keepdims=True) / 6
+    ratios = np.where(scale > 0, np.abs(blocks) / np.where(scale > 0, scale, 1), 0)
+    assert np.isin(np.round(ratios * 2) / 2, [0, 0.5, 1, 1.5, 2, 3, 4, 6]).all()

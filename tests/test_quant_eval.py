@@ -1,50 +1,76 @@
-"""Format effects on a real model (all-MiniLM-L6-v2) and the retrieval metrics."""
+"""Formats applied to a language model: what is quantised, the scores, and their intervals."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from sparkbooks import datasets, embeddings, quant_eval
-from sparkbooks.exceptions import ChecksumMismatchError
+from sparkbooks import quant_eval
+from sparkbooks.exceptions import InputError
 
-
-def test_neighbours_and_recall_by_hand():
-    emb = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=float)
-    top = quant_eval.neighbours(emb, [0, 2], k=1)
-    assert top.tolist() == [[1], [3]]
-    assert quant_eval.recall_at_k(np.array([[1, 2]]), np.array([[2, 3]])) == 0.5
-    assert quant_eval.same_label_rate(top, ["a", "a", "b", "c"], [0, 2]) == 0.5
-
-
-def test_health_tweets_are_the_uci_set(cache):
-    tweets = datasets.health_tweets()
-    assert len(tweets) == 63_326 and tweets["source"].nunique() == 16
-    sample = datasets.health_tweets(n=50, seed=3)
-    assert len(sample) == 50 and sample.equals(datasets.health_tweets(n=50, seed=3))
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
-def minilm():
-    return embeddings.load_minilm(device="cpu")
+def tiny_lm():
+    """A randomly initialised Llama with tied embeddings, as SmolLM2 is (never shown as a result)."""
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
+    return transformers.LlamaForCausalLM(config).eval()
 
 
-def test_quantising_touches_every_linear_layer_and_only_a_copy(minilm):
-    before = next(minilm.parameters()).detach().clone()
-    done = quant_eval.quantise_linear_layers(minilm, "nvfp4")
-    quantised, errors = done.model, done.errors
-    assert len(errors) == 37 and (errors["relative_error"] > 0.01).all() and (errors["relative_error"] < 0.3).all()
-    assert next(minilm.parameters()).detach().equal(before)
-    assert quantised is not minilm
+def test_quantise_model_leaves_embeddings_lm_head_and_the_original_alone(tiny_lm):
+    before = {n: p.detach().clone() for n, p in tiny_lm.named_parameters()}
+    done = quant_eval.quantise_model(tiny_lm, quant_eval.Recipe("NVFP4", "nvfp4"))
+    assert len(done.errors) == 2 * 7  # q, k, v, o, gate, up, down per layer
+    assert not any("lm_head" in layer or "embed" in layer for layer in done.errors["layer"])
+    q = dict(done.model.named_parameters())
+    assert torch.equal(q["model.embed_tokens.weight"], before["model.embed_tokens.weight"])
+    assert not torch.equal(q["model.layers.0.mlp.down_proj.weight"], before["model.layers.0.mlp.down_proj.weight"])
+    assert all(torch.equal(p, before[n]) for n, p in tiny_lm.named_parameters())
 
 
-def test_compare_formats_orders_fp8_above_4bit(minilm, cache):
-    tweets = datasets.health_tweets(n=200, seed=0)
-    summary = quant_eval.compare_formats(minilm, tweets["text"], tweets["source"], formats=["fp8", "nvfp4"],
-                                         queries=list(range(0, 200, 5))).summary
-    assert summary.loc["fp32", "recall@10"] == 1.0
-    assert summary.loc["fp8", "cosine_mean"] > summary.loc["nvfp4", "cosine_mean"] > 0.9
+def test_w4a4_quantises_activations_too(tiny_lm):
+    tokens = torch.randint(0, 96, (2, 16))
+    weight_only = quant_eval.quantise_model(tiny_lm, quant_eval.Recipe("w", "nvfp4")).model
+    w4a4 = quant_eval.quantise_model(tiny_lm, quant_eval.Recipe("wa", "nvfp4", activations=True)).model
+    with torch.no_grad():
+        assert not torch.allclose(weight_only(tokens).logits, w4a4(tokens).logits)
 
 
-def test_tampered_weights_are_refused(monkeypatch):
-    monkeypatch.setattr(embeddings, "MINILM_SHA256", "0" * 64)
-    with pytest.raises(ChecksumMismatchError):
-        embeddings.load_minilm()
+def test_recipes_refuse_what_is_not_implemented():
+    with pytest.raises(InputError, match="NVFP4 only"):
+        quant_eval.Recipe("x", "mxfp4", scales="MSE search").weight_quantiser()
+    with pytest.raises(InputError, match="No fake quantiser"):
+        quant_eval.Recipe("x", "bf16").weight_quantiser()
+
+
+def test_compare_recipes_orders_fp8_before_4bit(tiny_lm):
+    tokens = torch.randint(0, 96, (6, 24), generator=torch.Generator().manual_seed(1))
+    result = quant_eval.compare_recipes(tiny_lm, tokens, quant_eval.RECIPES, batch_size=4, n_boot=200)
+    s = result.summary
+    assert list(s.index) == [r.name for r in quant_eval.RECIPES] and result.tokens == 6 * 23
+    assert s.loc["FP8", "kl"] < s.loc["NVFP4", "kl"] and s.loc["FP8", "top1"] >= s.loc["INT4 g128", "top1"]
+    assert s.loc["NVFP4 + MSE scales", "weight_error_median"] < s.loc["NVFP4", "weight_error_median"]
+    assert (s["kl_low"] <= s["kl"]).all() and (s["kl"] <= s["kl_high"]).all() and (s["kl"] > 0).all()
+    assert len(result.per_doc) == 6 * len(quant_eval.RECIPES)
+
+
+def test_paired_ratio_by_hand():
+    per_doc = pd.DataFrame({"recipe": ["a"] * 3 + ["b"] * 3, "doc": [0, 1, 2] * 2, "kl": [2.0, 4.0, 6.0, 1.0, 2.0, 3.0]})
+    r = quant_eval.paired_ratio(per_doc, "a", "b", n_boot=100)
+    assert (r.value, r.low, r.high) == (2.0, 2.0, 2.0)  # every resample keeps the pairing
+    with pytest.raises(InputError, match="same documents"):
+        quant_eval.paired_ratio(per_doc, "a", "c")
+
+
+def test_token_windows_keep_only_long_enough_texts():
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return {"input_ids": list(range(len(text.split())))}
+
+    out = quant_eval.token_windows(Tok(), ["a b c", "a b c d e", "a"], length=4)
+    assert out.shape == (1, 4)
+    with pytest.raises(InputError, match="No text has 10 tokens"):
+        quant_eval.token_windows(Tok(), ["a b"], length=10)

@@ -32,6 +32,7 @@ __all__ = [
     "int4",
     "mxfp4",
     "nvfp4",
+    "nvfp4_mse",
     "relative_error",
     "round_to_float",
 ]
@@ -56,13 +57,12 @@ def round_to_float(x: np.ndarray, *, mantissa_bits: int, min_exponent: int, max_
     >>> round_to_float(np.array([0.3, 1.25, 2.5, 5.0, 7.0]), mantissa_bits=1, min_exponent=0, max_value=6.0).tolist()
     [0.5, 1.0, 2.0, 4.0, 6.0]
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float32)
     mag = np.abs(x)
-    with np.errstate(divide="ignore"):
-        exponent = np.floor(np.log2(np.where(mag > 0, mag, 1.0)))
-    quantum = np.exp2(np.maximum(exponent, min_exponent) - mantissa_bits)
-    rounded = np.rint(mag / quantum) * quantum  # rint: ties to even, like the hardware
-    return (np.sign(x) * np.minimum(rounded, max_value)).astype(np.float32)
+    _, exponent = np.frexp(mag)  # mag = m · 2^e with m in [0.5, 1): floor(log2 mag) = e − 1; exact and fast
+    quantum = np.ldexp(np.float32(1.0), np.maximum(exponent - 1, min_exponent) - mantissa_bits)
+    rounded = np.rint(mag / quantum) * quantum  # rint: ties to even, like the hardware; powers of two divide exactly
+    return np.copysign(np.minimum(rounded, max_value), x).astype(np.float32)
 
 
 def _e2m1(x: np.ndarray) -> np.ndarray:
@@ -106,6 +106,35 @@ def nvfp4(x: np.ndarray, *, block: int = 16) -> np.ndarray:
     safe = np.where(scale > 0, scale, 1.0)
     q = np.where(scale > 0, _e2m1(blocks / safe) * scale, 0.0)
     return _unblock(q.astype(np.float32), pad, x.shape)
+
+
+def nvfp4_mse(x: np.ndarray, *, block: int = 16, grid: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7)) -> np.ndarray:
+    """NVFP4 with a per-block scale search: each block keeps the scale (amax/6 × α, α in ``grid``) with the least squared error.
+
+    A smaller scale clips the block's largest value but resolves the rest finer — the usual
+    calibration step of post-training recipes (ModelOpt's, AWQ-style searches), here per block.
+    ``grid=(1.0,)`` is plain :func:`nvfp4`. The result is still valid NVFP4: E4M3 block scales,
+    one FP32 tensor scale, E2M1 values.
+    """
+    x = _check(x)
+    amax = float(np.max(np.abs(x))) if x.size else 0.0
+    if amax == 0.0:
+        return np.zeros_like(x)
+    tensor_scale = amax / (E2M1_MAX * E4M3_MAX)
+    blocks, pad = _blocks(x, block)
+    block_amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
+    best, best_err = None, None
+    for alpha in grid:
+        scale = _e4m3(block_amax * alpha / E2M1_MAX / tensor_scale) * tensor_scale
+        safe = np.where(scale > 0, scale, 1.0)
+        q = np.where(scale > 0, _e2m1(blocks / safe) * scale, 0.0)
+        err = np.sum((q - blocks) ** 2, axis=-1, keepdims=True)
+        if best is None:
+            best, best_err = q, err
+        else:
+            better = err < best_err
+            best, best_err = np.where(better, q, best), np.minimum(err, best_err)
+    return _unblock(best.astype(np.float32), pad, x.shape)
 
 
 def mxfp4(x: np.ndarray, *, block: int = 32) -> np.ndarray:
@@ -172,6 +201,7 @@ NUMBER_FORMATS: dict[str, Format] = {
     "nvfp4": Format("nvfp4", 4 + 8 / 16, nvfp4, "E2M1, FP8 E4M3 scale per 16, FP32 per tensor"),
     "mxfp4": Format("mxfp4", 4 + 8 / 32, mxfp4, "E2M1, E8M0 power-of-two scale per 32"),
     "int4": Format("int4", 4 + 16 / 128, int4, "INT4 symmetric, FP16 scale per 128"),
+    "int4_g32": Format("int4_g32", 4 + 16 / 32, None, "INT4, BF16 scale per 32 (Kimi K2 Thinking's native QAT format)"),
     "q8_0": Format("q8_0", 8 + 16 / 32, None, "GGUF Q8_0: 32 int8 + one f16 scale"),
     "q4_1": Format("q4_1", 4 + 32 / 32, None, "GGUF Q4_1: 32 4-bit + f16 scale + f16 minimum"),
 }

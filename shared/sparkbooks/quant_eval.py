@@ -1,27 +1,115 @@
-"""What a number format does to a real model: per-layer weight error and task-level agreement."""
+"""What a number format does to a real language model: its next-token distributions, against a baseline.
+
+The model is the stand-in we ship, SmolLM2-135M-Instruct (a Q4_1 GGUF), dequantised to float32:
+the baseline is therefore *Q4_1-derived*, not the BF16 original. Each recipe quantises the
+decoder's linear layers — embeddings and the (tied) lm_head stay as they are, as NVIDIA's recipes
+keep sensitive layers in BF16 — and is scored on held-out text by
+
+* **KL(baseline ‖ recipe)** per token: how far the next-token distribution moved;
+* the **perplexity ratio** against the baseline on the same tokens;
+* **top-1 agreement**: the recipe's most likely next token is the baseline's.
+
+Intervals are percentile bootstraps over documents (tokens of one document are not independent).
+"""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .quant import FORMATS, relative_error
+from .exceptions import InputError, require
+from .quant import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
 
 __all__ = [
-    "FormatComparison",
+    "LMComparison",
     "QuantisedModel",
-    "compare_formats",
-    "embedding_agreement",
-    "neighbours",
-    "plot_quality",
-    "quantise_linear_layers",
-    "recall_at_k",
-    "same_label_rate",
+    "RECIPES",
+    "Ratio",
+    "Recipe",
+    "StandInLM",
+    "compare_recipes",
+    "load_stand_in_lm",
+    "paired_ratio",
+    "plot_comparison",
+    "quantise_model",
+    "token_windows",
 ]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A quantisation recipe: the weight format, how block scales are chosen, and whether activations are quantised."""
+
+    name: str
+    fmt: str
+    scales: str = "round-to-nearest"  # or "MSE search" (NVFP4 only: per-block scale search)
+    activations: bool = False  # W4A4: every linear layer's input quantised too, with dynamic scales
+
+    def weight_quantiser(self) -> Callable[[np.ndarray], np.ndarray]:
+        if self.fmt not in FORMATS:
+            raise InputError(f"No fake quantiser for {self.fmt!r}; formats: {', '.join(FORMATS)}.")
+        if self.scales == "MSE search":
+            if self.fmt != "nvfp4":
+                raise InputError("The MSE scale search is implemented for NVFP4 only.")
+            return nvfp4_mse
+        return FORMATS[self.fmt].quantise
+
+
+#: FP8 is the yardstick: the format the industry already calls near-lossless.
+RECIPES: tuple[Recipe, ...] = (
+    Recipe("FP8", "fp8"),
+    Recipe("NVFP4", "nvfp4"),
+    Recipe("NVFP4 + MSE scales", "nvfp4", scales="MSE search"),
+    Recipe("MXFP4", "mxfp4"),
+    Recipe("INT4 g128", "int4"),
+    Recipe("NVFP4 W4A4", "nvfp4", activations=True),
+)
+
+
+@dataclass(frozen=True)
+class StandInLM:
+    """The stand-in language model (a transformers causal LM in eval mode) and its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+
+
+def load_stand_in_lm() -> StandInLM:
+    """SmolLM2-135M-Instruct from the shipped Q4_1 GGUF (checksum-verified), dequantised to float32."""
+    for module in ("torch", "transformers", "accelerate", "gguf"):
+        require(module, extra="models")
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    from . import sources  # noqa: PLC0415
+    from .llm.llamacpp import STAND_IN_SOURCE  # noqa: PLC0415
+
+    path = sources.fetch(STAND_IN_SOURCE)
+    hf_logging.disable_progress_bar()  # one bar per tensor says nothing a reader needs
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    return StandInLM(model.eval(), tokenizer)
+
+
+def token_windows(tokenizer, texts: Sequence[str], *, length: int = 256, n: int | None = None):
+    """The first ``length`` tokens of each text long enough to fill them, as a ``(documents, length)`` tensor."""
+    import torch  # noqa: PLC0415
+
+    windows = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= length:
+            windows.append(ids[:length])
+        if n is not None and len(windows) == n:
+            break
+    if not windows:
+        raise InputError(f"No text has {length} tokens: lower `length` or pass longer documents.")
+    return torch.tensor(windows, dtype=torch.long)
 
 
 @dataclass(frozen=True)
@@ -32,110 +120,140 @@ class QuantisedModel:
     errors: Any
 
 
-@dataclass(frozen=True)
-class FormatComparison:
-    """One row per format (FP32 first) of task-level agreement, and one row per (format, layer) of weight error."""
+def quantise_model(model, recipe: Recipe) -> QuantisedModel:
+    """A deep copy of ``model`` with every decoder ``nn.Linear`` quantised by ``recipe``; the original is untouched.
 
-    summary: Any
-    layer_errors: Any
-
-
-def quantise_linear_layers(model, fmt: str) -> QuantisedModel:
-    """A deep copy of a torch ``model`` whose every ``nn.Linear`` weight is fake-quantised to ``fmt``.
-
-    ``errors`` has one row per layer (name, shape, relative Frobenius error). Biases, norms and
-    embeddings stay in FP32, as in real weight-only quantisation recipes.
+    The input embeddings and the lm_head (tied to them in SmolLM2) are left alone. With
+    ``recipe.activations`` each quantised layer also fake-quantises its input on every call.
     """
     import pandas as pd  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
-    quantise = FORMATS[fmt].quantise
+    quantise = recipe.weight_quantiser()
     clone = copy.deepcopy(model)
+    kept = {id(clone.get_input_embeddings().weight)}
+    activation_quantiser = FORMATS[recipe.fmt].quantise
+
+    def quantise_input(_module, args):
+        x = args[0]
+        q = torch.from_numpy(activation_quantiser(x.detach().float().cpu().numpy())).to(device=x.device, dtype=x.dtype)
+        return (q, *args[1:])
+
     rows = []
     with torch.no_grad():
         for name, module in clone.named_modules():
-            if isinstance(module, torch.nn.Linear):
-                weight = module.weight.detach().cpu().numpy().copy()  # the copy_ below would change a view
-                q = quantise(weight)
-                module.weight.copy_(torch.from_numpy(q))
-                rows.append({"layer": name, "shape": "×".join(map(str, weight.shape)), "format": fmt,
-                             "relative_error": relative_error(weight, q)})
+            if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head") or id(module.weight) in kept:
+                continue
+            weight = module.weight.detach().cpu().numpy().copy()  # the copy_ below would change a view
+            q = quantise(weight)
+            module.weight.copy_(torch.from_numpy(q))
+            if recipe.activations:
+                module.register_forward_pre_hook(quantise_input)
+            rows.append({"layer": name, "recipe": recipe.name, "relative_error": relative_error(weight, q)})
+    if not rows:
+        raise InputError("The model has no linear layers to quantise.")
     return QuantisedModel(clone, pd.DataFrame(rows))
 
 
-def embedding_agreement(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
-    """Cosine similarity between matching rows of two embedding matrices."""
-    a = reference / np.linalg.norm(reference, axis=1, keepdims=True)
-    b = other / np.linalg.norm(other, axis=1, keepdims=True)
-    return np.sum(a * b, axis=1)
+@dataclass(frozen=True)
+class LMComparison:
+    """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means; ``layer_errors``."""
+
+    summary: Any
+    per_doc: Any
+    layer_errors: Any
+    tokens: int
 
 
-def neighbours(embeddings: np.ndarray, queries: Sequence[int], *, k: int = 10) -> np.ndarray:
-    """Indices of the ``k`` nearest documents (cosine) for each query row, the query itself excluded."""
-    unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
-    sims = unit[list(queries)] @ unit.T
-    sims[np.arange(len(queries)), list(queries)] = -np.inf
-    top = np.argpartition(-sims, k, axis=1)[:, :k]
-    order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
-    return np.take_along_axis(top, order, axis=1)
+def _bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], float], *, n_boot: int, seed: int) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    stats = np.array([statistic(values[i]) for i in idx])
+    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
 
 
-def recall_at_k(reference: np.ndarray, other: np.ndarray) -> float:
-    """Share of the reference top-k neighbours that the other model also returns in its top-k."""
-    k = reference.shape[1]
-    return float(np.mean([len(set(r) & set(o)) / k for r, o in zip(reference, other)]))
+def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
+                    seed: int = 0) -> LMComparison:
+    """Score each recipe against the unquantised ``model`` on ``tokens`` (documents × length).
 
-
-def same_label_rate(top: np.ndarray, labels: Sequence[str], queries: Sequence[int]) -> float:
-    """Share of retrieved neighbours that carry the query's label (here: the same news account)."""
-    labels = np.asarray(labels)
-    return float(np.mean(labels[top] == labels[list(queries)][:, None]))
-
-
-def compare_formats(model, texts: Sequence[str], labels: Sequence[str], *, formats: Sequence[str], queries: Sequence[int],
-                    k: int = 10, batch_size: int = 64):
-    """Quantise ``model`` to each format and measure it against the unquantised model on ``texts``.
-
-    ``summary`` has one row per format (FP32 first) with bits/weight, mean/min cosine similarity
-    of embeddings, recall@k against FP32's neighbours, and the share of neighbours from the
-    query's own label; ``layer_errors`` has one row per (format, layer).
+    Every recipe sees the same tokens; the baseline's distribution is computed once per batch.
     """
     import pandas as pd  # noqa: PLC0415
+    import torch  # noqa: PLC0415
 
-    texts = list(texts)
-    reference = model.encode(texts, batch_size=batch_size, show_progress_bar=False)
-    ref_top = neighbours(reference, queries, k=k)
-    rows = [{"format": "fp32", "bits_per_weight": 32.0, "cosine_mean": 1.0, "cosine_min": 1.0,
-             f"recall@{k}": 1.0, "same_source": same_label_rate(ref_top, labels, queries)}]
-    errors = []
-    for fmt in formats:
-        done = quantise_linear_layers(model, fmt)
-        quantised, layer_errors = done.model, done.errors
-        emb = quantised.encode(texts, batch_size=batch_size, show_progress_bar=False)
-        cos = embedding_agreement(reference, emb)
-        top = neighbours(emb, queries, k=k)
-        rows.append({"format": fmt, "bits_per_weight": FORMATS[fmt].bits_per_weight, "cosine_mean": float(cos.mean()),
-                     "cosine_min": float(cos.min()), f"recall@{k}": recall_at_k(ref_top, top),
-                     "same_source": same_label_rate(top, labels, queries)})
-        errors.append(layer_errors)
-    return FormatComparison(pd.DataFrame(rows).set_index("format"), pd.concat(errors, ignore_index=True))
+    if len(tokens) < 2:
+        raise InputError("Need at least 2 documents for intervals.")
+    variants = {r.name: quantise_model(model, r) for r in recipes}
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(tokens), batch_size):
+            chunk = tokens[start:start + batch_size]
+            target = chunk[:, 1:].unsqueeze(-1)
+            base = torch.log_softmax(model(chunk).logits[:, :-1].float(), dim=-1)
+            base_nll = -base.gather(-1, target).squeeze(-1).mean(1)
+            base_top = base.argmax(-1)
+            p = base.exp()
+            for name, variant in variants.items():
+                logq = torch.log_softmax(variant.model(chunk).logits[:, :-1].float(), dim=-1)
+                kl = (p * (base - logq)).sum(-1).mean(1)
+                nll = -logq.gather(-1, target).squeeze(-1).mean(1)
+                top1 = (logq.argmax(-1) == base_top).float().mean(1)
+                for i in range(len(chunk)):
+                    rows.append({"recipe": name, "doc": start + i, "kl": float(kl[i]), "nll": float(nll[i]),
+                                 "base_nll": float(base_nll[i]), "top1": float(top1[i])})
+            del base, p
+    per_doc = pd.DataFrame(rows)
+    errors = pd.concat([v.errors for v in variants.values()], ignore_index=True)
+    summary = []
+    for recipe in recipes:
+        d = per_doc[per_doc["recipe"] == recipe.name]
+        pair = d[["nll", "base_nll"]].to_numpy()
+        ratio = lambda a: float(np.exp(a[:, 0].mean() - a[:, 1].mean()))  # noqa: E731 - perplexity ratio
+        summary.append({
+            "recipe": recipe.name, "bits_per_weight": NUMBER_FORMATS[recipe.fmt].bits_per_weight,
+            "activations": recipe.fmt if recipe.activations else "baseline", "scales": recipe.scales,
+            "kl": d["kl"].mean(), **dict(zip(("kl_low", "kl_high"), _bootstrap(d["kl"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "ppl_ratio": ratio(pair), **dict(zip(("ppl_ratio_low", "ppl_ratio_high"), _bootstrap(pair, ratio, n_boot=n_boot, seed=seed))),
+            "top1": d["top1"].mean(), **dict(zip(("top1_low", "top1_high"), _bootstrap(d["top1"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
+        })
+    tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
+    return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored)
 
 
-def plot_quality(summary, layer_errors, *, k: int = 10):
-    """Left: relative weight error per linear layer and format. Right: recall@k and cosine per format."""
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of means and its 95% bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def paired_ratio(per_doc, recipe: str, reference: str, *, metric: str = "kl", n_boot: int = 2000,
+                 seed: int = 0) -> Ratio:
+    """``mean(metric | recipe) / mean(metric | reference)`` with a 95% interval from resampling the same documents."""
+    a = per_doc[per_doc["recipe"] == recipe].sort_values("doc")[metric].to_numpy()
+    b = per_doc[per_doc["recipe"] == reference].sort_values("doc")[metric].to_numpy()
+    if len(a) != len(b) or not len(a):
+        raise InputError(f"{recipe!r} and {reference!r} were not scored on the same documents.")
+    pairs = np.column_stack([a, b])
+    low, high = _bootstrap(pairs, lambda x: float(x[:, 0].mean() / x[:, 1].mean()), n_boot=n_boot, seed=seed)
+    return Ratio(float(a.mean() / b.mean()), low, high)
+
+
+def plot_comparison(summary):
+    """KL to the baseline (log scale) and top-1 agreement per recipe, with 95% intervals."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [2, 1]})
-    for fmt, group in layer_errors.groupby("format", sort=False):
-        left.plot(range(len(group)), group["relative_error"], marker=".", label=fmt)
-    left.set(xlabel="linear layer (model order)", ylabel="‖W − Q(W)‖ / ‖W‖", title="Weight error per layer", yscale="log")
-    left.legend()
-    quantised = summary.drop(index="fp32")
-    x = range(len(quantised))
-    right.bar([i - 0.2 for i in x], quantised[f"recall@{k}"], width=0.4, color="#76b900", label=f"recall@{k} vs FP32")
-    right.bar([i + 0.2 for i in x], quantised["cosine_mean"], width=0.4, color="#5b5b5b", label="mean cosine vs FP32")
-    right.set_xticks(list(x), quantised.index)
-    right.set(ylim=(0.5, 1.0), title="Task-level agreement")
-    right.legend(loc="lower left")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+    y = range(len(summary))
+    for ax, col, title in ((left, "kl", "KL(baseline ‖ recipe) per token, nats"), (right, "top1", "top-1 agreement with the baseline")):
+        err = [summary[col] - summary[f"{col}_low"], summary[f"{col}_high"] - summary[col]]
+        ax.barh(list(y), summary[col], xerr=err, color=["#5b5b5b" if r == "FP8" else "#76b900" for r in summary.index])
+        ax.set_yticks(list(y), summary.index)
+        ax.invert_yaxis()
+        ax.set_title(title)
+    left.set_xscale("log")
     fig.tight_layout()
     return fig
