@@ -1,15 +1,18 @@
-"""CPU vs GPU (cudf.pandas + cuml.accel) on the start-here workloads, same data, one run.
+"""CPU vs GPU (cudf.pandas + cuml.accel) on the start-here workloads, same data, in one run.
 
-Prints a table, then one JSON line. Without a working GPU the GPU columns are null: the
-benchmark reports what it measured and nothing else.
+Prints a table per workload (cold and warm-median seconds per stage, speed-up, GPU calls and CPU
+fallbacks), then one JSON line. Without a working GPU the GPU columns are absent and the JSON's
+GPU figures null: the benchmark reports what it measured and nothing else.
 
-    python benchmarks/start_here_acceleration.py [--rows 2000000] [--samples 50000]
+    python benchmarks/start_here_acceleration.py [--rows 2000000] [--samples 50000] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+
+import pandas as pd
 
 from sparkbooks.hardware import detect
 from sparkbooks.workloads import compare
@@ -19,26 +22,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--samples", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     runs = {
-        "pandas-etl": compare("pandas-etl", {"n_rows": args.rows, "seed": 0}),
-        "sklearn": compare("sklearn", {"n_samples": args.samples, "seed": 0}),
+        "pandas-etl": compare("pandas-etl", {"n_rows": args.rows, "seed": 0, "repeats": args.repeats}),
+        "sklearn": compare("sklearn", {"n_samples": args.samples, "seed": 0, "repeats": args.repeats}),
     }
     print(f"machine: {detect().summary()}")
-    print(f"{'workload':12} {'stage':24} {'cpu_s':>9} {'gpu_s':>9} {'speedup':>8}")
-    for name, cmp in runs.items():
-        for stage, row in cmp.table().iterrows():
-            gpu = row.get("gpu_s")
-            spd = row.get("speedup")
-            print(f"{name:12} {stage:24} {row['cpu_s']:9.3f} {gpu if gpu is not None else '—':>9} "
-                  f"{spd if spd is not None else '—':>8}")
-        print(f"{'':12} {cmp.gpu_reason}")
-    headline = {
-        "n_rows": args.rows, "n_samples": args.samples,
-        **{f"{k.replace('-', '_')}_cpu_s": round(c.cpu["total_s"], 3) for k, c in runs.items()},
-        **{f"{k.replace('-', '_')}_gpu_s": round(c.gpu["total_s"], 3) if c.gpu else None for k, c in runs.items()},
-        **{f"{k.replace('-', '_')}_speedup": round(c.speedup, 2) if c.gpu else None for k, c in runs.items()},
-    }
+    with pd.option_context("display.width", 200, "display.max_columns", 12):
+        for name, cmp in runs.items():
+            print(f"\n== {name}: {cmp.gpu_reason}")
+            print(cmp.table().drop(columns=["accelerated", "fell_back"], errors="ignore").to_string())
+            for problem in cmp.problems():
+                print(f"   PROBLEM: {problem}")
+    headline = {"n_rows": args.rows, "n_samples": args.samples, "repeats": args.repeats}
+    for k, c in runs.items():
+        key = k.replace("-", "_")
+        headline |= {f"{key}_cpu_s": round(c.cpu["total_s"], 3), f"{key}_cpu_cold_s": round(c.cpu["total_cold_s"], 3),
+                     f"{key}_gpu_s": round(c.gpu["total_s"], 3) if c.gpu else None,
+                     f"{key}_speedup": round(c.speedup, 2) if c.gpu else None,
+                     f"{key}_problems": len(c.problems())}
     print(json.dumps(headline))
 
 

@@ -154,3 +154,32 @@ def test_the_cpu_baseline_child_never_inherits_cuml_accel(monkeypatch):
     monkeypatch.setenv("CUML_ACCEL_ENABLED", "1")
     result = workloads.run_isolated("sklearn", {"n_samples": 2_000, "seed": 0}, path="cpu")
     assert result["accelerators"] == [] and "CPU path" in result["path"]
+
+
+@pytest.mark.gpu_contract
+@live
+def test_gpu_child_counts_calls_and_writes_tables_equal_to_the_cpu_child(tmp_path):
+    # start-here's GPU child on the real cudf.pandas (CPU-fallback mode: every call a fallback, so the counts and the
+    # fallback names must be non-empty), its result tables equal to a plain-pandas child's on the same files.
+    from sparkbooks import workloads
+
+    data = workloads.write_sales(tmp_path / "data", 5_000, seed=0)
+    (tmp_path / "gpu").mkdir()
+    (tmp_path / "cpu").mkdir()
+    params = {"n_rows": 5_000, "seed": 0, "data_dir": str(data), "repeats": 1}
+    done = _child(FAKE_GPU + f"""
+    import json
+    from sparkbooks import workloads
+    workloads._gpu_sync = lambda: None  # no device to synchronise: the GPU is faked
+    code = workloads.main(["pandas-etl", "--path", "gpu", "--params", json.dumps({params | {"out_dir": str(tmp_path / "gpu")}!r})])
+    assert code == 0, code
+    """)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads([ln for ln in done.stdout.splitlines() if ln.startswith("SPARKBOOKS_RESULT ")][-1].split(" ", 1)[1])
+    assert "cudf.pandas" in result["accelerators"]
+    counts = result["counts"]
+    assert counts["read_csv"]["cpu_calls"] >= 1 and "read_csv" in counts["read_csv"]["fallbacks"]
+    assert "Series.apply" in counts["apply"]["fallbacks"]
+    cpu = workloads.run_isolated("pandas-etl", params | {"out_dir": str(tmp_path / "cpu")}, path="cpu")
+    assert cpu["checks"] == result["checks"]
+    assert workloads.compare_tables(tmp_path / "cpu", tmp_path / "gpu") == []

@@ -6,28 +6,81 @@ from sparkbooks.exceptions import SparkbooksError
 
 
 def test_sales_data_is_deterministic_and_shaped():
-    a = workloads.make_sales(5_000, seed=1)
-    b = workloads.make_sales(5_000, seed=1)
+    a = workloads.make_sales(5_000, seed=1, missing=0.02)
+    b = workloads.make_sales(5_000, seed=1, missing=0.02)
     assert a["sales"].equals(b["sales"])
     assert len(a["sales"]) == 5_000 and a["sales"]["product_id"].max() < len(a["products"])
+    assert 50 < a["sales"]["unit_price"].isna().sum() < 150
 
 
-def test_etl_checks_are_consistent():
-    result = workloads.pandas_etl(20_000, seed=0)
-    assert result["checks"]["rows_joined"] == 20_000
-    assert set(result["stages"]) == {"generate", "join", "derive", "groupby", "rolling", "top_n"}
-    assert result["total_s"] == pytest.approx(sum(v for k, v in result["stages"].items() if k != "generate"))
+def test_etl_reads_files_and_reports_cold_warm_and_checks(tmp_path):
+    data = workloads.write_sales(tmp_path / "data", 20_000, seed=0)
+    result = workloads.pandas_etl(20_000, seed=0, data_dir=str(data), out_dir=str(tmp_path), repeats=3)
+    checks = result["checks"]
+    assert checks["rows_joined"] == checks["csv_rows"] == 20_000
+    assert checks["missing_prices_left"] < 0.005 * 20_000  # only products with no known price at all stay missing
+    stages = ["read_parquet", "read_csv", "fill_missing", "join", "derive", "strings", "apply", "groupby", "rolling", "top_n"]
+    assert list(result["cold"]) == stages and all(len(v) == 3 for v in result["warm_runs"].values())
+    assert result["total_s"] == pytest.approx(sum(result["warm"].values()))
+    assert all(c == {"gpu_calls": 0, "cpu_calls": 0, "fallbacks": []} for c in result["counts"].values())
+    assert {p.name for p in tmp_path.glob("*.parquet")} == {"summary.parquet", "weekly.parquet", "top.parquet"}
+
+
+def test_table_comparison_catches_a_changed_value(tmp_path):
+    import pandas as pd
+
+    for side in ("a", "b"):
+        (tmp_path / side).mkdir()
+    frame = pd.DataFrame({"revenue": [1.0, 2.0, 3.0]}, index=pd.Index(["x", "y", "z"], name="region"))
+    frame.to_parquet(tmp_path / "a" / "summary.parquet")
+    frame.iloc[::-1].to_parquet(tmp_path / "b" / "summary.parquet")  # another row order is not a difference
+    assert workloads.compare_tables(tmp_path / "a", tmp_path / "b") == []
+    frame.assign(revenue=[1.0, 2.0, 3.001]).to_parquet(tmp_path / "b" / "summary.parquet")
+    assert workloads.compare_tables(tmp_path / "a", tmp_path / "b")[0].startswith("summary:")
+    (tmp_path / "b" / "summary.parquet").unlink()
+    assert workloads.compare_tables(tmp_path / "a", tmp_path / "b") == ["summary: the GPU run wrote no table"]
+
+
+def _fake_comparison(**gpu_checks):
+    stage = {"s": 1.0}
+    cpu = {"checks": {"forest_accuracy": 0.850, "kmeans_inertia_per_sample": 100.0, "rows": 10}, "cold": stage,
+           "warm": stage, "total_s": 1.0, "total_cold_s": 1.0, "wall_s": 2.0, "counts": {"s": {}}}
+    gpu = cpu | {"checks": cpu["checks"] | gpu_checks, "counts": {"s": {"gpu_calls": 5, "cpu_calls": 1, "fallbacks": ["x"]}}}
+    return workloads.Comparison("sklearn", {}, cpu, gpu)
+
+
+def test_per_metric_tolerances_pass_legitimate_differences_and_fail_real_ones():
+    assert _fake_comparison(forest_accuracy=0.838, kmeans_inertia_per_sample=100.9).disagreements() == {}
+    bad = _fake_comparison(forest_accuracy=0.80, kmeans_inertia_per_sample=102.0, rows=11)
+    assert set(bad.disagreements()) == {"forest_accuracy", "kmeans_inertia_per_sample", "rows"}
+    assert any("128 quantile bins" in p for p in bad.problems())
+
+
+def test_a_gpu_child_that_ran_nothing_on_the_gpu_is_a_problem():
+    cmp = _fake_comparison()
+    cmp.gpu["counts"] = {"s": {"gpu_calls": 0, "cpu_calls": 7, "fallbacks": ["read_csv"]}}
+    assert cmp.problems() == ["the GPU child ran no call on the GPU: every call fell back to the CPU"]
+    assert cmp.table().loc["s", "fell_back"] == "read_csv"
 
 
 def test_compare_runs_the_cpu_path_in_a_child_and_reports_no_gpu_figures(monkeypatch):
     # the machine may have a GPU (a DGX Spark does): fake a failing probe, as on a laptop
     monkeypatch.setattr(workloads, "probe_gpu", lambda: GpuProbe(False, "no GPU here (faked by the test)", 0.0))
-    cmp = workloads.compare("sklearn", {"n_samples": 2_000, "seed": 0})
+    cmp = workloads.compare("sklearn", {"n_samples": 2_000, "seed": 0, "repeats": 1})
     assert cmp.gpu is None and "GPU run skipped" in cmp.gpu_reason
     table = cmp.table()
-    assert "gpu_s" not in table.columns and table.loc["kmeans", "cpu_s"] > 0
-    assert cmp.cpu["checks"]["forest_accuracy"] > 0.5
-    assert cmp.disagreements() == {}
+    assert "gpu_warm_s" not in table.columns and table.loc["forest_fit", "cpu_warm_s"] > 0
+    assert table.loc["forest_fit", "accelerated"] == "not accelerated (CPU path)"
+    assert cmp.cpu["wall_s"] > cmp.cpu["total_cold_s"]  # start-up and imports are in the wall time
+    assert cmp.cpu["checks"]["forest_accuracy"] > 0.5 and cmp.problems() == []
+
+
+def test_a_gpu_child_without_its_accelerator_refuses(capsys, monkeypatch):
+    from sparkbooks import accel
+
+    monkeypatch.setattr(accel, "probe_gpu", lambda **_: GpuProbe(False, "no GPU (faked by the test)", 0.0))
+    assert workloads.main(["sklearn", "--path", "gpu", "--params", "{}"]) == 1
+    assert "AcceleratorUnavailableError" in capsys.readouterr().err
 
 
 def test_unknown_workload_is_named():
@@ -38,4 +91,4 @@ def test_unknown_workload_is_named():
 @pytest.mark.gpu
 def test_gpu_path_agrees_with_the_cpu_path():
     cmp = workloads.compare("pandas-etl", {"n_rows": 200_000, "seed": 0})
-    assert cmp.gpu is not None and cmp.disagreements() == {}
+    assert cmp.gpu is not None and cmp.problems() == []
