@@ -31,7 +31,7 @@ def test_bad_parameters_exit_2_before_anything_is_written(tmp_path, args):
 
 def test_unknown_parameter_message_lists_valid_ones(tmp_path):
     done = _cli("run", "start-here", "--out", str(tmp_path), "-p", "no_such_param", "1")
-    assert "Valid parameters: profile, n_rows, n_samples, seed" in done.stderr
+    assert "Valid parameters: profile, n_rows, n_samples, repeats, seed" in done.stderr
 
 
 def test_unknown_playbook_exits_2(tmp_path):
@@ -86,3 +86,48 @@ def test_spark_profile_values_reach_the_kernel(fixture_home, tmp_path):
     results = json.loads((tmp_path / "fixture-failures" / "results.json").read_text())
     assert results["profile"] == "spark" and results["params"]["size"] == 30
     assert results["stand_ins"] == []  # stand-ins are a cpu-profile matter
+
+
+HOLD_LOCK = """
+import os, signal, sys, time
+from pathlib import Path
+from sparkbooks import runner
+with runner.run_lock("fixture-failures", Path(sys.argv[1]) / "fixture-failures"):
+    print("locked", flush=True)
+    if sys.argv[2] == "crash":
+        raise RuntimeError("the run crashed")
+    time.sleep(60)
+"""
+
+
+def _holder(out, how):
+    child = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(out), how], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=cli_env())
+    assert child.stdout.readline().strip() == "locked"
+    return child
+
+
+@pytest.mark.parametrize("how", ["crash", "kill", "interrupt"])
+def test_a_second_run_is_refused_at_once_and_the_lock_dies_with_its_holder(fixture_home, tmp_path, how):
+    import signal
+    import time
+
+    from sparkbooks.exceptions import RunLockedError
+
+    out = tmp_path / "runs"
+    child = _holder(out, how)
+    if how != "crash":
+        start = time.perf_counter()
+        with pytest.raises(RunLockedError, match=rf"pid {child.pid}.*--out DIR"):
+            runner.run("fixture-failures", profile="cpu", params={"size": 2}, out=out, progress=False)
+        assert time.perf_counter() - start < 5  # refused at once, not after waiting
+        child.send_signal(signal.SIGKILL if how == "kill" else signal.SIGINT)
+    child.communicate(timeout=30)  # reaps it and closes its pipes
+    assert runner.run("fixture-failures", profile="cpu", params={"size": 2}, out=out, progress=False).ok
+    assert runner.run("fixture-failures", profile="cpu", params={"size": 3}, out=tmp_path / "elsewhere", progress=False).ok
+
+
+def test_cli_run_prints_no_kernel_transport_warning(fixture_home, tmp_path):
+    done = _cli("run", "fixture-failures", "--profile", "cpu", "-p", "size", "2", "--out", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    assert "without encryption" not in done.stderr + done.stdout and "WARNING" not in done.stderr

@@ -20,13 +20,13 @@ from typing import Any, Iterator
 
 from . import catalog, log
 from .fileio import read_json, write_json_atomic, write_text_atomic
-from .exceptions import NotebookExecutionError, ParameterError
+from .exceptions import NotebookExecutionError, ParameterError, RunLockedError
 from .hardware import detect, installed_version
 from .parameters import validate
 from .session import ENV_PLAYBOOK, ENV_PROFILE_REASON, ENV_RESOLVED, ENV_RESULTS
 from .settings import settings
 
-__all__ = ["RunPlan", "RunResult", "last_run", "parse_overrides", "plan", "run"]
+__all__ = ["RunPlan", "RunResult", "last_run", "parse_overrides", "plan", "run", "run_lock"]
 
 DEFAULT_CELL_TIMEOUT_S = 1800
 
@@ -117,6 +117,54 @@ def _publish(staging: Path, dest: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+@contextmanager
+def run_lock(slug: str, dest: Path) -> Iterator[Path]:
+    """Hold the one lock for runs of ``slug`` into ``dest``; a second holder is refused at once.
+
+    An advisory ``flock`` on a file beside the destination: the kernel drops it when the holder
+    exits by any means (finished, crashed, killed, interrupted), so a stale lock cannot outlive it.
+
+    Raises
+    ------
+    RunLockedError
+        Another live process holds it; the message names its pid.
+    """
+    import fcntl  # noqa: PLC0415 - POSIX only, as the runner is
+
+    path = Path(dest).parent / f".{slug}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")  # noqa: SIM115 - held for the lifetime of the run
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunLockedError(
+                f"Another run of {slug!r} ({holder}) is writing to {dest}. Wait for it to finish, or run into another "
+                f"folder with --out DIR; different playbooks may run at the same time.") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield path
+    finally:
+        handle.close()  # closing the descriptor releases the lock
+
+
+def _kernel_manager_class():
+    """Kernels on local IPC sockets instead of TCP ports: nothing listens on the network, and ipykernel has
+    no reason to warn that traffic is unencrypted (it warns for TCP only). Windows has no IPC transport."""
+    from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager if os.name == "posix" else AsyncKernelManager
+
+
 def _keep_failure(staging: Path, dest: Path) -> Path:
     failed = dest / "failed"
     dest.mkdir(parents=True, exist_ok=True)
@@ -152,12 +200,16 @@ def run(slug: str, *, profile: str = "auto", params: Mapping[str, Any] | None = 
     NotebookExecutionError
         A cell failed; the partial notebook and ``error.txt`` are in ``out/<slug>/failed/``.
     """
+    run_plan = plan(slug, profile=profile, params=params)
+    dest = Path(out or settings.runs_dir) / slug
+    with run_lock(slug, dest):
+        return _run_locked(run_plan, dest, cell_timeout=cell_timeout, progress=progress)
+
+
+def _run_locked(run_plan: RunPlan, dest: Path, *, cell_timeout: int, progress: bool) -> RunResult:
     import papermill as pm  # noqa: PLC0415 - heavy (~3 s); only the runner needs it
 
-    run_plan = plan(slug, profile=profile, params=params)
-    pb = run_plan.playbook
-    dest = Path(out or settings.runs_dir) / slug
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    pb, slug = run_plan.playbook, run_plan.playbook.slug
     staging = Path(tempfile.mkdtemp(prefix=f".{slug}.staging-", dir=dest.parent))
     notebook = staging / f"{slug}.ipynb"
     results = staging / "results.json"
@@ -175,7 +227,7 @@ def run(slug: str, *, profile: str = "auto", params: Mapping[str, Any] | None = 
             pm.execute_notebook(
                 str(pb.path), str(notebook), parameters=run_plan.params, kernel_name="python3",
                 cwd=str(pb.directory), progress_bar=progress, execution_timeout=cell_timeout,
-                request_save_on_cell_execute=True,
+                request_save_on_cell_execute=True, kernel_manager_class=_kernel_manager_class(),
             )
     except pm.PapermillExecutionError as exc:
         error = NotebookExecutionError(slug, exc.cell_index, exc.ename, exc.evalue)
