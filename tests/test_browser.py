@@ -14,8 +14,8 @@ REQUIRED = os.environ.get("SPARKBOOKS_REQUIRE_BROWSER") == "1"
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def browser():
+def headless_chromium(*, window: str, network_log: bool = False):
+    """A headless Chromium driven by Selenium (skips, or fails under SPARKBOOKS_REQUIRE_BROWSER=1, without one)."""
     if not (CHROMIUM and DRIVER):
         message = "browser check skipped: install Debian chromium and chromium-driver (`.ci/run` does)"
         if REQUIRED:
@@ -26,10 +26,16 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1800"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={window}"):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+    if network_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = headless_chromium(window="1280,1800", network_log=True)
     yield driver
     driver.quit()
 

@@ -15,7 +15,7 @@ import pytest
 
 from sparkbooks.services import Service, free_port, http_ok
 
-from .test_browser import CHROMIUM, DRIVER, REQUIRED
+from .test_browser import headless_chromium
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
@@ -65,19 +65,7 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chrome():
-    if not (CHROMIUM and DRIVER):
-        message = "JupyterLab check skipped: install Debian chromium and chromium-driver (`.ci/run` does)"
-        if REQUIRED:
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service as DriverService
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1800"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=DriverService(executable_path=DRIVER), options=options)
+    driver = headless_chromium(window="1400,1800")
     yield driver
     driver.quit()
 

@@ -113,7 +113,6 @@ def test_mse_scale_search_is_never_worse_and_stays_nvfp4():
     block_err = lambda q: ((q - w) ** 2).reshape(64, -1, 16).sum(-1)  # noqa: E731
     assert (block_err(searched) <= block_err(plain) + 1e-12).all()
     assert quant.relative_error(w, searched) < 0.97 * quant.relative_error(w, plain)
-    np.testing.assert_array_equal(quant.nvfp4_mse(w, grid=(1.0,)), plain)
     # every value is an E2M1 magnitude times its block's scale
     blocks = searched.reshape(64, -1, 16)
     scale = np.abs(blocks).max(-1, keepdims=True) / 6

@@ -95,17 +95,7 @@ def nvfp4(x: np.ndarray, *, block: int = 16) -> np.ndarray:
     >>> nvfp4(np.array([0.0, 1.0, 2.0, 3.0, 6.0, -6.0, 0.25, 5.0] * 2)).tolist()[:8]
     [0.0, 1.0, 2.0, 3.0, 6.0, -6.0, 0.0, 4.0]
     """
-    x = _check(x)
-    amax = float(np.max(np.abs(x))) if x.size else 0.0
-    if amax == 0.0:
-        return np.zeros_like(x)
-    tensor_scale = amax / (E2M1_MAX * E4M3_MAX)
-    blocks, pad = _blocks(x, block)
-    block_amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
-    scale = _e4m3(block_amax / E2M1_MAX / tensor_scale) * tensor_scale  # as stored: E4M3 × FP32
-    safe = np.where(scale > 0, scale, 1.0)
-    q = np.where(scale > 0, _e2m1(blocks / safe) * scale, 0.0)
-    return _unblock(q.astype(np.float32), pad, x.shape)
+    return nvfp4_mse(x, block=block, grid=(1.0,))  # one candidate scale: amax / 6, as stored (E4M3 × FP32)
 
 
 def nvfp4_mse(x: np.ndarray, *, block: int = 16, grid: tuple[float, ...] = (1.0, 0.9, 0.8, 0.7)) -> np.ndarray:
