@@ -1,11 +1,15 @@
-"""Does the client see the speed the server reports? Client-measured decode tokens/s vs llama.cpp's own timings.
+"""Does the client see the speed the server reports, alone and under concurrency? Client 1/TPOT vs llama.cpp's own timings.
 
-Same requests, one run: each streamed completion is timed by the client (tokens after the
-first / time after the first) and by the server (``timings.predicted_per_second``). The
-client path should stay within 5% of the server's rate. Needs a llama.cpp server: the
+Same requests, one run: each streamed completion is timed by the client (1 / TPOT, tokens after
+the first over the time after the first) and by the server (``timings.predicted_per_second``,
+the same interval as the slot saw it). At one stream the two should agree within a few percent;
+with several streams the client's Python threads share the machine with the server, and any
+delay in reading the stream shows here as client < server and as a longer inter-token-latency
+tail (p99 ITL, client) than the server's mean time per token. Fixed output lengths
+(``ignore_eos``) and unique prompts, as in the playbook's sweep. Needs a llama.cpp server: the
 stand-in is started locally unless ``--base-url`` names one.
 
-    python benchmarks/llm_client_overhead.py [--requests 12] [--max-tokens 128] [--base-url URL]
+    python benchmarks/llm_client_overhead.py [--levels 1 2 4 8] [--requests 16] [--max-tokens 64] [--base-url URL]
 """
 
 from __future__ import annotations
@@ -14,37 +18,53 @@ import argparse
 import contextlib
 import json
 import statistics
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from sparkbooks import llm
-
-PROMPTS = ["Write a short story about a lighthouse keeper.", "Explain how a bicycle stays upright.",
-           "Describe the water cycle for a child.", "List the planets and one fact about each."]
+from sparkbooks.llm.loadtest import random_prompts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=12)
-    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--requests", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--base-url", default=None)
     args = parser.parse_args()
-    with contextlib.nullcontext() if args.base_url else llm.stand_in(ctx_size=4096, parallel=1) as server:
+    with contextlib.nullcontext() if args.base_url else llm.stand_in(ctx_size=8192, parallel=max(args.levels)) as server:
         endpoint = llm.connect(args.base_url or server.base_url)
-        llm.chat(endpoint, [{"role": "user", "content": "warm up"}], max_tokens=8)
         rows = []
-        for i in range(args.requests):
-            reply = llm.chat(endpoint, [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
-                             max_tokens=args.max_tokens, seed=i)
-            if reply.decode_tok_s and reply.server_decode_tok_s:
-                rows.append((i, reply.completion_tokens, reply.decode_tok_s, reply.server_decode_tok_s))
-    if not rows:
-        raise SystemExit("the server reported no timings (not llama.cpp?): nothing to compare")
-    print(f"model: {endpoint.model} at {endpoint.base_url}")
-    print(f"{'request':>7} {'tokens':>6} {'client tok/s':>13} {'server tok/s':>13} {'client/server':>14}")
-    for i, n, client, srv in rows:
-        print(f"{i:7d} {n:6d} {client:13.1f} {srv:13.1f} {client / srv:14.3f}")
-    client = statistics.median(r[2] for r in rows)
-    srv = statistics.median(r[3] for r in rows)
-    print(json.dumps({"client_tok_s": round(client, 1), "server_tok_s": round(srv, 1), "overhead": round(1 - client / srv, 4)}))
+        for i, level in enumerate(args.levels):
+            prompts = random_prompts(args.requests + level, 30, seed=100 + i)
+
+            def one(prompt: str) -> llm.Reply:
+                return llm.chat(endpoint, [{"role": "user", "content": prompt}], max_tokens=args.max_tokens,
+                                extra_body={"ignore_eos": True})
+
+            with ThreadPoolExecutor(level) as pool:
+                list(pool.map(one, prompts[:level]))  # warm-up, one per stream
+                replies = list(pool.map(one, prompts[level:]))
+            timed = [r for r in replies if r.decode_tok_s and r.server_decode_tok_s]
+            if not timed:
+                raise SystemExit("the server reported no timings (not llama.cpp?): nothing to compare")
+            ratios = [r.decode_tok_s / r.server_decode_tok_s for r in timed]
+            itl = [gap for r in timed for gap in r.itl_s]
+            rows.append({"level": level, "requests": len(timed),
+                         "client_tok_s": statistics.median(r.decode_tok_s for r in timed),
+                         "server_tok_s": statistics.median(r.server_decode_tok_s for r in timed),
+                         "ratio_median": statistics.median(ratios), "ratio_min": min(ratios),
+                         "itl_p50_ms": 1000 * float(np.percentile(itl, 50)), "itl_p99_ms": 1000 * float(np.percentile(itl, 99)),
+                         "server_ms_per_token": 1000 / statistics.median(r.server_decode_tok_s for r in timed)})
+    print(f"model: {endpoint.model} at {endpoint.base_url}; {args.max_tokens} tokens per request, {args.requests} per level")
+    print(f"{'streams':>7} {'client tok/s':>13} {'server tok/s':>13} {'client/server':>14} {'worst':>6} "
+          f"{'ITL p50 ms':>11} {'ITL p99 ms':>11} {'server ms/token':>16}")
+    for r in rows:
+        print(f"{r['level']:7d} {r['client_tok_s']:13.1f} {r['server_tok_s']:13.1f} {r['ratio_median']:14.3f} {r['ratio_min']:6.3f} "
+              f"{r['itl_p50_ms']:11.1f} {r['itl_p99_ms']:11.1f} {r['server_ms_per_token']:16.1f}")
+    print(json.dumps({f"overhead_{r['level']}": round(1 - r["ratio_median"], 4) for r in rows}
+                     | {f"itl_p99_ms_{rows[-1]['level']}": round(rows[-1]["itl_p99_ms"], 1)}))
 
 
 if __name__ == "__main__":

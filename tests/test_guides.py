@@ -17,19 +17,26 @@ def _bash_blocks(pb) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", text, re.S)
 
 
-def serve_commands(pb) -> list[list[str]]:
-    """Each `vllm serve …`, `docker run … vllm/vllm-openai … MODEL …` and `llama-server …` command, as argv."""
+def _commands(pb) -> list[list[str]]:
+    """Every command line in the guide's bash blocks, continuation lines joined, comments dropped, as argv."""
     commands = []
     for block in _bash_blocks(pb):
-        joined = re.sub(r"\\\n\s*", " ", block)
-        for line in joined.splitlines():
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             line = line.split(" #")[0].strip()
-            if not line or line.startswith("#"):
-                continue
-            argv = shlex.split(line)
-            if "llama-server" in argv[:1] or "vllm" in argv[:1] or any(a.startswith("vllm/vllm-openai") for a in argv):
-                commands.append(argv)
+            if line and not line.startswith("#"):
+                commands.append(shlex.split(line))
     return commands
+
+
+def serve_commands(pb) -> list[list[str]]:
+    """Each `vllm serve …`, `docker run … vllm/vllm-openai … MODEL …` and `llama-server …` command, as argv."""
+    return [argv for argv in _commands(pb) if argv[:1] == ["llama-server"] or argv[:2] == ["vllm", "serve"]
+            or any(a.startswith("vllm/vllm-openai") for a in argv)]
+
+
+def bench_commands(pb) -> list[list[str]]:
+    """Each `vllm bench serve …` command (a client of the served model), as argv."""
+    return [argv for argv in _commands(pb) if argv[:3] == ["vllm", "bench", "serve"]]
 
 
 def served_name(argv: list[str]) -> str:
@@ -48,6 +55,16 @@ def served_name(argv: list[str]) -> str:
 
 
 WITH_COMMANDS = [pb for pb in PLAYBOOKS if serve_commands(pb)]
+
+
+def test_the_vllm_bench_command_asks_for_the_served_model_with_the_sweeps_method():
+    pb = next(p for p in PLAYBOOKS if p.slug == "nemotron-nano")
+    (argv,) = bench_commands(pb)
+    flags = dict(zip(argv[3::2], argv[4::2]))
+    assert argv[argv.index("--model") + 1] == pb.profiles["spark"]["model"]
+    assert "--ignore-eos" in argv and flags.get("--dataset-name") == "random"  # fixed output length, random prompts
+    assert int(argv[argv.index("--random-input-len") + 1]) == pb.profiles["spark"]["input_tokens"]
+    assert int(argv[argv.index("--random-output-len") + 1]) == pb.profiles["spark"]["output_tokens"]
 
 
 @pytest.mark.parametrize("pb", WITH_COMMANDS, ids=lambda pb: pb.slug)

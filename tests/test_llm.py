@@ -139,10 +139,53 @@ def test_reasoning_is_read_from_either_field(field, stream):
     assert reply.reasoning == "Let me think: 0.05." and reply.text == "The ball costs $0.05."
 
 
-def test_sweep_reports_percentiles_and_throughput(endpoint):
-    table = llm.sweep(endpoint, ["Say hello."], levels=[1, 2], requests_per_level=2, max_tokens=16)
-    assert list(table.index) == [1, 2]
-    assert (table["ttft_p95_s"] >= table["ttft_p50_s"]).all() and (table["aggregate_tok_s"] > 0).all()
+def test_sweep_sends_unique_prompts_of_the_asked_length_and_fixed_outputs(endpoint):
+    table = llm.sweep(endpoint, levels=[1, 2, 3], requests_per_level=3, input_tokens=60, output_tokens=8)
+    assert list(table.index) == [1, 2, 3] and (table["requests"] == 3).all()
+    assert (table["out_tokens"] == 8).all()  # ignore_eos honoured: every request decodes exactly 8 tokens
+    assert (abs(table["in_tokens"] - 60) <= 6).all()  # calibrated on the server's own tokenizer
+    for low, high in (("ttft_p50_s", "ttft_p99_s"), ("tpot_p50_ms", "tpot_p99_ms"), ("itl_p50_ms", "itl_p99_ms")):
+        assert (table[high] >= table[low]).all() and (table[low] > 0).all()
+    assert list(table["queued"]) == [False, False, True]  # the fixture's server has 2 slots
+
+
+def test_server_slots_reads_llama_cpp_props(endpoint):
+    assert llm.server_slots(endpoint) == 2
+
+
+def test_single_stream_repeats_after_a_warm_up_and_agrees_with_the_server(endpoint):
+    single = llm.single_stream(endpoint, [{"role": "user", "content": "Count to ten."}], repeats=3, max_tokens=12)
+    assert single.decode_tok_s.n == 3 and all(r.completion_tokens == 12 for r in single.replies)
+    assert single.decode_tok_s.low <= single.decode_tok_s.median <= single.decode_tok_s.high
+    assert 0.5 < single.decode_tok_s.median / single.server_decode_tok_s.median < 2
+    assert list(single.table().index) == ["TTFT (s)", "decode tok/s (client)", "decode tok/s (server's own timing)"]
+
+
+def test_prompt_length_sweep_prefills_longer_prompts_for_longer(endpoint):
+    table = llm.prompt_length_sweep(endpoint, input_tokens=[32, 400], output_tokens=4, requests=2)
+    assert table.loc[400, "in_tokens"] > 5 * table.loc[32, "in_tokens"]
+    assert table.loc[400, "ttft_p50_s"] > table.loc[32, "ttft_p50_s"] and (table["prefill_tok_s"] > 0).all()
+
+
+def test_batched_bench_from_the_same_source_measures_prefill_and_decode(server):
+    table = llamacpp.run_batched_bench(server.model, prompt_tokens=[32], output_tokens=8, parallel=[1, 2], threads=2)
+    assert list(table["parallel"]) == [1, 2] and (table["aggregate_decode_tok_s"] > 0).all() and (table["prefill_tok_s"] > 0).all()
+
+
+def test_constrained_and_unconstrained_extraction_are_scored_per_field(endpoint):
+    from sparkbooks import documents
+
+    items = documents.birth_sentences(4, seed=1)
+    for constrained in (True, False):
+        table = llm.run_extractions(endpoint, items, schema=documents.BIRTH_SCHEMA, constrained=constrained, concurrency=2,
+                                    instruction="Extract the person born, the city, country and year, as JSON.")
+        assert list(table["text"]) == [i["text"] for i in items]  # order kept under concurrency
+        assert {"person_ok", "city_ok", "country_ok", "year_ok", "all_ok", "answer"} <= set(table.columns)
+        if constrained:
+            assert table["valid"].all()
+        accuracy = llm.field_accuracy(table)
+        assert list(accuracy.index) == ["valid", "person", "city", "country", "year", "all fields"]
+        assert ((accuracy["low"] <= accuracy["rate"]) & (accuracy["rate"] <= accuracy["high"])).all()
 
 
 def test_chat_widget_streams_and_keeps_history(endpoint):

@@ -86,9 +86,18 @@ def test_start_here_measures_only_what_ran(executed):
 @pytest.mark.slow
 def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
     values, results = recorded(executed, "nemotron-nano")
-    for name in ("ttft_s", "decode_tok_s", "aggregate_tok_s_at_max", "stand_in_predicted_MiB", "stand_in_measured_rss_MiB"):
+    for name in ("ttft_s", "decode_tok_s", "aggregate_tok_s_at_max", "stand_in_predicted_MiB", "stand_in_measured_rss_MiB",
+                 "tpot_p50_ms_at_max", "prefill_tok_s_longest"):
         assert values[name] > 0, name
-    assert values["json_valid_rate"] == 1.0
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    assert isinstance(values["speed_consistent"], bool)  # recorded either way: a flagged run says why
+    assert values["speed_consistent"] == notes["speed_consistent"].startswith("single stream vs sweep ≤ 2×")
+    low, high = (float(x) for x in re.search(r"range ([0-9.]+)–([0-9.]+)", notes["decode_tok_s"]).groups())
+    assert low <= values["decode_tok_s"] <= high
+    assert values["json_valid_rate"] == 1.0 and "100 sentences" in notes["json_valid_rate"]
+    low, high = (float(x) for x in re.search(r"95% CI ([0-9.]+)–([0-9.]+)", notes["json_all_fields_right"]).groups())
+    assert low <= values["json_all_fields_right"] <= high
+    assert "McNemar" in notes["json_all_fields_right_unconstrained"]
     assert 0.5 < values["stand_in_measured_rss_MiB"] / values["stand_in_predicted_MiB"] < 3
     assert values["tool_routed_ok"] is True
     assert results["stand_ins"] and "SmolLM2" in results["stand_ins"][0]
@@ -128,7 +137,12 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
 def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed):
     values, results = recorded(executed, "vlm")
     assert values["schema_valid_rate"] == 1.0
-    assert values["doc_accuracy"] >= 0.75 and values["doc_accuracy"] > values["free_text_accuracy"]
+    assert values["doc_accuracy"] >= 0.5 and values["doc_accuracy"] > values["free_text_accuracy"]
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    # the gain over the rule is the recorded difference, with an interval that brackets it
+    low, high = (float(x) for x in re.search(r"95% CI ([-+0-9.]+) to ([-+0-9.]+)", notes["llm_gain_over_rule"]).groups())
+    assert low <= values["llm_gain_over_rule"] <= high
+    assert values["llm_gain_over_rule"] == pytest.approx(values["doc_accuracy"] - values["rule_accuracy"], abs=0.002)
     assert 0 < values["ocr_s_per_page"] < values["seconds_per_doc"]
     assert not {"vlm_doc_accuracy", "images_per_s_max"} & set(values), "a VLM figure without a VLM"
     notebook = (executed["runs"] / "vlm" / "vlm.ipynb").read_text()

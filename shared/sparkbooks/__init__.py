@@ -53,8 +53,8 @@ __version__ = "0.1.0"
 #: Engine modules besides those imported above, loaded on first use (they pull in nbformat, papermill, jinja2).
 ENGINE_LAZY = ("cli", "doctor", "fileio", "notebook", "render", "runner")
 #: Domain modules and packages, loaded on first use.
-DOMAINS = ("claims", "cvar", "datasets", "documents", "embeddings", "llm", "memory", "model_specs", "nvidia_portfolio",
-           "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "singlecell", "topic_eval", "topics", "vlm",
+DOMAINS = ("claims", "cvar", "datasets", "documents", "embeddings", "intervals", "llm", "memory", "model_specs",
+           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "singlecell", "topic_eval", "topics", "vlm",
            "workloads")
 
 __all__ = sorted([

@@ -30,15 +30,17 @@ class Extractions:
 
 
 EXTRACTION_INSTRUCTION = (
-    "You read the OCR text of one scanned invoice and return its fields as JSON. vendor: the issuing company "
-    "(the first line). invoice_number: the reference after the invoice-number label, never the street address. "
-    "date, total: copied exactly as printed; total is the final amount due (the last amount). "
-    "currency: the symbol or code printed next to the amounts.")
+    "You read the OCR text of one scanned invoice (all its pages) and return its fields as JSON. vendor: the company "
+    "that issued the invoice, never the bill-to customer or a title such as INVOICE. invoice_number: the invoice's own "
+    "number, never the PO/order number, customer reference or street number; null when none is printed. date: the "
+    "invoice date, never the due date. total: the final total due, never the subtotal, tax, shipping or a fee or limit "
+    "printed after it. date and total copied exactly as printed. currency: the symbol or code printed with the amounts.")
 
-#: A worked example for few-shot prompting (not one of the generated documents: other vendor, numbers, layout).
+#: A worked example for few-shot prompting (not one of the generated documents: other names, numbers and wording).
 EXTRACTION_EXAMPLE = (
-    "Globex Hardware\n12 Elm St\nInvoice #: Q-2718\nIssued: 03 Jul 2023\n2xMonitor arms 118.00\n"
-    "1xDocking station 249.90\nTax 0.00\nTotal due: €367.90",
+    "INVOICE\nGlobex Hardware\n12 Elm St\nDue date: 02 Aug 2023\nInvoice #: Q-2718\nPO Number: 771204\n"
+    "Issued: 03 Jul 2023\nBill to:\nInitech Ltd\n2xMonitor arms 118.00\n1xDocking station 249.90\nSubtotal 367.90\n"
+    "Tax 0.00\nTotal due: €367.90\nLate fee after the due date: €20.00",
     {"vendor": "Globex Hardware", "invoice_number": "Q-2718", "date": "03 Jul 2023", "total": "€367.90", "currency": "€"})
 
 
@@ -71,21 +73,22 @@ def _valid(obj: dict) -> bool:
 
 
 def extract_with_ocr(endpoint, ocr, documents: list[Document], *, spans: bool = True, seed: int = 0) -> Extractions:
-    """The CPU path end to end: OCR each page, then :func:`extract_from_text`; seconds per document include the OCR."""
-    reads = [ocr.read(doc.image) for doc in documents]
+    """The CPU path end to end: OCR every page, then :func:`extract_from_text`; seconds per document include the OCR."""
+    reads = [ocr.read_pages(doc.pages) for doc in documents]
     done = extract_from_text(endpoint, [r.text for r in reads], spans=spans, seed=seed)
     return Extractions(done.predictions, [r.seconds + s for r, s in zip(reads, done.seconds, strict=True)],
                        texts=done.texts, replies=done.replies)
 
 
-VLM_INSTRUCTION = ("This is a scanned invoice. Return its fields as JSON. vendor: the issuing company. invoice_number, "
-                   "date and total: copied exactly as printed; total is the final amount due. currency: the symbol or "
-                   "code printed with the amounts.")
+VLM_INSTRUCTION = ("These are the pages of one scanned invoice. Return its fields as JSON. vendor: the company that "
+                   "issued it, not the bill-to customer. invoice_number: its own number, not the PO number; null when none "
+                   "is printed. date: the invoice date, not the due date. total: the final total due, not the subtotal. "
+                   "date and total copied exactly as printed. currency: the symbol or code printed with the amounts.")
 
 
 def extract_with_vlm(endpoint, documents: list[Document], *, max_side: int = 1280, seed: int = 0,
                      timeout: float = 300.0) -> Extractions:
-    """The VLM path: each page image to the model at ``endpoint`` with :data:`INVOICE_SCHEMA` as the response format.
+    """The VLM path: every page image of a document in one request, with :data:`INVOICE_SCHEMA` as the response format.
 
     Predictions are :func:`normalise`-d exactly as the OCR path's are, so :func:`score` compares
     the two on equal terms.
@@ -96,7 +99,7 @@ def extract_with_vlm(endpoint, documents: list[Document], *, max_side: int = 128
 
     predictions, seconds, replies = [], [], []
     for doc in documents:
-        reply = ask(endpoint, [load_image(doc.image, max_side=max_side)], VLM_INSTRUCTION, schema=INVOICE_SCHEMA,
+        reply = ask(endpoint, [load_image(page, max_side=max_side) for page in doc.pages], VLM_INSTRUCTION, schema=INVOICE_SCHEMA,
                     max_tokens=200, seed=seed, timeout=timeout)
         try:
             obj = json.loads(reply.text)

@@ -21,9 +21,10 @@ INVOICE_SCHEMA = {
     "type": "object",
     "properties": {
         "vendor": {"type": "string", "description": "name of the company that issued the invoice"},
-        "invoice_number": {"type": "string", "description": "the invoice number, e.g. INV-4471"},
-        "date": {"type": "string", "description": "the invoice date, copied as printed"},
-        "total": {"type": "string", "description": "the total amount due, copied as printed"},
+        "invoice_number": {"type": ["string", "null"],
+                           "description": "the invoice's own number, e.g. INV-4471 (not the PO number); null when none is printed"},
+        "date": {"type": "string", "description": "the invoice date (not the due date), copied as printed"},
+        "total": {"type": "string", "description": "the total amount due (not the subtotal), copied as printed"},
         "currency": {"type": "string", "description": "the currency symbol or code printed with the amounts"},
     },
     "required": list(FIELDS),
@@ -87,6 +88,9 @@ def match(field: str, predicted, truth) -> Match:
     the forgiving reading a person would apply — case, spaces and punctuation ignored, any date
     or amount notation parsed, currency symbols mapped to codes.
     """
+    if truth is None:  # the page prints no such field: only "none" is right
+        said_none = predicted is None or str(predicted).strip().casefold() in {"", "null", "none", "n/a"}
+        return Match(predicted is None, said_none)
     if predicted is None:
         return Match(False, False)
     if field == "total":
@@ -110,7 +114,9 @@ def normalise(raw: dict) -> dict:
     """
     total = str(raw.get("total", ""))
     currency = _currency(total) or _currency(str(raw.get("currency", "")))  # the mark printed with the total wins
-    return {"vendor": str(raw.get("vendor", "")).strip(), "invoice_number": str(raw.get("invoice_number", "")).strip(),
+    number = raw.get("invoice_number")
+    number = str(number).strip() if number is not None else None
+    return {"vendor": str(raw.get("vendor", "")).strip(), "invoice_number": number or None,
             "date": _date(raw.get("date", "")), "total": _number(total), "currency": currency}
 
 
@@ -159,9 +165,14 @@ def first_candidates(text: str) -> dict:
 
 
 def constrained_schema(text: str, schema: dict = INVOICE_SCHEMA) -> dict:
-    """``schema`` with each field limited to the :func:`page_candidates` found in ``text`` (fields without any stay free)."""
+    """``schema`` with each field limited to the :func:`page_candidates` found in ``text`` (fields without any stay free).
+
+    A field the schema allows to be ``null`` keeps ``null`` among its choices, so "not on the page" stays sayable.
+    """
     narrowed = copy.deepcopy(schema)
     for field, options in page_candidates(text).items():
         if options:
-            narrowed["properties"][field]["enum"] = options
+            prop = narrowed["properties"][field]
+            nullable = "null" in (prop["type"] if isinstance(prop.get("type"), list) else [prop.get("type")])
+            prop["enum"] = [*options, None] if nullable else options
     return narrowed

@@ -5,7 +5,7 @@
 * :mod:`~sparkbooks.llm.client` — :func:`connect`, :func:`chat`, :class:`Reply`;
 * :mod:`~sparkbooks.llm.tools` — native and schema-routed tool calling;
 * :mod:`~sparkbooks.llm.extraction` — schema-constrained JSON, validated and scored;
-* :mod:`~sparkbooks.llm.loadtest` — concurrency sweeps (TTFT, TPOT, tokens/s);
+* :mod:`~sparkbooks.llm.loadtest` — repeated single streams, concurrency and prompt-length sweeps (TTFT, TPOT, ITL), consistency checks;
 * :mod:`~sparkbooks.llm.llamacpp` — build/find ``llama-server`` and run it as a service (:func:`stand_in`);
 * :mod:`~sparkbooks.llm.chat_widget` — an ipywidgets chat box (imported on first use).
 """
@@ -13,9 +13,9 @@
 from __future__ import annotations
 
 from .client import Endpoint, Reply, chat, connect
-from .extraction import Extraction, extract_json, run_extractions
+from .extraction import Extraction, extract_json, field_accuracy, run_extractions
 from .llamacpp import LlamaServer, stand_in
-from .loadtest import plot_sweep, sweep
+from .loadtest import SingleStream, Spread, consistency, plot_sweep, prompt_length_sweep, server_slots, single_stream, sweep
 from .tools import Tool, ToolRun, tool_call_via_schema, tool_round_trip
 
 __all__ = [
@@ -23,13 +23,20 @@ __all__ = [
     "Extraction",
     "LlamaServer",
     "Reply",
+    "SingleStream",
+    "Spread",
     "Tool",
     "ToolRun",
     "chat",
     "connect",
+    "consistency",
     "extract_json",
+    "field_accuracy",
     "plot_sweep",
+    "prompt_length_sweep",
     "run_extractions",
+    "server_slots",
+    "single_stream",
     "stand_in",
     "sweep",
     "tool_call_via_schema",

@@ -152,13 +152,25 @@ class Reply:
     total_s: float = 0.0
     server_decode_tok_s: float | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    arrivals_s: list[float] = field(default_factory=list)  # when each streamed chunk with text arrived, from the request
 
     @property
     def decode_tok_s(self) -> float | None:
-        """Tokens/s after the first token, as the client saw them arrive."""
+        """Tokens/s after the first token, as the client saw them arrive (1 / TPOT)."""
+        tpot = self.tpot_s
+        return None if tpot is None else 1 / tpot
+
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first: (total − TTFT) / (tokens − 1), as ``vllm bench serve`` defines it."""
         if self.ttft_s is None or self.completion_tokens < 2 or self.total_s <= self.ttft_s:
             return None
-        return (self.completion_tokens - 1) / (self.total_s - self.ttft_s)
+        return (self.total_s - self.ttft_s) / (self.completion_tokens - 1)
+
+    @property
+    def itl_s(self) -> list[float]:
+        """Inter-token latencies: the gaps between streamed chunks (one token per chunk on vLLM and llama.cpp)."""
+        return [b - a for a, b in zip(self.arrivals_s, self.arrivals_s[1:])]
 
 
 def _reasoning(message: Any) -> str:
@@ -183,7 +195,7 @@ def _request(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_t
     if seed is not None:
         body["seed"] = seed
     if reasoning is not None:  # Nemotron 3's chat template switch; templates without it ignore it
-        body["extra_body"] = {"chat_template_kwargs": {"enable_thinking": reasoning}}
+        body["extra_body"] = {**body.get("extra_body", {}), "chat_template_kwargs": {"enable_thinking": reasoning}}
     return body
 
 
@@ -195,7 +207,8 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
     ``timeout`` (seconds) bounds each network read; a server that says nothing for that long
     raises :class:`RequestTimeoutError`.
 
-    ``extra`` passes straight to the API (``response_format``, ``tools``, ``tool_choice``…).
+    ``extra`` passes straight to the API (``response_format``, ``tools``, ``tool_choice``…);
+    server-specific fields go in ``extra_body`` (e.g. ``{"ignore_eos": True}``, which vLLM and llama.cpp honour).
     """
     body = _request(endpoint, messages, max_tokens=max_tokens, temperature=temperature, seed=seed,
                     reasoning=reasoning, extra=extra)
@@ -224,8 +237,10 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
                 delta = chunk.choices[0].delta
                 piece = delta.content or ""
                 thought = _reasoning(delta)
-                if (piece or thought) and reply.ttft_s is None:
-                    reply.ttft_s = now - start
+                if piece or thought:
+                    reply.arrivals_s.append(now - start)
+                    if reply.ttft_s is None:
+                        reply.ttft_s = now - start
                 if piece:
                     parts.append(piece)
                     if on_text:

@@ -9,7 +9,7 @@ from typing import Any
 
 from .client import Endpoint, Reply, chat
 
-__all__ = ["Extraction", "extract_json", "run_extractions"]
+__all__ = ["Extraction", "extract_json", "field_accuracy", "run_extractions"]
 
 
 @dataclass(frozen=True)
@@ -31,8 +31,9 @@ def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], in
     """Ask for JSON matching ``schema`` and validate the answer against it.
 
     ``constrained`` sends the schema as the request's ``response_format`` (the server then
-    constrains decoding to it); without it the model is only told to answer in JSON, and the
-    answer is validated all the same. ``examples`` are (text, answer) pairs sent first as a
+    constrains decoding to it); without it the model is only told to answer in JSON, the first
+    JSON object in its answer is taken (as clients do: models wrap JSON in prose or code fences),
+    and validated all the same. ``examples`` are (text, answer) pairs sent first as a
     worked conversation (few-shot prompting).
     """
     import jsonschema  # noqa: PLC0415
@@ -44,35 +45,69 @@ def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], in
     reply = chat(endpoint, [{"role": "system", "content": instruction}, *shots, {"role": "user", "content": text}],
                  max_tokens=max_tokens, seed=seed, timeout=timeout, **extra)
     try:
-        obj = json.loads(reply.text)
+        obj = json.loads(reply.text) if constrained else _first_json_object(reply.text)
         jsonschema.validate(obj, schema)
     except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
         return Extraction(None, reply, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
     return Extraction(obj, reply)
 
 
+def _first_json_object(text: str) -> Any:
+    """The first complete JSON object in ``text``; raises JSONDecodeError when there is none."""
+    decoder = json.JSONDecoder()
+    for start, char in enumerate(text):
+        if char == "{":
+            try:
+                return decoder.raw_decode(text, start)[0]
+            except json.JSONDecodeError:
+                continue
+    raise json.JSONDecodeError("no JSON object in the answer", text, 0)
+
+
 def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
-                    instruction: str, max_tokens: int = 200, seed: int = 0):
+                    instruction: str, max_tokens: int = 200, seed: int = 0, constrained: bool = True,
+                    examples: Sequence[tuple[str, Mapping[str, Any]]] = (), concurrency: int = 1):
     """Extract JSON from each ``item["text"]`` and score it against ``item["expected"]``.
 
-    Returns a DataFrame: one row per item with ``valid`` (schema-valid), ``fields_correct``
-    (share of expected fields matched, case- and space-insensitive; an expected list lists
-    acceptable answers), ``seconds`` and the error.
+    Returns a DataFrame: one row per item with ``valid`` (schema-valid), one ``<field>_ok`` column
+    per expected field (case- and space-insensitive; an expected list lists acceptable answers),
+    ``all_ok``, ``fields_correct`` (share of fields right), ``wrong`` (each wrong field with its
+    answer), the raw ``answer``, ``seconds`` and the error. ``examples`` go to :func:`extract_json`;
+    ``concurrency`` requests run at once (the server's slots serve them in parallel).
     """
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
     import pandas as pd  # noqa: PLC0415
 
     def norm(v: Any) -> str:
         return " ".join(str(v).lower().split())
 
-    rows = []
-    for item in items:
-        done = extract_json(endpoint, item["text"], schema=schema, instruction=instruction,
-                            max_tokens=max_tokens, seed=seed)
+    def one(item: Mapping[str, Any]) -> dict[str, Any]:
+        done = extract_json(endpoint, item["text"], schema=schema, instruction=instruction, max_tokens=max_tokens,
+                            seed=seed, constrained=constrained, examples=examples)
         expected = item.get("expected", {})
-        hits = [done.valid and norm(done.value.get(k)) in {norm(a) for a in (v if isinstance(v, list) else [v])}
-                for k, v in expected.items()]
-        rows.append({"text": item["text"], "valid": done.valid, "answer": done.reply.text,
-                     "fields_correct": sum(hits) / len(hits) if hits else float("nan"),
-                     "seconds": done.reply.total_s, "error": done.problem})
-    return pd.DataFrame(rows)
+        hits = {f"{k}_ok": done.valid and norm(done.value.get(k)) in {norm(a) for a in (v if isinstance(v, list) else [v])}
+                for k, v in expected.items()}
+        wrong = "; ".join(f"{k}: {(done.value or {}).get(k)!r} (answer {v!r})" for k, v in expected.items()
+                          if done.valid and not hits[f"{k}_ok"]) if done.valid else "not schema-valid"
+        return {"text": item["text"], "valid": done.valid, **hits, "all_ok": all(hits.values()) if hits else False,
+                "fields_correct": sum(hits.values()) / len(hits) if hits else float("nan"), "wrong": wrong,
+                "answer": done.reply.text, "seconds": done.reply.total_s, "error": done.problem}
 
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return pd.DataFrame(list(pool.map(one, items)))
+
+
+def field_accuracy(table):
+    """Per-field accuracy of :func:`run_extractions`' table with 95% Wilson intervals, plus schema-valid and all-fields rows."""
+    import pandas as pd  # noqa: PLC0415
+
+    from ..intervals import wilson  # noqa: PLC0415
+
+    columns = ["valid", *[c for c in table.columns if c.endswith("_ok")]]
+    rows = {}
+    for column in columns:
+        k, n = int(table[column].sum()), len(table)
+        low, high = wilson(k, n)
+        rows[column.removesuffix("_ok").replace("all", "all fields")] = {"right": k, "of": n, "rate": k / n, "low": low, "high": high}
+    return pd.DataFrame(rows).T.astype({"right": int, "of": int})

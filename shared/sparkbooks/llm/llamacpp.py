@@ -17,6 +17,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import log, sources
@@ -24,8 +25,9 @@ from ..exceptions import SourceError
 from ..services import Service, free_port, http_ok
 from ..settings import settings
 
-__all__ = ["CMAKE_FLAGS", "LlamaServer", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "build_server", "cached_server", "find_server",
-           "require_server", "stand_in"]
+__all__ = ["CMAKE_FLAGS", "LlamaServer", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "TOOLS", "batched_bench", "build_server",
+           "build_tools", "cached_server", "cached_tool", "find_server", "require_server", "run_batched_bench",
+           "stand_in"]
 
 STAND_IN_SOURCE = "smollm2-135m-instruct-q4_1"
 STAND_IN_ALIAS = "smollm2-135m-instruct"
@@ -62,11 +64,21 @@ CMAKE_FLAGS = (
 _BUILD_HINT = "Build it once with `sparkbooks setup llama-server` (≈8 min on 2 cores), or put your own `llama-server` on PATH."
 
 
-def cached_server(cache_dir: Path | None = None) -> Path:
-    """Where the cached build lives: keyed by the sdist checksum and the build flags."""
+# Built together: the bench links the same objects as the server, so it costs seconds, not minutes, and
+# cross-checks the server's speed with llama.cpp's own measurement from the same source.
+TOOLS = ("llama-server", "llama-batched-bench")
+
+
+def cached_tool(name: str, cache_dir: Path | None = None) -> Path:
+    """Where a cached llama.cpp binary lives: keyed by the sdist checksum and the build flags."""
     src = sources.registry.get(SDIST)
     key = hashlib.sha256((src.sha256 or "").encode() + " ".join(CMAKE_FLAGS).encode()).hexdigest()[:12]
-    return Path(cache_dir or settings.cache_dir) / "llama.cpp" / f"{src.origin.version}-{key}" / "llama-server"
+    return Path(cache_dir or settings.cache_dir) / "llama.cpp" / f"{src.origin.version}-{key}" / name
+
+
+def cached_server(cache_dir: Path | None = None) -> Path:
+    """Where the cached ``llama-server`` lives."""
+    return cached_tool("llama-server", cache_dir)
 
 
 def find_server() -> Path | None:
@@ -105,7 +117,7 @@ def _run(cmd: list[str], log_file: Path, what: str, *, every: float = 10.0) -> N
 
 
 def build_server(*, jobs: int | None = None, force: bool = False) -> Path:
-    """Compile ``llama-server`` from the pinned sdist and cache it; return its path.
+    """Compile ``llama-server`` (and ``llama-batched-bench`` with it) from the pinned sdist once; return the server's path.
 
     Raises
     ------
@@ -116,11 +128,21 @@ def build_server(*, jobs: int | None = None, force: bool = False) -> Path:
     target = cached_server()
     if target.is_file() and not force:
         return target
+    return build_tools(TOOLS, jobs=jobs, force=force)["llama-server"]
+
+
+def build_tools(names: tuple[str, ...], *, jobs: int | None = None, force: bool = False) -> dict[str, Path]:
+    """Compile the llama.cpp ``names`` that are not cached yet (all with ``force``); return every one's path."""
+    paths = {name: cached_tool(name) for name in names}
+    missing = [name for name, path in paths.items() if force or not path.is_file()]
+    if not missing:
+        return paths
     if shutil.which("cmake") is None or shutil.which("c++") is None:
-        raise SourceError("Building llama-server needs cmake and a C++ compiler: `apt-get install cmake g++` (or `pip install cmake`).")
+        raise SourceError("Building llama.cpp needs cmake and a C++ compiler: `apt-get install cmake g++` (or `pip install cmake`).")
     sdist = sources.fetch(SDIST)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    start = log.info(f"building llama-server from {sdist.name} once (≈ 4–8 min on 2 cores; progress below; "
+    directory = paths[missing[0]].parent
+    directory.mkdir(parents=True, exist_ok=True)
+    start = log.info(f"building {', '.join(missing)} from {sdist.name} once (≈ 4–8 min on 2 cores; progress below; "
                      f"{' '.join(CMAKE_FLAGS)})")
     with tempfile.TemporaryDirectory(prefix="sparkbooks-llama-") as work:
         work_dir = Path(work)
@@ -128,21 +150,27 @@ def build_server(*, jobs: int | None = None, force: bool = False) -> Path:
             tar.extractall(work_dir, filter="data")
         source = next(work_dir.glob("*/vendor/llama.cpp"))
         build = work_dir / "build"
-        log_file = target.parent / "build.log"
+        log_file = directory / "build.log"
         log_file.unlink(missing_ok=True)
         _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS], log_file, "cmake configure")
-        _run(["cmake", "--build", str(build), "--target", "llama-server", "-j", str(jobs or os.cpu_count() or 2)],
+        _run(["cmake", "--build", str(build), "--target", *missing, "-j", str(jobs or os.cpu_count() or 2)],
              log_file, "cmake build")
-        built = next(build.glob("**/bin/llama-server"))
-        staged = target.with_suffix(".part")
-        shutil.copy2(built, staged)
-        os.replace(staged, target)
-    version = subprocess.run([str(target), "--version"], capture_output=True, text=True, timeout=30)
-    if version.returncode != 0:
-        target.unlink()
-        raise SourceError(f"The freshly built llama-server does not run: {version.stderr.strip()[-300:]}")
-    log.info(f"built {target} ({{time_passed}})", time=start)
-    return target
+        for name in missing:
+            staged = paths[name].with_suffix(".part")
+            shutil.copy2(next(build.glob(f"**/bin/{name}")), staged)
+            os.replace(staged, paths[name])  # atomic: a half-copied binary never looks built
+    for name in missing:
+        version = subprocess.run([str(paths[name]), "--version"], capture_output=True, text=True, timeout=30)
+        if version.returncode != 0:
+            paths[name].unlink()
+            raise SourceError(f"The freshly built {name} does not run: {version.stderr.strip()[-300:]}")
+    log.info(f"built {', '.join(missing)} in {directory} ({{time_passed}})", time=start)
+    return paths
+
+
+def batched_bench() -> Path:
+    """``llama-batched-bench`` from the same source as the cached server (built now if it is missing)."""
+    return build_tools(("llama-batched-bench",))["llama-batched-bench"]
 
 
 def require_server() -> Path:
@@ -220,3 +248,31 @@ def stand_in(*, ctx_size: int = 8192, parallel: int = 4, threads: int | None = N
     """
     return LlamaServer(sources.fetch(STAND_IN_SOURCE), alias=STAND_IN_ALIAS, ctx_size=ctx_size, parallel=parallel,
                        threads=threads)
+
+
+def run_batched_bench(model: Path, *, prompt_tokens: Sequence[int], output_tokens: int, parallel: Sequence[int],
+                      threads: int | None = None, timeout: float = 900.0):
+    """llama.cpp's own batched benchmark on ``model`` — no HTTP, no client — as a DataFrame.
+
+    One row per (prompt length, parallel sequences): prefill and decode tokens/s as
+    ``llama-batched-bench`` measures them (``speed_pp``, ``speed_tg``). The cross-check for a
+    sweep through the server built from the same source.
+    """
+    import json  # noqa: PLC0415
+
+    import pandas as pd  # noqa: PLC0415
+
+    ctx = max(parallel) * (max(prompt_tokens) + output_tokens)
+    cmd = [str(batched_bench()), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
+           "-npp", ",".join(map(str, prompt_tokens)), "-ntg", str(output_tokens), "-npl", ",".join(map(str, parallel)),
+           "-t", str(threads or os.cpu_count() or 1), "--output-format", "jsonl"]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"llama-batched-bench ran past {timeout} s: lower the sizes or raise the timeout.") from None
+    if done.returncode != 0:
+        raise SourceError(f"llama-batched-bench failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+    rows = [json.loads(line) for line in (done.stdout + done.stderr).splitlines() if line.startswith('{"n_kv_max"')]
+    table = pd.DataFrame(rows)[["pp", "tg", "pl", "t_pp", "speed_pp", "t_tg", "speed_tg"]]
+    return table.rename(columns={"pp": "in_tokens", "tg": "out_tokens", "pl": "parallel", "speed_pp": "prefill_tok_s",
+                                 "speed_tg": "aggregate_decode_tok_s"})
