@@ -4,7 +4,9 @@ Runs on a copy of ``playbooks/`` (JupyterLab autosaves outputs into the files it
 working directory and ``profile auto`` a person gets when opening a playbook by hand.
 """
 
+import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -51,10 +53,28 @@ class JupyterLab(Service):
         return f"http://127.0.0.1:{self.port}/lab/tree/{path}?token={self.token}"
 
 
+#: What a person trying the playbook interactively would type into its parameters cell: one sweep level, fewer
+#: sentences (the full-size run is tested through papermill in test_playbooks; here the widgets are the point).
+QUICK_NEMOTRON = {"concurrency": "[1]", "n_sentences": "20", "prompt_lengths": "[64]", "repeats": "3"}
+
+
+def _edit_parameters(path: Path, values: dict[str, str]) -> None:
+    """Set ``name: type = value`` lines in the notebook's parameters cell, as a person editing it would."""
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = "".join(cell["source"])
+    for name, value in values.items():
+        source, found = re.subn(rf"^({name}: [^=]+= )[^#\n]+?(\s+#|$)", rf"\g<1>{value}\2", source, flags=re.M)
+        assert found == 1, name
+    cell["source"] = source
+    path.write_text(json.dumps(nb, indent=1))
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
     shutil.copytree(REPO / "playbooks", root / "playbooks")
+    _edit_parameters(root / "playbooks" / "nemotron-nano" / "nemotron-nano.ipynb", QUICK_NEMOTRON)
     server = JupyterLab(root / "playbooks").start()
     try:
         yield server

@@ -109,5 +109,6 @@ def field_accuracy(table):
     for column in columns:
         k, n = int(table[column].sum()), len(table)
         low, high = wilson(k, n)
-        rows[column.removesuffix("_ok").replace("all", "all fields")] = {"right": k, "of": n, "rate": k / n, "low": low, "high": high}
+        name = "all fields" if column == "all_ok" else column.removesuffix("_ok")
+        rows[name] = {"right": k, "of": n, "rate": k / n, "low": low, "high": high}
     return pd.DataFrame(rows).T.astype({"right": int, "of": int})

@@ -96,8 +96,9 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
 def random_prompts(n: int, words: int, *, seed: int = 0) -> list[str]:
     """``n`` different prompts of ``words`` random words each, every one opening with its own number.
 
-    Distinct openings defeat prefix caching (llama.cpp's slot cache, vLLM's prefix cache), so
-    each request pays its full prefill, as a new user's would.
+    Distinct openings stop a server answering from a cached copy of an earlier prompt (llama.cpp's
+    slot cache, vLLM's prefix cache); only the chat template's own prefix stays shared, as it is
+    for real users (``sweep(prompt_cache=False)`` makes llama.cpp recompute that too).
     """
     rng = random.Random(seed)
     return [f"{rng.randrange(10**9):09d} " + " ".join(rng.choices(_WORDS, k=words)) for _ in range(n)]
