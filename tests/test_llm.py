@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import sparkbooks as sb
 from sparkbooks import llm, services
 from sparkbooks.exceptions import (
     ContextLengthError,
@@ -237,3 +238,20 @@ def test_stream_that_stalls_mid_answer_raises_a_timeout():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_free_text_answers_from_any_model_are_scored_like_a_servers():
+    items = [{"text": "a", "expected": {"person": "Ana Ruiz", "year": 1931}},
+             {"text": "b", "expected": {"person": "Tom Berg", "year": 1960}},
+             {"text": "c", "expected": {"person": "Li Wei", "year": 1999}}]
+    schema = {"type": "object", "required": ["person", "year"],
+              "properties": {"person": {"type": "string"}, "year": {"type": "integer"}}}
+    answers = ['Sure! {"person": "ana  ruiz", "year": 1931} hope that helps', '{"person": "Tom Berg", "year": 1961}',
+               '{"person": "Li Wei"']
+    table = sb.llm.score_answers(items, answers, schema=schema)
+    assert table["valid"].tolist() == [True, True, False]
+    assert table["all_ok"].tolist() == [True, False, False] and table["year_ok"].tolist() == [True, False, False]
+    assert "year: 1961 (answer 1960)" in table.loc[1, "wrong"] and table.loc[2, "wrong"] == "not schema-valid"
+    assert sb.llm.parse_answer("no json here", schema).problem.startswith("JSONDecodeError")
+    with pytest.raises(sb.InputError):
+        sb.llm.score_answers(items, answers[:2], schema=schema)

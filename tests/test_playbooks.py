@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -148,6 +149,37 @@ def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed
     notebook = (executed["runs"] / "vlm" / "vlm.ipynb").read_text()
     assert "No VLM endpoint: nothing is captioned" in notebook and "data:image/jpeg;base64," in notebook
     assert any("PP-OCRv4" in s and "SmolLM2" in s for s in results["stand_ins"])
+    assert_no_server_left(executed)
+
+
+def _torchrun_workers() -> list[int]:
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"sparkbooks.finetune_worker" in cmdline.read_bytes():
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.slow
+def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(executed):
+    values, results = recorded(executed, "fine-tune")
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    assert values["tuned_accuracy"] > values["base_accuracy"]
+    assert "tuned better (exact McNemar" in notes["tuned_accuracy"]  # significant on these sentences, not just higher
+    low, high = (float(x) for x in re.search(r"95% CI ([0-9.]+)–([0-9.]+)", notes["tuned_accuracy"]).groups())
+    assert low <= values["tuned_accuracy"] <= high
+    assert abs(values["served_accuracy"] - values["tuned_accuracy"]) <= 0.1
+    assert 0.8 < values["planner_activations_ratio"] < 1.25
+    assert values["tokens_per_s_2_ranks"] > 0 and values["tokens_per_s_1_rank"] > 0
+    assert values["scaling_efficiency"] == pytest.approx(
+        values["tokens_per_s_2_ranks"] / (2 * values["tokens_per_s_1_rank"]), abs=0.01)
+    assert values["allreduce_busbw_GBps"] > 0 and "loopback" in notes["allreduce_busbw_GBps"]
+    assert any("SmolLM2" in s and "Llama 3.1 8B" in s for s in results["stand_ins"])
+    assert (executed["runs"] / "fine-tune" / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
+    assert _torchrun_workers() == [] and not list((executed["runs"] / "fine-tune" / "work").glob("*/.adapter.tmp"))
     assert_no_server_left(executed)
 
 

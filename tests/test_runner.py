@@ -131,3 +131,34 @@ def test_cli_run_prints_no_kernel_transport_warning(fixture_home, tmp_path):
     done = _cli("run", "fixture-failures", "--profile", "cpu", "-p", "size", "2", "--out", str(tmp_path / "runs"))
     assert done.returncode == 0, done.stderr
     assert "without encryption" not in done.stderr + done.stdout and "WARNING" not in done.stderr
+    assert "KeyboardInterrupt" not in done.stderr + done.stdout
+
+
+def test_shutting_down_a_finished_kernel_sends_it_no_sigint(monkeypatch):
+    import asyncio
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    sent = []
+
+    async def interrupt(self):
+        sent.append(self.shutting_down)
+
+    monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
+    manager = runner._kernel_manager_class()()
+    manager.shutting_down = True  # jupyter_client interrupts first thing in every shutdown
+    asyncio.run(manager._async_interrupt_kernel())
+    manager.shutting_down = False  # a user's interrupt still goes through
+    asyncio.run(manager._async_interrupt_kernel())
+    assert sent == [False]
+
+
+def test_publishing_replaces_a_previous_runs_folders(tmp_path):
+    staging, dest = tmp_path / "staging", tmp_path / "dest"
+    (staging / "work").mkdir(parents=True)
+    (staging / "work" / "new.txt").write_text("new")
+    (staging / "run.json").write_text("{}")
+    (dest / "work").mkdir(parents=True)
+    (dest / "work" / "old.txt").write_text("old")
+    runner._publish(staging, dest)
+    assert sorted(p.name for p in (dest / "work").iterdir()) == ["new.txt"] and not staging.exists()

@@ -47,3 +47,11 @@ def test_record_writes_results_atomically_and_refuses_non_finite(namespace, monk
     saved = json.loads(target.read_text())
     assert saved["results"] == [{"name": "speed", "value": 1.5, "unit": "s", "note": ""}]
     assert saved["profile"] == "cpu" and saved["path"] == "cpu"
+
+
+def test_work_dir_sits_beside_results_or_in_the_cache_never_in_the_repository(namespace, monkeypatch, tmp_path):
+    monkeypatch.setitem(sb.settings._values, "cache_dir", tmp_path / "cache")
+    by_hand = sb.begin(namespace).work_dir()
+    assert by_hand == tmp_path / "cache" / "work" / "fixture-failures" and by_hand.is_dir()
+    monkeypatch.setenv(session.ENV_RESULTS, str(tmp_path / "run" / "results.json"))
+    assert sb.begin(namespace).work_dir() == tmp_path / "run" / "work"

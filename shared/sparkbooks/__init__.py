@@ -28,6 +28,8 @@ from .exceptions import (
     NotebookExecutionError,
     ParameterError,
     PlaybookNotFoundError,
+    RankFailedError,
+    RendezvousError,
     RequestTimeoutError,
     RunLockedError,
     ServerDiedError,
@@ -53,14 +55,14 @@ __version__ = "0.1.0"
 #: Engine modules besides those imported above, loaded on first use (they pull in nbformat, papermill, jinja2).
 ENGINE_LAZY = ("cli", "doctor", "fileio", "notebook", "render", "runner")
 #: Domain modules and packages, loaded on first use.
-DOMAINS = ("claims", "cvar", "datasets", "documents", "embeddings", "intervals", "llm", "memory", "model_specs",
-           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "singlecell", "topic_eval", "topics", "vlm",
+DOMAINS = ("claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "llm", "memory", "model_specs",
+           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
            "workloads")
 
 __all__ = sorted([
     "AccelStatus", "AcceleratorUnavailableError", "ChecksumMismatchError", "ContextLengthError", "Hardware",
     "ImageInputError", "InfeasibleError", "InputError", "MetadataError", "MissingDependencyError",
-    "ModelNotServedError", "NotebookExecutionError", "ParameterError", "Playbook", "PlaybookNotFoundError",
+    "ModelNotServedError", "NotebookExecutionError", "ParameterError", "Playbook", "PlaybookNotFoundError", "RankFailedError", "RendezvousError",
     "RequestTimeoutError", "RunLockedError", "ServerDiedError", "ServerError", "ServerUnreachableError", "Service",
     "ServiceError", "ServiceExitError", "ServiceStartError", "Session", "SessionError", "SolverError", "SourceError",
     "SparkbooksError", "Stopwatch", "VisionUnsupportedError", "accel", "active", "begin", "catalog", "current",

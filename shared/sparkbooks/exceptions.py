@@ -20,6 +20,8 @@
      ├── ServiceError                           a local service (server, process group) failed its lifecycle
      │    ├── ServiceStartError                 it exited, or never became healthy, while starting
      │    └── ServiceExitError                  a process group (e.g. a torchrun job) ended with an error
+     │         ├── RendezvousError              torchrun's ranks did not meet at the rendezvous endpoint in time
+     │         └── RankFailedError              a torchrun rank died; the others were stopped
      └── ServerError                            an OpenAI-compatible LLM server misbehaved
           ├── ServerUnreachableError            nothing answers at the base URL
           ├── ModelNotServedError (LookupError) the server does not serve that model
@@ -47,6 +49,8 @@ __all__ = [
     "NotebookExecutionError",
     "ParameterError",
     "PlaybookNotFoundError",
+    "RankFailedError",
+    "RendezvousError",
     "RequestTimeoutError",
     "RunLockedError",
     "ServerDiedError",
@@ -161,6 +165,14 @@ class ServiceStartError(ServiceError):
 
 class ServiceExitError(ServiceError):
     """A process group ran to its end but failed (non-zero exit); the message holds its log tail."""
+
+
+class RendezvousError(ServiceExitError):
+    """torchrun's ranks did not meet at the rendezvous endpoint in time (the message names host:port)."""
+
+
+class RankFailedError(ServiceExitError):
+    """A torchrun rank exited with an error; torchrun stopped the others (the message names the rank)."""
 
 
 class ServerError(SparkbooksError):

@@ -112,6 +112,8 @@ def _publish(staging: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     names = sorted((p.name for p in staging.iterdir()), key=lambda n: n == "run.json")
     for name in names:
+        if (dest / name).is_dir() and not (dest / name).is_symlink():
+            shutil.rmtree(dest / name)  # a folder (the run's work/) cannot be renamed over a non-empty one
         os.replace(staging / name, dest / name)
     shutil.rmtree(dest / "failed", ignore_errors=True)
     shutil.rmtree(staging, ignore_errors=True)
@@ -161,6 +163,14 @@ def _kernel_manager_class():
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
             super().__init__(**kwargs)
+
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client sends SIGINT before every shutdown request; a kernel still finishing its last reply
+            # then logs "KeyboardInterrupt caught in kernel." — noise after a run that finished. The shutdown
+            # request (then SIGTERM, then SIGKILL) still stops it; a user's interrupt outside shutdown still works.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
 
     return IPCKernelManager if os.name == "posix" else AsyncKernelManager
 

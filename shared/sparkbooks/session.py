@@ -67,6 +67,21 @@ class Session:
         """Whether this session switched on the GPU path (the probe passed and acceleration is on)."""
         return self.accel.on_gpu
 
+    def work_dir(self) -> Path:
+        """A folder for this run's large outputs (adapters, checkpoints, models), created on first call.
+
+        Under ``sparkbooks run`` it sits beside ``results.json`` (``work/``); opened by hand, in the
+        cache (``<cache>/work/<playbook>``), never inside the repository.
+        """
+        from .settings import settings  # noqa: PLC0415
+
+        if self.results_path is not None:
+            folder = self.results_path.parent / "work"
+        else:
+            folder = Path(settings.cache_dir) / "work" / self.playbook.slug
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
     def use(self, service: T) -> T:
         """Enter ``service`` (a :class:`~sparkbooks.services.Service` or any context manager) for the rest of the session.
 

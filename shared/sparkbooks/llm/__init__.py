@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from .client import Endpoint, Reply, chat, connect
-from .extraction import Extraction, extract_json, field_accuracy, run_extractions
+from .extraction import Extraction, extract_json, field_accuracy, parse_answer, run_extractions, score_answers
 from .llamacpp import LlamaServer, stand_in
 from .loadtest import SingleStream, Spread, consistency, plot_sweep, prompt_length_sweep, server_slots, single_stream, sweep
 from .tools import Tool, ToolRun, tool_call_via_schema, tool_round_trip
@@ -32,9 +32,11 @@ __all__ = [
     "consistency",
     "extract_json",
     "field_accuracy",
+    "parse_answer",
     "plot_sweep",
     "prompt_length_sweep",
     "run_extractions",
+    "score_answers",
     "server_slots",
     "single_stream",
     "stand_in",

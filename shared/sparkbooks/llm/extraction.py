@@ -7,9 +7,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..exceptions import InputError
 from .client import Endpoint, Reply, chat
 
-__all__ = ["Extraction", "extract_json", "field_accuracy", "run_extractions"]
+__all__ = ["Extraction", "Parsed", "extract_json", "field_accuracy", "parse_answer", "run_extractions",
+           "score_answers"]
 
 
 @dataclass(frozen=True)
@@ -79,23 +81,68 @@ def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, s
 
     import pandas as pd  # noqa: PLC0415
 
-    def norm(v: Any) -> str:
-        return " ".join(str(v).lower().split())
-
     def one(item: Mapping[str, Any]) -> dict[str, Any]:
         done = extract_json(endpoint, item["text"], schema=schema, instruction=instruction, max_tokens=max_tokens,
                             seed=seed, constrained=constrained, examples=examples)
-        expected = item.get("expected", {})
-        hits = {f"{k}_ok": done.valid and norm(done.value.get(k)) in {norm(a) for a in (v if isinstance(v, list) else [v])}
-                for k, v in expected.items()}
-        wrong = "; ".join(f"{k}: {(done.value or {}).get(k)!r} (answer {v!r})" for k, v in expected.items()
-                          if done.valid and not hits[f"{k}_ok"]) if done.valid else "not schema-valid"
-        return {"text": item["text"], "valid": done.valid, **hits, "all_ok": all(hits.values()) if hits else False,
-                "fields_correct": sum(hits.values()) / len(hits) if hits else float("nan"), "wrong": wrong,
-                "answer": done.reply.text, "seconds": done.reply.total_s, "error": done.problem}
+        return _scored(item, done.value, done.reply.text, done.reply.total_s, done.problem)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return pd.DataFrame(list(pool.map(one, items)))
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A free-text answer's first JSON object when it validates (else ``None``), and why not."""
+
+    value: dict[str, Any] | None
+    problem: str = ""
+
+
+def parse_answer(text: str, schema: Mapping[str, Any]) -> Parsed:
+    """The first JSON object in a free-text answer if it validates against ``schema``."""
+    import jsonschema  # noqa: PLC0415
+
+    try:
+        obj = _first_json_object(text)
+        jsonschema.validate(obj, schema)
+    except (json.JSONDecodeError, jsonschema.ValidationError) as exc:
+        return Parsed(None, f"{type(exc).__name__}: {str(exc).splitlines()[0]}")
+    return Parsed(obj)
+
+
+def score_answers(items: Sequence[Mapping[str, Any]], answers: Sequence[str], *, schema: Mapping[str, Any],
+                  seconds: Sequence[float] | None = None):
+    """Score free-text ``answers`` (one per item, from any model) exactly as :func:`run_extractions` scores a server's.
+
+    The same table: ``valid``, ``<field>_ok``, ``all_ok``, ``fields_correct``, ``wrong``, ``answer``, ``seconds``, ``error``.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    if len(answers) != len(items):
+        raise InputError(f"{len(answers)} answers for {len(items)} items.")
+    seconds = list(seconds) if seconds is not None else [float("nan")] * len(items)
+    rows = []
+    for item, text, s in zip(items, answers, seconds, strict=True):
+        parsed = parse_answer(text, schema)
+        rows.append(_scored(item, parsed.value, text, s, parsed.problem))
+    return pd.DataFrame(rows)
+
+
+def _norm(v: Any) -> str:
+    return " ".join(str(v).lower().split())
+
+
+def _scored(item: Mapping[str, Any], value: dict[str, Any] | None, text: str, seconds: float,
+            problem: str) -> dict[str, Any]:
+    valid = value is not None
+    expected = item.get("expected", {})
+    hits = {f"{k}_ok": valid and _norm(value.get(k)) in {_norm(a) for a in (v if isinstance(v, list) else [v])}
+            for k, v in expected.items()}
+    wrong = "; ".join(f"{k}: {(value or {}).get(k)!r} (answer {v!r})" for k, v in expected.items()
+                      if valid and not hits[f"{k}_ok"]) if valid else "not schema-valid"
+    return {"text": item["text"], "valid": valid, **hits, "all_ok": all(hits.values()) if hits else False,
+            "fields_correct": sum(hits.values()) / len(hits) if hits else float("nan"), "wrong": wrong,
+            "answer": text, "seconds": seconds, "error": problem}
 
 
 def field_accuracy(table):

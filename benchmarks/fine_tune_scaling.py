@@ -1,0 +1,90 @@
+"""LoRA fine-tuning on 1 rank vs 2 ranks (torchrun, gloo): throughput, scaling, loss agreement, accuracy before/after/served.
+
+Same model (the SmolLM2-135M-Instruct stand-in unless ``--model`` names a local folder), same data,
+same optimizer steps and global batch on both runs, one thread per rank — so on this 2-core machine
+the 2-rank run has twice the cores of the 1-rank run, as two machines would. Measured:
+
+* tokens/s of each run (every step but the first; per-step range beside it) and the scaling
+  efficiency = tokens/s(2) / (2 × tokens/s(1));
+* all-reduce bus bandwidth at 64 MiB between the two ranks (``sparkbooks.collectives``);
+* the final training loss of both runs (the same batches: they must agree);
+* held-out field accuracy (birth sentences → JSON, free text, the playbook's task, seeds never used
+  for training) of the untuned model, the 2-rank tuned model in torch, and the tuned model merged,
+  converted to GGUF (q8_0) and served by llama-server — with Wilson intervals and exact McNemar.
+
+    python benchmarks/fine_tune_scaling.py [--steps 48] [--n-train 1024] [--n-held-out 100] [--model DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from sparkbooks import collectives, distributed, finetune, intervals, llm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=finetune.STAND_IN)
+    parser.add_argument("--steps", type=int, default=48)
+    parser.add_argument("--global-batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--lora-rank", type=int, default=16)
+    parser.add_argument("--n-train", type=int, default=1024)
+    parser.add_argument("--n-held-out", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None, help="keep adapters and the GGUF here (default: a temporary folder)")
+    args = parser.parse_args()
+
+    base = finetune.base_model(args.model)
+    task = finetune.birth_task(args.n_train, args.n_held_out, seed=args.seed)
+    two_ranks = distributed.Launch(nproc_per_node=2, threads_per_rank=1)
+    one_rank = distributed.Launch(nproc_per_node=1, threads_per_rank=1)
+    with tempfile.TemporaryDirectory(prefix="sparkbooks-ft-bench-") as tmp:
+        out = Path(args.out) if args.out else Path(tmp)
+        link = collectives.sweep(two_ranks, [64 * 2**20], iterations=10)
+        busbw = float(link["busbw_GBps"].iloc[0])
+        common = {"steps": args.steps, "global_batch": args.global_batch, "lr": args.lr, "lora_rank": args.lora_rank,
+                  "lora_alpha": 2 * args.lora_rank, "seed": args.seed}
+        runs = {1: finetune.train(base, task, launch=one_rank, out_dir=out / "ranks-1", **common),
+                2: finetune.train(base, task, launch=two_ranks, out_dir=out / "ranks-2", **common)}
+        scale = finetune.scaling(runs[1], runs[2])
+
+        model, tokenizer = finetune.load(base)
+        before = finetune.evaluate(model, tokenizer, task)
+        model, tokenizer = finetune.load(base, runs[2].adapter)
+        after = finetune.evaluate(model, tokenizer, task)
+        del model
+        gguf = finetune.merge_to_gguf(base, runs[2].adapter, out / "tuned.q8_0.gguf")
+        with llm.LlamaServer(gguf, alias="tuned", ctx_size=2048, parallel=2) as server:
+            served = llm.run_extractions(llm.connect(server.base_url), task.held_out, schema=task.schema,
+                                         instruction=task.instruction, constrained=False, max_tokens=48, concurrency=2)
+
+    print(f"\nLoRA r{args.lora_rank}, {args.steps} steps × {args.global_batch} sequences, {len(task.train)} training "
+          f"and {len(task.held_out)} held-out sentences, model {base.name}\n")
+    print(f"{'run':<10}{'tokens/s':>10}{'per-step range':>20}{'final loss':>12}{'wall s':>9}")
+    for n, run in runs.items():
+        steps = run.step_tokens_per_s
+        print(f"{n} rank{'s' if n > 1 else ' ':<4}{run.tokens_per_s:>10.1f}{min(steps):>11.0f} – {max(steps):<6.0f}"
+              f"{run.final_loss:>12.4f}{run.wall_s:>9.0f}")
+    print(f"\nscaling efficiency {scale['scaling_efficiency']:.3f}; all-reduce busbw at 64 MiB {busbw:.2f} GB/s (gloo)")
+    scores = {"untuned (torch)": before, "tuned (torch)": after, "tuned (served q8_0 GGUF)": served}
+    print(f"\n{'held-out accuracy, all fields':<32}{'rate':>6}{'95% CI':>16}")
+    for name, table in scores.items():
+        k, n = int(table["all_ok"].sum()), len(table)
+        low, high = intervals.wilson(k, n)
+        print(f"{name:<32}{k / n:>6.3f}{low:>9.3f} – {high:.3f}")
+    print("tuned vs untuned:", intervals.mcnemar(list(after["all_ok"]), list(before["all_ok"])).verdict("tuned", "untuned"))
+    print("served vs torch: ", intervals.mcnemar(list(served["all_ok"]), list(after["all_ok"])).verdict("served", "torch"))
+    print(json.dumps({"tokens_per_s_1": round(scale["tokens_per_s_1"], 1), "tokens_per_s_2": round(scale["tokens_per_s_2"], 1),
+                      "scaling_efficiency": round(scale["scaling_efficiency"], 3), "busbw_GBps": round(busbw, 3),
+                      "final_loss_1": round(runs[1].final_loss, 4), "final_loss_2": round(runs[2].final_loss, 4),
+                      "base_accuracy": round(float(before["all_ok"].mean()), 3),
+                      "tuned_accuracy": round(float(after["all_ok"].mean()), 3),
+                      "served_accuracy": round(float(served["all_ok"].mean()), 3)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""torchrun launch helper, all-reduce sweep and the training memory planner: arithmetic, real launches, real faults."""
+
+import shlex
+import time
+
+import pytest
+
+import sparkbooks as sb
+from sparkbooks import collectives, distributed, training_memory as tm
+
+
+def test_launch_refuses_what_cannot_work():
+    with pytest.raises(sb.InputError, match="endpoint='HOST:PORT'"):
+        distributed.Launch(nproc_per_node=1, nnodes=2)
+    with pytest.raises(sb.InputError, match="backend"):
+        distributed.Launch(backend="mpi")
+    with pytest.raises(sb.InputError, match="HOST:PORT"):
+        distributed.Launch(endpoint="nohost")
+    with pytest.raises(sb.InputError, match="node_rank"):
+        distributed.Launch(nnodes=2, node_rank=2, endpoint="10.0.0.1:29500")
+
+
+def test_second_node_command_is_the_same_job_with_its_own_rank():
+    launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")
+    here = launch.command("sparkbooks.collectives", ["--out", "x.json"])
+    there = launch.command_for_node(1, "sparkbooks.collectives", ["--out", "x.json"])
+    assert "--node-rank=0" in here and "--node-rank=1" in there
+    for part in ("--nnodes=2", "--rdzv-endpoint=10.0.0.1:29500", f"--rdzv-id={launch.run_id}", "-m sparkbooks.collectives"):
+        assert part in there
+    assert there.startswith("SPARKBOOKS_DIST_BACKEND=nccl torchrun ")
+    # torchrun's own argument parser accepts it and reads what node 1 must get
+    from torch.distributed.run import get_args_parser
+
+    args = get_args_parser().parse_args(shlex.split(there)[2:])
+    assert (args.nnodes, args.node_rank, args.rdzv_endpoint, args.module) == ("2", 1, "10.0.0.1:29500", True)
+    assert args.training_script == "sparkbooks.collectives" and args.training_script_args == ["--out", "x.json"]
+
+
+def test_unreachable_rendezvous_fails_fast_naming_host_and_port():
+    port = sb.services.free_port()  # free now: nothing listens there
+    launch = distributed.Launch(nproc_per_node=1, nnodes=2, node_rank=1, endpoint=f"127.0.0.1:{port}",
+                                rendezvous_timeout=5)
+    started = time.perf_counter()
+    with pytest.raises(sb.RendezvousError) as caught:
+        distributed.run(launch, "sparkbooks.collectives", ["--out", "unused.json", "--sizes", "1024"], timeout=120)
+    assert time.perf_counter() - started < 60
+    message = str(caught.value)
+    assert f"127.0.0.1:{port}" in message and f"TCP port {port}" in message and "GLOO_SOCKET_IFNAME" in message
+
+
+def test_bus_bandwidth_is_nccl_tests_arithmetic():
+    rate = collectives.bus_bandwidth(1e9, 0.5, 2)
+    assert rate.algbw == 2e9 and rate.busbw == 2e9  # 2(n-1)/n = 1 for two ranks
+    assert collectives.bus_bandwidth(1e9, 1.0, 8).busbw == pytest.approx(1.75e9)
+    with pytest.raises(sb.InputError):
+        collectives.bus_bandwidth(1e9, 0.0, 2)
+
+
+def test_link_check_names_the_fixes_only_when_slow():
+    import pandas as pd
+
+    slow = pd.DataFrame({"bytes": [2**20, 2**30], "busbw_GBps": [1.0, 3.0]})
+    check = collectives.check_link(slow, limit_bytes_per_s=25e9)
+    assert not check.healthy and check.share == pytest.approx(0.12) and any("MTU 9000" in a for a in check.advice)
+    assert "NCCL_IB_HCA" in str(check)
+    fast = pd.DataFrame({"bytes": [2**30], "busbw_GBps": [23.7]})
+    assert collectives.check_link(fast, limit_bytes_per_s=25e9).healthy
+
+
+def test_all_reduce_sweep_on_two_gloo_ranks():
+    table = collectives.sweep(distributed.Launch(nproc_per_node=2, threads_per_rank=1), [4096, 2**20], iterations=3)
+    assert list(table["bytes"]) == [4096, 2**20]
+    assert (table["ranks"] == 2).all() and (table["backend"] == "gloo").all()
+    assert (table["busbw_GBps"] > 0).all()
+    assert table["busbw_GBps"].tolist() == pytest.approx(table["algbw_GBps"].tolist())  # n = 2
+
+
+# --- the training memory planner ---------------------------------------------------------------
+
+def test_lora_parameter_count_matches_peft():
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=500, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    shape = tm.TransformerShape("tiny", float(model.num_parameters()), 3, 64, 160, 4, 2, 500, True, "test")
+    peft = get_peft_model(model, LoraConfig(r=4, target_modules=list(tm.TARGETS), task_type="CAUSAL_LM"))
+    assert tm.lora_params(shape, 4) == sum(p.numel() for p in peft.parameters() if p.requires_grad)
+    with pytest.raises(sb.InputError, match="Unknown LoRA targets"):
+        tm.lora_params(shape, 4, ("qkv",))
+
+
+def test_shape_from_config_counts_the_parameters(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(hidden_size=64, intermediate_size=160, num_hidden_layers=3, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=500, tie_word_embeddings=False)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    shape = tm.TransformerShape.from_config(tmp_path / "config.json")
+    assert shape.params == LlamaForCausalLM(config).num_parameters()
+    with pytest.raises(sb.InputError, match="config.json"):
+        tm.TransformerShape.from_config(tmp_path / "missing.json")
+
+
+def test_full_fine_tuning_costs_sixteen_bytes_per_parameter_and_fsdp_shards_it():
+    recipe = tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1)
+    one = tm.training_memory(recipe, overhead=0)
+    states = one.weights + one.gradients + one.optimizer
+    assert states / tm.LLAMA_3_2_3B.params == pytest.approx(16.0)  # BF16 weight + grad, FP32 master + 2 moments
+    two = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1, ranks=2),
+                             overhead=0)
+    assert two.optimizer == pytest.approx(one.optimizer / 2) and two.gradients == pytest.approx(one.gradients / 2)
+    assert two.activations == one.activations  # sharding does not split a rank's micro-batch
+
+
+def test_checkpointing_and_qlora_cut_what_they_should():
+    lora = tm.OFFICIAL_RECIPES[1]
+    plain, ckpt = tm.training_memory(lora), tm.training_memory(tm.TrainRecipe(**{**lora.__dict__, "checkpointing": True}))
+    assert ckpt.activations < plain.activations / 10 and ckpt.weights == plain.weights
+    q = tm.training_memory(tm.OFFICIAL_RECIPES[2])
+    assert q.weights < tm.LLAMA_3_1_70B.params * 0.6  # ~4.1 bits + BF16 embeddings, not 16 bits
+    table = tm.recipe_table(seq_lens=(2048,))
+    row = table.query("recipe == 'Llama 3.1 70B QLoRA r8' and checkpointing").iloc[0]
+    assert row["DGX Spark"].startswith("✓") and not row["DGX Station (HBM)"].startswith("✗")
+    assert table.query("recipe == 'Llama 3.1 70B QLoRA r8' and not checkpointing").iloc[0]["DGX Spark"].startswith("✗")
