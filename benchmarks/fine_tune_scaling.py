@@ -9,7 +9,7 @@ the 2-rank run has twice the cores of the 1-rank run, as two machines would. Mea
 * all-reduce bus bandwidth at 64 MiB between the two ranks (``sparkbooks.collectives``);
 * the final training loss of both runs (the same batches: they must agree);
 * held-out field accuracy (birth sentences → JSON, free text, the playbook's task, seeds never used
-  for training) of the untuned model, the 2-rank tuned model in torch, and the tuned model merged,
+  for training; two of the eight sentence templates never trained on, reported apart) of the untuned model, the 2-rank tuned model in torch, and the tuned model merged,
   converted to GGUF (q8_0) and served by llama-server — with Wilson intervals and exact McNemar.
 
     python benchmarks/fine_tune_scaling.py [--steps 48] [--n-train 1024] [--n-held-out 100] [--model DIR]
@@ -35,11 +35,14 @@ def main() -> None:
     parser.add_argument("--n-train", type=int, default=1024)
     parser.add_argument("--n-held-out", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unseen-templates", nargs="*", default=["married", "parenthesis"],
+                        help="sentence templates kept out of training (their held-out sentences test generalisation)")
     parser.add_argument("--out", default=None, help="keep adapters and the GGUF here (default: a temporary folder)")
     args = parser.parse_args()
 
     base = finetune.base_model(args.model)
-    task = finetune.birth_task(args.n_train, args.n_held_out, seed=args.seed)
+    task = finetune.birth_task(args.n_train, args.n_held_out, seed=args.seed, unseen_templates=args.unseen_templates)
+    unseen = [item["unseen_template"] for item in task.held_out]
     two_ranks = distributed.Launch(nproc_per_node=2, threads_per_rank=1)
     one_rank = distributed.Launch(nproc_per_node=1, threads_per_rank=1)
     with tempfile.TemporaryDirectory(prefix="sparkbooks-ft-bench-") as tmp:
@@ -76,6 +79,11 @@ def main() -> None:
         k, n = int(table["all_ok"].sum()), len(table)
         low, high = intervals.wilson(k, n)
         print(f"{name:<32}{k / n:>6.3f}{low:>9.3f} – {high:.3f}")
+    for name, table in (("tuned (torch)", after), ("tuned (served)", served)):
+        hits = [ok for ok, u in zip(table["all_ok"], unseen, strict=True) if u]
+        if hits:
+            low, high = intervals.wilson(sum(hits), len(hits))
+            print(f"{name + ', unseen templates':<32}{sum(hits) / len(hits):>6.3f}{low:>9.3f} – {high:.3f}  (n = {len(hits)})")
     print("tuned vs untuned:", intervals.mcnemar(list(after["all_ok"]), list(before["all_ok"])).verdict("tuned", "untuned"))
     print("served vs torch: ", intervals.mcnemar(list(served["all_ok"]), list(after["all_ok"])).verdict("served", "torch"))
     print(json.dumps({"tokens_per_s_1": round(scale["tokens_per_s_1"], 1), "tokens_per_s_2": round(scale["tokens_per_s_2"], 1),
@@ -83,6 +91,8 @@ def main() -> None:
                       "final_loss_1": round(runs[1].final_loss, 4), "final_loss_2": round(runs[2].final_loss, 4),
                       "base_accuracy": round(float(before["all_ok"].mean()), 3),
                       "tuned_accuracy": round(float(after["all_ok"].mean()), 3),
+                      "tuned_accuracy_unseen_templates": round(float(after["all_ok"][unseen].mean()), 3) if any(unseen)
+                      else None,
                       "served_accuracy": round(float(served["all_ok"].mean()), 3)}))
 
 

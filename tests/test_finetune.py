@@ -43,10 +43,14 @@ def _train(base, task, out, *, launch=None, **kwargs):
 
 
 def test_held_out_split_never_overlaps_training():
-    t = finetune.birth_task(200, 50, seed=0)
+    t = finetune.birth_task(200, 50, seed=0, unseen_templates=["married"])
     assert not {i["text"] for i in t.train} & {i["text"] for i in t.held_out}
+    assert all(i["template"] != "married" for i in t.train)
+    assert {i["template"] for i in t.held_out if i["unseen_template"]} == {"married"}
     with pytest.raises(sb.InputError):
         finetune.birth_task(0, 10)
+    with pytest.raises(sb.InputError, match="unseen_templates"):
+        finetune.birth_task(10, 10, unseen_templates=["sonnet"])
 
 
 def test_batches_cover_every_example_once_per_epoch():
@@ -92,15 +96,6 @@ def unbroken(tiny_base, task, tmp_path_factory):
     return _train(tiny_base, task, tmp_path_factory.mktemp("unbroken"), steps=6, checkpoint_every=2)
 
 
-def test_one_rank_computes_the_losses_of_two(unbroken, tiny_base, task, tmp_path):
-    one = _train(tiny_base, task, tmp_path / "one", steps=6, stop_after=3,
-                 launch=distributed.Launch(nproc_per_node=1, threads_per_rank=1))
-    assert unbroken.ranks == 2 and one.ranks == 1 and len(one.history) == 3
-    assert one.history["loss"].tolist() == pytest.approx(unbroken.history["loss"].tolist()[:3], rel=1e-4)
-    assert unbroken.tokens_per_s > 0 and (unbroken.adapter / "adapter_config.json").is_file()
-    assert all(m["activation_bytes"] > 0 for m in unbroken.memory)
-
-
 def test_a_dead_rank_stops_the_job_and_training_resumes_exactly(unbroken, tiny_base, task, tmp_path):
     out = tmp_path / "broken"
     started = time.perf_counter()
@@ -113,6 +108,8 @@ def test_a_dead_rank_stops_the_job_and_training_resumes_exactly(unbroken, tiny_b
     resumed = _train(tiny_base, task, out, steps=6, checkpoint_every=2, resume=True)
     assert resumed.resumed_from == 2
     assert resumed.history["loss"].tolist() == pytest.approx(unbroken.history["loss"].tolist(), rel=1e-4)
+    assert unbroken.ranks == 2 and unbroken.tokens_per_s > 0 and (unbroken.adapter / "adapter_config.json").is_file()
+    # (1 rank vs 2 ranks on the same batches is asserted by the fine-tune playbook's own run, every CI)
 
 
 def test_planner_predicts_the_activations_autograd_keeps(unbroken):
@@ -129,3 +126,20 @@ def test_merged_model_converts_to_a_gguf_llama_cpp_reads(unbroken, tiny_base, tm
     assert not list(tmp_path.glob(".tiny*"))  # the merged folder and partial file are gone
     with pytest.raises(sb.InputError, match="outtype"):
         finetune.to_gguf(tiny_base, tmp_path / "x.gguf", outtype="q4_k")
+
+
+def test_node_one_gets_the_commands_of_both_jobs_with_node_zeros_ids(tmp_path):
+    import shlex
+
+    from torch.distributed.run import get_args_parser
+
+    launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")
+    sweep, train = finetune.node_commands(launch, node_rank=1, work_dir=tmp_path, sweep_sizes=[2**20, 2**30])
+    parsed = [get_args_parser().parse_args(shlex.split(c)[2:]) for c in (sweep, train)]
+    assert [p.rdzv_id for p in parsed] == [finetune.SWEEP_ID, finetune.TRAIN_ID]
+    assert all(p.node_rank == 1 and p.rdzv_endpoint == "10.0.0.1:29500" for p in parsed)
+    assert parsed[1].training_script_args == [str(finetune.run_dir(tmp_path, 2) / "config.json")]
+    # node 0 runs the same jobs: same ids, same worker arguments (only rank 0's --out differs, and only it writes)
+    node0 = launch.named(finetune.TRAIN_ID).command("sparkbooks.finetune_worker", parsed[1].training_script_args)
+    assert f"--rdzv-id={finetune.TRAIN_ID}" in node0 and "--node-rank=0" in node0
+    assert parsed[0].training_script_args[-3:] == ["--sizes", str(2**20), str(2**30)]

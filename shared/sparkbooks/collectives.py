@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .exceptions import InputError
 
-__all__ = ["Bandwidth", "KNOWN_FIXES", "LINKS", "LinkCheck", "bus_bandwidth", "check_link", "sweep"]
+__all__ = ["Bandwidth", "KNOWN_FIXES", "LINKS", "LinkCheck", "bus_bandwidth", "check_link", "sweep", "sweep_args"]
 
 #: Published link limits, bytes/s, with their source.
 LINKS: dict[str, tuple[float, str]] = {
@@ -59,15 +59,20 @@ def sweep(launch, sizes: Sequence[int], *, iterations: int = 5, warmup: int = 2,
 
     from . import distributed  # noqa: PLC0415
 
-    if not sizes or min(sizes) < 4:
-        raise InputError("sizes must be a non-empty list of byte counts ≥ 4.")
     with tempfile.TemporaryDirectory(prefix="sparkbooks-allreduce-") as tmp:
         out = Path(tmp) / "sweep.json"
-        distributed.run(launch, "sparkbooks.collectives",
-                        ["--out", str(out), "--iterations", str(iterations), "--warmup", str(warmup),
-                         "--sizes", *map(str, sizes)], timeout=timeout)
+        distributed.run(launch, "sparkbooks.collectives", sweep_args(sizes, out=out, iterations=iterations,
+                                                                      warmup=warmup), timeout=timeout)
         rows = json.loads(out.read_text())
     return pd.DataFrame(rows)
+
+
+def sweep_args(sizes: Sequence[int], *, out: Path | str = "/tmp/sparkbooks-sweep.json", iterations: int = 5,
+               warmup: int = 2) -> list[str]:
+    """The worker's arguments for a sweep: every node passes the same sizes and counts (only rank 0 writes ``out``)."""
+    if not sizes or min(sizes) < 4:
+        raise InputError("sizes must be a non-empty list of byte counts ≥ 4.")
+    return ["--out", str(out), "--iterations", str(iterations), "--warmup", str(warmup), "--sizes", *map(str, sizes)]
 
 
 @dataclass(frozen=True)

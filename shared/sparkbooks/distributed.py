@@ -78,6 +78,10 @@ class Launch:
     def world_size(self) -> int:
         return self.nproc_per_node * self.nnodes
 
+    def named(self, run_id: str) -> Launch:
+        """This launch under a fixed rendezvous id: what lets node 1 start the matching job from a printed command."""
+        return replace(self, run_id=run_id)
+
     def resolved(self) -> Launch:
         """This launch with a concrete endpoint (a free loopback port when none was given)."""
         if self.endpoint is not None:

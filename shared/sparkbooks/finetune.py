@@ -34,9 +34,10 @@ from . import fileio, log, sources
 from .exceptions import InputError, SourceError, require
 from .settings import settings
 
-__all__ = ["LINEAR_TARGETS", "STAND_IN", "Task", "TrainRun", "available_bytes", "base_model", "birth_task",
-           "check_fits", "default_backend", "evaluate", "load", "merge", "merge_to_gguf", "planned_vs_measured",
-           "scaling", "to_gguf", "tokenise", "train"]
+__all__ = ["LINEAR_TARGETS", "STAND_IN", "SWEEP_ID", "TRAIN_ID", "Task", "TrainRun", "available_bytes",
+           "base_model", "birth_task", "check_fits", "default_backend", "evaluate", "load", "merge",
+           "merge_to_gguf", "node_commands", "planned_vs_measured", "run_dir", "scaling", "to_gguf", "tokenise",
+           "train"]
 
 STAND_IN = "stand-in"
 #: Every linear layer of a Llama-style block, as the official 8B recipe targets.
@@ -101,19 +102,30 @@ class Task:
         return [{"role": "system", "content": self.instruction}, {"role": "user", "content": item["text"]}]
 
 
-def birth_task(n_train: int = 256, n_held_out: int = 40, *, seed: int = 0) -> Task:
+def birth_task(n_train: int = 256, n_held_out: int = 40, *, seed: int = 0,
+               unseen_templates: Sequence[str] = ()) -> Task:
     """Birth sentences → {person, city, country, year}: training items from seeds ≠ the held-out seed.
 
     A training sentence identical to a held-out one is dropped, so the held-out score is on text
-    the model never saw.
+    the model never saw. ``unseen_templates`` (names from
+    :data:`sparkbooks.documents.biographies.TEMPLATES`) are left out of training altogether: the
+    held-out sentences built from them measure whether the model learned the task or the templates.
     """
     from .documents import BIRTH_INSTRUCTION, BIRTH_SCHEMA, birth_sentences  # noqa: PLC0415
+    from .documents.biographies import TEMPLATES  # noqa: PLC0415
 
     if n_train < 1 or n_held_out < 1:
         raise InputError("n_train and n_held_out must be ≥ 1.")
+    names = [name for name, _, _ in TEMPLATES]
+    unknown = sorted(set(unseen_templates) - set(names))
+    if unknown or len(set(unseen_templates)) >= len(names):
+        raise InputError(f"unseen_templates must name some, not all, of {names} (got {list(unseen_templates)}).")
     held_out = birth_sentences(n_held_out, seed=seed)
+    for item in held_out:
+        item["unseen_template"] = item["template"] in unseen_templates
     seen = {item["text"] for item in held_out}
-    train = [item for item in birth_sentences(n_train, seed=seed + 1_000) if item["text"] not in seen]
+    train = [item for item in birth_sentences(n_train, seed=seed + 1_000)
+             if item["text"] not in seen and item["template"] not in unseen_templates]
     return Task("birth sentences → JSON", BIRTH_INSTRUCTION, BIRTH_SCHEMA, train, held_out)
 
 
@@ -141,8 +153,6 @@ class TrainRun:
     backend: str
     wall_s: float
     tokens_per_s: float  # Σ tokens / Σ seconds over every step but the first (prompt + answer tokens, all ranks)
-    peak_rss_bytes: list[int]
-    above_import_bytes: list[int]
     adapter: Path
     out_dir: Path
     trainable_params: int
@@ -157,9 +167,14 @@ class TrainRun:
     @property
     def step_tokens_per_s(self) -> list[float]:
         """Tokens/s of each timed step (all but the first this run executed): the spread behind ``tokens_per_s``."""
-        ran = self.history[self.history["step"] > self.resumed_from]
-        timed = ran.iloc[1:] if len(ran) > 1 else ran
+        timed = _timed_steps(self.history, self.resumed_from)
         return (timed["tokens"] / timed["seconds"]).tolist()
+
+
+def _timed_steps(history, resumed_from: int):
+    """The steps throughput is measured on: those this process ran, less the first (allocator growth, warm-up)."""
+    ran = history[history["step"] > resumed_from]
+    return ran.iloc[1:] if len(ran) > 1 else ran
 
 
 def train(base: Path, task: Task, *, launch, out_dir: Path, steps: int = 12, global_batch: int = 8,
@@ -210,15 +225,10 @@ def train(base: Path, task: Task, *, launch, out_dir: Path, steps: int = 12, glo
     wall = distributed.run(launch, "sparkbooks.finetune_worker", [str(out_dir / "config.json")], timeout=timeout)
     metrics = json.loads((out_dir / "metrics.json").read_text())
     history = pd.DataFrame(metrics["history"])
-    # The first step a process runs pays one-off costs (allocator growth, lazy kernels): throughput leaves it out.
-    ran = history[history["step"] > metrics["resumed_from"]]
-    timed = ran.iloc[1:] if len(ran) > 1 else ran
+    timed = _timed_steps(history, metrics["resumed_from"])
     memory = sorted(metrics["memory"], key=lambda m: m["rank"])
     return TrainRun(history=history, ranks=metrics["world_size"], backend=metrics["backend"], wall_s=wall,
-                    tokens_per_s=float(timed["tokens"].sum() / timed["seconds"].sum()),
-                    peak_rss_bytes=[m["rss_peak"] for m in memory],
-                    above_import_bytes=[m["rss_peak"] - m["rss_imported"] for m in memory],
-                    adapter=out_dir / "adapter", out_dir=out_dir, trainable_params=metrics["trainable_params"],
+                    tokens_per_s=float(timed["tokens"].sum() / timed["seconds"].sum()), adapter=out_dir / "adapter", out_dir=out_dir, trainable_params=metrics["trainable_params"],
                     resumed_from=metrics["resumed_from"], config=config, memory=memory)
 
 
@@ -303,6 +313,29 @@ def check_fits(base: Path, config: dict, data: Sequence[dict], *, micro_batch: i
             f"this {device}'s memory = {need / GiB:.1f} GiB (activations {plan.activations / GiB:.1f}, weights "
             f"{plan.weights / GiB:.1f}), and {have / GiB:.1f} GiB is available. Lower global_batch, set "
             f"gradient_checkpointing=True, shorten the examples, or spread the ranks over more machines.")
+
+
+SWEEP_ID, TRAIN_ID = "link-sweep", "fine-tune"
+
+
+def run_dir(work_dir: Path, world_size: int) -> Path:
+    """Where the run on ``world_size`` ranks keeps its config, data, checkpoints and adapter."""
+    return Path(work_dir) / f"ranks-{world_size}"
+
+
+def node_commands(launch, *, node_rank: int, work_dir: Path, sweep_sizes: Sequence[int]) -> list[str]:
+    """The commands node ``node_rank`` types, in order, to join the playbook's two multi-node jobs.
+
+    The link sweep and the training run use fixed rendezvous ids (:data:`SWEEP_ID`, :data:`TRAIN_ID`),
+    so each command meets the matching job on node 0. ``work_dir`` must be the same path on every
+    node (a shared file system, or copied after node 0 writes the config): the workers read their
+    config and data from it.
+    """
+    from .collectives import sweep_args  # noqa: PLC0415
+
+    config = run_dir(work_dir, launch.world_size) / "config.json"
+    return [launch.named(SWEEP_ID).command_for_node(node_rank, "sparkbooks.collectives", sweep_args(sweep_sizes)),
+            launch.named(TRAIN_ID).command_for_node(node_rank, "sparkbooks.finetune_worker", [str(config)])]
 
 
 def scaling(one: TrainRun, many: TrainRun) -> dict[str, float]:
