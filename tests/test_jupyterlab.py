@@ -55,7 +55,7 @@ class JupyterLab(Service):
 
 #: What a person trying the playbook interactively would type into its parameters cell: one sweep level, fewer
 #: sentences (the full-size run is tested through papermill in test_playbooks; here the widgets are the point).
-QUICK_NEMOTRON = {"concurrency": "[1]", "n_sentences": "20", "prompt_lengths": "[64]", "repeats": "3"}
+QUICK_NEMOTRON = {"concurrency": "[1]", "n_sentences": "10", "prompt_lengths": "[64]", "repeats": "3"}
 
 
 def _edit_parameters(path: Path, values: dict[str, str]) -> None:

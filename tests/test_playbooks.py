@@ -183,6 +183,23 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(executed):
     assert_no_server_left(executed)
 
 
+def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(executed):
+    values, results = recorded(executed, "rag")
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    assert values["recall5_hybrid"] >= 0.8 and values["recall5_bm25"] >= 0.7 and values["recall5_dense"] >= 0.7
+    low, high = (float(x) for x in re.match(r"\[([0-9.]+), ([0-9.]+)\]", notes["recall5_hybrid"]).groups())
+    assert low <= values["recall5_hybrid"] <= high  # the interval is around the figure it qualifies
+    assert 0 <= values["answer_accuracy"] <= 1 and "20 answerable" in notes["answer_accuracy"]
+    assert 0 <= values["refusal_rate_unanswerable"] <= 1 and "of 12" in notes["refusal_rate_unanswerable"]
+    assert values["limiting_stage"] in ("retrieval", "generation")
+    assert values["embed_chunks_per_s"] > 0 and values["generate_p50_s"] > 0
+    assert any("SmolLM2" in s and "Nemotron" in s for s in results["stand_ins"])
+    notebook = (executed["runs"] / "rag" / "rag.ipynb").read_text()
+    assert "reopened: 876 chunks; same top 5: True" in notebook and "written twice, still 876" in notebook
+    assert (executed["runs"] / "rag" / "work" / "index.db").is_dir()
+    assert_no_server_left(executed)
+
+
 @pytest.mark.slow
 def test_portfolio_cvar_claims_only_what_its_statistics_support(executed):
     values, results = recorded(executed, "portfolio-cvar")

@@ -55,8 +55,8 @@ __version__ = "0.1.0"
 #: Engine modules besides those imported above, loaded on first use (they pull in nbformat, papermill, jinja2).
 ENGINE_LAZY = ("cli", "doctor", "fileio", "notebook", "render", "runner")
 #: Domain modules and packages, loaded on first use.
-DOMAINS = ("claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "llm", "memory", "model_specs",
-           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
+DOMAINS = ("chunking", "claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "llm", "memory", "model_specs",
+           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "rag", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
            "workloads")
 
 __all__ = sorted([

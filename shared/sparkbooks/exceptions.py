@@ -9,7 +9,9 @@
      ├── SessionError                           no playbook session, or it cannot tell which playbook runs
      ├── RunLockedError                         another run of the same playbook writes to the same place
      ├── InputError (also ValueError)           data handed to a function cannot be used (shape, NaN, file content, name)
-     │    └── ImageInputError                   a file is not a readable image
+     │    ├── ImageInputError                   a file is not a readable image
+     │    ├── DocumentUnreadableError           a document yields no text (encrypted, corrupt, empty, not UTF-8…)
+     │    └── IndexMismatchError                a vector index was built for other vectors (dimension, model)
      ├── SolverError                            an optimisation stopped without a certified answer
      │    └── InfeasibleError                   … because no point satisfies the constraints
      ├── SourceError                            a data set or model file cannot be fetched
@@ -17,6 +19,7 @@
      ├── NotebookExecutionError                 a cell failed while running a playbook
      ├── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
      ├── MissingDependencyError (ImportError)   an optional extra is not installed
+     ├── DatabaseUnreachableError (ConnectionError) a database server does not answer at its URI
      ├── ServiceError                           a local service (server, process group) failed its lifecycle
      │    ├── ServiceStartError                 it exited, or never became healthy, while starting
      │    └── ServiceExitError                  a process group (e.g. a torchrun job) ended with an error
@@ -40,7 +43,10 @@ __all__ = [
     "AcceleratorUnavailableError",
     "ChecksumMismatchError",
     "ContextLengthError",
+    "DatabaseUnreachableError",
+    "DocumentUnreadableError",
     "ImageInputError",
+    "IndexMismatchError",
     "InfeasibleError",
     "InputError",
     "MetadataError",
@@ -98,6 +104,14 @@ class InputError(SparkbooksError, ValueError):
 
 class ImageInputError(InputError):
     """A file or byte string is not an image that can be read."""
+
+
+class DocumentUnreadableError(InputError):
+    """A document cannot be turned into text; the message is the reason an ingestion report shows."""
+
+
+class IndexMismatchError(InputError):
+    """A vector index holds vectors of another dimension or model than the ones offered."""
 
 
 class SolverError(SparkbooksError):
@@ -173,6 +187,10 @@ class RendezvousError(ServiceExitError):
 
 class RankFailedError(ServiceExitError):
     """A torchrun rank exited with an error; torchrun stopped the others (the message names the rank)."""
+
+
+class DatabaseUnreachableError(SparkbooksError, ConnectionError):
+    """A database server (Milvus, a graph database) does not answer at the given URI in time."""
 
 
 class ServerError(SparkbooksError):

@@ -2,7 +2,7 @@
 
 ``rag``, ``txt2kg`` and ``fine-tune`` reuse the same client; the submodules are
 
-* :mod:`~sparkbooks.llm.client` — :func:`connect`, :func:`chat`, :class:`Reply`;
+* :mod:`~sparkbooks.llm.client` — :func:`connect`, :func:`chat`, :func:`embed`, :class:`Reply`;
 * :mod:`~sparkbooks.llm.tools` — native and schema-routed tool calling;
 * :mod:`~sparkbooks.llm.extraction` — schema-constrained JSON, validated and scored;
 * :mod:`~sparkbooks.llm.loadtest` — repeated single streams, concurrency and prompt-length sweeps (TTFT, TPOT, ITL), consistency checks;
@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from .client import Endpoint, Reply, chat, connect
+from .client import Endpoint, Reply, chat, connect, embed
 from .extraction import Extraction, extract_json, field_accuracy, parse_answer, run_extractions, score_answers
 from .llamacpp import LlamaServer, stand_in
 from .loadtest import SingleStream, Spread, consistency, plot_sweep, prompt_length_sweep, server_slots, single_stream, sweep
@@ -30,6 +30,7 @@ __all__ = [
     "chat",
     "connect",
     "consistency",
+    "embed",
     "extract_json",
     "field_accuracy",
     "parse_answer",

@@ -259,3 +259,14 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
                               "probably died mid-response. Check its log and start it again.")
     return reply
 
+
+
+def embed(endpoint: Endpoint, texts: Sequence[str], *, batch_size: int = 32, timeout: float = 300.0) -> list[list[float]]:
+    """Vectors for ``texts`` from an OpenAI-compatible ``/v1/embeddings`` server (vLLM ``--task embed``, llama.cpp
+    ``--embeddings``), in order, ``batch_size`` texts per request; errors translated as for :func:`chat`."""
+    vectors: list[list[float]] = []
+    with endpoint.client(timeout=timeout) as client, _translated(endpoint, timeout=timeout):
+        for i in range(0, len(texts), batch_size):
+            done = client.embeddings.create(model=endpoint.model, input=list(texts[i:i + batch_size]))
+            vectors.extend(d.embedding for d in sorted(done.data, key=lambda d: d.index))
+    return vectors

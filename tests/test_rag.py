@@ -1,0 +1,243 @@
+"""The rag playbook's machinery: readers that survive bad files, the shared chunker, Milvus Lite, retrieval scores."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sparkbooks as sb
+from sparkbooks.chunking import Chunk, Section, chunk, normalise
+from sparkbooks.exceptions import ChecksumMismatchError, DatabaseUnreachableError, IndexMismatchError
+from sparkbooks.rag import answer, corpus, ingest, retrieve
+from sparkbooks.rag.index import VectorIndex
+
+pytest.importorskip("pymilvus")
+pytest.importorskip("bm25s")
+
+
+def _pdf(path: Path, text: str | None, *, password: str | None = None) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    if text is None:
+        pdf.rect(20, 20, 50, 50)  # a page with no text layer, like a scan
+    else:
+        pdf.set_font("helvetica", size=12)
+        pdf.multi_cell(0, 6, text)
+    if password:
+        pdf.set_encryption(owner_password="owner", user_password=password)
+    pdf.output(str(path))
+    return path
+
+
+def test_a_batch_with_bad_files_reports_each_reason_and_keeps_the_good_ones(tmp_path):
+    (tmp_path / "good.md").write_text("# Title\n\nThe answer is forty-two.\n")
+    (tmp_path / "page.html").write_text("<html><body><h1>H</h1><p>Paragraph one.</p></body></html>")
+    _pdf(tmp_path / "text.pdf", "A PDF with a text layer.")
+    _pdf(tmp_path / "locked.pdf", "Secret text.", password="user")
+    _pdf(tmp_path / "scanned.pdf", None)
+    (tmp_path / "corrupt.pdf").write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 4)
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "latin1.txt").write_bytes("café crème".encode("latin-1"))
+    (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    done = ingest.ingest(tmp_path.iterdir())
+    skipped = done.skipped
+    assert set(skipped) == {"locked.pdf", "scanned.pdf", "corrupt.pdf", "empty.txt", "latin1.txt", "picture.png"}
+    assert "encrypted" in skipped["locked.pdf"] and "qpdf" in skipped["locked.pdf"]
+    assert "no text layer" in skipped["scanned.pdf"]
+    assert "corrupt PDF" in skipped["corrupt.pdf"]
+    assert skipped["empty.txt"] == "empty file"
+    assert "not UTF-8" in skipped["latin1.txt"] and "0xe9" in skipped["latin1.txt"]
+    assert "unsupported type '.png'" in skipped["picture.png"]
+    texts = " ".join(s.text for s in done.sections)
+    assert "forty-two" in texts and "Paragraph one." in texts and "text layer" in texts
+    assert len(done.report) == 9 and (done.report["status"] == "ok").sum() == 3
+
+
+def test_pdf_sections_carry_their_page_and_the_outline_heading():
+    pdf = next(p for p in corpus.files() if p.suffix == ".pdf")
+    sections = ingest.extract(pdf)
+    import pypdf
+
+    reader = pypdf.PdfReader(pdf)
+    assert {s.page for s in sections} == set(range(1, len(reader.pages) + 1))
+    raise_sections = [s for s in sections if s.heading == 'The "raise" statement']
+    assert raise_sections and raise_sections[0].page == 5
+    assert "exception chaining" in normalise(" ".join(s.text for s in raise_sections))
+
+
+def test_markdown_keeps_dunder_names_that_markdown_would_render_bold(tmp_path):
+    path = tmp_path / "d.md"
+    path.write_text("# Context managers\n\nThe __enter__() method runs first; *x* stays.\n\n## Exit\n\n```\nwith a as b: pass\n```\n")
+    sections = ingest.extract(path)
+    assert [s.heading for s in sections] == ["Context managers", "Exit"]
+    assert "__enter__()" in sections[0].text and "*x*" in sections[0].text and "with a as b" in sections[1].text
+
+
+def test_the_committed_corpus_is_what_the_builder_writes(tmp_path):
+    if sys.version_info[:2] != (3, 11) or not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists():
+        pytest.skip("the corpus was written from Python 3.11's pydoc_data with DejaVu fonts")
+    rebuilt = corpus.build(tmp_path)
+    committed = json.loads((corpus.CORPUS_DIR / "MANIFEST.json").read_text())["files"]
+    assert rebuilt == committed
+
+
+def test_a_changed_corpus_file_is_refused(tmp_path):
+    import shutil
+
+    shutil.copytree(corpus.CORPUS_DIR, tmp_path / "c")
+    (tmp_path / "c" / "with.md").write_text("tampered\n")
+    with pytest.raises(ChecksumMismatchError, match="with.md"):
+        corpus.files(tmp_path / "c")
+
+
+def _words(n: int, start: int = 0) -> str:
+    return " ".join(f"w{i}" for i in range(start, start + n))
+
+
+def test_chunks_respect_the_budget_overlap_and_never_cross_a_heading():
+    count = lambda text: len(text.split())  # one token per word keeps the arithmetic visible
+    paragraphs = "\n\n".join(_words(30, i * 30) + "." for i in range(10))
+    sections = [Section("a.md", "One", paragraphs), Section("a.md", "Two", "Short text."), Section("b.md", "One", "Other doc.")]
+    chunks = chunk(sections, max_tokens=100, overlap_tokens=30, count_tokens=count)
+    one = [c for c in chunks if c.doc == "a.md" and c.heading == "One"]
+    assert all(c.tokens <= 100 for c in chunks)
+    assert all(set(a.text.split("\n\n")) & set(b.text.split("\n\n")) for a, b in zip(one, one[1:]))  # overlap
+    assert " ".join(dict.fromkeys(w for c in one for w in c.text.split())) == " ".join(paragraphs.split())  # nothing lost
+    assert [c.heading for c in chunks if c.doc == "a.md"][-1] == "Two" and chunks[-1].text == "Other doc."
+    assert [c.id for c in chunks] == [c.id for c in chunk(sections, max_tokens=100, overlap_tokens=30, count_tokens=count)]
+    assert len({c.id for c in chunks}) == len(chunks)
+    long_sentence = chunk([Section("c.md", "H", _words(500))], max_tokens=64, overlap_tokens=16, count_tokens=count)
+    assert all(c.tokens <= 64 for c in long_sentence) and len(long_sentence) >= 8
+    with pytest.raises(ValueError, match="overlap_tokens"):
+        chunk(sections, max_tokens=100, overlap_tokens=60, count_tokens=count)
+
+
+def test_every_gold_passage_lies_whole_in_a_chunk_and_unanswerables_name_nothing_in_the_corpus():
+    questions = sb.rag.load_questions()
+    assert len(questions) >= 60 and sum(not q["answers"] for q in questions) >= 10
+    chunks = chunk(ingest.ingest(corpus.files()).sections)
+    assert max(c.tokens for c in chunks) <= 200
+    gold = retrieve.gold_chunks(chunks, {q["id"]: q["gold"] for q in questions})
+    assert all(gold[q["id"]] for q in questions if q["answers"])
+    text = " ".join(normalise(c.text) for c in chunks)
+    for word in ("van rossum", "global interpreter lock", "pypi", "recursion limit", "json", "multiprocessing",
+                 "virtual environment", "lru_cache", "pickle", "threading", "sqlite"):
+        assert word not in text, word
+
+
+def test_the_frozen_questions_refuse_an_edit(tmp_path, monkeypatch):
+    copy = tmp_path / "questions.json"
+    data = json.loads(sb.rag.QUESTIONS.read_text())
+    data["questions"][0]["answers"].append("anything")
+    copy.write_text(json.dumps(data))
+    monkeypatch.setattr(sb.rag, "QUESTIONS", copy)
+    with pytest.raises(ChecksumMismatchError):
+        sb.rag.load_questions(copy)
+
+
+def _chunks(n: int) -> list[Chunk]:
+    return [Chunk(f"doc{i % 3}.md#{i:04d}", f"doc{i % 3}.md", f"heading {i}", i % 4 or None, f"text {i}", 10)
+            for i in range(n)]
+
+
+def test_milvus_lite_index_is_idempotent_persistent_and_refuses_other_vectors(tmp_path):
+    rng = np.random.default_rng(0)
+    chunks = _chunks(300)
+    vectors = rng.standard_normal((300, 32)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    uri = tmp_path / "index.db"
+    with VectorIndex(uri, dim=32, model="test-model") as index:
+        index.upsert(chunks, vectors)
+        index.upsert(chunks, vectors)  # again: replaced, not duplicated
+        assert index.count() == 300
+        index.upsert(chunks[:30:3], vectors[:30:3])  # doc0 re-ingested with fewer chunks: its old ones go
+        assert index.count() == 200 + 10
+        before = index.search(vectors[3:6], 5)
+        assert [h[0][0] for h in before] == [c.id for c in chunks[3:6]]
+    with VectorIndex(uri, dim=32, model="test-model") as reopened:  # as after a kernel restart
+        assert reopened.count() == 210 and reopened.search(vectors[3:6], 5) == before
+        got = reopened.chunks([chunks[4].id, chunks[3].id])
+        assert got == [chunks[4], chunks[3]]
+        with pytest.raises(IndexMismatchError, match="16-dimensional.*32-dimensional"):
+            reopened.upsert(chunks[:2], vectors[:2, :16])
+    with pytest.raises(IndexMismatchError, match="32-dimensional.*gives 384"):
+        VectorIndex(uri, dim=384, model="test-model")
+    with pytest.raises(IndexMismatchError, match="test-model, not other-model"):
+        VectorIndex(uri, dim=32, model="other-model")
+
+
+def test_an_unreachable_milvus_server_is_named_within_the_timeout():
+    start = time.perf_counter()
+    with pytest.raises(DatabaseUnreachableError, match="127.0.0.1:9.*Milvus Lite"):
+        VectorIndex("http://127.0.0.1:9", dim=8, model="m", timeout=3)
+    assert time.perf_counter() - start < 15
+
+
+def test_reciprocal_rank_fusion_and_recall_mrr_by_hand():
+    assert retrieve.rrf([["a", "b", "c"], ["c", "a", "d"]], k=60) == ["a", "c", "b", "d"]
+    ranked = retrieve.Ranked([["x", "g1", "y"], ["g2", "x"], ["x", "y", "z"], ["x"]], [0.01, 0.02, 0.03, 0.04])
+    gold = {"q1": {"g1"}, "q2": {"g2", "g2b"}, "q3": {"g3"}, "u1": set()}
+    row = retrieve.evaluate(ranked, ["q1", "q2", "q3", "u1"], gold, ks=(1, 2))
+    assert row["questions"] == 3 and row["recall@1"] == pytest.approx(1 / 3) and row["recall@2"] == pytest.approx(2 / 3)
+    assert row["MRR"] == pytest.approx((1 / 2 + 1) / 3)
+    assert retrieve.hits(ranked, ["q1", "q2", "q3", "u1"], gold, k=1) == [False, True, False]
+
+
+def test_bm25_finds_the_chunk_that_shares_the_rare_words():
+    chunks = [Chunk("a#0", "a", "Walrus", None, "The walrus operator assigns inside an expression.", 9),
+              Chunk("b#0", "b", "Loops", None, "A for loop iterates over an iterable.", 9),
+              Chunk("c#0", "c", "Misc", None, "Nothing relevant here at all.", 6)]
+    ranked = retrieve.Bm25(chunks).search(["what does the walrus operator do", "how does a for loop iterate"], 2)
+    assert ranked.ids[0][0] == "a#0" and ranked.ids[1][0] == "b#0"
+
+
+def test_answers_are_scored_by_whole_words_citations_and_refusals():
+    assert answer.matches("None [1].", ["None"]) == answer.Match(exact=True, contained=True)
+    assert answer.matches("There is none", ["one"]) == answer.Match(exact=False, contained=False)
+    assert answer.matches("exactly one object", ["one"]) == answer.Match(exact=False, contained=True)
+    ctx = _chunks(3)
+    questions = [{"id": "q1", "answers": ["text 1"]}, {"id": "q2", "answers": ["x"]}, {"id": "u1", "answers": []}]
+    gold = {"q1": {ctx[1].id}, "q2": {"elsewhere"}, "u1": set()}
+    replies = [answer.Answer("?", True, "It is text 1 [2]", [ctx[1].id], [c.id for c in ctx], True),
+               answer.Answer("?", False, answer.REFUSAL, [], [c.id for c in ctx], True),
+               answer.Answer("?", False, answer.REFUSAL, [], [c.id for c in ctx], True)]
+    table = answer.score(questions, replies, gold)
+    assert table.loc["q1", "correct"] and table.loc["q1", "citation_correct"] and not table.loc["q1", "exact"]
+    s = answer.summary(table)
+    assert s["accuracy"] == 0.5 and s["refusal_rate_unanswerable"] == 1.0 and s["false_refusal_rate"] == 0.5
+    assert s["gold_in_context"] == 0.5 and s["accuracy_when_gold_in_context"] == 1.0
+
+
+def test_embeddings_from_an_openai_compatible_server_are_unit_vectors():
+    """llama-server with --embeddings is a real /v1/embeddings endpoint (the stand-in's mean-pooled states)."""
+    with sb.llm.stand_in(ctx_size=1024, parallel=1).__class__(
+            sb.sources.fetch(sb.llm.llamacpp.STAND_IN_SOURCE), alias="emb", ctx_size=1024, parallel=1,
+            extra_args=("--embeddings", "--pooling", "mean")) as server:
+        embedder = sb.rag.Embedder(base_url=server.base_url)
+        vectors = embedder(["first text", "second text", "first text"])
+    assert vectors.shape[0] == 3 and vectors.shape[1] > 100
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) and np.allclose(vectors[0], vectors[2], atol=1e-4)
+
+
+def test_a_milvus_lite_file_open_in_another_process_is_named(tmp_path):
+    import subprocess
+
+    uri = tmp_path / "held.db"  # a process keeps Milvus Lite's lock until it exits, even after close()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sparkbooks.rag.index import VectorIndex\n"
+                               f"VectorIndex({str(uri)!r}, dim=8, model='m'); print('open', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(DatabaseUnreachableError, match="open in another process"):
+            VectorIndex(uri, dim=8, model="m")
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
