@@ -51,7 +51,7 @@ def load_questions(path: Path = QUESTIONS, *, frozen: bool = True) -> list[dict]
 class Embedder:
     """Unit-length embeddings from the local all-MiniLM-L6-v2 (``base_url=None``) or an OpenAI-compatible server.
 
-    On a Spark: ``vllm serve Qwen/Qwen3-Embedding-0.6B --task embed`` and ``Embedder(base_url="http://localhost:8000/v1",
+    On a Spark: ``vllm serve Qwen/Qwen3-Embedding-0.6B --task embed --port 8001`` and ``Embedder(base_url="http://localhost:8001/v1",
     model="Qwen/Qwen3-Embedding-0.6B")``. ``last_seconds`` is the time the last call took.
     """
 
