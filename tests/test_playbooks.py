@@ -95,7 +95,7 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
     assert values["speed_consistent"] == notes["speed_consistent"].startswith("single stream vs sweep ≤ 2×")
     low, high = (float(x) for x in re.search(r"range ([0-9.]+)–([0-9.]+)", notes["decode_tok_s"]).groups())
     assert low <= values["decode_tok_s"] <= high
-    assert values["json_valid_rate"] == 1.0 and "100 sentences" in notes["json_valid_rate"]
+    assert values["json_valid_rate"] == 1.0 and "60 sentences" in notes["json_valid_rate"]
     low, high = (float(x) for x in re.search(r"95% CI ([0-9.]+)–([0-9.]+)", notes["json_all_fields_right"]).groups())
     assert low <= values["json_all_fields_right"] <= high
     assert "McNemar" in notes["json_all_fields_right_unconstrained"]
@@ -137,9 +137,16 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
 @pytest.mark.slow
 def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed):
     values, results = recorded(executed, "vlm")
-    assert values["schema_valid_rate"] == 1.0
-    assert values["doc_accuracy"] >= 0.5 and values["doc_accuracy"] > values["free_text_accuracy"]
     notes = {r["name"]: r["note"] for r in results["results"]}
+    # 12 invoices of seed 7, never used while developing the extraction. Measured on the dev VM (normalised): page-span
+    # LLM all fields 0.733, vendor 1.00, total 0.833; the first-candidate rule 0.667 (vendor 0.75, total 0.583); free-text
+    # LLM 0.383. The model's own choices — the issuing company among the first lines, the total among every amount —
+    # must beat the rule's "first line" and "last amount" on the same pages; the margins allow about one miss in twelve.
+    assert values["schema_valid_rate"] == 1.0
+    assert values["doc_accuracy"] >= 0.65 and values["doc_accuracy"] > values["free_text_accuracy"]
+    assert values["vendor_accuracy"] >= 0.9 and values["total_accuracy"] >= 0.75
+    for field in ("vendor", "total"):
+        assert values[f"{field}_accuracy"] > float(notes[f"{field}_accuracy"].split("the rule: ")[1]), notes
     # the gain over the rule is the recorded difference, with an interval that brackets it
     low, high = (float(x) for x in re.search(r"95% CI ([-+0-9.]+) to ([-+0-9.]+)", notes["llm_gain_over_rule"]).groups())
     assert low <= values["llm_gain_over_rule"] <= high
@@ -198,6 +205,22 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(exec
     assert "reopened: 876 chunks; same top 5: True" in notebook and "written twice, still 876" in notebook
     assert (executed["runs"] / "rag" / "work" / "index.db").is_dir()
     assert_no_server_left(executed)
+
+
+@pytest.mark.slow
+def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(executed):
+    values, results = recorded(executed, "robot-rl")
+    notes = {r["name"]: r["note"] for r in results["results"]}
+    assert values["seeds_solved"] == "3 of 3" and values["meets_threshold"] is True and values["beats_random"] is True
+    assert values["final_return"] >= 950 > 100 > values["random_return"]  # Gymnasium's threshold, far above random
+    low, high = (int(x.replace(",", "")) for x in re.search(r"range ([0-9,]+)–([0-9,]+)", notes["steps_to_threshold"]).groups())
+    assert low <= values["steps_to_threshold"] <= high <= 60_000
+    assert values["sim_steps_per_s_max"] > values["train_steps_per_s_max"] > 0  # the updates cost something
+    notebook = (executed["runs"] / "robot-rl" / "robot-rl.ipynb").read_text()
+    assert notebook.count("data:image/gif;base64,") >= 2  # before and after, rendered offscreen
+    assert "resumed from step" in notebook and "refused: InvertedPendulum-v5-seed0.zip was saved for observations (4,)" in notebook
+    checkpoints = executed["runs"] / "robot-rl" / "work" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("*.zip")) == [f"InvertedPendulum-v5-seed{s}.zip" for s in range(3)]
 
 
 @pytest.mark.slow

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -147,12 +149,28 @@ def _chunks(n: int) -> list[Chunk]:
             for i in range(n)]
 
 
-def test_milvus_lite_index_is_idempotent_persistent_and_refuses_other_vectors(tmp_path):
+@pytest.fixture(scope="module")
+def milvus_server(tmp_path_factory):
+    """A real Milvus standalone server (2.3.5, C++) started by the ``milvus`` wheel's own launcher (x86-64 Linux)."""
+    milvus = pytest.importorskip("milvus", reason="the milvus wheel (a Milvus standalone server) exists for x86-64 Linux only")
+    server = milvus.MilvusServer()
+    server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
+    with warnings.catch_warnings():  # its port finder leaves probe sockets to the garbage collector
+        warnings.simplefilter("ignore", ResourceWarning)
+        server.start()
+        gc.collect()
+    yield f"http://127.0.0.1:{server.listen_port}"
+    server.stop()
+
+
+@pytest.mark.parametrize("where", ["lite", "server"])
+def test_the_index_is_idempotent_persistent_and_refuses_other_vectors(where, tmp_path, request):
+    # the same VectorIndex code on Milvus Lite (a file) and on a Milvus server (a URI): what a user moves to
     rng = np.random.default_rng(0)
     chunks = _chunks(300)
     vectors = rng.standard_normal((300, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    uri = tmp_path / "index.db"
+    uri = tmp_path / "index.db" if where == "lite" else request.getfixturevalue("milvus_server")
     with VectorIndex(uri, dim=32, model="test-model") as index:
         index.upsert(chunks, vectors)
         index.upsert(chunks, vectors)  # again: replaced, not duplicated

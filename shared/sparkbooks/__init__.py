@@ -56,7 +56,7 @@ __version__ = "0.1.0"
 ENGINE_LAZY = ("cli", "doctor", "fileio", "notebook", "render", "runner")
 #: Domain modules and packages, loaded on first use.
 DOMAINS = ("chunking", "claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "llm", "memory", "model_specs",
-           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "rag", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
+           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "quant", "quant_eval", "rag", "robot", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
            "workloads")
 
 __all__ = sorted([

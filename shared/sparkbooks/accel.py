@@ -61,7 +61,7 @@ class AccelStatus:
     def describe(self) -> str:
         if self.on_gpu:
             return f"GPU path: {' + '.join(self.active) or 'no zero-code-change accelerator'} ({self.reason})"
-        return f"CPU path: plain pandas / scikit-learn ({self.reason})"
+        return f"CPU path: no GPU accelerator switched on ({self.reason})"
 
 
 _PROBE = "import cudf; print(int(cudf.Series([1, 2, 3]).sum()))"

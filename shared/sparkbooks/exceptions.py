@@ -11,12 +11,14 @@
      ├── InputError (also ValueError)           data handed to a function cannot be used (shape, NaN, file content, name)
      │    ├── ImageInputError                   a file is not a readable image
      │    ├── DocumentUnreadableError           a document yields no text (encrypted, corrupt, empty, not UTF-8…)
-     │    └── IndexMismatchError                a vector index was built for other vectors (dimension, model)
+     │    ├── IndexMismatchError                a vector index was built for other vectors (dimension, model)
+     │    └── CheckpointMismatchError           a checkpoint was saved for another task (observation / action shapes)
      ├── SolverError                            an optimisation stopped without a certified answer
      │    └── InfeasibleError                   … because no point satisfies the constraints
      ├── SourceError                            a data set or model file cannot be fetched
      │    └── ChecksumMismatchError             ... or its sha256 is not the registered one
      ├── NotebookExecutionError                 a cell failed while running a playbook
+     ├── TrainingDivergedError                  training produced NaN or inf (names the step and the last good checkpoint)
      ├── AcceleratorUnavailableError            a GPU was required but no GPU operation worked
      ├── MissingDependencyError (ImportError)   an optional extra is not installed
      ├── DatabaseUnreachableError (ConnectionError) a database server does not answer at its URI
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 __all__ = [
     "AcceleratorUnavailableError",
+    "CheckpointMismatchError",
     "ChecksumMismatchError",
     "ContextLengthError",
     "DatabaseUnreachableError",
@@ -69,6 +72,7 @@ __all__ = [
     "SolverError",
     "SourceError",
     "SparkbooksError",
+    "TrainingDivergedError",
     "VisionUnsupportedError",
     "require",
 ]
@@ -114,6 +118,10 @@ class IndexMismatchError(InputError):
     """A vector index holds vectors of another dimension or model than the ones offered."""
 
 
+class CheckpointMismatchError(InputError):
+    """A checkpoint was saved for another task: its observation or action shape differs (the message gives both)."""
+
+
 class SolverError(SparkbooksError):
     """An optimisation stopped without an answer it can certify."""
 
@@ -151,6 +159,10 @@ class NotebookExecutionError(SparkbooksError):
 
     def __reduce__(self):
         return (type(self), (self.slug, self.cell_index, self.ename, self.evalue, self.notebook_path))
+
+
+class TrainingDivergedError(SparkbooksError):
+    """Training produced NaN or inf (observations, rewards or weights); the message names the step and the last good checkpoint."""
 
 
 class AcceleratorUnavailableError(SparkbooksError):

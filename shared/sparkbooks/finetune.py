@@ -52,9 +52,8 @@ def _require_training() -> None:
 def base_model(name: str = STAND_IN) -> Path:
     """A transformers model folder for ``name``: ``"stand-in"`` or a local folder holding ``config.json``.
 
-    The stand-in is SmolLM2-135M-Instruct from the Q4_1 GGUF the project ships (sha256-checked),
-    dequantised to float32 once and cached as safetensors (the GGUF load takes ~20 s; the cached
-    folder loads in well under a second). Nothing is fetched from a model hub.
+    The stand-in is :func:`sparkbooks.quant_eval.stand_in_folder`: SmolLM2-135M-Instruct dequantised
+    from the GGUF the project ships, once, and cached. Nothing is fetched from a model hub.
     """
     if name != STAND_IN:
         path = Path(name).expanduser()
@@ -65,27 +64,9 @@ def base_model(name: str = STAND_IN) -> Path:
                 f"network access, or model='stand-in'.")
         return path
     _require_training()
-    from .llm.llamacpp import STAND_IN_SOURCE  # noqa: PLC0415
+    from .quant_eval import stand_in_folder  # noqa: PLC0415
 
-    gguf = sources.fetch(STAND_IN_SOURCE)
-    target = Path(settings.cache_dir) / "models" / f"smollm2-135m-instruct-from-{gguf.parent.name}"
-    if (target / "model.safetensors").is_file():
-        return target
-    from .quant_eval import load_stand_in_lm  # noqa: PLC0415
-
-    start = log.info("dequantising the stand-in GGUF to a transformers folder (once, ~20 s)")
-    lm = load_stand_in_lm()
-    lm.model.hf_quantizer = None  # dequantised already: save it as plain float32 weights
-    lm.model.config.__dict__.pop("quantization_config", None)
-    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent if target.parent.exists() else None))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    lm.model.save_pretrained(staging)
-    lm.tokenizer.save_pretrained(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-    log.info(f"cached at {target} ({{time_passed}})", time=start)
-    return target
+    return stand_in_folder()
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,12 @@ Intervals are percentile bootstraps over documents (tokens of one document are n
 from __future__ import annotations
 
 import copy
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +40,7 @@ __all__ = [
     "paired_ratio",
     "plot_comparison",
     "quantise_model",
+    "stand_in_folder",
     "token_windows",
 ]
 
@@ -78,21 +83,51 @@ class StandInLM:
     tokenizer: Any
 
 
-def load_stand_in_lm() -> StandInLM:
-    """SmolLM2-135M-Instruct from the shipped Q4_1 GGUF (checksum-verified), dequantised to float32."""
+def stand_in_folder() -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder: dequantised from the shipped Q4_1 GGUF (checksum-verified) to
+    float32 once, then cached as safetensors (the GGUF load takes ~20 s, the folder well under a second).
+
+    The one copy ``nvfp4-fit`` scores and ``fine-tune`` trains. Nothing is fetched from a model hub.
+    """
     for module in ("torch", "transformers", "accelerate", "gguf"):
         require(module, extra="models")
     import torch  # noqa: PLC0415
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
     from transformers.utils import logging as hf_logging  # noqa: PLC0415
 
-    from . import sources  # noqa: PLC0415
+    from . import log, sources  # noqa: PLC0415
     from .llm.llamacpp import STAND_IN_SOURCE  # noqa: PLC0415
+    from .settings import settings  # noqa: PLC0415
 
-    path = sources.fetch(STAND_IN_SOURCE)
+    gguf = sources.fetch(STAND_IN_SOURCE)
+    target = Path(settings.cache_dir) / "models" / f"smollm2-135m-instruct-from-{gguf.parent.name}"
+    if (target / "model.safetensors").is_file():
+        return target
+    start = log.info("dequantising the stand-in GGUF to a transformers folder (once, ~20 s)")
     hf_logging.disable_progress_bar()  # one bar per tensor says nothing a reader needs
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # dequantised already: save it as plain float32 weights
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)  # whole or absent: a second process never reads half a folder
+    log.info(f"cached at {target} ({{time_passed}})", time=start)
+    return target
+
+
+def load_stand_in_lm() -> StandInLM:
+    """SmolLM2-135M-Instruct in float32 from :func:`stand_in_folder`, in evaluation mode."""
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+
+    folder = stand_in_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     return StandInLM(model.eval(), tokenizer)
 
 

@@ -16,7 +16,6 @@ from .extract import (
     VLM_INSTRUCTION,
     Extractions,
     extract_from_text,
-    extract_with_ocr,
     extract_with_vlm,
 )
 from .fields import FIELDS, INVOICE_SCHEMA, Match, constrained_schema, first_candidates, match, normalise, page_candidates
@@ -26,6 +25,6 @@ from .scoring import Score, gain_over, plot_extractions, score
 __all__ = [
     "BIRTH_EXAMPLE", "BIRTH_INSTRUCTION", "BIRTH_SCHEMA", "Document", "EXTRACTION_EXAMPLE", "EXTRACTION_INSTRUCTION",
     "Extractions", "FIELDS", "INVOICE_SCHEMA", "LAYOUTS", "Match", "Score", "VLM_INSTRUCTION", "birth_sentences",
-    "constrained_schema", "extract_from_text", "extract_with_ocr", "extract_with_vlm", "first_candidates",
+    "constrained_schema", "extract_from_text", "extract_with_vlm", "first_candidates",
     "font_paths", "gain_over", "make_invoices", "match", "normalise", "page_candidates", "plot_extractions", "score",
 ]

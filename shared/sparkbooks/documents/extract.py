@@ -13,7 +13,7 @@ from .fields import INVOICE_SCHEMA, constrained_schema, normalise
 from .generate import Document
 
 __all__ = ["EXTRACTION_EXAMPLE", "EXTRACTION_INSTRUCTION", "Extractions", "VLM_INSTRUCTION", "extract_from_text",
-           "extract_with_ocr", "extract_with_vlm"]
+           "extract_with_vlm"]
 
 
 @dataclass(frozen=True)
@@ -70,14 +70,6 @@ def _valid(obj: dict) -> bool:
     import jsonschema  # noqa: PLC0415
 
     return jsonschema.Draft202012Validator(INVOICE_SCHEMA).is_valid(obj)
-
-
-def extract_with_ocr(endpoint, ocr, documents: list[Document], *, spans: bool = True, seed: int = 0) -> Extractions:
-    """The CPU path end to end: OCR every page, then :func:`extract_from_text`; seconds per document include the OCR."""
-    reads = [ocr.read_pages(doc.pages) for doc in documents]
-    done = extract_from_text(endpoint, [r.text for r in reads], spans=spans, seed=seed)
-    return Extractions(done.predictions, [r.seconds + s for r, s in zip(reads, done.seconds, strict=True)],
-                       texts=done.texts, replies=done.replies)
 
 
 VLM_INSTRUCTION = ("These are the pages of one scanned invoice. Return its fields as JSON. vendor: the company that "

@@ -38,7 +38,7 @@ def _client(uri: str, timeout: float):
     except ImportError:
         raise MissingDependencyError("pymilvus is not installed: `pip install -e '.[rag]'` "
                                      "(brings pymilvus[milvus-lite] and bm25s).") from None
-    remote = uri.startswith(("http://", "https://", "tcp://", "unix:"))
+    remote = _remote(uri)
     if not remote:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     # Milvus Lite's Python gRPC server rejects pymilvus's 10-second keepalive pings on an idle channel ("too_many_pings",
@@ -57,6 +57,10 @@ def _client(uri: str, timeout: float):
                 "(https://milvus.io/docs/install_standalone-docker.md: `bash standalone_embed.sh start`), check the "
                 "host and port 19530, or pass a file path such as runs/rag/index.db for embedded Milvus Lite.") from None
         raise
+
+
+def _remote(uri: str) -> bool:
+    return uri.startswith(("http://", "https://", "tcp://", "unix:"))
 
 
 def _locked(path: Path) -> bool:
@@ -83,6 +87,7 @@ class VectorIndex:
         if index_type not in INDEX_PARAMS:
             raise InputError(f"index_type {index_type!r} is not one of {sorted(INDEX_PARAMS)}")
         self.uri, self.dim, self.model, self.collection, self.index_type = str(uri), int(dim), model, collection, index_type
+        self.remote = _remote(self.uri)
         self.client = _client(self.uri, timeout)
         if self.client.has_collection(collection):
             self._check_existing()
@@ -104,7 +109,9 @@ class VectorIndex:
         params = self.client.prepare_index_params()
         params.add_index(field_name="vector", index_type=self.index_type, metric_type="IP",
                          params=INDEX_PARAMS[self.index_type])
-        self.client.create_collection(self.collection, schema=schema, index_params=params,
+        # Session consistency: this client reads its own writes (a server's default, Bounded, may not see a fresh ingest;
+        # Strong would wait for the next time tick, ~200 ms, on every search)
+        self.client.create_collection(self.collection, schema=schema, index_params=params, consistency_level="Session",
                                       properties={_MODEL_KEY: self.model})
 
     def _check_existing(self) -> None:
@@ -153,7 +160,8 @@ class VectorIndex:
                 for c, v in zip(chunks, vectors)]  # VARCHAR max_length counts bytes: 4 per character at worst
         for i in range(0, len(rows), batch):
             self.client.insert(self.collection, rows[i:i + batch])
-        self.client.flush(self.collection)
+        if not self.remote:  # Lite persists on flush; a server's log already holds the rows (Milvus advises against flushing)
+            self.client.flush(self.collection)
         return len(rows)
 
     # -- reading ---------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ unsupported type or text that is not UTF-8 is skipped with its reason in :attr:`
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -118,42 +118,52 @@ def _split_page(doc: str, page: int, text: str, starts: list[tuple[int, str]]) -
     return out
 
 
+def _sections(name: str, blocks: Iterable[tuple[bool, str]], *, heading: str = "", kind: str) -> list[Section]:
+    """Sections from a stream of ``(is_heading, text)`` blocks: each heading opens one, text joins the open one."""
+    sections, parts = [], []
+    for is_heading, text in blocks:
+        if is_heading:
+            if parts:
+                sections.append(Section(name, heading, "\n\n".join(parts)))
+            heading, parts = text, []
+        else:
+            parts.append(text)
+    if parts:
+        sections.append(Section(name, heading, "\n\n".join(parts)))
+    if not sections:
+        raise UnreadableDocument(f"{kind} without any text")
+    return sections
+
+
 def _html(path: Path) -> list[Section]:
     soup = _need("bs4").BeautifulSoup(_text(path), "html.parser")
     for junk in soup(["script", "style", "nav", "footer"]):
         junk.decompose()
-    sections, heading, parts = [], soup.title.get_text(" ", strip=True) if soup.title else "", []
-    for node in soup.find_all(["h1", "h2", "h3", "h4", "p", "pre", "li", "td"]):
-        if node.name.startswith("h"):
-            if parts:
-                sections.append(Section(path.name, heading, "\n\n".join(parts)))
-            heading, parts = node.get_text(" ", strip=True), []
-        elif not node.find_parent(["li", "td"]) or node.name in ("li", "td"):
-            parts.append(node.get_text() if node.name == "pre" else node.get_text(" ", strip=True))
-    if parts:
-        sections.append(Section(path.name, heading, "\n\n".join(parts)))
-    if not sections:
-        raise UnreadableDocument("HTML without any text")
-    return sections
+
+    def blocks() -> Iterator[tuple[bool, str]]:
+        for node in soup.find_all(["h1", "h2", "h3", "h4", "p", "pre", "li", "td"]):
+            if node.name.startswith("h"):
+                yield True, node.get_text(" ", strip=True)
+            elif not node.find_parent(["li", "td"]) or node.name in ("li", "td"):
+                yield False, node.get_text() if node.name == "pre" else node.get_text(" ", strip=True)
+
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    return _sections(path.name, blocks(), heading=title, kind="HTML")
 
 
 def _markdown(path: Path) -> list[Section]:
     tokens = _need("markdown_it").MarkdownIt("commonmark").parse(_text(path))
-    sections, heading, parts = [], "", []
-    for n, token in enumerate(tokens):
-        if token.type == "heading_open":
-            if parts:
-                sections.append(Section(path.name, heading, "\n\n".join(parts)))
-            heading, parts = tokens[n + 1].content, []
-        elif token.type == "inline" and tokens[n - 1].type != "heading_open":
-            parts.append(token.content)  # the raw source text: markdown emphasis would eat __dunder__ names
-        elif token.type in ("fence", "code_block"):
-            parts.append(token.content.rstrip("\n"))
-    if parts:
-        sections.append(Section(path.name, heading, "\n\n".join(parts)))
-    if not sections:
-        raise UnreadableDocument("Markdown without any text")
-    return sections
+
+    def blocks() -> Iterator[tuple[bool, str]]:
+        for n, token in enumerate(tokens):
+            if token.type == "heading_open":
+                yield True, tokens[n + 1].content
+            elif token.type == "inline" and tokens[n - 1].type != "heading_open":
+                yield False, token.content  # the raw source text: markdown emphasis would eat __dunder__ names
+            elif token.type in ("fence", "code_block"):
+                yield False, token.content.rstrip("\n")
+
+    return _sections(path.name, blocks(), kind="Markdown")
 
 
 def _plain(path: Path) -> list[Section]:

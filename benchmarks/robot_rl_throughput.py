@@ -1,0 +1,63 @@
+"""MuJoCo steps/s against the number of environments, and PPO's time to Gymnasium's threshold over seeds.
+
+Simulation alone: Gymnasium's synchronous vector env with random actions (500 steps per copy
+after a warm-up). Simulation + PPO: Stable-Baselines3 training, two rollouts of 2,048 steps in
+total split over the environments, each followed by 10 epochs of updates (the update work is equal
+at every count). Time to threshold: the playbook's own ``sb.robot.train.train`` from scratch per
+seed (evaluation every 4,096 steps on 10 deterministic episodes, wall time including evaluations).
+
+    python benchmarks/robot_rl_throughput.py [--env InvertedPendulum-v5] [--n-envs 1 4 16 64] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sparkbooks import robot
+from sparkbooks.hardware import detect
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default=robot.tasks.FAST_TASK)
+    parser.add_argument("--n-envs", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-envs", type=int, default=4)
+    parser.add_argument("--max-steps", type=int, default=200_000)
+    args = parser.parse_args()
+
+    sim = robot.tasks.throughput(args.env, args.n_envs, steps=500)
+    update = robot.train.update_rate(args.env, args.n_envs)
+    threshold = robot.tasks.threshold(args.env)
+    times, steps = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            r = robot.train.train(args.env, out=Path(tmp), seed=seed, n_envs=args.train_envs, max_steps=args.max_steps,
+                                  eval_every=4096, eval_episodes=10)
+            times.append(r.solved_s if r.solved else float("nan"))
+            steps.append(r.solved_steps if r.solved else None)
+            print(f"  seed {seed}: " + (f"solved at {r.solved_steps:,} steps, {r.solved_s:.1f} s" if r.solved
+                                        else f"not solved in {r.steps:,} steps"), flush=True)
+    print(f"\n{args.env} on {detect().summary()}\n")
+    print("| n_envs | simulation steps/s | simulation + PPO steps/s |")
+    print("|---|---|---|")
+    for n in args.n_envs:
+        print(f"| {n} | {sim.loc[n, 'steps_per_s']:,.0f} | {update.loc[n, 'steps_per_s']:,.0f} |")
+    print(f"\n| seed | steps to {threshold:.0f} | seconds |\n|---|---|---|")
+    for seed, t, s in zip(args.seeds, times, steps):
+        print(f"| {seed} | {s if s is not None else 'not solved'} | {t:.1f} |")
+    solved = [t for t in times if t == t]
+    print(f"\ntime to threshold: median {np.median(solved):.1f} s over {len(solved)} of {len(times)} seeds" if solved else "")
+    print(json.dumps({"n_envs": list(args.n_envs), "steps_per_s": [round(float(sim.loc[n, "steps_per_s"])) for n in args.n_envs],
+                      "train_steps_per_s": [round(float(update.loc[n, "steps_per_s"])) for n in args.n_envs],
+                      "time_to_threshold_s": [round(t, 2) if t == t else None for t in times],
+                      "steps_to_threshold": steps, "threshold": threshold, "env": args.env}))
+
+
+if __name__ == "__main__":
+    main()

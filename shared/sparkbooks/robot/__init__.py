@@ -1,0 +1,40 @@
+"""Robot control by reinforcement learning: MuJoCo tasks, PPO training, throughput and rollout videos.
+
+- :mod:`.tasks` — which MuJoCo tasks exist (Gymnasium's registry), their "solved" thresholds, and
+  how many simulation steps per second a vectorised set of them runs;
+- :mod:`.train` — Stable-Baselines3 PPO to a threshold, evaluated on its own episodes, with atomic
+  checkpoints, resume, NaN stops and refused mismatched checkpoints;
+- :mod:`.video` — an offscreen rollout (MuJoCo's renderer through EGL or OSMesa) as an animated GIF.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+import os
+
+#: Why MuJoCo cannot render on this machine (None: it can try). Simulation and training never need rendering.
+RENDER_PROBLEM: str | None = None
+
+
+def _choose_gl() -> None:
+    """Pick MuJoCo's OpenGL backend before ``import mujoco`` (which loads it): EGL on a headless machine.
+
+    A backend whose library is missing would make ``import mujoco`` itself fail (PyOpenGL raises
+    on import), taking the physics down with the renderer; rendering is switched off instead and
+    :data:`RENDER_PROBLEM` says why.
+    """
+    global RENDER_PROBLEM
+    backend = os.environ.setdefault("MUJOCO_GL", "egl").lower()
+    library = {"egl": "EGL", "osmesa": "OSMesa", "glx": "GL"}.get(backend)
+    if library and ctypes.util.find_library(library) is None:
+        RENDER_PROBLEM = f"MUJOCO_GL={backend}, but lib{library} is not installed"
+        os.environ["MUJOCO_GL"] = "disable"
+    elif library:
+        os.environ.setdefault("PYOPENGL_PLATFORM", backend)
+
+
+_choose_gl()
+
+from . import tasks, train, video  # noqa: E402
+
+__all__ = ["RENDER_PROBLEM", "tasks", "train", "video"]
