@@ -8,11 +8,11 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
 $(BIN)/sparkbooks: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PIP) install -e '.[models,singlecell,topics,vision,rag,robot]'
+	$(PIP) install -e '.[models,singlecell,topics,vision,rag,robot,kg]'
 	@touch $@
 
 $(VENV)/.test-extras: $(BIN)/sparkbooks
-	$(PIP) install -e '.[test,models,singlecell,topics,vision,rag,robot]'
+	$(PIP) install -e '.[test,models,singlecell,topics,vision,rag,robot,kg]'
 	@touch $@
 
 install: $(BIN)/sparkbooks
@@ -32,7 +32,7 @@ test: $(VENV)/.test-extras llama-server
 
 ## Benchmarks (not part of `make test`): each prints a table, then one JSON line.
 bench: $(BIN)/sparkbooks
-	$(PIP) install -e '.[models,singlecell,topics,vision,rag,robot,bench]'
+	$(PIP) install -e '.[models,singlecell,topics,vision,rag,robot,kg,bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 ## Strip notebooks for commit, taking nbval reference outputs from a fresh cpu run.

@@ -97,3 +97,26 @@ def test_topic_map_is_interactive_offline(browser, executed):
     assert hover and hover[0].text.strip()
     off_machine = [u for u in requests if urlparse(u).scheme not in ("file", "data", "about", "chrome")]
     assert off_machine == []
+
+
+def test_knowledge_graph_draws_offline_inside_its_frame(browser, executed):
+    """txt2kg's vis-network page (inlined JavaScript, in an iframe) draws every entity of the gold graph offline."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    requests = _load(browser, executed["site"] / "txt2kg.html")
+    results = json.loads((executed["runs"] / "txt2kg" / "results.json").read_text())
+    entities = next(r["value"] for r in results["results"] if r["name"] == "gold_graph_entities")
+    frame = browser.find_element(By.CSS_SELECTOR, "iframe.sb-graph")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", frame)
+    browser.switch_to.frame(frame)
+    try:
+        drawn = WebDriverWait(browser, 20).until(
+            lambda d: d.execute_script("return window.sbNetwork && window.sbNetwork.body.data.nodes.length"))
+        canvas = browser.find_element(By.CSS_SELECTOR, "#graph canvas")
+        assert drawn == entities and canvas.size["width"] > 200 and canvas.size["height"] > 200
+    finally:
+        browser.switch_to.default_content()
+    requests += _requests(browser)
+    off_machine = [u for u in requests if urlparse(u).scheme not in ("file", "data", "about", "chrome")]
+    assert off_machine == []

@@ -259,3 +259,18 @@ def test_a_milvus_lite_file_open_in_another_process_is_named(tmp_path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+def test_a_documents_folder_that_is_missing_empty_or_a_file_is_named(tmp_path):
+    from sparkbooks.rag.ingest import folder_files
+
+    with pytest.raises(sb.InputError, match="no such folder"):
+        folder_files(tmp_path / "missing")
+    with pytest.raises(sb.InputError, match="holds no files"):
+        folder_files(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.md").write_text("# A\n\ntext\n")
+    (tmp_path / "b.txt").write_text("text\n")
+    assert folder_files(tmp_path) == [tmp_path / "b.txt", tmp_path / "sub" / "a.md"]
+    with pytest.raises(sb.InputError, match="not a folder"):
+        folder_files(tmp_path / "b.txt")

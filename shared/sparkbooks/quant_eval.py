@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,13 +175,15 @@ def quantise_model(model, recipe: Recipe) -> QuantisedModel:
         q = torch.from_numpy(activation_quantiser(x.detach().float().cpu().numpy())).to(device=x.device, dtype=x.dtype)
         return (q, *args[1:])
 
+    layers = [(name, module) for name, module in clone.named_modules()
+              if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head") and id(module.weight) not in kept]
+    weights = [module.weight.detach().cpu().numpy().copy() for _, module in layers]  # copy_ below would change a view
+    # numpy's array passes release the GIL: layers quantise in parallel, each exactly as it would alone
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        quantised = list(pool.map(quantise, weights))
     rows = []
     with torch.no_grad():
-        for name, module in clone.named_modules():
-            if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head") or id(module.weight) in kept:
-                continue
-            weight = module.weight.detach().cpu().numpy().copy()  # the copy_ below would change a view
-            q = quantise(weight)
+        for (name, module), weight, q in zip(layers, weights, quantised):
             module.weight.copy_(torch.from_numpy(q))
             if recipe.activations:
                 module.register_forward_pre_hook(quantise_input)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from ..chunking import Section
 from ..exceptions import DocumentUnreadableError as UnreadableDocument
-from ..exceptions import MissingDependencyError
+from ..exceptions import InputError, MissingDependencyError
 
-__all__ = ["Ingestion", "SUPPORTED", "extract", "ingest"]
+__all__ = ["Ingestion", "SUPPORTED", "extract", "folder_files", "ingest"]
 
 SUPPORTED = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt")
 
@@ -183,6 +183,18 @@ def extract(path: Path) -> list[Section]:
     if path.stat().st_size == 0:
         raise UnreadableDocument("empty file")
     return reader(path)
+
+
+def folder_files(folder: str | Path) -> list[Path]:
+    """Every file under ``folder`` (recursively, sorted); a missing or empty folder is an :class:`InputError` that says so."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InputError(f"documents={str(folder)!r}: {'not a folder' if root.exists() else 'no such folder'} — "
+                         "pass a folder of PDF, HTML, Markdown or text files")
+    found = sorted(p for p in root.rglob("*") if p.is_file())
+    if not found:
+        raise InputError(f"documents={str(folder)!r} holds no files")
+    return found
 
 
 def ingest(paths: Iterable[Path]) -> Ingestion:

@@ -1,0 +1,113 @@
+"""LadybugDB against networkx in memory: load, a 2-hop neighbourhood query and PageRank at 10k, 100k and 1M edges.
+
+Synthetic directed graphs with a heavy-tailed in-degree (targets drawn from a Pareto law, as in
+real knowledge graphs where a few entities — a continent, a currency — collect most links), four
+edges per node, duplicates and self-loops removed. LadybugDB: ``GraphStore.bulk_load`` (``COPY``
+into the file) timed to a reopened, counted database; the 2-hop query is the playbook's Cypher
+pattern ``(a {name: $n})-[:Fact*1..2]-(b)`` returning the distinct neighbours, from the same 20
+seeded start nodes for both engines (their answers are compared: they must be the same sets).
+PageRank: LadybugDB's ALGO extension downloads from extension.ladybugdb.com (not reachable here),
+so the database's figure is what the playbook does — read the edges out into networkx, then
+PageRank — and networkx's is PageRank on the graph already in memory.
+
+    python benchmarks/txt2kg_graph.py [--edges 10000 100000 1000000] [--queries 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pandas as pd
+
+from sparkbooks.hardware import detect
+from sparkbooks.kg import graph
+from sparkbooks.kg.store import GraphStore
+
+TWO_HOP = "MATCH (a:Entity {name: $n})-[:Fact*1..2]-(b:Entity) RETURN DISTINCT b.name AS name"
+
+
+def synthetic(n_edges: int, seed: int = 0) -> pd.DataFrame:
+    """About ``n_edges`` unique directed edges over ``n_edges / 4`` nodes with a heavy-tailed in-degree."""
+    rng = np.random.default_rng(seed)
+    n_nodes = max(n_edges // 4, 10)
+    draw = int(n_edges * 1.3)
+    src = rng.integers(0, n_nodes, draw)
+    dst = np.minimum((rng.pareto(1.1, draw) * n_nodes / 200).astype(np.int64), n_nodes - 1)
+    edges = pd.DataFrame({"s": src, "o": dst})
+    edges = edges[edges.s != edges.o].drop_duplicates().head(n_edges)
+    return pd.DataFrame({"subject": "n" + edges.s.astype(str), "relation": "linked",
+                         "object": "n" + edges.o.astype(str)}).reset_index(drop=True)
+
+
+def one_size(n_edges: int, queries: int, tmp: Path) -> dict:
+    facts = synthetic(n_edges)
+    start = time.perf_counter()
+    with GraphStore(tmp / f"g{n_edges}.lbug") as store:
+        store.bulk_load(facts)
+    with GraphStore(tmp / f"g{n_edges}.lbug") as store:
+        nodes, edges = store.counts()
+        load_s = time.perf_counter() - start
+        rng = np.random.default_rng(1)
+        starts = list(rng.choice(pd.unique(facts["subject"]), queries, replace=False))
+        db_ms, db_sets = [], []
+        for name in starts:
+            t = time.perf_counter()
+            db_sets.append(set(store.query(TWO_HOP, {"n": name})["name"]))
+            db_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        exported = graph.to_networkx(store.facts())
+        export_s = time.perf_counter() - t
+    t = time.perf_counter()
+    g = nx.DiGraph()
+    g.add_edges_from(zip(facts["subject"], facts["object"]))
+    nx_load_s = time.perf_counter() - t
+    undirected = g.to_undirected(as_view=True)
+    nx_ms, agree = [], 0
+    for name, db_set in zip(starts, db_sets):
+        t = time.perf_counter()
+        near = set(nx.single_source_shortest_path_length(undirected, name, cutoff=2)) - {name}
+        nx_ms.append((time.perf_counter() - t) * 1000)
+        agree += near == db_set - {name}  # Cypher's walks may come back to the start node
+    t = time.perf_counter()
+    nx.pagerank(nx.DiGraph(exported))
+    db_pagerank_s = export_s + time.perf_counter() - t
+    t = time.perf_counter()
+    nx.pagerank(g)
+    nx_pagerank_s = time.perf_counter() - t
+    return {"n_edges": edges, "nodes": nodes, "load_s": load_s, "two_hop_ms": float(np.median(db_ms)),
+            "two_hop_p95_ms": float(np.percentile(db_ms, 95)), "networkx_load_s": nx_load_s,
+            "networkx_two_hop_ms": float(np.median(nx_ms)), "export_s": export_s, "pagerank_s": db_pagerank_s,
+            "networkx_pagerank_s": nx_pagerank_s, "same_answers": f"{agree}/{len(starts)}",
+            "mean_two_hop_size": float(np.mean([len(s) for s in db_sets]))}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--edges", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=20)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.edges:
+            rows.append(one_size(n, args.queries, Path(tmp)))
+            print(f"  {rows[-1]['n_edges']:,} edges done", flush=True)
+    print(f"\nLadybugDB vs networkx on {detect().summary()} (backend: {graph.backend()})\n")
+    print("| edges | nodes | LadybugDB load s | networkx load s | 2-hop ms p50 (p95), LadybugDB | 2-hop ms p50, networkx "
+          "| same answers | 2-hop size | PageRank s, from the DB | PageRank s, networkx |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['n_edges']:,} | {r['nodes']:,} | {r['load_s']:.2f} | {r['networkx_load_s']:.2f} | "
+              f"{r['two_hop_ms']:.1f} ({r['two_hop_p95_ms']:.1f}) | {r['networkx_two_hop_ms']:.2f} | {r['same_answers']} | "
+              f"{r['mean_two_hop_size']:,.0f} | {r['pagerank_s']:.2f} (export {r['export_s']:.2f}) | {r['networkx_pagerank_s']:.2f} |")
+    keys = ["n_edges", "load_s", "two_hop_ms", "pagerank_s", "networkx_pagerank_s", "networkx_load_s", "networkx_two_hop_ms"]
+    print(json.dumps({k: [round(r[k], 4) if isinstance(r[k], float) else r[k] for r in rows] for k in keys}))
+
+
+if __name__ == "__main__":
+    main()
