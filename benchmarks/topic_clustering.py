@@ -26,7 +26,15 @@ BBC News (``--bbc``) they are the editors' 5 sections; there the classic baselin
 LDA and NMF on the bag-of-words and k-means on the embeddings, with k = 5 and k = the number of
 topics our pipeline found.
 
-    python benchmarks/topic_clustering.py [--size 5000] [--seeds 5] [--bbc] [--gensim]
+**Reduction** (``--reduce 100``): the tweets but a seeded tenth held out (57k), clustered with
+``min_cluster_size`` 10 (about a thousand topics: correct by HDBSCAN, unreadable), then brought to at
+most 100 topics — ours by ``TopicModel.reduce`` (average-linkage merges of topic centroids, and of
+c-TF-IDF word weights), BERTopic by its own ``reduce_topics`` on its own clusters of the same
+embeddings — and ours again after ``reassign_outliers``. Keywords by the one rule, NPMI counted in the
+clustered tweets and in the held-out ones, diversity, NMI against the outlets; ``--reduce-seeds``
+runs (default 1: each costs ≈ 4 minutes on 2 cores).
+
+    python benchmarks/topic_clustering.py [--size 5000] [--seeds 5] [--bbc] [--gensim] [--reduce 100]
 """
 
 from __future__ import annotations
@@ -58,7 +66,8 @@ def fit_ours(docs, vectors, seed: int, min_cluster_size: int, **settings):
     return time.perf_counter() - start, model.labels_
 
 
-def fit_bertopic(docs, vectors, seed: int, min_cluster_size: int, *, ours: bool):
+def bertopic_model(seed: int, min_cluster_size: int, *, ours: bool):
+    """BERTopic with its defaults (``ours=False``) or this package's UMAP / HDBSCAN settings, seeded."""
     import hdbscan
     import umap
     from bertopic import BERTopic
@@ -67,7 +76,11 @@ def fit_bertopic(docs, vectors, seed: int, min_cluster_size: int, *, ours: bool)
                         random_state=seed, **({"n_epochs": 100, "init": "pca"} if ours else {}))
     clusterer = hdbscan.HDBSCAN(min_cluster_size=min_cluster_size, metric="euclidean", cluster_selection_method="eom",
                                 min_samples=5 if ours else None, prediction_data=not ours)
-    model = BERTopic(umap_model=reducer, hdbscan_model=clusterer, vectorizer_model=topics.vectorizer())
+    return BERTopic(umap_model=reducer, hdbscan_model=clusterer, vectorizer_model=topics.vectorizer())
+
+
+def fit_bertopic(docs, vectors, seed: int, min_cluster_size: int, *, ours: bool):
+    model = bertopic_model(seed, min_cluster_size, ours=ours)
     start = time.perf_counter()
     labels, _ = model.fit_transform(list(docs), vectors)
     return time.perf_counter() - start, np.asarray(labels)
@@ -186,14 +199,85 @@ def bbc_benchmark(seeds: int):
     return summary
 
 
+def reduction_benchmark(target: int, seeds: int) -> dict[str, float]:
+    """All tweets but a held-out tenth, ~1,000 HDBSCAN topics, reduced to ``target``: ours (by centroids, by words,
+    + outliers placed) against BERTopic's ``reduce_topics``; NPMI counted in the fitted tweets and in the held-out ones."""
+    tweets = datasets.health_tweets()
+    docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
+    vectors = embeddings.embed(list(docs), show_progress=False)
+    held = np.random.default_rng(0).random(len(docs)) < 0.1
+    fit_docs, fit_vectors, reference = list(docs[~held]), vectors[~held], tweets["source"].to_numpy()[~held]
+    bag = topics.vectorizer().fit(fit_docs)
+    counts, vocab = bag.transform(fit_docs), bag.get_feature_names_out()
+    held_counts = topics.vectorizer(vocabulary=vocab, min_df=1).transform(docs[held])
+
+    def scored(labels, seconds):
+        words = list(topics.keywords(counts, labels, vocab, top_n=10, min_word_docs=3).values())
+        return {"s": seconds, "topics": len(words), "outlier_share": float(np.mean(labels < 0)),
+                "npmi": float(np.mean(topic_eval.coherence(words, counts, vocab))) if words else np.nan,
+                "npmi_held": float(np.mean(topic_eval.coherence(words, held_counts, vocab))) if words else np.nan,
+                "diversity": topics.topic_diversity(words),
+                "nmi": topic_eval.agreement(labels, reference, permutations=1, seed=0)["nmi"]}
+
+    def timed(fn):
+        start = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - start
+
+    rows: dict[str, list[dict]] = {}
+    for seed in range(seeds):
+        ours, fit_s = timed(lambda: topics.TopicModel(min_cluster_size=10, random_state=seed).fit(fit_docs, fit_vectors))
+        by_centroid, centroid_s = timed(lambda: ours.reduce(fit_vectors, n_topics=target))
+        by_words, words_s = timed(lambda: ours.reduce(fit_vectors, n_topics=target, by="words"))
+        placed, placed_s = timed(lambda: by_centroid.reassign_outliers(fit_vectors, threshold=0.5))
+        model = bertopic_model(seed, 10, ours=False)
+        _, bert_fit_s = timed(lambda: model.fit_transform(fit_docs, fit_vectors))
+        before = np.asarray(model.topics_)
+        # BERTopic counts its outlier topic −1 among nr_topics: target + 1 leaves `target` real topics
+        _, bert_reduce_s = timed(lambda: model.reduce_topics(fit_docs, nr_topics=target + 1))
+        for name, labels, seconds in (("ours, as clustered", ours.labels_, fit_s),
+                                      (f"ours, to {target} by centroids", by_centroid.labels_, centroid_s),
+                                      (f"ours, to {target} by words", by_words.labels_, words_s),
+                                      ("ours, by centroids + outliers placed", placed.labels_, placed_s),
+                                      ("BERTopic default, as clustered", before, bert_fit_s),
+                                      (f"BERTopic, reduce_topics to {target}", np.asarray(model.topics_), bert_reduce_s)):
+            rows.setdefault(name, []).append(scored(labels, seconds))
+        print(f"  reduction: seed {seed} done", flush=True)
+    summary = summarise(rows, ["s", "topics", "outlier_share", "npmi", "npmi_held", "diversity", "nmi"])
+    table(f"Health tweets: {int((~held).sum()):,} clustered (min_cluster_size 10), {int(held.sum()):,} held out; reduced to "
+          f"≤ {target}; NPMI of the ≥3-docs keywords; mean ± sd over {seeds} seed(s)", summary,
+          [("seconds", "s", ".2f"), ("topics", "topics", ".1f"), ("outliers", "outlier_share", ".3f"),
+           ("NPMI fitted", "npmi", ".4f"), ("NPMI held out", "npmi_held", ".4f"), ("diversity", "diversity", ".3f"),
+           ("NMI outlets", "nmi", ".4f")])
+    pick = lambda row, key: round(summary[row][key][0], 4)  # noqa: E731
+    return {"ours_topics": pick("ours, as clustered", "topics"), "ours_npmi": pick("ours, as clustered", "npmi"),
+            "ours_npmi_held": pick("ours, as clustered", "npmi_held"),
+            "ours_topics_reduced": pick(f"ours, to {target} by centroids", "topics"),
+            "ours_npmi_reduced": pick(f"ours, to {target} by centroids", "npmi"),
+            "ours_npmi_reduced_held": pick(f"ours, to {target} by centroids", "npmi_held"),
+            "ours_npmi_reduced_words": pick(f"ours, to {target} by words", "npmi"),
+            "ours_npmi_reduced_words_held": pick(f"ours, to {target} by words", "npmi_held"),
+            "ours_outliers_placed": pick("ours, by centroids + outliers placed", "outlier_share"),
+            "bertopic_topics_reduced": pick(f"BERTopic, reduce_topics to {target}", "topics"),
+            "bertopic_npmi": pick("BERTopic default, as clustered", "npmi"),
+            "bertopic_npmi_reduced": pick(f"BERTopic, reduce_topics to {target}", "npmi"),
+            "bertopic_npmi_reduced_held": pick(f"BERTopic, reduce_topics to {target}", "npmi_held"),
+            "reduce_seeds": seeds}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=5000)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--bbc", action="store_true", help="also score on BBC News with LDA / NMF / k-means baselines")
     parser.add_argument("--gensim", action="store_true", help="also compute gensim's c_npmi for seed 0")
+    parser.add_argument("--reduce", type=int, default=None, help="only the reduction benchmark: all tweets to this many topics")
+    parser.add_argument("--reduce-seeds", type=int, default=1)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")  # UMAP / BERTopic chatter about seeds and deprecations
+    if args.reduce:
+        print(json.dumps(reduction_benchmark(args.reduce, args.reduce_seeds)))
+        return
     tweets, gensim = tweets_benchmark(args.size, args.seeds, args.gensim)
     headline = {"n_docs": args.size, "seeds": args.seeds}
     for row, key in (("ours", "ours"), ("BERTopic default", "bertopic"), ("BERTopic, our settings", "bertopic_same")):

@@ -180,3 +180,61 @@ def test_topics_over_time_drops_thin_periods():
 def test_class_doc_frequency_counts_documents_not_occurrences():
     counts = sp.csr_matrix(np.array([[3, 0], [1, 1], [0, 2]]))
     assert topics.class_doc_frequency(counts, np.array([0, 0, 1])).toarray().tolist() == [[2, 1], [0, 1]]
+
+
+def test_reduce_merges_the_closest_topics_and_keeps_the_tree(fitted):
+    model, docs, vectors, groups = fitted
+    centres = model.centroids(vectors)
+    ids = sorted(centres)
+    _, a, b = min((1 - float(centres[x] @ centres[y]), x, y) for i, x in enumerate(ids) for y in ids[i + 1:])
+    reduced = model.reduce(vectors, n_topics=4)
+    assert reduced.n_topics_ == 4 and model.n_topics_ == 5  # a copy: the fitted model is unchanged
+    assert reduced.merged_[a] == reduced.merged_[b] and len(set(reduced.merged_.values())) == 4
+    for old, new in reduced.merged_.items():  # every document moved with its topic, outliers stayed
+        assert (reduced.labels_[model.labels_ == old] == new).all()
+    assert ((reduced.labels_ < 0) == (model.labels_ < 0)).all()
+    sizes = np.bincount(reduced.labels_[reduced.labels_ >= 0])
+    assert (np.diff(sizes) <= 0).all()  # topic 0 is the largest
+    assert reduced.topic_words_ == topics.keywords(model.counts_, reduced.labels_, model.vocabulary_,
+                                                   top_n=model.top_n, min_word_docs=model.min_word_docs)
+    assert model.reduce(vectors, n_topics=1).n_topics_ == 1 and model.reduce(vectors, distance=1e-9).n_topics_ == 5
+    by_words = model.reduce(vectors, n_topics=4, by="words")  # c-TF-IDF weights: the filler words make all topics alike
+    assert by_words.n_topics_ == 4 and set(by_words.merged_) == set(model.topic_words_)
+    with pytest.raises(InputError, match="by='letters'"):
+        model.reduce(vectors, n_topics=2, by="letters")
+    ax = topics.hierarchy_figure(reduced)
+    assert len(ax.get_yticklabels()) == 5 and any(" → " in t.get_text() for t in ax.get_yticklabels())
+    with pytest.raises(InputError, match="exactly one"):
+        model.reduce(vectors)
+    with pytest.raises(InputError, match="exactly one"):
+        model.reduce(vectors, n_topics=2, distance=0.5)
+    with pytest.raises(InputError, match="pass the fitted ones"):
+        model.reduce(vectors[:10], n_topics=2)
+    with pytest.raises(InputError, match="TopicModel.reduce"):
+        topics.hierarchy_figure(model)
+
+
+def test_outliers_taken_from_known_topics_go_back_to_them(fitted):
+    import copy
+
+    model, docs, vectors, groups = fitted
+    clustered = np.flatnonzero(model.labels_ >= 0)
+    taken = clustered[::7]
+    damaged = copy.copy(model)
+    damaged.labels_ = model.labels_.copy()
+    damaged.labels_[taken] = -1
+    back = damaged.reassign_outliers(vectors, threshold=0.0)
+    assert back.reassigned_ >= len(taken) and (back.labels_[taken] == model.labels_[taken]).all()
+    assert (damaged.labels_[taken] == -1).all()  # a copy again
+    assert damaged.reassign_outliers(vectors, threshold=1.0).reassigned_ == 0  # nothing is that close to a centroid
+    with pytest.raises(InputError, match="cosine"):
+        damaged.reassign_outliers(vectors, threshold=2)
+
+
+def test_quality_scores_counted_documents_as_it_scores_the_texts(fitted):
+    from sparkbooks import topic_eval
+
+    model, docs, vectors, groups = fitted
+    texts = docs[::3]
+    assert topic_eval.quality(model, corpus=texts) == topic_eval.quality(
+        model, counts=topic_eval.held_out_counts(model, texts))

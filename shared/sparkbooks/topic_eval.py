@@ -21,7 +21,7 @@ import numpy as np
 from .exceptions import InputError
 from .topics import TopicModel, npmi_coherence, topic_diversity, vectorizer
 
-__all__ = ["BASELINES", "agreement", "baseline", "coherence", "quality"]
+__all__ = ["BASELINES", "agreement", "baseline", "coherence", "held_out_counts", "quality"]
 
 
 def coherence(topic_words: Sequence[Sequence[str]], counts, vocabulary: np.ndarray, *, top_k: int = 10,
@@ -53,11 +53,16 @@ def agreement(labels: Sequence, reference: Sequence, *, permutations: int = 20, 
 
 
 def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Sequence[str] | None = None,
-            top_k: int = 10, seed: int = 0) -> dict[str, float]:
+            counts=None, top_k: int = 10, seed: int = 0) -> dict[str, float]:
     """Topics, outliers, NPMI (strict and gensim-style) of the top ``top_k`` keywords counted in ``corpus`` —
-    pass documents the model did not see (held out) — diversity, and :func:`agreement` given ``reference``."""
+    pass documents the model did not see (held out) — diversity, and :func:`agreement` given ``reference``.
+
+    ``counts``: ``corpus`` already counted over ``model.vocabulary_`` (:func:`held_out_counts`), to score
+    several models that share a vocabulary (a model and its reductions) without counting it again.
+    """
     words = list(model.topic_words_.values())
-    counts = model.counts_ if corpus is None else vectorizer(vocabulary=model.vocabulary_, min_df=1).transform(corpus)
+    if counts is None:
+        counts = model.counts_ if corpus is None else held_out_counts(model, corpus)
     scores = {"topics": model.n_topics_, "outlier_share": float(np.mean(model.labels_ < 0)),
               "npmi": float(np.mean(coherence(words, counts, model.vocabulary_, top_k=top_k))) if words else float("nan"),
               "npmi_gensim_eps": float(np.mean(coherence(words, counts, model.vocabulary_, top_k=top_k, eps=1e-12)))
@@ -67,6 +72,11 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
         scores |= {k: v for k, v in agreement(model.labels_, reference, seed=seed).items()
                    if k not in ("clusters", "outlier_share")}
     return scores
+
+
+def held_out_counts(model: TopicModel, corpus: Sequence[str]):
+    """``corpus`` counted over the model's vocabulary (documents × terms, sparse), for :func:`quality`."""
+    return vectorizer(vocabulary=model.vocabulary_, min_df=1).transform(corpus)
 
 
 def _lda(counts, embeddings, k: int, seed: int) -> np.ndarray:

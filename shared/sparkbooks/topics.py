@@ -19,7 +19,7 @@ from .session import active
 from .timing import Stopwatch
 
 __all__ = [
-    "CTfidf", "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "keywords", "name_topics",
+    "CTfidf", "TopicModel", "class_doc_frequency", "clean_text", "ctfidf", "hierarchy_figure", "keywords", "name_topics",
     "npmi_coherence", "show", "top_terms", "topic_diversity", "topic_map", "topics_over_time", "vectorizer",
 ]
 
@@ -304,6 +304,95 @@ class TopicModel:
             out[topic] = [docs[i] for i in closest]
         return out
 
+    def centroids(self, embeddings: np.ndarray) -> dict[int, np.ndarray]:
+        """Each topic's mean embedding, scaled to unit length (topic → vector)."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if len(embeddings) != len(self.labels_):
+            raise InputError(f"{len(embeddings)} embeddings for {len(self.labels_)} documents: pass the fitted ones.")
+        out = {}
+        for topic in sorted(self.topic_words_):
+            centre = embeddings[self.labels_ == topic].mean(axis=0)
+            out[topic] = centre / max(float(np.linalg.norm(centre)), 1e-12)
+        return out
+
+    def reduce(self, embeddings: np.ndarray, *, n_topics: int | None = None, distance: float | None = None,
+               by: str = "embeddings") -> TopicModel:
+        """A copy with similar topics merged — to ``n_topics`` topics, or every merge closer than ``distance``.
+
+        Topics are joined by average-linkage agglomeration (cosine distance) of their centroid
+        embeddings (``by="embeddings"``, as BERTopic's ``reduce_topics`` joins topic embeddings) or of
+        their c-TF-IDF word weights (``by="words"``, BERTopic's ``use_ctfidf=True``); keywords are recomputed by the same rule
+        on the merged topics, outliers stay outliers, and new topic numbers run from the largest (0).
+        The copy keeps ``hierarchy_`` (scipy's linkage matrix over the original topics, for
+        :func:`hierarchy_figure`), ``merged_`` (original topic → new topic), ``parent_topics_`` and
+        ``parent_words_`` (the original topics and their keywords).
+        This model is left as it was.
+        """
+        import copy  # noqa: PLC0415
+
+        from scipy.cluster.hierarchy import fcluster, linkage  # noqa: PLC0415
+
+        if (n_topics is None) == (distance is None):
+            raise InputError("reduce needs exactly one of n_topics (a target count) or distance (a cosine distance cut).")
+        if n_topics is not None and not 1 <= n_topics:
+            raise InputError(f"n_topics={n_topics}: ask for at least one topic.")
+        if by not in ("embeddings", "words"):
+            raise InputError(f"by={by!r}: merge by 'embeddings' (topic centroids) or 'words' (c-TF-IDF weights).")
+        original = sorted(self.topic_words_)
+        if len(original) < 2:
+            raise InputError(f"{len(original)} topic(s): nothing to merge.")
+        if by == "embeddings":
+            centres = self.centroids(embeddings)
+            points = np.stack([centres[t] for t in original])
+        else:
+            keyed = ctfidf(self.counts_, self.labels_)
+            rows = {int(c): i for i, c in enumerate(keyed.classes)}
+            points = keyed.weights[[rows[t] for t in original]].toarray()
+        tree = linkage(points, method="average", metric="cosine")
+        groups = (fcluster(tree, t=n_topics, criterion="maxclust") if n_topics is not None
+                  else fcluster(tree, t=distance, criterion="distance"))
+        group_of = dict(zip(original, groups.tolist()))
+        sizes: dict[int, int] = {}
+        for topic, group in group_of.items():
+            sizes[group] = sizes.get(group, 0) + int((self.labels_ == topic).sum())
+        order = sorted(sizes, key=lambda g: (-sizes[g], g))
+        renumber = {g: i for i, g in enumerate(order)}
+        merged = {t: renumber[g] for t, g in group_of.items()}
+        reduced = copy.copy(self)
+        reduced.labels_ = np.array([merged.get(int(label), -1) for label in self.labels_], dtype=int)
+        reduced.topic_words_ = keywords(self.counts_, reduced.labels_, self.vocabulary_, top_n=self.top_n,
+                                        min_word_docs=self.min_word_docs)
+        reduced.hierarchy_, reduced.parent_topics_, reduced.merged_ = tree, original, merged
+        reduced.parent_words_ = {t: self.topic_words_[t] for t in original}
+        return reduced
+
+    def reassign_outliers(self, embeddings: np.ndarray, *, threshold: float = 0.5) -> TopicModel:
+        """A copy in which each outlier joins the topic whose centroid is most similar (cosine ≥ ``threshold``).
+
+        HDBSCAN leaves documents it cannot place confidently as outliers (−1); users usually want
+        most of them in a topic. ``threshold`` keeps the ones unlike every topic out. Keywords are
+        recomputed; ``reassigned_`` counts the moved documents.
+        """
+        import copy  # noqa: PLC0415
+
+        if not -1.0 <= threshold <= 1.0:
+            raise InputError(f"threshold={threshold}: a cosine similarity lies in [-1, 1].")
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        centres = self.centroids(embeddings)
+        topics_, matrix = list(centres), np.stack(list(centres.values()))
+        outliers = np.flatnonzero(self.labels_ < 0)
+        unit = embeddings[outliers] / np.maximum(np.linalg.norm(embeddings[outliers], axis=1, keepdims=True), 1e-12)
+        similarity = unit @ matrix.T
+        best = similarity.argmax(axis=1)
+        moved = similarity[np.arange(len(outliers)), best] >= threshold
+        model = copy.copy(self)
+        model.labels_ = self.labels_.copy()
+        model.labels_[outliers[moved]] = np.array(topics_)[best[moved]]
+        model.topic_words_ = keywords(self.counts_, model.labels_, self.vocabulary_, top_n=self.top_n,
+                                      min_word_docs=self.min_word_docs)
+        model.reassigned_ = int(moved.sum())
+        return model
+
     def map_2d(self) -> np.ndarray:
         """A 2-D UMAP layout of the same documents for plotting, reusing the fitted neighbour graph."""
         import warnings  # noqa: PLC0415
@@ -394,6 +483,29 @@ def show(figure):
     from IPython.display import HTML  # noqa: PLC0415
 
     return HTML(figure.to_html(include_plotlyjs=True, full_html=False, config={"displaylogo": False}))
+
+
+def hierarchy_figure(model: TopicModel, names: dict[int, str] | None = None, *, ax=None):
+    """The merge tree of a reduced model's original topics (a dendrogram, cosine distance), each leaf named
+    (``names`` of the original topics, else their first three keywords) with the topic it joined; a dashed
+    line marks where the reduction cut the tree."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from scipy.cluster.hierarchy import dendrogram  # noqa: PLC0415
+
+    if getattr(model, "hierarchy_", None) is None:
+        raise InputError("hierarchy_figure needs a model returned by TopicModel.reduce().")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, max(3.0, 0.22 * len(model.parent_topics_))))
+    labels = [f"{t}: {(names or {}).get(t) or ', '.join(model.parent_words_[t][:3])} → {model.merged_[t]}"
+              for t in model.parent_topics_]
+    dendrogram(model.hierarchy_, orientation="right", labels=labels, ax=ax, color_threshold=0,
+               above_threshold_color="grey", leaf_font_size=7)
+    heights = np.sort(model.hierarchy_[:, 2])
+    made = len(model.parent_topics_) - len(set(model.merged_.values()))  # merges that the reduction made
+    cut = heights[0] / 2 if made == 0 else heights[-1] * 1.02 if made == len(heights) else heights[made - 1:made + 1].mean()
+    ax.axvline(cut, ls="--", c="tab:red", lw=1)
+    ax.set_xlabel("cosine distance between topic centroids (average linkage)")
+    return ax
 
 
 def topics_over_time(labels: np.ndarray, dates, names: dict[int, str], *, top: int = 8, freq: str = "Q",
