@@ -23,8 +23,8 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
+from . import checkpoints as ckpt
 from . import distributed, fileio
 
 __all__ = ["batch_indices", "main"]
@@ -80,28 +80,6 @@ def _recorder(saved: dict[int, int], parameters: set[int]):
     return pack
 
 
-def _save_checkpoint(directory: Path, step: int, state: dict[str, Any]) -> None:
-    import torch  # noqa: PLC0415
-
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / f"step-{step:06d}.pt"
-    partial = directory / f".step-{step:06d}.pt.tmp"
-    torch.save(state, partial)
-    with open(partial, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(partial, target)  # a crash mid-write never leaves a checkpoint that looks whole
-    fileio.write_json_atomic(directory / "latest.json", {"step": step, "file": target.name})
-
-
-def _load_checkpoint(directory: Path):
-    import torch  # noqa: PLC0415
-
-    latest = fileio.read_json(directory / "latest.json")
-    if not latest:
-        return None
-    return torch.load(directory / latest["file"], weights_only=False)
-
-
 def main(argv: list[str] | None = None) -> None:
     import torch  # noqa: PLC0415
     import torch.distributed as dist  # noqa: PLC0415
@@ -140,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     start_step, history = 0, []
     activation_bytes = activation_tokens = activation_width = activation_keep = 0
     if config.get("resume"):
-        state = _load_checkpoint(checkpoints)
+        state = ckpt.load_latest(checkpoints)
         if state is not None:
             set_peft_model_state_dict(model, state["adapter"])
             optimizer.load_state_dict(state["optimizer"])
@@ -190,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         every = config.get("checkpoint_every") or 0
         if every and (step + 1) % every == 0 and step + 1 < last:
             if ctx.rank == 0:
-                _save_checkpoint(checkpoints, step + 1, {
+                ckpt.save(checkpoints, step + 1, {
                     "adapter": get_peft_model_state_dict(model), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(), "rng": torch.get_rng_state(), "step": step + 1,
                     "history": history})

@@ -158,3 +158,30 @@ def by_name(name: str) -> ModelArch:
         if arch.name == name:
             return arch
     raise InputError(f"No model {name!r}. Models: {', '.join(a.name for a in FRONTIER)}.")
+
+
+@dataclass(frozen=True)
+class MachinePeak:
+    """A machine's published dense tensor throughput (FLOP/s) per format, with where each figure comes from."""
+
+    name: str
+    dense_flops: dict[str, float]
+    source: str
+
+
+#: Dense peaks (no 2:4 sparsity). Figures a vendor only states "with sparsity" are halved, and say so.
+MACHINE_PEAKS: tuple[MachinePeak, ...] = (
+    MachinePeak(
+        name="DGX Station (GB300)",
+        dense_flops={"bf16": 2.5e15, "fp8": 5.0e15, "nvfp4": 15.0e15},
+        source=("NVIDIA, 'Inside NVIDIA Blackwell Ultra' (developer blog, 2025): 15 PFLOPS dense NVFP4 per "
+                "Blackwell Ultra GPU; GB300 per-GPU datasheet figures as tabulated by Verda (GB300 NVL72 "
+                "architecture, 2025): FP8 5 PFLOPS, BF16 2.5 PFLOPS dense. The Station's one GB300 GPU is assumed "
+                "to reach the datasheet's clocks; its own figures may be lower.")),
+    MachinePeak(
+        name="DGX Spark (GB10)",
+        dense_flops={"bf16": 0.125e15, "fp8": 0.25e15, "nvfp4": 0.5e15},
+        source=("NVIDIA DGX Spark: 'up to 1 petaFLOP of FP4 AI performance' — stated with sparsity, so 0.5 "
+                "PFLOPS dense NVFP4; FP8 and BF16 derived as ½ and ¼ of it (the Blackwell ratio), not published "
+                "by NVIDIA for GB10: read them as upper bounds.")),
+)

@@ -1,0 +1,187 @@
+"""NVFP4 training GEMMs as fake quantisation in torch: round-to-nearest, and NVIDIA's pretraining recipe.
+
+Every linear layer's three GEMMs quantise their inputs to NVFP4 (E2M1 values, an E4M3 scale per
+block of 16, one FP32 scale per tensor) and multiply in float32 — the numerics of an FP4 tensor
+core, simulated; the speed of one is not. On Blackwell, Transformer Engine runs the real kernels.
+
+* forward  ``y  = Q(x) · Q(W)ᵀ``          (blocks along the input dimension K)
+* dgrad    ``dx = Q(dy) · Q(W)``           (blocks along the output dimension N)
+* wgrad    ``dW = Q(dyᵀ) · Q(xᵀ)``         (blocks along the tokens M)
+
+:class:`Recipe` switches on the ingredients of "Pretraining Large Language Models with NVFP4"
+(NVIDIA, arXiv:2509.25149, 2025), one at a time:
+
+* ``weight_2d`` — weights scaled per 16×16 tile, so forward and dgrad see the *same* quantised W
+  (1×16 blocks quantise W along K for forward and along N for dgrad: two different weights);
+* ``hadamard`` — a random Hadamard transform (16×16, random signs) on both wgrad inputs along the
+  token dimension, which spreads a block's outliers; ``Hᵀ H = I`` so without quantisation it changes nothing;
+* ``stochastic`` — gradients rounded stochastically (unbiased), weights and activations to nearest;
+* ``keep_last`` — the last decoder blocks stay in high precision.
+
+:func:`nvfp4` is bit-identical to :func:`sparkbooks.quant.nvfp4` (the numpy reference) for 1×16 blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "convert", "hadamard", "nvfp4"]
+
+E2M1_MAX, E4M3_MAX, BLOCK = 6.0, 448.0, 16
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Which ingredients of the NVFP4 training recipe are on (all off = plain round-to-nearest)."""
+
+    name: str
+    weight_2d: bool = False
+    hadamard: bool = False
+    stochastic: bool = False
+    keep_last: int = 0
+
+
+#: The ablation: plain NVFP4, each ingredient added in turn, the full recipe.
+RECIPES = {
+    "nvfp4_rtn": Recipe("nvfp4_rtn"),
+    "nvfp4_2d": Recipe("nvfp4_2d", weight_2d=True),
+    "nvfp4_2d_rht": Recipe("nvfp4_2d_rht", weight_2d=True, hadamard=True),
+    "nvfp4_2d_rht_sr": Recipe("nvfp4_2d_rht_sr", weight_2d=True, hadamard=True, stochastic=True),
+    "nvfp4_recipe": Recipe("nvfp4_recipe", weight_2d=True, hadamard=True, stochastic=True, keep_last=1),
+}
+
+
+def _round_float(x: torch.Tensor, *, mantissa_bits: int, min_exponent: int, max_value: float,
+                 noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Round |x| onto a small float grid (subnormals included, saturating); ``noise`` ∈ [0, 1) rounds stochastically."""
+    mag = x.abs()
+    _, exponent = torch.frexp(mag)
+    quantum = torch.ldexp(torch.ones_like(mag), torch.clamp(exponent - 1, min=min_exponent) - mantissa_bits)
+    scaled = mag / quantum
+    rounded = torch.floor(scaled + noise) if noise is not None else torch.round(scaled)  # round: ties to even
+    return torch.copysign(torch.clamp(rounded * quantum, max=max_value), x)
+
+
+def _e4m3(x: torch.Tensor) -> torch.Tensor:
+    return _round_float(x, mantissa_bits=3, min_exponent=-6, max_value=E4M3_MAX)
+
+
+def _e2m1(v: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Round onto E2M1's grid (0, ½, 1, 1½, 2, 3, 4, 6 and negatives): spacing ½ below 2, 1 below 4, 2 above.
+
+    The same result as :func:`_round_float` with one mantissa bit, in half the time (the activations
+    and gradients of every GEMM pass through here).
+    """
+    a = v.abs()
+    spacing = torch.where(a < 2, 0.5, torch.where(a < 4, 1.0, 2.0))
+    scaled = v / spacing
+    rounded = torch.floor(scaled.add_(noise)) if noise is not None else torch.round(scaled)
+    return rounded.mul_(spacing).clamp_(-E2M1_MAX, E2M1_MAX)
+
+
+def nvfp4(x: torch.Tensor, *, tile: int = 1, stochastic: bool = False,
+          generator: torch.Generator | None = None) -> torch.Tensor:
+    """NVFP4 fake quantisation of a 2-D tensor, blocks of 16 along the last dimension.
+
+    ``tile=16`` scales 16×16 tiles instead of 1×16 rows (the recipe's weights); ``stochastic``
+    rounds each value up with probability equal to its distance from the grid point below.
+    """
+    x = x.float()
+    rows, cols = x.shape
+    amax = x.abs().max()
+    if amax == 0 or not torch.isfinite(amax):
+        return torch.zeros_like(x) if amax == 0 else x
+    pad_r, pad_c = (-rows) % tile, (-cols) % BLOCK
+    padded = torch.nn.functional.pad(x, (0, pad_c, 0, pad_r)) if pad_r or pad_c else x
+    R, C = padded.shape
+    blocks = padded.reshape(R // tile, tile, C // BLOCK, BLOCK)
+    tensor_scale = amax / (E2M1_MAX * E4M3_MAX)
+    block_amax = blocks.abs().amax(dim=(1, 3), keepdim=True)
+    scale = _e4m3(block_amax / E2M1_MAX / tensor_scale) * tensor_scale
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    noise = torch.rand(blocks.shape, generator=generator, device=x.device) if stochastic else None
+    q = _e2m1(blocks / safe, noise).mul_(scale)  # a zero scale's block is all zeros: 0 / 1 · 0 = 0
+    return q.reshape(R, C)[:rows, :cols]
+
+
+def hadamard(size: int = BLOCK) -> torch.Tensor:
+    """The orthonormal Sylvester Hadamard matrix of order ``size`` (a power of two)."""
+    h = torch.ones(1, 1)
+    while h.shape[0] < size:
+        h = torch.cat([torch.cat([h, h], 1), torch.cat([h, -h], 1)], 0)
+    return h / h.shape[0] ** 0.5
+
+
+def _rht_tokens(t: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    """Apply H·diag(signs) to every group of 16 rows (tokens) of ``t`` (rows padded with zeros)."""
+    rows = t.shape[0]
+    pad = (-rows) % BLOCK
+    t = torch.nn.functional.pad(t, (0, 0, 0, pad))
+    groups = t.reshape(-1, BLOCK, t.shape[1])
+    rotated = torch.einsum("ij,gjc->gic", hadamard(BLOCK).to(t) * signs, groups)
+    return rotated.reshape(-1, t.shape[1])
+
+
+class _NVFP4Matmul(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, recipe: Recipe, generator: torch.Generator | None):
+        wq = nvfp4(weight, tile=BLOCK if recipe.weight_2d else 1)
+        ctx.save_for_backward(x, weight, wq)
+        ctx.recipe, ctx.generator = recipe, generator
+        return nvfp4(x) @ wq.t()
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, weight, wq = ctx.saved_tensors
+        recipe, generator = ctx.recipe, ctx.generator
+        sr = dict(stochastic=recipe.stochastic, generator=generator)
+        # dgrad: reduce over N — the gradient in blocks along N, the weight along N (the same tiles if 2-D).
+        w_n = wq if recipe.weight_2d else nvfp4(weight.t()).t()
+        grad_x = nvfp4(grad_out, **sr) @ w_n
+        # wgrad: reduce over the tokens M — both operands in blocks along M, rotated first if asked.
+        g, a = grad_out, x
+        if recipe.hadamard:
+            signs = torch.where(torch.rand(BLOCK, generator=generator) < 0.5, -1.0, 1.0).to(x)
+            g, a = _rht_tokens(g, signs), _rht_tokens(a, signs)
+        grad_w = nvfp4(g.t().contiguous(), **sr) @ nvfp4(a.t().contiguous()).t()
+        return grad_x, grad_w, None, None
+
+
+class NVFP4Linear(torch.nn.Module):
+    """A linear layer whose GEMMs run in simulated NVFP4 (the weight stays a float32 master copy)."""
+
+    def __init__(self, linear: torch.nn.Linear, recipe: Recipe, generator: torch.Generator | None = None):
+        super().__init__()
+        self.weight, self.bias = linear.weight, linear.bias
+        self.recipe, self.generator = recipe, generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        y = _NVFP4Matmul.apply(x.reshape(-1, shape[-1]), self.weight, self.recipe, self.generator)
+        y = y.reshape(*shape[:-1], -1)
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[1]} → {self.weight.shape[0]}, {self.recipe.name}"
+
+
+def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0) -> list[str]:
+    """Swap the linear layers of a Llama-style model's decoder blocks for :class:`NVFP4Linear`; return their names.
+
+    The embeddings and the LM head stay in high precision (as in the paper), and so do the last
+    ``recipe.keep_last`` blocks. One seeded generator drives the random signs and stochastic rounding.
+    """
+    layers = model.model.layers
+    generator = torch.Generator().manual_seed(seed)
+    converted = []
+    for index, block in enumerate(layers):
+        if index >= len(layers) - recipe.keep_last:
+            continue
+        for name, module in list(block.named_modules()):
+            for child_name, child in list(module.named_children()):
+                if isinstance(child, torch.nn.Linear):
+                    setattr(module, child_name, NVFP4Linear(child, recipe, generator))
+                    converted.append(f"layers.{index}.{name + '.' if name else ''}{child_name}")
+    return converted

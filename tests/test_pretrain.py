@@ -1,0 +1,176 @@
+"""Pretraining: the simulated NVFP4 GEMMs, the corpus, the FLOPs arithmetic, and the faults of a torchrun run."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+import sparkbooks as sb
+from sparkbooks import distributed, quant
+from sparkbooks.pretrain import corpus as corpus_lib
+from sparkbooks.pretrain import fp4, model
+
+torch = pytest.importorskip("torch")
+
+TINY = model.ModelSize(hidden=32, layers=2, heads=2, mlp=64)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 300.0])
+def test_nvfp4_is_bit_identical_to_the_numpy_reference(scale):
+    # sparkbooks.quant.nvfp4 is itself bit-identical to torchao 0.18's NVFP4Tensor (checked by hand; torchao is not
+    # installed here because transformers imports it, with warnings, in every process once it is present).
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((48, 80)) * scale).astype(np.float32)
+    x[5, :16] = 0  # a block of zeros
+    x[7, 3] = 40 * scale  # an outlier that saturates its block's neighbours
+    assert np.array_equal(fp4.nvfp4(torch.from_numpy(x)).numpy(), quant.nvfp4(x))
+    odd = rng.standard_normal((5, 21)).astype(np.float32)  # padded to a whole block, then cut back
+    assert np.array_equal(fp4.nvfp4(torch.from_numpy(odd)).numpy(), quant.nvfp4(odd))
+
+
+def test_two_d_tiles_give_forward_and_backward_the_same_weight():
+    w = torch.randn(64, 48)
+    assert torch.equal(fp4.nvfp4(w, tile=16).t(), fp4.nvfp4(w.t().contiguous(), tile=16))
+    assert not torch.equal(fp4.nvfp4(w).t(), fp4.nvfp4(w.t().contiguous()))  # 1×16 blocks: two different weights
+
+
+def test_stochastic_rounding_is_unbiased_and_round_to_nearest_is_not():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(16, 64) * 5.5 + 0.2  # inside E2M1's range for a block scale of 1
+    x[:, ::16] = 6.0  # each block's maximum maps to 6 exactly: scale 1
+    draws = torch.stack([fp4.nvfp4(x, stochastic=True, generator=g) for _ in range(3000)])
+    error = draws.mean(0) - x
+    # a draw's spread is at most half the grid spacing (2 above 4): 5 standard errors of a 3,000-draw mean = 0.091
+    assert error.abs().max() < 5 * 1.0 / 3000 ** 0.5 and abs(float(error.mean())) < 0.005
+    assert (fp4.nvfp4(x) - x).abs().mean() > 0.1
+    assert torch.equal(fp4.nvfp4(x), fp4.nvfp4(x))  # to nearest: deterministic
+
+
+def test_hadamard_rotation_leaves_the_weight_gradient_unchanged_before_quantisation():
+    h = fp4.hadamard(16)
+    assert torch.allclose(h.t() @ h, torch.eye(16), atol=1e-6)
+    signs = torch.where(torch.rand(16) < 0.5, -1.0, 1.0)
+    a, b = torch.randn(40, 8), torch.randn(40, 6)  # 40 tokens: padded to 48
+    assert torch.allclose(fp4._rht_tokens(a, signs).t() @ fp4._rht_tokens(b, signs), a.t() @ b, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["nvfp4_rtn", "nvfp4_recipe"])
+def test_nvfp4_linear_gradients_track_float32(name):
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48, bias=True)
+    x = torch.randn(4, 32, 64, requires_grad=True)
+    reference_y = linear(x)
+    reference_y.square().mean().backward()
+    gx, gw = x.grad.clone(), linear.weight.grad.clone()
+    x.grad, linear.weight.grad = None, None
+    quantised = fp4.NVFP4Linear(linear, fp4.RECIPES[name], torch.Generator().manual_seed(0))
+    y = quantised(x)
+    y.square().mean().backward()
+    rel = lambda a, b: float((a - b).detach().norm() / b.detach().norm())  # noqa: E731
+    assert y.shape == reference_y.shape and 0 < rel(y, reference_y) < 0.15
+    assert 0 < rel(x.grad, gx) < 0.3 and 0 < rel(linear.weight.grad, gw) < 0.3
+
+
+def test_convert_keeps_embeddings_head_and_the_last_blocks_in_high_precision():
+    net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    names = fp4.convert(net, fp4.RECIPES["nvfp4_recipe"])  # keep_last = 1
+    assert len(names) == 7 and all(n.startswith("layers.0.") for n in names)
+    assert isinstance(net.lm_head, torch.nn.Linear) and isinstance(net.model.layers[1].mlp.up_proj, torch.nn.Linear)
+    assert len(fp4.convert(model.build(TINY, vocab_size=300, seq_len=32, seed=0), fp4.RECIPES["nvfp4_rtn"])) == 14
+
+
+def test_flops_count_every_matmul_parameter_and_the_claim_arithmetic():
+    counts = model.parameter_counts(TINY, vocab_size=300)
+    net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    assert counts["total"] == sum(p.numel() for p in net.parameters())
+    matmul = sum(m.weight.numel() for m in net.modules() if isinstance(m, torch.nn.Linear))
+    assert counts["matmul"] == matmul
+    assert model.flops_per_token(TINY, vocab_size=300, seq_len=32) == 6 * matmul + 12 * 2 * 32 * 32
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ids = torch.randint(0, 300, (2, 33))
+    with FlopCounterMode(display=False) as counter:  # torch's own count of one training step's matmul FLOPs
+        logits = net(input_ids=ids[:, :-1]).logits
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 300), ids[:, 1:].reshape(-1)).backward()
+    assert counter.get_total_flops() == 6 * matmul * 2 * 32  # (CPU attention is one fused kernel it does not count)
+    assert model.largest_model(250_000, 2.5e15, 0.4) == pytest.approx(0.4 * 2.5e15 / 1.5e6)
+    table = model.claim_table(250_000).set_index(["machine", "format"])
+    assert table.loc[("DGX Station (GB300)", "bf16"), "MFU 40%"] == pytest.approx(0.6667, abs=1e-3)
+    with pytest.raises(sb.InputError, match="Unknown model size"):
+        model.flops_per_token("huge", vocab_size=300, seq_len=32)
+
+
+@pytest.fixture(scope="module")
+def small_corpus(tmp_path_factory):
+    texts = corpus_lib.documents(["bbc-news"], limit=120)
+    return corpus_lib.prepare(texts, tmp_path_factory.mktemp("corpus"), vocab_size=300, seed=0)
+
+
+def test_corpus_is_split_by_document_and_round_trips(small_corpus, tmp_path):
+    texts = corpus_lib.documents(["bbc-news"], limit=120)
+    assert small_corpus.train_docs + small_corpus.val_docs == len(texts) and small_corpus.val_docs == 12
+    tokenizer = corpus_lib.load_tokenizer(small_corpus)
+    assert tokenizer.get_vocab_size() == small_corpus.vocab_size == 300
+    eot = tokenizer.token_to_id(corpus_lib.EOT)
+    val = small_corpus.tokens("val")
+    docs = tokenizer.decode(val.tolist(), skip_special_tokens=False).split(corpus_lib.EOT)
+    held_out = [d for d in docs if d]
+    assert len(held_out) == 12 and all(d in texts for d in held_out)  # whole documents…
+    train = tokenizer.decode(small_corpus.tokens("train").tolist(), skip_special_tokens=False)
+    assert not any(d in train for d in held_out)  # …none of which is in the training split
+    assert int((val == eot).sum()) == 12
+    started = time.perf_counter()
+    again = corpus_lib.prepare(texts, small_corpus.folder.parent, vocab_size=300, seed=0)
+    assert again == small_corpus and time.perf_counter() - started < 1  # cached by content
+
+
+def test_bad_corpora_and_models_are_refused_before_training(small_corpus, tmp_path):
+    with pytest.raises(sb.InputError, match="less than one batch"):
+        corpus_lib.check_fits(small_corpus, seq_len=4096, batch_size=4096, vocab_size=300)
+    with pytest.raises(sb.InputError, match="vocabulary \\(256\\) is smaller than the tokenizer's \\(300\\)"):
+        corpus_lib.check_fits(small_corpus, seq_len=32, batch_size=4, vocab_size=256)
+    with pytest.raises(sb.InputError, match="at least 2 documents"):
+        corpus_lib.prepare(["only one"], tmp_path)
+    launch = distributed.Launch(nproc_per_node=2)
+    with pytest.raises(sb.InputError, match="does not split evenly"):
+        sb.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, batch_size=3)
+    with pytest.raises(sb.InputError, match="Unknown NVFP4 recipe"):
+        sb.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, recipe="fp2")
+    with pytest.raises(sb.InputError, match="less than one batch"):
+        sb.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, seq_len=8192, batch_size=64)
+    assert not (tmp_path / "config.json").exists()  # nothing launched
+
+
+def _train(corpus, out, **kw):
+    settings = dict(size=TINY, seq_len=32, batch_size=4, steps=8, lr=3e-3, warmup_steps=2, eval_every=4,
+                    eval_windows=8, sample_tokens=4, checkpoint_every=4)
+    settings.update(kw)
+    launch = distributed.Launch(nproc_per_node=settings.pop("ranks", 2), threads_per_rank=1)
+    return sb.pretrain.train(corpus, launch=launch, out_dir=out, **settings)
+
+
+def test_a_dead_rank_stops_the_run_and_it_resumes_to_the_same_losses(small_corpus, tmp_path):
+    unbroken = _train(small_corpus, tmp_path / "unbroken")
+    assert unbroken.ranks == 2 and len(unbroken.history) == 8 and list(unbroken.evals["step"]) == [0, 4, 8]
+    out = tmp_path / "broken"
+    with pytest.raises(sb.RankFailedError, match="rank 1"):
+        _train(small_corpus, out, fault=(6, 1))
+    assert json.loads((out / "checkpoints" / "latest.json").read_text())["step"] == 4
+    assert not list((out / "checkpoints").glob(".*.tmp"))
+    resumed = _train(small_corpus, out, resume=True)
+    assert resumed.resumed_from == 4
+    assert resumed.history["loss"].tolist() == pytest.approx(unbroken.history["loss"].tolist(), rel=1e-5)
+    assert resumed.final_val_loss == pytest.approx(unbroken.final_val_loss, rel=1e-5)
+    assert [s["text"] for s in resumed.samples] == [s["text"] for s in unbroken.samples]
+
+
+def test_a_non_finite_loss_stops_at_its_step_and_names_the_last_checkpoint(small_corpus, tmp_path):
+    started = time.perf_counter()
+    with pytest.raises(sb.exceptions.TrainingDivergedError, match="diverged at step 6.*last finite checkpoint is step 4.*Lower lr"):
+        _train(small_corpus, tmp_path, nan_at_step=5, ranks=1)
+    assert time.perf_counter() - started < 120
+    assert json.loads((tmp_path / "checkpoints" / "latest.json").read_text())["step"] == 4
+    assert not (tmp_path / "metrics.json").exists()
+    resumed = _train(small_corpus, tmp_path, resume=True, ranks=1, steps=8, stop_after=5)
+    assert resumed.resumed_from == 4 and len(resumed.history) == 5  # the kept checkpoint is good to continue from
