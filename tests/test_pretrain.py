@@ -72,6 +72,20 @@ def test_nvfp4_linear_gradients_track_float32(name):
     assert 0 < rel(x.grad, gx) < 0.3 and 0 < rel(linear.weight.grad, gw) < 0.3
 
 
+def test_nvfp4_gemms_stay_in_float32_under_bf16_autocast():
+    # the GPU profile trains under BF16 autocast: the simulated GEMMs must not be rounded to BF16 a second time
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 48, bias=False)
+    x = torch.randn(32, 64)
+    layer = fp4.NVFP4Linear(linear, fp4.RECIPES["nvfp4_recipe"], torch.Generator().manual_seed(0))
+    plain = layer(x)
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        assert torch.equal(layer(x), plain) and layer(x).dtype == torch.float32
+        half = x.bfloat16().requires_grad_()
+        layer(half).sum().backward()
+    assert half.grad.dtype == torch.bfloat16 and linear.weight.grad.dtype == torch.float32
+
+
 def test_convert_keeps_embeddings_head_and_the_last_blocks_in_high_precision():
     net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
     names = fp4.convert(net, fp4.RECIPES["nvfp4_recipe"])  # keep_last = 1
@@ -172,5 +186,21 @@ def test_a_non_finite_loss_stops_at_its_step_and_names_the_last_checkpoint(small
     assert time.perf_counter() - started < 120
     assert json.loads((tmp_path / "checkpoints" / "latest.json").read_text())["step"] == 4
     assert not (tmp_path / "metrics.json").exists()
-    resumed = _train(small_corpus, tmp_path, resume=True, ranks=1, steps=8, stop_after=5)
-    assert resumed.resumed_from == 4 and len(resumed.history) == 5  # the kept checkpoint is good to continue from
+    # a fresh run in the same folder starts over: the earlier run's checkpoint is neither named nor kept
+    with pytest.raises(sb.exceptions.TrainingDivergedError, match="diverged at step 2.*no checkpoint was written"):
+        _train(small_corpus, tmp_path, nan_at_step=1, ranks=1)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_node_one_gets_one_command_per_job_with_every_variants_config(tmp_path):
+    import shlex
+
+    from torch.distributed.run import get_args_parser
+
+    launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")
+    command = sb.pretrain.node_command(launch.named("pretrain-ablation-0"), [tmp_path / "baseline", tmp_path / "rtn"])
+    assert command.startswith("SPARKBOOKS_DIST_BACKEND=nccl torchrun ")
+    parsed = get_args_parser().parse_args(shlex.split(command)[2:])
+    assert (parsed.rdzv_id, parsed.node_rank, parsed.nnodes, parsed.rdzv_endpoint) == ("pretrain-ablation-0", 1, "2", "10.0.0.1:29500")
+    assert parsed.module and parsed.training_script == "sparkbooks.pretrain.worker"
+    assert parsed.training_script_args == [str(tmp_path / "baseline" / "config.json"), str(tmp_path / "rtn" / "config.json")]

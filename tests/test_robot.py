@@ -36,7 +36,11 @@ def test_simulation_rate_counts_every_copy():
     assert floor.shape == (5,) and floor.max() < 100  # random actions drop the pole within a few dozen steps
 
 
-def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_path):
+def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # where SB3's default logger makes its folders
+    (tmp_path / "tmp").mkdir()
     first = train("InvertedPendulum-v5", out=tmp_path, n_envs=2, max_steps=128, eval_every=128, eval_episodes=2, settings=TINY)
     assert (first.steps, first.resumed_from, len(first.curve)) == (128, 0, 1)
     policy, record = checkpoint_paths(tmp_path, "InvertedPendulum-v5", 0)
@@ -48,6 +52,7 @@ def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_pat
     assert done.steps == 256 and done.curve == more.curve  # nothing left to do: returned as saved
     with pytest.raises(InputError, match="other settings or n_envs"):
         train("InvertedPendulum-v5", out=tmp_path, n_envs=4, max_steps=512, settings=TINY)
+    assert not list((tmp_path / "tmp").iterdir())  # no empty SB3-<time> folder per learn() call
 
 
 def test_a_checkpoint_for_another_body_is_refused_with_both_shapes(tmp_path):

@@ -21,12 +21,8 @@ from pathlib import Path
 
 from .exceptions import InputError
 
-__all__ = ["Bandwidth", "KNOWN_FIXES", "LINKS", "LinkCheck", "bus_bandwidth", "check_link", "sweep", "sweep_args"]
+__all__ = ["Bandwidth", "KNOWN_FIXES", "LinkCheck", "bus_bandwidth", "check_link", "sweep", "sweep_args"]
 
-#: Published link limits, bytes/s, with their source.
-LINKS: dict[str, tuple[float, str]] = {
-    "DGX Spark ConnectX-7 (QSFP, 200 Gb/s)": (25e9, "NVIDIA DGX Spark spec: ConnectX-7 Smart NIC, 200 Gb/s"),
-}
 #: The fixes that raised two Sparks from ~3 GB/s to 23.7 GB/s busbw in users' reports.
 KNOWN_FIXES = ("MTU 9000 on the QSFP interface (`ip link set <if> mtu 9000` on both boxes)",
                "NCCL_IB_HCA set to the ConnectX-7 devices (`ibv_devices` lists them), so NCCL uses RoCE, not TCP",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .exceptions import InputError
 
-__all__ = ["Difference", "Interval", "Paired", "mcnemar", "paired_bootstrap", "wilson"]
+__all__ = ["Difference", "Interval", "Paired", "bootstrap_interval", "mcnemar", "paired_bootstrap", "wilson"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,18 @@ def mcnemar(a_right: list[bool], b_right: list[bool]) -> Paired:
     n, k = only_a + only_b, min(only_a, only_b)
     p = 1.0 if n == 0 else min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n)
     return Paired(only_a, only_b, p)
+
+
+def bootstrap_interval(values, statistic, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> Interval:
+    """Percentile bootstrap interval of ``statistic(values)``, resampling the rows of ``values`` (units kept whole)."""
+    import numpy as np  # noqa: PLC0415
+
+    values = np.asarray(values)
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(values), size=(n_boot, len(values)))
+    stats = np.array([statistic(values[r]) for r in rows])
+    tail = round(50 * (1 - level), 10)  # 2.5 exactly for 95%, not 2.5000000000000022
+    return Interval(float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail)))
 
 
 def paired_bootstrap(a: list[float], b: list[float], *, n_boot: int = 4000, seed: int = 0,

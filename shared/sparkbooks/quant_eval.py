@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import InputError, require
+from .intervals import bootstrap_interval
 from .quant import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
 
 __all__ = [
@@ -203,13 +204,6 @@ class LMComparison:
     tokens: int
 
 
-def _bootstrap(values: np.ndarray, statistic: Callable[[np.ndarray], float], *, n_boot: int, seed: int) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
-    stats = np.array([statistic(values[i]) for i in idx])
-    return float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))
-
-
 def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
                     seed: int = 0) -> LMComparison:
     """Score each recipe against the unquantised ``model`` on ``tokens`` (documents × length).
@@ -250,9 +244,9 @@ def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch
         summary.append({
             "recipe": recipe.name, "bits_per_weight": NUMBER_FORMATS[recipe.fmt].bits_per_weight,
             "activations": recipe.fmt if recipe.activations else "baseline", "scales": recipe.scales,
-            "kl": d["kl"].mean(), **dict(zip(("kl_low", "kl_high"), _bootstrap(d["kl"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
-            "ppl_ratio": ratio(pair), **dict(zip(("ppl_ratio_low", "ppl_ratio_high"), _bootstrap(pair, ratio, n_boot=n_boot, seed=seed))),
-            "top1": d["top1"].mean(), **dict(zip(("top1_low", "top1_high"), _bootstrap(d["top1"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "kl": d["kl"].mean(), **dict(zip(("kl_low", "kl_high"), bootstrap_interval(d["kl"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "ppl_ratio": ratio(pair), **dict(zip(("ppl_ratio_low", "ppl_ratio_high"), bootstrap_interval(pair, ratio, n_boot=n_boot, seed=seed))),
+            "top1": d["top1"].mean(), **dict(zip(("top1_low", "top1_high"), bootstrap_interval(d["top1"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
             "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
         })
     tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
@@ -276,7 +270,7 @@ def paired_ratio(per_doc, recipe: str, reference: str, *, metric: str = "kl", n_
     if len(a) != len(b) or not len(a):
         raise InputError(f"{recipe!r} and {reference!r} were not scored on the same documents.")
     pairs = np.column_stack([a, b])
-    low, high = _bootstrap(pairs, lambda x: float(x[:, 0].mean() / x[:, 1].mean()), n_boot=n_boot, seed=seed)
+    low, high = bootstrap_interval(pairs, lambda x: float(x[:, 0].mean() / x[:, 1].mean()), n_boot=n_boot, seed=seed)
     return Ratio(float(a.mean() / b.mean()), low, high)
 
 

@@ -55,9 +55,8 @@ def worked_examples(passages: Sequence[Passage]) -> list[tuple[str, dict]]:
         sentences = re.split(r"(?<=\.)\s+", p.text)
         triples = []
         for t in p.triples:
-            words = [w for w in (t.subject, t.object.split(" (")[0], t.object.rsplit("(", 1)[-1].rstrip(")")) if w]
-            quote = next((s for s in sentences if sum(w in s for w in words) >= 1 and t.object.split(" (")[0] in s
-                          or t.object.rsplit("(", 1)[-1].rstrip(")") in s), sentences[0])
+            name, code = t.object.split(" (")[0], t.object.rsplit("(", 1)[-1].rstrip(")")  # "Oslo", or "NOK" of "krone (NOK)"
+            quote = next((s for s in sentences if name in s or code in s), sentences[0])  # the sentence that states it
             triples.append({"subject": t.subject, "relation": t.relation, "object": t.object, "evidence": quote})
         pairs.append((p.text, {"triples": triples}))
     return pairs

@@ -125,28 +125,32 @@ def _rht_tokens(t: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
 
 
 class _NVFP4Matmul(torch.autograd.Function):
+    # Autocast is off inside: the quantised operands are multiplied in float32, as the tensor core accumulates
+    # (under BF16 autocast a float32 matmul would be cast back to BF16 and round the simulated values again).
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, recipe: Recipe, generator: torch.Generator | None):
-        wq = nvfp4(weight, tile=BLOCK if recipe.weight_2d else 1)
-        ctx.save_for_backward(x, weight, wq)
-        ctx.recipe, ctx.generator = recipe, generator
-        return nvfp4(x) @ wq.t()
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            wq = nvfp4(weight, tile=BLOCK if recipe.weight_2d else 1)
+            ctx.save_for_backward(x, weight, wq)
+            ctx.recipe, ctx.generator = recipe, generator
+            return nvfp4(x) @ wq.t()
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, weight, wq = ctx.saved_tensors
         recipe, generator = ctx.recipe, ctx.generator
         sr = dict(stochastic=recipe.stochastic, generator=generator)
-        # dgrad: reduce over N — the gradient in blocks along N, the weight along N (the same tiles if 2-D).
-        w_n = wq if recipe.weight_2d else nvfp4(weight.t()).t()
-        grad_x = nvfp4(grad_out, **sr) @ w_n
-        # wgrad: reduce over the tokens M — both operands in blocks along M, rotated first if asked.
-        g, a = grad_out, x
-        if recipe.hadamard:
-            signs = torch.where(torch.rand(BLOCK, generator=generator) < 0.5, -1.0, 1.0).to(x)
-            g, a = _rht_tokens(g, signs), _rht_tokens(a, signs)
-        grad_w = nvfp4(g.t().contiguous(), **sr) @ nvfp4(a.t().contiguous()).t()
-        return grad_x, grad_w, None, None
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            # dgrad: reduce over N — the gradient in blocks along N, the weight along N (the same tiles if 2-D).
+            w_n = wq if recipe.weight_2d else nvfp4(weight.t()).t()
+            grad_x = nvfp4(grad_out, **sr) @ w_n
+            # wgrad: reduce over the tokens M — both operands in blocks along M, rotated first if asked.
+            g, a = grad_out.float(), x.float()
+            if recipe.hadamard:
+                signs = torch.where(torch.rand(BLOCK, generator=generator, device=x.device) < 0.5, -1.0, 1.0)
+                g, a = _rht_tokens(g, signs), _rht_tokens(a, signs)
+            grad_w = nvfp4(g.t().contiguous(), **sr) @ nvfp4(a.t().contiguous()).t()
+        return grad_x.to(x.dtype), grad_w.to(weight.dtype), None, None
 
 
 class NVFP4Linear(torch.nn.Module):
@@ -171,10 +175,12 @@ def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0) -> list[st
     """Swap the linear layers of a Llama-style model's decoder blocks for :class:`NVFP4Linear`; return their names.
 
     The embeddings and the LM head stay in high precision (as in the paper), and so do the last
-    ``recipe.keep_last`` blocks. One seeded generator drives the random signs and stochastic rounding.
+    ``recipe.keep_last`` blocks. One seeded generator, on the model's device (convert after ``.to(device)``),
+    drives the random signs and stochastic rounding.
     """
     layers = model.model.layers
-    generator = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device  # the generator must live where the tensors are (a CUDA one on a GPU)
+    generator = torch.Generator(device=device).manual_seed(seed)
     converted = []
     for index, block in enumerate(layers):
         if index >= len(layers) - recipe.keep_last:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
@@ -104,25 +105,31 @@ class Peak:
                 f"(median of {self.n} timings, range {self.low / 1e9:,.0f}–{self.high / 1e9:,.0f})")
 
 
-def matmul_peak(*, n: int = 1024, repeats: int = 7, dtype: str = "float32", device: str = "cpu") -> Peak:
-    """Time ``repeats`` batches of square ``n``×``n`` matmuls; the median FLOP/s is this machine's peak for MFU."""
+def matmul_peak(*, n: int = 1024, repeats: int = 7, dtype: str = "float32", device: str = "cpu",
+                min_seconds: float = 0.05) -> Peak:
+    """Time ``repeats`` batches of square ``n``×``n`` matmuls; the median FLOP/s is this machine's peak for MFU.
+
+    Each timing runs enough matmuls to last ``min_seconds`` (calibrated on one), so a fast GPU is
+    not timed on a single millisecond kernel.
+    """
     import torch  # noqa: PLC0415
 
     dt = getattr(torch, dtype)
     a = torch.randn(n, n, dtype=dt, device=device)
     b = torch.randn(n, n, dtype=dt, device=device)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
-    for _ in range(3):
-        a @ b
-    sync()
-    inner = max(1, int(2e10 // (2 * n ** 3)))  # ≈ 20 GFLOP per timing: long enough for a stable clock
-    rates = []
-    for _ in range(repeats):
+
+    def timed(count: int) -> float:
+        sync()
         start = time.perf_counter()
-        for _ in range(inner):
+        for _ in range(count):
             a @ b
         sync()
-        rates.append(2 * n ** 3 * inner / (time.perf_counter() - start))
+        return time.perf_counter() - start
+
+    timed(3)  # warm-up: allocation, kernel selection
+    inner = max(1, math.ceil(min_seconds / max(timed(1), 1e-9)))
+    rates = [2 * n ** 3 * inner / timed(inner) for _ in range(repeats)]
     return Peak(statistics.median(rates), min(rates), max(rates), repeats, dtype, device)
 
 

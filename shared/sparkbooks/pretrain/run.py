@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import shutil
 import statistics
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def train(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, size: str | model
     ``batch_size`` windows of ``seq_len`` tokens per step whatever the number of ranks (it must split
     evenly). ``recipe`` names an NVFP4 variant of :data:`sparkbooks.pretrain.fp4.RECIPES` (``None``:
     the high-precision baseline). ``stop_after`` ends the run early on the schedule of ``steps``.
+    ``resume=True`` continues from the newest checkpoint in ``out_dir``; ``resume=False`` starts over
+    and replaces that folder's checkpoints.
 
     Raises
     ------
@@ -128,6 +131,8 @@ def train_variants(corpus: corpus_lib.Corpus, variants: Mapping[str, Mapping[str
         fileio.write_json_atomic(folder / "config.json", config)
         for stale in ("metrics.json", "diverged.json"):
             (folder / stale).unlink(missing_ok=True)
+        if not config["resume"]:  # a fresh start: an earlier run's checkpoints must not be named or resumed as this one's
+            shutil.rmtree(folder / "checkpoints", ignore_errors=True)
         paths.append(str(folder / "config.json"))
     wall = distributed.run(launch, WORKER, paths, timeout=timeout)
     # one run: its wall time is the job's (start-up included); several: each run's own, measured by the worker
@@ -208,6 +213,10 @@ def compare(runs: dict[str, PretrainRun], *, baseline: str):
     return pd.DataFrame(rows)
 
 
-def node_command(launch, out_dir: Path, *, node_rank: int = 1) -> str:
-    """What node ``node_rank`` types to join a run whose ``config.json`` sits in ``out_dir`` (shared storage)."""
-    return launch.command_for_node(node_rank, WORKER, [str(Path(out_dir) / "config.json")])
+def node_command(launch, out_dirs: Path | Sequence[Path], *, node_rank: int = 1) -> str:
+    """What node ``node_rank`` types to join a job whose ``config.json`` files sit in ``out_dirs`` (shared storage).
+
+    One folder for :func:`train`; the variants' folders, in order, for :func:`train_variants`.
+    """
+    dirs = [out_dirs] if isinstance(out_dirs, (str, Path)) else list(out_dirs)
+    return launch.command_for_node(node_rank, WORKER, [str(Path(d) / "config.json") for d in dirs])

@@ -101,6 +101,14 @@ def _make_env(env_id: str, n_envs: int, seed: int):
     return VecCheckNan(make_vec_env(env_id, n_envs=n_envs, seed=seed), raise_exception=True)
 
 
+def _quiet(model):
+    """Give ``model`` a logger with no outputs: without one, every ``learn`` call makes an empty ``/tmp/SB3-<time>`` folder."""
+    from stable_baselines3.common.logger import Logger  # noqa: PLC0415
+
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
+
+
 def load_policy(path: Path, env_id: str):
     """A saved PPO policy for ``env_id``; one saved for other observation or action shapes is refused with both."""
     sb3 = _sb3()
@@ -182,7 +190,7 @@ def train(env_id: str, *, out: Path, seed: int = 0, n_envs: int = 4, max_steps: 
             if saved["settings"] != _as_json(settings) or saved["n_envs"] != n_envs:
                 raise InputError(f"{policy} was trained with other settings or n_envs ({saved['n_envs']}, "
                                  f"{saved['settings']}); resume with those, or train in a new folder.")
-            model = load_policy(policy, env_id)
+            model = _quiet(load_policy(policy, env_id))
             model.set_env(env)
             result.curve, result.steps, result.seconds = saved["curve"], saved["steps"], saved["seconds"]
             result.solved_steps, result.solved_s = saved["solved_steps"], saved["solved_s"]
@@ -190,7 +198,7 @@ def train(env_id: str, *, out: Path, seed: int = 0, n_envs: int = 4, max_steps: 
             if result.solved or result.steps >= max_steps:
                 return result
         else:
-            model = sb3.PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings.kwargs())
+            model = _quiet(sb3.PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings.kwargs()))
         rollout = settings.n_steps * n_envs
         chunk = max(1, -(-eval_every // rollout)) * rollout
         good = result.steps
@@ -263,7 +271,7 @@ def update_rate(env_id: str, n_envs: Sequence[int] = (1, 4, 16), *, seed: int = 
         settings = PPOSettings(n_steps=max(1, samples // n), learning_rate=learning_rate)
         env = _make_env(env_id, n, seed)
         try:
-            model = sb3.PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings.kwargs())
+            model = _quiet(sb3.PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **settings.kwargs()))
             start = time.perf_counter()
             model.learn(samples * rollouts, progress_bar=False)
             seconds = time.perf_counter() - start
