@@ -5,8 +5,13 @@ after a warm-up). Simulation + PPO: Stable-Baselines3 training, two rollouts of 
 total split over the environments, each followed by 10 epochs of updates (the update work is equal
 at every count). Time to threshold: the playbook's own ``sb.robot.train.train`` from scratch per
 seed (evaluation every 4,096 steps on 10 deterministic episodes, wall time including evaluations).
+The batched path: MuJoCo Warp's steps/s at each batch size on its device (an NVIDIA GPU where Warp
+sees one, else Warp's CPU device; 50 steps after a compiling warm-up), and rsl_rl's PPO on a Warp
+batch of ``--batched-train-envs`` copies to the same threshold per seed, scored in Gymnasium's own
+environment every 5 iterations on 10 episodes.
 
     python benchmarks/robot_rl_throughput.py [--env InvertedPendulum-v5] [--n-envs 1 4 16 64] [--seeds 0 1 2]
+        [--warp-envs 1 64 256 1024 4096] [--batched-train-envs 64]
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-envs", type=int, default=4)
     parser.add_argument("--max-steps", type=int, default=200_000)
+    parser.add_argument("--warp-envs", type=int, nargs="+", default=[1, 64, 256, 1024, 4096])
+    parser.add_argument("--batched-train-envs", type=int, default=64)
+    parser.add_argument("--batched-iterations", type=int, default=300)
     args = parser.parse_args()
 
     sim = robot.tasks.throughput(args.env, args.n_envs, steps=500)
@@ -43,6 +51,17 @@ def main() -> None:
             steps.append(r.solved_steps if r.solved else None)
             print(f"  seed {seed}: " + (f"solved at {r.solved_steps:,} steps, {r.solved_s:.1f} s" if r.solved
                                         else f"not solved in {r.steps:,} steps"), flush=True)
+    device, why = robot.batched.choose_device("auto")
+    warp = robot.batched.throughput(args.env, args.warp_envs, steps=50, device=device)
+    b_times, b_steps = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in args.seeds:
+            r = robot.batched.train(args.env, out=Path(tmp), seed=seed, n_envs=args.batched_train_envs,
+                                    max_iterations=args.batched_iterations, eval_every=5, eval_episodes=10, device=device)
+            b_times.append(r.seconds if r.solved else float("nan"))
+            b_steps.append(r.steps if r.solved else None)
+            print(f"  rsl_rl on Warp, seed {seed}: " + (f"solved at {r.steps:,} steps, {r.seconds:.1f} s" if r.solved
+                                                         else f"not solved in {r.steps:,} steps"), flush=True)
     print(f"\n{args.env} on {detect().summary()}\n")
     print("| n_envs | simulation steps/s | simulation + PPO steps/s |")
     print("|---|---|---|")
@@ -53,10 +72,21 @@ def main() -> None:
         print(f"| {seed} | {s if s is not None else 'not solved'} | {t:.1f} |")
     solved = [t for t in times if t == t]
     print(f"\ntime to threshold: median {np.median(solved):.1f} s over {len(solved)} of {len(times)} seeds" if solved else "")
+    print(f"\nMuJoCo Warp on {device!r} ({why})\n\n| n_envs | Warp steps/s |\n|---|---|")
+    for n in args.warp_envs:
+        print(f"| {n} | {warp.loc[n, 'steps_per_s']:,.0f} |")
+    print(f"\n| seed | rsl_rl on {args.batched_train_envs} Warp copies: steps to {threshold:.0f} | seconds |\n|---|---|---|")
+    for seed, t, s in zip(args.seeds, b_times, b_steps):
+        print(f"| {seed} | {s if s is not None else 'not solved'} | {t:.1f} |")
     print(json.dumps({"n_envs": list(args.n_envs), "steps_per_s": [round(float(sim.loc[n, "steps_per_s"])) for n in args.n_envs],
                       "train_steps_per_s": [round(float(update.loc[n, "steps_per_s"])) for n in args.n_envs],
                       "time_to_threshold_s": [round(t, 2) if t == t else None for t in times],
-                      "steps_to_threshold": steps, "threshold": threshold, "env": args.env}))
+                      "steps_to_threshold": steps, "threshold": threshold, "env": args.env,
+                      "warp_device": device, "warp_n_envs": list(args.warp_envs),
+                      "warp_steps_per_s": [round(float(warp.loc[n, "steps_per_s"])) for n in args.warp_envs],
+                      "batched_train_envs": args.batched_train_envs,
+                      "batched_time_to_threshold_s": [round(t, 2) if t == t else None for t in b_times],
+                      "batched_steps_to_threshold": b_steps}))
 
 
 if __name__ == "__main__":

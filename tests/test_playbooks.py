@@ -271,6 +271,11 @@ def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(executed):
     assert "resumed from step" in notebook and "refused: InvertedPendulum-v5-seed0.zip was saved for observations (4,)" in notebook
     checkpoints = executed["runs"] / "robot-rl" / "work" / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("*.zip")) == [f"InvertedPendulum-v5-seed{s}.zip" for s in range(3)]
+    # The batched path: MuJoCo Warp follows the C engine, and rsl_rl's policy from the batch passes in Gymnasium.
+    assert 0 < values["warp_vs_c_max_qpos_diff"] < 1e-2 and values["warp_steps_per_s_max"] > 0
+    assert values["batched_fresh_return"] >= 950 and 0 < values["batched_solved_steps"] <= 64 * 16 * 60
+    device = sb.robot.batched.choose_device("auto")[0]  # Warp's CPU device where Warp sees no GPU
+    assert f"MuJoCo Warp on {device!r}" in notebook and f"Warp copies on {device}" in notes["batched_solved_steps"]
 
 
 @pytest.mark.slow

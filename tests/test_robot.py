@@ -52,7 +52,7 @@ def test_training_resumes_from_its_checkpoint_and_refuses_other_settings(tmp_pat
     assert done.steps == 256 and done.curve == more.curve  # nothing left to do: returned as saved
     with pytest.raises(InputError, match="other settings or n_envs"):
         train("InvertedPendulum-v5", out=tmp_path, n_envs=4, max_steps=512, settings=TINY)
-    assert not list((tmp_path / "tmp").iterdir())  # no empty SB3-<time> folder per learn() call
+    assert not list((tmp_path / "tmp").glob("SB3-*"))  # no empty SB3-<time> folder per learn() call
 
 
 def test_a_checkpoint_for_another_body_is_refused_with_both_shapes(tmp_path):
@@ -108,3 +108,75 @@ def test_the_playbook_offers_exactly_the_installed_mujoco_tasks():
 
     declared = sb.catalog.get("robot-rl").parameters["env_id"].choices
     assert sorted(declared) == robot.tasks.mujoco_tasks()
+
+
+# The batched path: MuJoCo Warp (Warp's CPU device here, the same kernels a GPU runs) and rsl_rl's PPO.
+batched = robot.batched
+
+
+@pytest.fixture(scope="module")
+def warp_ready():
+    pytest.importorskip("mujoco_warp")
+    pytest.importorskip("rsl_rl")
+    return batched.choose_device("auto")[0]
+
+
+def test_warp_follows_mujocos_c_engine_step_by_step(warp_ready):
+    check = batched.agreement("InvertedPendulum-v5", steps=150, seed=3, device=warp_ready)
+    assert check["qpos_travel"] > 0.1  # the pole fell: a real trajectory, not a resting state
+    assert check["max_qpos_diff"] < 1e-2  # float32 Warp vs float64 C, the same controls
+    rates = batched.throughput("InvertedPendulum-v5", [1, 8], steps=3, device=warp_ready)
+    assert list(rates["env_steps"]) == [3, 24] and (rates["steps_per_s"] > 0).all()
+
+
+def test_the_batch_keeps_gymnasiums_rules(warp_ready):
+    import torch
+
+    env = batched.PendulumBatch(3, device=warp_ready, seed=1)
+    start = env.get_observations()["policy"]
+    assert start.shape == (3, 4) and 0 < start.abs().max() <= 0.01  # Gymnasium's reset noise
+    gym_env = gym.make("InvertedPendulum-v5").unwrapped
+    gym_env.reset(seed=0)
+    state = start[0].double().numpy()
+    gym_env.set_state(state[:2], state[2:])
+    action = np.array([0.7])
+    expected, reward, terminated, _, _ = gym_env.step(action)
+    obs, rewards, dones, extras = env.step(torch.tensor([[0.7], [0.0], [0.0]]))
+    assert np.abs(obs["policy"][0].numpy() - expected).max() < 1e-4 and rewards[0] == reward and dones[0] == terminated == 0
+    env.batch.qpos[1, 1] = 0.5  # copy 1's pole beyond 0.2 rad: ended, reward 0, started again
+    env.episode_length_buf[2] = 999  # copy 2 reaches the 1,000-step limit
+    obs, rewards, dones, extras = env.step(torch.zeros(3, 1))
+    assert rewards.tolist() == [1.0, 0.0, 1.0] and dones.tolist() == [0, 1, 1]
+    assert extras["time_outs"].tolist() == [False, False, True] and env.episode_length_buf.tolist() == [2, 0, 0]
+    assert obs["policy"][1].abs().max() <= 0.01  # the new episode's first observation
+    with pytest.raises(TrainingDivergedError, match="non-finite actions to 1 of 3"):
+        env.step(torch.tensor([[0.0], [float("nan")], [0.0]]))
+
+
+def test_batched_training_resumes_refuses_and_stops_on_nan(tmp_path, warp_ready):
+    import torch
+
+    kwargs = dict(out=tmp_path, n_envs=8, eval_every=1, eval_episodes=1, device=warp_ready)
+    first = batched.train("InvertedPendulum-v5", max_iterations=1, **kwargs)
+    assert (first.steps, first.resumed_from, len(first.curve)) == (8 * 16, 0, 1) and os.path.isfile(first.checkpoint)
+    more = batched.train("InvertedPendulum-v5", max_iterations=2, **kwargs)
+    assert (more.resumed_from, more.steps, len(more.curve)) == (128, 256, 2) and more.curve[0] == first.curve[0]
+    assert batched.evaluate(batched.load_policy(more), "InvertedPendulum-v5", episodes=1).shape == (1,)
+    with pytest.raises(InputError, match="other settings"):
+        batched.train("InvertedPendulum-v5", max_iterations=3, learning_rate=3e-4, **kwargs)
+    with pytest.raises(InputError, match="rules for InvertedPendulum-v5 only"):
+        batched.train("Hopper-v5", max_iterations=1, **kwargs)
+    state = torch.load(more.checkpoint, weights_only=False)  # weights gone bad: NaN actions at the next rollout
+    for key, value in state["actor_state_dict"].items():
+        if value.is_floating_point():
+            value.fill_(float("nan"))
+    torch.save(state, more.checkpoint)
+    with pytest.raises(TrainingDivergedError, match=r"iterations 3–3 \(after 256 steps\).*last checkpoint is .*seed0_n8\.pt"):
+        batched.train("InvertedPendulum-v5", max_iterations=3, **kwargs)
+
+
+def test_a_gpu_asked_for_without_one_is_refused(warp_ready):
+    if warp_ready != "cpu":
+        pytest.skip("this machine has a GPU Warp can use")
+    with pytest.raises(InputError, match="Warp sees no CUDA device"):
+        batched.choose_device("cuda")

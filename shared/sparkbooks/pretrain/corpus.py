@@ -22,7 +22,7 @@ import numpy as np
 from .. import fileio
 from ..exceptions import InputError
 
-__all__ = ["Corpus", "EOT", "check_fits", "documents", "load_tokenizer", "prepare"]
+__all__ = ["Corpus", "EOT", "META", "check_fits", "documents", "load", "load_tokenizer", "prepare"]
 
 EOT = "<|endoftext|>"
 
@@ -73,6 +73,9 @@ class Corpus:
         return self.train_chars / max(self.train_tokens, 1)
 
 
+META = "corpus.json"  # written last: a folder with it is whole
+
+
 def _digest(texts: Sequence[str], vocab_size: int, val_fraction: float, seed: int) -> str:
     h = hashlib.sha256(f"{vocab_size}|{val_fraction}|{seed}|".encode())
     for t in texts:
@@ -98,9 +101,9 @@ def prepare(texts: Sequence[str], out: Path, *, vocab_size: int = 4096, val_frac
     if not 0 < val_fraction <= 0.5:
         raise InputError(f"val_fraction must be in (0, 0.5]; got {val_fraction}.")
     folder = Path(out) / f"corpus-{_digest(texts, vocab_size, val_fraction, seed)}"
-    meta_path = folder / "corpus.json"
+    meta_path = folder / META
     if meta_path.is_file():
-        return Corpus(folder=folder, **{k: v for k, v in json.loads(meta_path.read_text()).items()})
+        return load(folder)
 
     order = list(range(len(texts)))
     random.Random(seed).shuffle(order)
@@ -117,17 +120,25 @@ def prepare(texts: Sequence[str], out: Path, *, vocab_size: int = 4096, val_frac
     eot = tokenizer.token_to_id(EOT)
 
     folder.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for split, docs in (("train", train), ("val", val)):
-        ids = [np.asarray(e.ids + [eot], dtype=np.uint16) for e in tokenizer.encode_batch(docs)]
-        flat = np.concatenate(ids)
-        counts[split] = int(flat.size)
-        fileio.write_bytes_atomic(folder / f"{split}.u16", flat.tobytes())
-    fileio.write_text_atomic(folder / "tokenizer.json", tokenizer.to_str())
+    arrays = {split: np.concatenate([np.asarray(e.ids + [eot], dtype=np.uint16) for e in tokenizer.encode_batch(docs)])
+              for split, docs in (("train", train), ("val", val))}
+    counts = {split: int(flat.size) for split, flat in arrays.items()}
     meta = {"vocab_size": tokenizer.get_vocab_size(), "train_docs": len(train), "val_docs": len(val),
             "train_chars": sum(map(len, train)), "train_tokens": counts["train"], "val_tokens": counts["val"]}
+    corpus = Corpus(folder=folder, **meta)
+    for split, flat in arrays.items():
+        fileio.write_bytes_atomic(corpus.train_path if split == "train" else corpus.val_path, flat.tobytes())
+    fileio.write_text_atomic(corpus.tokenizer_path, tokenizer.to_str())
     fileio.write_json_atomic(meta_path, meta)  # last: its presence means the folder is whole
-    return Corpus(folder=folder, **meta)
+    return corpus
+
+
+def load(folder: Path) -> Corpus:
+    """The corpus :func:`prepare` wrote to ``folder`` (as the training ranks open it)."""
+    meta = Path(folder) / META
+    if not meta.is_file():
+        raise InputError(f"{folder} holds no prepared corpus ({META} missing): run sb.pretrain.corpus.prepare first.")
+    return Corpus(folder=Path(folder), **json.loads(meta.read_text()))
 
 
 def load_tokenizer(corpus: Corpus):

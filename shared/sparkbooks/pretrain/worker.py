@@ -108,18 +108,16 @@ def _run(config: dict, ctx) -> bool:
     """Train one config to its end; False when it diverged."""
     import torch  # noqa: PLC0415
     import torch.distributed as dist  # noqa: PLC0415
-    from tokenizers import Tokenizer  # noqa: PLC0415
     from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
     from transformers import get_cosine_schedule_with_warmup  # noqa: PLC0415
 
-    from . import fp4, model as model_lib  # noqa: PLC0415
+    from . import corpus as corpus_lib, fp4, model as model_lib  # noqa: PLC0415
 
     began = time.perf_counter()
     out = Path(config["out_dir"])
-    folder = Path(config["corpus_folder"])
-    train_tokens = np.memmap(folder / "train.u16", dtype=np.uint16, mode="r")
-    val_tokens = np.memmap(folder / "val.u16", dtype=np.uint16, mode="r")
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    corpus = corpus_lib.load(Path(config["corpus_folder"]))
+    train_tokens, val_tokens = corpus.tokens("train"), corpus.tokens("val")
+    tokenizer = corpus_lib.load_tokenizer(corpus)
     seq_len, batch, seed = config["seq_len"], config["batch_size"], config["seed"]
 
     size = model_lib.ModelSize(**config["size"])

@@ -4,7 +4,9 @@
   how many simulation steps per second a vectorised set of them runs;
 - :mod:`.train` — Stable-Baselines3 PPO to a threshold, evaluated on its own episodes, with atomic
   checkpoints, resume, NaN stops and refused mismatched checkpoints;
-- :mod:`.video` — an offscreen rollout (MuJoCo's renderer through EGL or OSMesa) as an animated GIF.
+- :mod:`.video` — an offscreen rollout (MuJoCo's renderer through EGL or OSMesa) as an animated GIF;
+- :mod:`.batched` — the GPU path: one MuJoCo Warp batch of thousands of copies (Warp's CPU device where
+  no GPU is seen), checked against MuJoCo's C engine, and rsl_rl's PPO (Isaac Lab's) trained on it.
 """
 
 from __future__ import annotations
@@ -35,6 +37,6 @@ def _choose_gl() -> None:
 
 _choose_gl()
 
-from . import tasks, train, video  # noqa: E402
+from . import batched, tasks, train, video  # noqa: E402
 
-__all__ = ["RENDER_PROBLEM", "tasks", "train", "video"]
+__all__ = ["RENDER_PROBLEM", "batched", "tasks", "train", "video"]

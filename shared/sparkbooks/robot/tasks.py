@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from ..exceptions import InputError, MissingDependencyError
 
-__all__ = ["FAST_TASK", "check_task", "mujoco_tasks", "random_returns", "simulation_rate", "threshold", "throughput"]
+__all__ = ["FAST_TASK", "check_task", "mujoco_tasks", "play", "random_returns", "simulation_rate", "threshold", "throughput"]
 
 #: Solves within the cpu profile's minutes (Gymnasium's threshold: 950 of a possible 1,000).
 FAST_TASK = "InvertedPendulum-v5"
@@ -82,17 +82,27 @@ def throughput(env_id: str, n_envs: Sequence[int] = (1, 4, 16, 64), *, steps: in
 
 def random_returns(env_id: str, *, episodes: int = 10, seed: int = 0) -> np.ndarray:
     """Episode returns of uniformly random actions: the floor any trained policy must clear."""
+    return play(env_id, None, episodes=episodes, seed=seed)
+
+
+def play(env_id: str, policy: Callable[[np.ndarray], np.ndarray] | None, *, episodes: int = 10,
+         seed: int = 0) -> np.ndarray:
+    """Returns of ``episodes`` episodes in Gymnasium's own ``env_id`` (C MuJoCo), reset with seeds ``seed``, ``seed + 1``, …
+
+    ``policy`` maps an observation to an action; None plays uniformly random actions (seeded by ``seed``).
+    """
     gym = _gym()
     check_task(env_id)
     env = gym.make(env_id)
     env.action_space.seed(seed)
+    act = policy or (lambda _obs: env.action_space.sample())
     returns = []
     try:
         for episode in range(episodes):
-            env.reset(seed=seed + episode)
+            obs, _ = env.reset(seed=seed + episode)
             total, done = 0.0, False
             while not done:
-                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                obs, reward, terminated, truncated, _ = env.step(act(obs))
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
