@@ -55,7 +55,7 @@ __version__ = "0.1.0"
 #: Engine modules besides those imported above, loaded on first use (they pull in nbformat, papermill, jinja2).
 ENGINE_LAZY = ("cli", "doctor", "fileio", "notebook", "render", "runner")
 #: Domain modules and packages, loaded on first use.
-DOMAINS = ("checkpoints", "chunking", "claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "kg", "llm", "memory", "model_specs",
+DOMAINS = ("cardinality", "checkpoints", "chunking", "claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "kg", "llm", "memory", "model_specs",
            "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "pretrain", "quant", "quant_eval", "rag", "robot", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
            "workloads")
 
