@@ -122,7 +122,7 @@ def main() -> None:
     card = cardinality.solve(problem, args.k, time_limit=limit)
     first_1pct = next((t for t, obj in card.history if (obj - card.bound) / abs(obj) <= 0.01), None)
     rows.append((f"≤ {args.k} assets", "sparkbooks swaps + relaxation", card.seconds, card.seconds, lam * card.objective,
-                 cardinality.violation(problem, card.weights, card.cash, args.k),
+                 cardinality.violation(problem, card.weights, card.cash, k=args.k),
                  f"gap {card.gap:.2%} (bound {lam * card.bound:.9f}), {card.status}, {card.supports} supports, "
                  f"{len(card.held)} held; ≤ 1 % certified at " + (f"{first_1pct:.1f} s" if first_1pct is not None else "never")))
     json_line |= {"card_k": args.k, "card_s": round(card.seconds, 2), "card_gap": float(f"{card.gap:.3e}"),
@@ -133,7 +133,7 @@ def main() -> None:
         try:
             mip = cardinality.solve_milp(problem, args.k, time_limit=limit)
             rows.append((f"≤ {args.k} assets", "HiGHS MILP (scipy)", mip.seconds, mip.seconds, lam * mip.objective,
-                         cardinality.violation(problem, mip.weights, mip.cash, args.k),
+                         cardinality.violation(problem, mip.weights, mip.cash, k=args.k),
                          f"gap {mip.certificate['mip_gap']:.2%}, {mip.status}"))
             json_line |= {"card_highs_gap": float(f"{mip.certificate['mip_gap']:.3e}"), "card_highs_s": round(mip.seconds, 2)}
         except cvar.SolverError as err:

@@ -33,8 +33,8 @@ def test_local_search_reaches_highs_optimum_and_the_bound_holds(seed, k):
     held = ours.weights[ours.held]
     assert (held >= problem.lower[ours.held] - 1e-9).all() and (held <= problem.upper[ours.held] + 1e-9).all()
     assert np.abs(ours.weights).sum() <= 1.6 + 1e-8 and ours.weights.sum() + ours.cash == pytest.approx(1, abs=1e-9)
-    assert cardinality.violation(problem, ours.weights, ours.cash, k) <= 1e-9
-    assert cardinality.violation(problem, ours.weights, ours.cash, len(ours.held) - 1) == float("inf")
+    assert cardinality.violation(problem, ours.weights, ours.cash, k=k) <= 1e-9
+    assert cardinality.violation(problem, ours.weights, ours.cash, k=len(ours.held) - 1) == float("inf")
 
 
 def test_the_relaxation_drops_the_limit_only_where_leverage_already_implies_it():

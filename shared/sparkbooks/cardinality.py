@@ -68,7 +68,7 @@ def _cardinality_never_binds(problem: cv.CVaRProblem, k: int) -> bool:
     return problem.leverage / float(_bound_sizes(problem).min()) <= k
 
 
-def violation(problem: cv.CVaRProblem, weights: np.ndarray, cash: float, k: int) -> float:
+def violation(problem: cv.CVaRProblem, weights: np.ndarray, cash: float, *, k: int) -> float:
     """The largest breach of the cardinality model: its constraints with unheld assets at 0 (below any floor),
     the held assets' floors, and ``inf`` for more than ``k`` held."""
     held = np.abs(weights) > 1e-9
@@ -211,7 +211,7 @@ def solve_milp(problem: cv.CVaRProblem, k: int, *, time_limit: float = 600.0, re
     floorless = replace(problem, lower=np.minimum(problem.lower, 0.0))
     solution = cv._finish(floorless, cols, res.x[:m], int(getattr(res, "mip_node_count", 0) or 0),
                           time.perf_counter() - start, "optimal" if res.status == 0 else "time limit", {})
-    if not relax and violation(problem, solution.weights, solution.cash, k) > 1e-7:
+    if not relax and violation(problem, solution.weights, solution.cash, k=k) > 1e-7:
         raise SolverError("HiGHS's answer holds more than k assets or a held asset below its floor.")
     dual = getattr(res, "mip_dual_bound", None)
     solution.certificate.update({"mip_gap": float(getattr(res, "mip_gap", 0.0) or 0.0),
