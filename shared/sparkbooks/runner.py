@@ -273,5 +273,7 @@ def _error_summary(error: NotebookExecutionError, notebook: Path) -> str:
 def last_run(slug: str, *, out: Path | None = None) -> dict[str, Any] | None:
     """The newest of ``run.json`` and ``failed/run.json`` for a playbook, or ``None``."""
     dest = Path(out or settings.runs_dir) / slug
-    runs = [r for r in (read_json(dest / "run.json"), read_json(dest / "failed" / "run.json")) if r]
-    return max(runs, key=lambda r: r.get("finished", "")) if runs else None
+    runs = [(r, path.stat().st_mtime_ns) for path in (dest / "run.json", dest / "failed" / "run.json")
+            if (r := read_json(path))]
+    # "finished" has whole seconds (it is shown in the guide): two runs in one second are told apart by the file's mtime
+    return max(runs, key=lambda pair: (pair[0].get("finished", ""), pair[1]))[0] if runs else None
