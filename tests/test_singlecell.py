@@ -253,3 +253,98 @@ def test_more_than_4096_cells_take_the_approximate_neighbour_path(simulation_sou
     sim = singlecell.simulate(reference[:, :3000], types, n_cells=5000, seed=1)
     result = singlecell.analyse(sim, n_top_genes=500, seed=0)
     assert result.adata.obsp["connectivities"].shape == (result.adata.n_obs,) * 2
+
+
+def test_simulation_widens_to_null_genes_that_carry_no_cell_type(simulation_source):
+    reference, types = simulation_source
+    sim = singlecell.simulate(reference, types, n_cells=3000, n_genes=reference.n_vars + 2000, seed=2)
+    null = sim.var_names.str.startswith("NULL-")
+    assert sim.n_vars == reference.n_vars + 2000 and null.sum() == 2000
+    assert list(sim.var_names[~null]) == list(reference.var_names)
+    counts = sim.X.toarray()
+    share = counts[:, null].sum() / counts.sum()
+    assert 0.005 < share < 0.15, share  # lowly expressed: a few per cent of the UMIs
+    # the same mean in every group (depth-normalised): group means of null genes agree within sampling noise,
+    # while the real genes differ by type
+    norm = counts / counts.sum(axis=1, keepdims=True) * 1e4
+    groups = sim.obs["sim_group"].to_numpy()
+    big = [g for g in np.unique(groups) if (groups == g).sum() >= 400][:2]
+    a, b = (norm[groups == g].mean(axis=0) for g in big)
+    null_gap = np.abs(np.log1p(a[null].sum()) - np.log1p(b[null].sum()))
+    real_gap = np.abs(np.log1p(a[~null]) - np.log1p(b[~null])).max()
+    assert null_gap < 0.1 < real_gap
+    with pytest.raises(InputError, match="null genes"):
+        singlecell.simulate(reference, types, n_cells=10, n_genes=100)
+
+
+def test_nvidias_step_list_runs_every_step_with_its_parameters(simulation_source):
+    """NVIDIA's notebook, step for step, on 1,500 simulated cells in 3 batches: the steps timed in their order,
+    the notebook's parameters (5,000 HVG, 100 PCs, neighbours on 40 PCs), both views, and Harmony mixing batches."""
+    from sparkbooks.singlecell import official
+
+    reference, types = simulation_source
+    sim = singlecell.simulate(reference, types, n_cells=1500, n_batches=3, n_genes=reference.n_vars + 500, seed=4)
+    run = official.run(sim, batch_key="batch", label_key="sim_group", fast=True, seed=0)  # fewer epochs: a quicker test
+    cells = run.adata
+    expected = [s for s in official.NVIDIA_SECONDS if s != "neighbors_harmony"]
+    assert [s for s in run.seconds if s in expected] == expected
+    assert {"umap_harmony", "louvain_harmony", "leiden_harmony"} <= set(run.seconds)
+    assert all(v > 0 for v in run.seconds.values()) and run.total_s == pytest.approx(sum(run.seconds.values()))
+    assert run.backends["tsne"].startswith("openTSNE") and run.backends["louvain"].startswith("igraph")
+    # Louvain at the notebook's 0.6, not scanpy's igraph default of 1: a lower resolution, fewer communities
+    official.louvain(cells, "harmony", key_added="louvain_fine", resolution=2.0, seed=0)
+    assert cells.obs["louvain_harmony"].nunique() < cells.obs["louvain_fine"].nunique()
+    official.louvain(cells, "harmony", key_added="louvain_again", resolution=0.6, seed=0)
+    assert (cells.obs["louvain_again"] == cells.obs["louvain_harmony"]).all()  # seeded
+    assert cells.n_vars == 5000 and cells.raw.n_vars > 5000  # the HVGs, and raw kept before subsetting
+    assert cells.obsm["X_pca"].shape[1] == 100
+    assert cells.uns["harmony"]["params"]["n_pcs"] == 40
+    for key in ("X_umap", "X_umap_harmony", "X_tsne", "X_diffmap"):
+        assert np.isfinite(cells.obsm[key]).all(), key
+    assert cells.uns["rank_genes_groups"]["params"]["method"] == "logreg"
+    assert not np.allclose(cells.obsm["X_umap"], cells.obsm["X_umap_harmony"])
+    groups, batches = cells.obs["sim_group"], cells.obs["batch"]
+    assert adjusted_rand_score(groups, cells.obs["leiden_harmony"]) > 0.5
+    assert abs(adjusted_rand_score(batches, cells.obs["leiden_harmony"])) < 0.05
+    assert list(run.table().index[-1:]) == ["total"] and run.peak_mb["diffmap"] >= run.peak_mb["qc_metrics"]
+
+
+def test_nvidias_step_list_refuses_missing_keys_and_one_batch(simulation_source):
+    from sparkbooks.singlecell import official
+
+    reference, types = simulation_source
+    sim = singlecell.simulate(reference, types, n_cells=50, seed=0)
+    with pytest.raises(InputError, match="'assay' is not a column"):
+        official.run(sim.copy(), batch_key="assay", label_key="sim_group")
+    with pytest.raises(InputError, match="at least 2 batches"):
+        official.run(sim.copy(), batch_key="batch", label_key="sim_group")
+
+
+def test_regress_out_and_pca_without_copies_match_scanpy():
+    """official.regress_out / official.pca avoid scanpy's whole-matrix copies; the numbers must be scanpy's."""
+    import scanpy as sc
+
+    from sparkbooks.singlecell import official
+
+    rng = np.random.default_rng(0)
+    profiles = rng.gamma(0.5, 2.0, size=(6, 300))  # six cell types: a spectrum with distinct leading components
+    counts = sp.csr_matrix(rng.poisson(profiles[rng.integers(0, 6, 20_000)]).astype(np.float32))
+    a = pd.DataFrame({"total_counts": np.asarray(counts.sum(axis=1)).ravel(), "pct_counts_MT": rng.uniform(0, 20, 20_000)},
+                     index=[f"c{i}" for i in range(20_000)])
+    import anndata as ad
+
+    ours, theirs = ad.AnnData(counts.copy(), obs=a.copy()), ad.AnnData(counts.copy(), obs=a.copy())
+    official.regress_out(ours, ["total_counts", "pct_counts_MT"])
+    sc.pp.regress_out(theirs, keys=["total_counts", "pct_counts_MT"])
+    assert ours.X.dtype == np.float32 and np.allclose(ours.X, theirs.X, atol=1e-4)
+    sc.pp.scale(ours, max_value=10)
+    sc.pp.scale(theirs, max_value=10)
+    scaled = ours.X.copy()
+    official.pca(ours, 30, seed=0)
+    sc.pp.pca(theirs, n_comps=30, svd_solver="randomized", random_state=0)
+    assert np.allclose(ours.X, scaled, atol=1e-5)  # the means went back
+    lead = np.abs(theirs.obsm["X_pca"][:, :5])  # the structured components; the rest is noise of equal variance
+    assert np.abs(np.abs(ours.obsm["X_pca"][:, :5]) - lead).max() < 1e-3 * lead.max()
+    assert np.allclose(ours.uns["pca"]["variance_ratio"], theirs.uns["pca"]["variance_ratio"], rtol=1e-4)
+    with pytest.raises(InputError, match="dense float32"):
+        official.pca(ad.AnnData(counts), 5)

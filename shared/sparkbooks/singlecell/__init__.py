@@ -6,7 +6,8 @@ known answer, and the integration metrics of the field.
 * :mod:`~sparkbooks.singlecell.annotation` — marker-based names with an enforced expression check, reference
   label transfer, a Leiden resolution sweep;
 * :mod:`~sparkbooks.singlecell.simulation` — negative-binomial cells with global or cell-type-specific batch effects;
-* :mod:`~sparkbooks.singlecell.integration` — iLISI / cLISI, batch and cell-type ASW, per-batch centring.
+* :mod:`~sparkbooks.singlecell.integration` — iLISI / cLISI, batch and cell-type ASW, per-batch centring;
+* :mod:`~sparkbooks.singlecell.official` — NVIDIA's notebook step list on scanpy, timed beside their GPU seconds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .annotation import (
     resolution_sweep,
     subcluster,
 )
+from . import official
 from .integration import centre_batches, compare, lisi, silhouette_batch, silhouette_label
 from .simulation import simulate
 from .workflow import (
