@@ -108,21 +108,22 @@ def main() -> None:
         for fast in (False, True) if args.fast else (False,):
             name = f"{n}{' fast' if fast else ''}"
             runs[name] = measure(path, fast=fast)
-            print(f"{name}: {sum(runs[name]['seconds'].values()):.1f} s, peak {runs[name]['peak_mb']:,.0f} MB", flush=True)
+            print(f"{name}: {sum(runs[name]['seconds'].values()):.1f} s, peak {runs[name]['peak_mb']:,.0f} MiB", flush=True)
     steps = list(next(iter(runs.values()))["seconds"])
     print(f"\n{'step':20}" + "".join(f"{name:>14}" for name in runs) + f"{'NVIDIA GPU*':>14}")
     for step in steps:
         print(f"{step:20}" + "".join(f"{r['seconds'][step]:14.2f}" for r in runs.values()) + (f"{NVIDIA_SECONDS[step]:14.2f}" if step in NVIDIA_SECONDS else f"{'(above)':>14}"))
     rows = {"total (steps)": lambda r: sum(r["seconds"].values()), "read .h5ad": lambda r: r["load_s"],
-            "peak MB": lambda r: r["peak_mb"], "cells": lambda r: r["cells"], "genes": lambda r: r["genes"],
+            "peak MiB (RSS)": lambda r: r["peak_mb"], "cells": lambda r: r["cells"], "genes": lambda r: r["genes"],
             "ARI groups": lambda r: r["ari_groups"], "ARI batch": lambda r: r["ari_batch"],
             "ARI groups, no Harmony": lambda r: r["ari_groups_before_harmony"], "clusters": lambda r: r["clusters"]}
     for label, get in rows.items():
         nvidia = {"total (steps)": f"{sum(NVIDIA_SECONDS.values()):14.2f}"}.get(label, f"{'':14}")
-        print(f"{label:20}" + "".join(f"{get(r):14.3f}" if get(r) < 10 else f"{get(r):14,.0f}" for r in runs.values())
-              + nvidia)
+        cells = (f"{get(r):14,d}" if isinstance(get(r), int) else f"{get(r):14.3f}" if get(r) < 10 else f"{get(r):14,.0f}"
+                 for r in runs.values())
+        print(f"{label:20}" + "".join(cells) + nvidia)
     for name, r in runs.items():
-        print(f"peak MB after each step, {name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_by_step"].items()))
+        print(f"peak MiB after each step, {name}: " + ", ".join(f"{k} {v:,.0f}" for k, v in r["peak_by_step"].items()))
     print(f"* NVIDIA's notebook outputs on their GPU, 216,382 real cells (theirs; README total ≈ {NVIDIA_TOTAL_S:.0f} s "
           "with loading and plots). Fast settings: " + "; ".join(f"{k}: {v}" for k, v in FAST.items()))
     print(json.dumps({name: {"total_s": round(sum(r["seconds"].values()), 1), "peak_mb": round(r["peak_mb"]),
