@@ -36,6 +36,7 @@ import numpy as np
 
 from ..exceptions import InputError, require
 from ..timing import Stopwatch
+from .workflow import harmony
 
 __all__ = ["FAST", "NVIDIA_SECONDS", "NVIDIA_TOTAL_S", "OfficialRun", "louvain", "pca", "regress_out", "run"]
 
@@ -167,12 +168,7 @@ def run(adata, *, batch_key: str, label_key: str, fast: bool = False, seed: int 
     for suffix, rep in views:
         if suffix:
             with step("harmony", "harmonypy (CPU)"):
-                import harmonypy  # noqa: PLC0415
-
-                out = harmonypy.run_harmony(adata.obsm["X_pca"], adata.obs, [batch_key], random_state=seed,
-                                            verbose=False)
-                corrected = np.asarray(out.Z_corr)
-                adata.obsm[rep] = corrected if corrected.shape[0] == adata.n_obs else corrected.T
+                harmony(adata, batch_key, seed=seed, use_backend="scanpy")  # the workflow's call: obsm[rep]
             done("harmony")
         key = suffix.lstrip("_") or None  # the first graph is scanpy's default "neighbors"
         graph = key or "neighbors"
