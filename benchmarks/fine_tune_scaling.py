@@ -6,7 +6,7 @@ the 2-rank run has twice the cores of the 1-rank run, as two machines would. Mea
 
 * tokens/s of each run (every step but the first; per-step range beside it) and the scaling
   efficiency = tokens/s(2) / (2 × tokens/s(1));
-* all-reduce bus bandwidth at 64 MiB between the two ranks (``sparkbooks.collectives``);
+* all-reduce bus bandwidth at 64 MiB between the two ranks (``sparkbooks.training.collectives``);
 * the final training loss of both runs (the same batches: they must agree);
 * held-out field accuracy (birth sentences → JSON, free text, the playbook's task, seeds never used
   for training; two of the eight sentence templates never trained on, reported apart) of the untuned model, the 2-rank tuned model in torch, and the tuned model merged,
@@ -22,7 +22,10 @@ import json
 import tempfile
 from pathlib import Path
 
-from sparkbooks import collectives, distributed, finetune, intervals, llm
+from sparkbooks import intervals, llm
+from sparkbooks.training import collectives
+from sparkbooks.training import distributed
+from sparkbooks.training import finetune
 
 
 def main() -> None:

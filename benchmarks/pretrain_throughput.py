@@ -19,7 +19,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from sparkbooks import distributed, pretrain
+from sparkbooks.training import distributed
+from sparkbooks.training import pretrain
 from sparkbooks.hardware import detect
 from sparkbooks.intervals import paired_bootstrap
 

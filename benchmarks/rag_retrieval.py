@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sparkbooks.rag.index import VectorIndex
+from sparkbooks.retrieval.rag.index import VectorIndex
 
 DIM = 384
 ENGINES = {"lite": "Milvus Lite 3 (embedded)", "server": "Milvus server (standalone)", "faiss-hnsw": "faiss HNSW alone (no DB)"}

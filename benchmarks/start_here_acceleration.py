@@ -15,7 +15,7 @@ import json
 import pandas as pd
 
 from sparkbooks.hardware import detect
-from sparkbooks.workloads import compare
+from sparkbooks.dataframes import compare
 
 
 def main() -> None:

@@ -46,7 +46,10 @@ import warnings
 
 import numpy as np
 
-from sparkbooks import datasets, embeddings, topic_eval, topics
+from sparkbooks import topics
+from sparkbooks import corpora as datasets
+from sparkbooks.retrieval import embeddings
+from sparkbooks.topics import evaluate as topic_eval
 
 ROWS = {
     "ours": {},

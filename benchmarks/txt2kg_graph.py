@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from sparkbooks.hardware import detect
-from sparkbooks.kg import graph
-from sparkbooks.kg.store import GraphStore
+from sparkbooks.retrieval.kg import graph
+from sparkbooks.retrieval.kg.store import GraphStore
 
 TWO_HOP = "MATCH (a:Entity {name: $n})-[:Fact*1..2]-(b:Entity) RETURN DISTINCT b.name AS name"
 

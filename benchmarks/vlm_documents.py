@@ -27,7 +27,8 @@ import contextlib
 import json
 import time
 
-from sparkbooks import documents, llm, ocr
+from sparkbooks import documents, llm
+from sparkbooks.documents import ocr
 
 
 def main() -> None:

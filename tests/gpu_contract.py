@@ -199,7 +199,9 @@ def accelerated_estimators() -> dict[str, Any]:
     The topic model is built as on a GPU path (``init="auto"`` resolves to what cuml.accel is given there).
     """
     sys.path.insert(0, str(REPO / "shared"))
-    from sparkbooks import portfolio, topics, workloads
+    from sparkbooks import topics
+    from sparkbooks.finance import portfolio
+    from sparkbooks.dataframes import workloads
 
     model = topics.TopicModel(init="spectral", random_state=0)  # what umap_init() picks under cuml.accel
     cpu_model = topics.TopicModel(init="pca", random_state=0)  # what it picks on a CPU: cuML refuses it

@@ -1,4 +1,4 @@
-"""The package's shape, checked by reading its source: engine/domain boundary, a light import, one error tree."""
+"""The package's shape, checked by reading its source: files at the top are the engine, every folder a field."""
 
 import ast
 import subprocess
@@ -10,8 +10,12 @@ import pytest
 import sparkbooks as sb
 
 PACKAGE = Path(sb.__file__).parent
-ENGINE = {"__init__", "accel", "catalog", "cli", "doctor", "exceptions", "fileio", "hardware", "log", "notebook",
-          "parameters", "render", "runner", "services", "session", "settings", "sources", "timing"}
+ENGINE = {"__init__", "accel", "catalog", "cli", "corpora", "doctor", "exceptions", "fileio", "hardware", "intervals",
+          "lazy", "log", "notebook", "parameters", "render", "runner", "services", "session", "settings", "sources",
+          "timing"}
+#: Every folder is a field, named as a reader of the playbook list would guess.
+FIELDS = {"dataframes", "documents", "finance", "fit", "llm", "quant", "retrieval", "robot", "singlecell", "topics",
+          "training"}
 #: Built-in exceptions a deliberate error must not be raised as (use the sparkbooks tree instead).
 BARE = {"Exception", "ValueError", "RuntimeError", "KeyError", "TypeError", "LookupError", "IndexError", "OSError",
         "IOError", "AssertionError", "ImportError", "FileNotFoundError", "TimeoutError", "ArithmeticError",
@@ -43,6 +47,49 @@ def _resolve(module: str, node: ast.ImportFrom) -> str:
 
 def test_every_engine_module_exists():
     assert ENGINE <= {n.split(".")[0] for n in SOURCES} | {"__init__"}
+
+
+def test_files_at_the_top_are_the_engine_and_every_folder_is_a_field():
+    files = {p.stem for p in PACKAGE.glob("*.py")}
+    folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert files == ENGINE, f"top-level modules that are not engine: {sorted(files - ENGINE)}; missing: {sorted(ENGINE - files)}"
+    assert folders == FIELDS, f"folders that are not fields: {sorted(folders - FIELDS)}; missing: {sorted(FIELDS - folders)}"
+    assert set(sb.FIELDS) == FIELDS
+
+
+def _field_imports() -> dict[str, set[str]]:
+    """field → the other fields its modules import (relative or absolute)."""
+    out: dict[str, set[str]] = {f: set() for f in FIELDS}
+    for module in DOMAIN:
+        tree = ast.parse(DOMAIN[module].read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                target = _resolve(module, node) if node.level else (node.module or "").removeprefix("sparkbooks").lstrip(".")
+                names = [target] if target else [a.name for a in node.names]
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in FIELDS and top != module.split(".")[0]:
+                        out[module.split(".")[0]].add(top)
+    return out
+
+
+def test_fields_import_each_other_without_cycles():
+    """A field may use another field's modules (rag's chunker in kg), but the fields form a DAG."""
+    graph = _field_imports()
+    state: dict[str, int] = {}
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                pytest.fail(f"fields import in a cycle: {' → '.join([*path, node, nxt])}")
+            if nxt not in state:
+                visit(nxt, [*path, node])
+        state[node] = 2
+
+    for field in sorted(graph):
+        if field not in state:
+            visit(field, [])
 
 
 @pytest.mark.parametrize("module", sorted(DOMAIN), ids=str)

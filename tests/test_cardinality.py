@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparkbooks import cardinality, cvar
+from sparkbooks.finance import cardinality
+from sparkbooks.finance import cvar
 from sparkbooks.exceptions import InputError
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from sparkbooks import cvar
+from sparkbooks.finance import cvar
 from sparkbooks.exceptions import InputError, SolverError
 
 

@@ -6,7 +6,9 @@ import time
 import pytest
 
 import sparkbooks as sb
-from sparkbooks import collectives, distributed, training_memory as tm
+from sparkbooks.training import collectives
+from sparkbooks.training import distributed
+from sparkbooks.fit import training as tm
 
 
 def test_launch_refuses_what_cannot_work():
@@ -22,10 +24,10 @@ def test_launch_refuses_what_cannot_work():
 
 def test_second_node_command_is_the_same_job_with_its_own_rank():
     launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")
-    here = launch.command("sparkbooks.collectives", ["--out", "x.json"])
-    there = launch.command_for_node(1, "sparkbooks.collectives", ["--out", "x.json"])
+    here = launch.command("sparkbooks.training.collectives", ["--out", "x.json"])
+    there = launch.command_for_node(1, "sparkbooks.training.collectives", ["--out", "x.json"])
     assert "--node-rank=0" in here and "--node-rank=1" in there
-    for part in ("--nnodes=2", "--rdzv-endpoint=10.0.0.1:29500", f"--rdzv-id={launch.run_id}", "-m sparkbooks.collectives"):
+    for part in ("--nnodes=2", "--rdzv-endpoint=10.0.0.1:29500", f"--rdzv-id={launch.run_id}", "-m sparkbooks.training.collectives"):
         assert part in there
     assert there.startswith("SPARKBOOKS_DIST_BACKEND=nccl torchrun ")
     # torchrun's own argument parser accepts it and reads what node 1 must get
@@ -33,7 +35,7 @@ def test_second_node_command_is_the_same_job_with_its_own_rank():
 
     args = get_args_parser().parse_args(shlex.split(there)[2:])
     assert (args.nnodes, args.node_rank, args.rdzv_endpoint, args.module) == ("2", 1, "10.0.0.1:29500", True)
-    assert args.training_script == "sparkbooks.collectives" and args.training_script_args == ["--out", "x.json"]
+    assert args.training_script == "sparkbooks.training.collectives" and args.training_script_args == ["--out", "x.json"]
 
 
 def test_unreachable_rendezvous_fails_fast_naming_host_and_port():
@@ -42,7 +44,7 @@ def test_unreachable_rendezvous_fails_fast_naming_host_and_port():
                                 rendezvous_timeout=5)
     started = time.perf_counter()
     with pytest.raises(sb.RendezvousError) as caught:
-        distributed.run(launch, "sparkbooks.collectives", ["--out", "unused.json", "--sizes", "1024"], timeout=120)
+        distributed.run(launch, "sparkbooks.training.collectives", ["--out", "unused.json", "--sizes", "1024"], timeout=120)
     assert time.perf_counter() - started < 60
     message = str(caught.value)
     assert f"127.0.0.1:{port}" in message and f"TCP port {port}" in message and "GLOO_SOCKET_IFNAME" in message

@@ -6,7 +6,8 @@ import jsonschema
 import pytest
 from PIL import Image
 
-from sparkbooks import documents, ocr
+from sparkbooks import documents
+from sparkbooks.documents import ocr
 from sparkbooks.exceptions import ChecksumMismatchError, ImageInputError
 
 

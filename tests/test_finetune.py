@@ -6,8 +6,9 @@ import time
 import pytest
 
 import sparkbooks as sb
-from sparkbooks import distributed, finetune
-from sparkbooks.finetune_worker import batch_indices
+from sparkbooks.training import distributed
+from sparkbooks.training import finetune
+from sparkbooks.training.finetune_worker import batch_indices
 
 pytest.importorskip("peft")
 
@@ -140,6 +141,6 @@ def test_node_one_gets_the_commands_of_both_jobs_with_node_zeros_ids(tmp_path):
     assert all(p.node_rank == 1 and p.rdzv_endpoint == "10.0.0.1:29500" for p in parsed)
     assert parsed[1].training_script_args == [str(finetune.run_dir(tmp_path, 2) / "config.json")]
     # node 0 runs the same jobs: same ids, same worker arguments (only rank 0's --out differs, and only it writes)
-    node0 = launch.named(finetune.TRAIN_ID).command("sparkbooks.finetune_worker", parsed[1].training_script_args)
+    node0 = launch.named(finetune.TRAIN_ID).command("sparkbooks.training.finetune_worker", parsed[1].training_script_args)
     assert f"--rdzv-id={finetune.TRAIN_ID}" in node0 and "--node-rank=0" in node0
     assert parsed[0].training_script_args[-3:] == ["--sizes", str(2**20), str(2**30)]

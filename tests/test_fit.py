@@ -5,9 +5,11 @@ import math
 import pandas as pd
 import pytest
 
-from sparkbooks import claims, memory, model_specs
+from sparkbooks.fit import verdicts as claims
+from sparkbooks.fit import memory
+from sparkbooks.fit import models as model_specs
 from sparkbooks.exceptions import InputError
-from sparkbooks.memory import GiB
+from sparkbooks.fit.memory import GiB
 
 
 def test_mla_caches_one_latent_per_layer():
@@ -100,7 +102,7 @@ def test_every_catalogue_entry_names_its_sources():
 
 def _comparison(kl_nvfp4: float, kl_fp8: float):
     """A comparison result as compare_recipes returns it, for the verdict logic."""
-    from sparkbooks.quant_eval import LMComparison
+    from sparkbooks.quant.evaluate import LMComparison
 
     docs = range(8)
     per_doc = pd.DataFrame([{"recipe": r, "doc": d, "kl": k * (1 + 0.05 * (d % 3)), "nll": 2.0, "base_nll": 2.0, "top1": 0.9}

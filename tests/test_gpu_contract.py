@@ -81,7 +81,7 @@ def test_estimators_under_cuml_accel_use_settings_cuml_runs_on_the_gpu(name):
 
 
 def test_cuopt_settings_use_parameter_names_cuopt_knows():
-    from sparkbooks import cvar
+    from sparkbooks.finance import cvar
 
     unknown = sorted((set(cvar.CUOPT_EXACT) | {"time_limit"}) - set(SNAPSHOT["cuopt_parameters"]))
     assert unknown == [], f"cuOpt 26.10 has no parameters {unknown}"
@@ -149,7 +149,7 @@ def test_cudf_pandas_after_pandas_is_refused_with_the_fix():
 def test_the_cpu_baseline_child_never_inherits_cuml_accel(monkeypatch):
     # Spark-path bug: cuml.accel.install() exports CUML_ACCEL_ENABLED=1 and cuml's .pth file switches the
     # accelerator on in any child that sees it, so the "CPU" baseline ran on the GPU.
-    from sparkbooks import workloads
+    from sparkbooks.dataframes import workloads
 
     monkeypatch.setenv("CUML_ACCEL_ENABLED", "1")
     result = workloads.run_isolated("sklearn", {"n_samples": 2_000, "seed": 0}, path="cpu")
@@ -161,7 +161,7 @@ def test_the_cpu_baseline_child_never_inherits_cuml_accel(monkeypatch):
 def test_gpu_child_counts_calls_and_writes_tables_equal_to_the_cpu_child(tmp_path):
     # start-here's GPU child on the real cudf.pandas (CPU-fallback mode: every call a fallback, so the counts and the
     # fallback names must be non-empty), its result tables equal to a plain-pandas child's on the same files.
-    from sparkbooks import workloads
+    from sparkbooks.dataframes import workloads
 
     data = workloads.write_sales(tmp_path / "data", 5_000, seed=0)
     (tmp_path / "gpu").mkdir()
@@ -169,7 +169,7 @@ def test_gpu_child_counts_calls_and_writes_tables_equal_to_the_cpu_child(tmp_pat
     params = {"n_rows": 5_000, "seed": 0, "data_dir": str(data), "repeats": 1}
     done = _child(FAKE_GPU + f"""
     import json
-    from sparkbooks import workloads
+    from sparkbooks.dataframes import workloads
     workloads._gpu_sync = lambda: None  # no device to synchronise: the GPU is faked
     code = workloads.main(["pandas-etl", "--path", "gpu", "--params", json.dumps({params | {"out_dir": str(tmp_path / "gpu")}!r})])
     assert code == 0, code

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import sparkbooks as sb
-from sparkbooks.kg import ask, extract, gold, graph, resolve
-from sparkbooks.kg.gold import Triple
-from sparkbooks.kg.store import GraphStore, UnsafeQueryError, check_read_only
+from sparkbooks.retrieval.kg import ask, extract, gold, graph, resolve
+from sparkbooks.retrieval.kg.gold import Triple
+from sparkbooks.retrieval.kg.store import GraphStore, UnsafeQueryError, check_read_only
 
 from .scripted_server import scripted
 
@@ -63,7 +63,7 @@ def test_evidence_must_be_a_quote_naming_both_ends():
 
 
 def test_bad_answers_are_counted_and_dropped_never_raised(kb):
-    chunks = sb.chunking.chunk([p.section() for p in kb.passages[:3]], count_tokens=lambda s: len(s.split()))
+    chunks = sb.retrieval.chunking.chunk([p.section() for p in kb.passages[:3]], count_tokens=lambda s: len(s.split()))
     good = {"triples": [{"subject": "Germany", "relation": "capital", "object": "Berlin",
                          "evidence": "the capital, Berlin"},
                         {"subject": "Germany", "relation": "capital", "object": "Munich",

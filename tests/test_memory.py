@@ -2,10 +2,11 @@
 
 import pytest
 
-from sparkbooks import memory, sources
+from sparkbooks import sources
+from sparkbooks.fit import memory
 from sparkbooks.llm import llamacpp
 from sparkbooks.exceptions import InputError
-from sparkbooks.memory import GiB, NEMOTRON_3_NANO as NANO
+from sparkbooks.fit.memory import GiB, NEMOTRON_3_NANO as NANO
 
 
 def test_weights_by_hand():

@@ -164,7 +164,7 @@ def _torchrun_workers() -> list[int]:
     pids = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if b"sparkbooks.finetune_worker" in cmdline.read_bytes():
+            if b"sparkbooks.training.finetune_worker" in cmdline.read_bytes():
                 pids.append(int(cmdline.parent.name))
         except OSError:
             continue
@@ -210,7 +210,7 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(exec
 
 @pytest.mark.slow
 def test_txt2kg_scores_every_stage_and_its_graph_outlives_the_kernel(executed):
-    from sparkbooks.kg.store import GraphStore
+    from sparkbooks.retrieval.kg.store import GraphStore
 
     values, results = recorded(executed, "txt2kg")
     notes = {r["name"]: r["note"] for r in results["results"]}

@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparkbooks import cvar, portfolio
-from sparkbooks import portfolio_backtest as pb
+from sparkbooks.finance import cvar
+from sparkbooks.finance import portfolio
+from sparkbooks.finance import backtest as pb
 from sparkbooks.exceptions import InputError
 
 

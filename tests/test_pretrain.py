@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import sparkbooks as sb
-from sparkbooks import distributed, quant
-from sparkbooks.pretrain import corpus as corpus_lib
-from sparkbooks.pretrain import fp4, model
+from sparkbooks import quant
+from sparkbooks.training import distributed
+from sparkbooks.training.pretrain import corpus as corpus_lib
+from sparkbooks.training.pretrain import fp4, model
 
 torch = pytest.importorskip("torch")
 
@@ -148,11 +149,11 @@ def test_bad_corpora_and_models_are_refused_before_training(small_corpus, tmp_pa
         corpus_lib.prepare(["only one"], tmp_path)
     launch = distributed.Launch(nproc_per_node=2)
     with pytest.raises(sb.InputError, match="does not split evenly"):
-        sb.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, batch_size=3)
+        sb.training.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, batch_size=3)
     with pytest.raises(sb.InputError, match="Unknown NVFP4 recipe"):
-        sb.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, recipe="fp2")
+        sb.training.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, recipe="fp2")
     with pytest.raises(sb.InputError, match="less than one batch"):
-        sb.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, seq_len=8192, batch_size=64)
+        sb.training.pretrain.train(small_corpus, launch=launch, out_dir=tmp_path, seq_len=8192, batch_size=64)
     assert not (tmp_path / "config.json").exists()  # nothing launched
 
 
@@ -161,7 +162,7 @@ def _train(corpus, out, **kw):
                     eval_windows=8, sample_tokens=4, checkpoint_every=4)
     settings.update(kw)
     launch = distributed.Launch(nproc_per_node=settings.pop("ranks", 2), threads_per_rank=1)
-    return sb.pretrain.train(corpus, launch=launch, out_dir=out, **settings)
+    return sb.training.pretrain.train(corpus, launch=launch, out_dir=out, **settings)
 
 
 def test_a_dead_rank_stops_the_run_and_it_resumes_to_the_same_losses(small_corpus, tmp_path):
@@ -198,9 +199,9 @@ def test_node_one_gets_one_command_per_job_with_every_variants_config(tmp_path):
     from torch.distributed.run import get_args_parser
 
     launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")
-    command = sb.pretrain.node_command(launch.named("pretrain-ablation-0"), [tmp_path / "baseline", tmp_path / "rtn"])
+    command = sb.training.pretrain.node_command(launch.named("pretrain-ablation-0"), [tmp_path / "baseline", tmp_path / "rtn"])
     assert command.startswith("SPARKBOOKS_DIST_BACKEND=nccl torchrun ")
     parsed = get_args_parser().parse_args(shlex.split(command)[2:])
     assert (parsed.rdzv_id, parsed.node_rank, parsed.nnodes, parsed.rdzv_endpoint) == ("pretrain-ablation-0", 1, "2", "10.0.0.1:29500")
-    assert parsed.module and parsed.training_script == "sparkbooks.pretrain.worker"
+    assert parsed.module and parsed.training_script == "sparkbooks.training.pretrain.worker"
     assert parsed.training_script_args == [str(tmp_path / "baseline" / "config.json"), str(tmp_path / "rtn" / "config.json")]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sparkbooks import quant_eval
+from sparkbooks.quant import evaluate as quant_eval
 from sparkbooks.exceptions import InputError
 
 torch = pytest.importorskip("torch")

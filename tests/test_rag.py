@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import sparkbooks as sb
-from sparkbooks.chunking import Chunk, Section, chunk, normalise
+from sparkbooks.retrieval.chunking import Chunk, Section, chunk, normalise
 from sparkbooks.exceptions import ChecksumMismatchError, DatabaseUnreachableError, IndexMismatchError
-from sparkbooks.rag import answer, corpus, ingest, retrieve
-from sparkbooks.rag.index import VectorIndex
+from sparkbooks.retrieval.rag import answer, corpus, ingest, retrieve
+from sparkbooks.retrieval.rag.index import VectorIndex
 
 pytest.importorskip("pymilvus")
 pytest.importorskip("bm25s")
@@ -122,7 +122,7 @@ def test_chunks_respect_the_budget_overlap_and_never_cross_a_heading():
 
 
 def test_every_gold_passage_lies_whole_in_a_chunk_and_unanswerables_name_nothing_in_the_corpus():
-    questions = sb.rag.load_questions()
+    questions = sb.retrieval.rag.load_questions()
     assert len(questions) >= 60 and sum(not q["answers"] for q in questions) >= 10
     chunks = chunk(ingest.ingest(corpus.files()).sections)
     assert max(c.tokens for c in chunks) <= 200
@@ -136,12 +136,12 @@ def test_every_gold_passage_lies_whole_in_a_chunk_and_unanswerables_name_nothing
 
 def test_the_frozen_questions_refuse_an_edit(tmp_path, monkeypatch):
     copy = tmp_path / "questions.json"
-    data = json.loads(sb.rag.QUESTIONS.read_text())
+    data = json.loads(sb.retrieval.rag.QUESTIONS.read_text())
     data["questions"][0]["answers"].append("anything")
     copy.write_text(json.dumps(data))
-    monkeypatch.setattr(sb.rag, "QUESTIONS", copy)
+    monkeypatch.setattr(sb.retrieval.rag, "QUESTIONS", copy)
     with pytest.raises(ChecksumMismatchError):
-        sb.rag.load_questions(copy)
+        sb.retrieval.rag.load_questions(copy)
 
 
 def _chunks(n: int) -> list[Chunk]:
@@ -238,7 +238,7 @@ def test_embeddings_from_an_openai_compatible_server_are_unit_vectors():
     with sb.llm.stand_in(ctx_size=1024, parallel=1).__class__(
             sb.sources.fetch(sb.llm.llamacpp.STAND_IN_SOURCE), alias="emb", ctx_size=1024, parallel=1,
             extra_args=("--embeddings", "--pooling", "mean")) as server:
-        embedder = sb.rag.Embedder(base_url=server.base_url)
+        embedder = sb.retrieval.rag.Embedder(base_url=server.base_url)
         vectors = embedder(["first text", "second text", "first text"])
     assert vectors.shape[0] == 3 and vectors.shape[1] > 100
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5) and np.allclose(vectors[0], vectors[2], atol=1e-4)
@@ -248,7 +248,7 @@ def test_a_milvus_lite_file_open_in_another_process_is_named(tmp_path):
     import subprocess
 
     uri = tmp_path / "held.db"  # a process keeps Milvus Lite's lock until it exits, even after close()
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sparkbooks.rag.index import VectorIndex\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom sparkbooks.retrieval.rag.index import VectorIndex\n"
                                f"VectorIndex({str(uri)!r}, dim=8, model='m'); print('open', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -262,7 +262,7 @@ def test_a_milvus_lite_file_open_in_another_process_is_named(tmp_path):
 
 
 def test_a_documents_folder_that_is_missing_empty_or_a_file_is_named(tmp_path):
-    from sparkbooks.rag.ingest import folder_files
+    from sparkbooks.retrieval.rag.ingest import folder_files
 
     with pytest.raises(sb.InputError, match="no such folder"):
         folder_files(tmp_path / "missing")

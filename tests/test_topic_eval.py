@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparkbooks import datasets, topic_eval, topics
+from sparkbooks import topics
+from sparkbooks import corpora as datasets
+from sparkbooks.topics import evaluate as topic_eval
 from sparkbooks.exceptions import InputError
 
 

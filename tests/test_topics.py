@@ -5,7 +5,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from sparkbooks import datasets, embeddings, topics
+from sparkbooks import topics
+from sparkbooks import corpora as datasets
+from sparkbooks.retrieval import embeddings
 from sparkbooks.exceptions import InputError
 
 
@@ -121,7 +123,7 @@ def test_topic_model_recovers_known_groups_and_their_words(fitted):
 
 
 def test_quality_separates_real_from_shuffled_agreement(fitted):
-    from sparkbooks import topic_eval
+    from sparkbooks.topics import evaluate as topic_eval
 
     model, docs, vectors, groups = fitted
     scores = topic_eval.quality(model, groups.astype(str), seed=0)
@@ -232,7 +234,7 @@ def test_outliers_taken_from_known_topics_go_back_to_them(fitted):
 
 
 def test_quality_scores_counted_documents_as_it_scores_the_texts(fitted):
-    from sparkbooks import topic_eval
+    from sparkbooks.topics import evaluate as topic_eval
 
     model, docs, vectors, groups = fitted
     texts = docs[::3]

@@ -12,7 +12,8 @@ import nbformat
 import pytest
 from PIL import Image
 
-from sparkbooks import documents, llm, vlm
+from sparkbooks import documents, llm
+from sparkbooks.documents import vlm
 from sparkbooks.exceptions import ImageInputError, RequestTimeoutError, VisionUnsupportedError
 
 from . import tiny_qwen_vl

@@ -1,6 +1,6 @@
 import pytest
 
-from sparkbooks import workloads
+from sparkbooks.dataframes import workloads
 from sparkbooks.accel import GpuProbe
 from sparkbooks.exceptions import SparkbooksError
 

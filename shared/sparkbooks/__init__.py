@@ -1,10 +1,12 @@
 """sparkbooks: helpers behind executable playbooks for DGX Spark, DGX Station and CPU laptops.
 
-The package has two layers. The **engine** — catalog, parameters, session, runner, render,
-notebook, sources, services, timing, exceptions, settings, log, fileio, hardware, accel, doctor,
-cli — runs and renders playbooks and is imported here, light (no pandas, torch, nbformat).
-The **domains** — one per workflow family — use only the engine's public API and are imported
-on first use: ``sb.topics`` loads :mod:`sparkbooks.topics` the first time it is touched.
+The package has two layers, and the folder shows them. **Files at the top are the engine** —
+catalog, parameters, session, runner, render, notebook, sources, corpora, services, timing, log,
+fileio, exceptions, settings, hardware, accel, doctor, intervals, lazy, cli — which runs and renders
+playbooks and is imported here, light (no pandas, torch, nbformat). **Every folder is a field**
+(finance, singlecell, llm, documents, quant, fit, training, retrieval, topics, dataframes, robot):
+it uses only the engine's public names and other fields' public modules, and is imported on first
+use: ``sb.finance`` loads :mod:`sparkbooks.finance` the first time it is touched.
 """
 
 from __future__ import annotations
@@ -53,12 +55,10 @@ from .timing import Stopwatch
 __version__ = "0.1.0"
 
 #: Engine modules besides those imported above, loaded on first use (they pull in nbformat, papermill, jinja2).
-ENGINE_LAZY = ("cli", "doctor", "fileio", "notebook", "render", "runner")
-#: Domain modules and packages, loaded on first use.
-DOMAINS = ("cardinality", "checkpoints", "chunking", "claims", "cvar", "collectives", "datasets", "distributed", "documents", "embeddings", "finetune", "intervals", "kg", "llm", "memory", "model_specs",
-           "nvidia_portfolio", "ocr", "portfolio", "portfolio_backtest", "pretrain", "quant", "quant_eval", "rag", "robot", "singlecell", "topic_eval", "topics", "training_memory", "vlm",
-           "workloads")
-
+ENGINE_LAZY = ("cli", "corpora", "doctor", "fileio", "intervals", "lazy", "notebook", "render", "runner")
+#: Fields: one folder each, loaded on first use (``sb.finance.cvar``, ``sb.retrieval.rag``).
+FIELDS = ("dataframes", "documents", "finance", "fit", "llm", "quant", "retrieval", "robot", "singlecell", "topics",
+          "training")
 __all__ = sorted([
     "AccelStatus", "AcceleratorUnavailableError", "ChecksumMismatchError", "ContextLengthError", "Hardware",
     "ImageInputError", "InfeasibleError", "InputError", "MetadataError", "MissingDependencyError",
@@ -67,12 +67,12 @@ __all__ = sorted([
     "ServiceError", "ServiceExitError", "ServiceStartError", "Session", "SessionError", "SolverError", "SourceError",
     "SparkbooksError", "Stopwatch", "VisionUnsupportedError", "accel", "active", "begin", "catalog", "current",
     "detect", "enable", "exceptions", "hardware", "log", "parameters", "probe_gpu", "record", "services", "session",
-    "settings", "sources", "timing", *ENGINE_LAZY, *DOMAINS,
+    "settings", "sources", "timing", *ENGINE_LAZY, *FIELDS,
 ])
 
 
 def __getattr__(name: str) -> Any:
-    if name in DOMAINS or name in ENGINE_LAZY:
+    if name in FIELDS or name in ENGINE_LAZY:
         module = importlib.import_module(f"{__name__}.{name}")
         globals()[name] = module
         return module

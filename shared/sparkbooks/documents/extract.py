@@ -87,7 +87,7 @@ def extract_with_vlm(endpoint, documents: list[Document], *, max_side: int = 128
     """
     import json  # noqa: PLC0415
 
-    from ..vlm import ask, load_image  # noqa: PLC0415
+    from .vlm import ask, load_image  # noqa: PLC0415
 
     predictions, seconds, replies = [], [], []
     for doc in documents:

@@ -1,0 +1,187 @@
+"""Architecture numbers of the frontier models NVIDIA names for DGX Spark and DGX Station, with sources.
+
+Only what decides memory is kept: total and active parameters, attention layers, the cached
+width per token (GQA heads × head dim, or MLA's compressed latent), windowed layers, and
+Mamba state, and what low-bit checkpoints keep in BF16. Where the attention layout is not public
+in the sources used here, ``kv_known`` is False and the verdict says "KV unknown".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..exceptions import InputError
+from .memory import NEMOTRON_3_NANO, GiB, ModelArch, weight_bytes
+
+__all__ = ["FRONTIER", "GPT_OSS_20B", "NATIVE_FORMATS", "PUBLISHED_CHECKPOINTS", "PublishedCheckpoint", "by_name",
+           "checkpoint_check"]
+
+_MLA = 512 + 64  # DeepSeek-V3-style MLA caches kv_lora_rank 512 + RoPE key 64 per layer per token
+
+# What stays BF16 when the routed experts take the low-bit format (the layout of gpt-oss's MXFP4 and
+# Kimi K2 Thinking's INT4 checkpoints): embeddings, attention, dense and shared MLPs, norms, routers.
+# Counted from each config; the derivation is in each entry's ``bf16_source``.
+_ROUTED_ONLY = "routed experts at the format, the rest BF16 (as gpt-oss and Kimi K2 Thinking ship): "
+
+FRONTIER: tuple[ModelArch, ...] = (
+    NEMOTRON_3_NANO,
+    ModelArch(
+        name="Nemotron 3 Super 120B-A12B", total_params=120.6e9, active_params=12.7e9, n_layers=88,
+        n_attention_layers=8, n_kv_heads=2, head_dim=128, max_context=1_048_576, attention="hybrid: 8 GQA + 40 Mamba-2",
+        n_state_layers=40, state_elements_per_layer=128 * 64 * 128 + (8192 + 2 * 8 * 128) * 3, state_bytes_per_element=4.0,
+        source=("NVIDIA Nemotron 3 Super model card (120B total / 12B active, 1M context) and config as summarised at "
+                "glennklockwood.com/garden/Nemotron-3: 88 layers = 8 GQA + 40 Mamba-2 + 40 LatentMoE, hidden 4096, "
+                "2 KV heads × 128 (8 KiB KV per token in BF16), Mamba 128 heads × 64 × state 128, 8 groups, conv 4, "
+                "SSM cache FP32 (the conv state, BF16 in fact, is charged 4 bytes too: +2 MB)"),
+        bf16_params=2.24e9,
+        bf16_source=("assumed: Nano's published NVFP4 layout on Super's dims — embeddings 2·131,072·4,096 = 1.07B + "
+                     "8 attention layers (~0.29B) + the 8 Mamba layers feeding them (8 × 110M)"),
+    ),
+    ModelArch(
+        name="Nemotron 3 Ultra 550B-A55B", total_params=550e9, active_params=55e9, n_layers=0,
+        n_attention_layers=0, n_kv_heads=0, head_dim=0, max_context=0, kv_known=False, attention="hybrid Mamba",
+        source="NVIDIA model id NVIDIA-Nemotron-3-Ultra-550B-A55B (550B total, 55B active); layer layout not in our sources",
+    ),
+    ModelArch(
+        name="gpt-oss-120b", total_params=116.83e9, active_params=5.13e9, n_layers=36, n_attention_layers=36,
+        n_kv_heads=8, head_dim=64, max_context=131_072, n_window_layers=18, window=128, attention="GQA, alternating 128-token window",
+        source="OpenAI gpt-oss model card: 36 layers, 116.8B total / 5.1B active, 64 query / 8 KV heads of 64, "
+               "dense and 128-token banded layers alternate; ships MoE weights in MXFP4 (60.8 GiB checkpoint)",
+        bf16_params=2.16e9,
+        bf16_source=(_ROUTED_ONLY + "128 experts × 36 layers × 2,880·(5,760 + 2,880) = 114.67B in MXFP4; attention "
+                     "36 × 26.5M = 0.96B, embedding + unembedding 2 · 201,088 · 2,880 = 1.16B, routers and biases"),
+    ),
+    ModelArch(
+        name="Qwen3-235B-A22B", total_params=235e9, active_params=22e9, n_layers=94, n_attention_layers=94,
+        n_kv_heads=4, head_dim=128, max_context=131_072, source="Qwen/Qwen3-235B-A22B config.json: 94 layers, 64 query / 4 KV heads, head_dim 128",
+        bf16_params=7.95e9,
+        bf16_source=(_ROUTED_ONLY + "routed 94 × 128 × 3·4,096·1,536 = 227.1B; attention 94 × 71.3M = 6.70B, "
+                     "embeddings 2 · 151,936 · 4,096 = 1.24B"),
+    ),
+    ModelArch(
+        name="Llama 4 Maverick 17B-128E", total_params=400e9, active_params=17e9, n_layers=48, n_attention_layers=48,
+        n_kv_heads=8, head_dim=128, max_context=1_048_576, n_window_layers=36, window=8_192,
+        attention="GQA, chunked (8k) in 3 of 4 layers",
+        source="Meta Llama 4 model card and config: 400B total / 17B active, 48 layers, 8 KV heads of 128, "
+               "attention_chunk_size 8192 on the RoPE layers (3 of every 4)",
+        bf16_params=13.5e9,
+        bf16_source=(_ROUTED_ONLY + "routed 24 MoE layers × 128 × 3·5,120·8,192 = 386.5B; the other 13.5B "
+                     "(attention, dense and shared MLPs, embeddings) BF16"),
+    ),
+    ModelArch(
+        name="DeepSeek-V3.2", total_params=671e9, active_params=37e9, n_layers=61, n_attention_layers=61,
+        n_kv_heads=1, head_dim=0, max_context=163_840, mla_latent_dim=_MLA, indexer_dim=128, attention="MLA + sparse indexer",
+        source="deepseek-ai/DeepSeek-V3.2 config: 61 layers, MLA kv_lora_rank 512 + qk_rope_head_dim 64, "
+               "lightning-indexer keys of 128 per token; 671B main model (685B with the MTP module), 37B active",
+        bf16_params=17.0e9,
+        bf16_source=(_ROUTED_ONLY + "routed 58 × 256 × 3·7,168·2,048 = 653.9B; MLA 61 × 187M = 11.4B, 3 dense "
+                     "MLPs 1.19B, shared experts 2.55B, embeddings 1.85B"),
+    ),
+    ModelArch(
+        name="Mistral Large 3 675B", total_params=675e9, active_params=41e9, n_layers=61, n_attention_layers=61,
+        n_kv_heads=1, head_dim=0, max_context=262_144, mla_latent_dim=_MLA, attention="MLA",
+        source="Mistral AI: 675B total / 41B active; DeepSeek-V3 architecture (MLA) per Mistral's model-card discussion "
+               "(cited in mlx-vlm#630) — 61 layers and the 512+64 latent assumed from that architecture",
+        bf16_params=17.0e9,
+        bf16_source="assumed: DeepSeek-V3's non-expert 17.0B (same architecture); " + _ROUTED_ONLY.rstrip(": "),
+    ),
+    ModelArch(
+        name="Kimi K2 Thinking", total_params=1.04e12, active_params=32e9, n_layers=61, n_attention_layers=61,
+        n_kv_heads=1, head_dim=0, max_context=262_144, mla_latent_dim=_MLA, attention="MLA",
+        source="Moonshot AI Kimi K2 model card: 1.04T total / 32B active, 61 layers, MLA (DeepSeek-V3 architecture, "
+               "kv_lora_rank 512); Thinking ships MoE weights as native INT4 (QAT), groups of 32 with BF16 scales",
+        bf16_params=11.6e9,
+        bf16_source=("published layout: routed experts INT4 (4.5 bits with scales), the rest BF16 — MLA with 64 heads "
+                     "61 × 101M = 6.2B, dense MLP 0.40B, shared experts 2.64B, embeddings 2 · 163,840 · 7,168 = 2.35B"),
+    ),
+)
+
+#: The format each model is published in, where it is low-bit (what its own checkpoint costs).
+NATIVE_FORMATS: dict[str, str] = {"gpt-oss-120b": "mxfp4", "Kimi K2 Thinking": "int4_g32"}
+
+GPT_OSS_20B = ModelArch(
+    name="gpt-oss-20b", total_params=20.91e9, active_params=3.61e9, n_layers=24, n_attention_layers=24,
+    n_kv_heads=8, head_dim=64, max_context=131_072, n_window_layers=12, window=128, attention="GQA, alternating 128-token window",
+    source="OpenAI gpt-oss model card: 24 layers, 20.9B total / 3.6B active, 32 experts; 12.8 GiB checkpoint",
+    bf16_params=1.80e9,
+    bf16_source=(_ROUTED_ONLY + "32 experts × 24 layers × 2,880·8,640 = 19.11B in MXFP4; attention 0.64B, "
+                 "embeddings 1.16B"),
+)
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """A published checkpoint's size, to check the weight arithmetic against."""
+
+    arch: ModelArch
+    fmt: str
+    size: float
+    unit: str  # "GiB" (file size) or "B elements" (the Hub's safetensors element count, packed FP4 pairs count once)
+    source: str
+
+
+PUBLISHED_CHECKPOINTS: tuple[PublishedCheckpoint, ...] = (
+    PublishedCheckpoint(FRONTIER[3], "mxfp4", 60.8, "GiB", "OpenAI gpt-oss model card, checkpoint size"),
+    PublishedCheckpoint(GPT_OSS_20B, "mxfp4", 12.8, "GiB", "OpenAI gpt-oss model card, checkpoint size"),
+    PublishedCheckpoint(NEMOTRON_3_NANO, "nvfp4", 18.2, "B elements",
+                        "Hugging Face safetensors metadata of nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 (18.2B)"),
+)
+
+
+def _stored_elements(arch: ModelArch, fmt: str) -> float:
+    """Elements the Hub counts in an NVFP4 checkpoint: BF16 parameters, uint8 pairs of FP4 values, one FP8 scale per 16."""
+    low = arch.total_params - arch.bf16_params
+    return arch.bf16_params + low / 2 + low / 16
+
+
+def checkpoint_check():
+    """Predicted against published checkpoint sizes: with the BF16-kept layers, and with every parameter at the format."""
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for c in PUBLISHED_CHECKPOINTS:
+        if c.unit == "GiB":
+            mixed, flat = weight_bytes(c.arch, c.fmt) / GiB, weight_bytes(c.arch, c.fmt, mixed=False) / GiB
+        else:
+            mixed = _stored_elements(c.arch, c.fmt) / 1e9
+            flat = _stored_elements(dataclasses.replace(c.arch, bf16_params=0.0), c.fmt) / 1e9
+        rows.append({"checkpoint": f"{c.arch.name} {c.fmt.upper()}", "published": c.size, "unit": c.unit,
+                     "predicted": mixed, "error": mixed / c.size - 1, "every_param_at_format": flat,
+                     "error_every_param": flat / c.size - 1, "source": c.source})
+    return pd.DataFrame(rows)
+
+
+def by_name(name: str) -> ModelArch:
+    """The catalogue entry called ``name``; an unknown name lists the known ones."""
+    for arch in FRONTIER:
+        if arch.name == name:
+            return arch
+    raise InputError(f"No model {name!r}. Models: {', '.join(a.name for a in FRONTIER)}.")
+
+
+@dataclass(frozen=True)
+class MachinePeak:
+    """A machine's published dense tensor throughput (FLOP/s) per format, with where each figure comes from."""
+
+    name: str
+    dense_flops: dict[str, float]
+    source: str
+
+
+#: Dense peaks (no 2:4 sparsity). Figures a vendor only states "with sparsity" are halved, and say so.
+MACHINE_PEAKS: tuple[MachinePeak, ...] = (
+    MachinePeak(
+        name="DGX Station (GB300)",
+        dense_flops={"bf16": 2.5e15, "fp8": 5.0e15, "nvfp4": 15.0e15},
+        source=("NVIDIA, 'Inside NVIDIA Blackwell Ultra' (developer blog, 2025): 15 PFLOPS dense NVFP4 per "
+                "Blackwell Ultra GPU; GB300 per-GPU datasheet figures as tabulated by Verda (GB300 NVL72 "
+                "architecture, 2025): FP8 5 PFLOPS, BF16 2.5 PFLOPS dense. The Station's one GB300 GPU is assumed "
+                "to reach the datasheet's clocks; its own figures may be lower.")),
+    MachinePeak(
+        name="DGX Spark (GB10)",
+        dense_flops={"bf16": 0.125e15, "fp8": 0.25e15, "nvfp4": 0.5e15},
+        source=("NVIDIA DGX Spark: 'up to 1 petaFLOP of FP4 AI performance' — stated with sparsity, so 0.5 "
+                "PFLOPS dense NVFP4; FP8 and BF16 derived as ½ and ¼ of it (the Blackwell ratio), not published "
+                "by NVIDIA for GB10: read them as upper bounds.")),
+)

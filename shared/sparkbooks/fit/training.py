@@ -1,0 +1,224 @@
+"""Will fine-tuning fit? The serving planner (:mod:`sparkbooks.fit.memory`) extended to training.
+
+Per rank, in bytes, every term a reader can redo by hand:
+
+* **weights** = parameters × bytes (BF16 2, FP32 4; QLoRA's NF4 with double quantisation
+  ≈ 4.127 bits for every decoder linear layer, embeddings and head kept at BF16);
+* **trainable** parameters: all of them (full fine-tuning) or the LoRA adapters,
+  r × (d_in + d_out) per adapted matrix per layer, kept in FP32;
+* **gradients + optimizer** per trainable parameter: AdamW keeps two FP32 moments (8 B; 8-bit
+  AdamW 2 B); mixed-precision training adds an FP32 master copy (4 B) to the BF16 weight and
+  gradient — ZeRO's 2 + 2 + 12 = 16 B per parameter; FP32 training needs 4 + 4 + 8;
+* **activations** per token per layer: 8·h + 4·I elements (h hidden, I MLP width) plus r per
+  LoRA matrix — the tensors autograd keeps for a Llama block in transformers with SDPA attention
+  (norm inputs and outputs, q and the head-repeated k and v, the attention output, gate, up,
+  SiLU and product of the MLP), counted with ``torch.autograd.graph.saved_tensors_hooks`` on
+  SmolLM2-135M; with **gradient checkpointing** only each layer's input (h) stays, plus one
+  layer's full set during its recomputation;
+* **logits** = tokens whose loss is taken × vocabulary × 4 B × 3 (FP32 logits, their log-softmax
+  kept for the backward pass, and its gradient);
+* **FSDP** (``FULL_SHARD`` over N ranks) divides weights, gradients and optimizer state by N and
+  gathers one layer's full weights at a time; activations are per rank (its own micro-batch).
+
+A fixed allowance covers the CUDA context and allocator slack on a GPU (none on a CPU).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from ..exceptions import InputError
+from .memory import DGX_SPARK, DGX_STATION_HBM, TWO_SPARKS, Device, GiB
+
+__all__ = ["GPU_OVERHEAD_BYTES", "LLAMA_3_1_70B", "LLAMA_3_1_8B", "LLAMA_3_2_3B", "OFFICIAL_RECIPES", "SMOLLM2_135M", "TrainMemory", "TrainRecipe", "TransformerShape", "lora_params", "recipe_table", "training_memory"]
+
+#: CUDA context, cuBLAS workspaces and caching-allocator slack: an allowance, not a measurement.
+GPU_OVERHEAD_BYTES = 3 * GiB
+NF4_BITS = 4.127  # NF4 blocks of 64 with FP8 block scales quantised again in blocks of 256 (QLoRA paper)
+TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class TransformerShape:
+    """A Llama-style decoder's shape (what training memory depends on), with its source."""
+
+    name: str
+    params: float
+    layers: int
+    hidden: int
+    intermediate: int
+    heads: int
+    kv_heads: int
+    vocab: int
+    tied_embeddings: bool
+    source: str
+
+    @classmethod
+    def from_config(cls, path, name: str | None = None) -> TransformerShape:
+        """The shape of a Llama-style model from its transformers ``config.json`` (parameters counted from it)."""
+        import json  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        try:
+            c = json.loads(Path(path).read_text())
+            h, i, layers, heads = c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"], c["num_attention_heads"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{path} is not a Llama-style config.json ({exc}).") from exc
+        kv, vocab, tied = c.get("num_key_value_heads", heads), c["vocab_size"], bool(c.get("tie_word_embeddings"))
+        head_dim = c.get("head_dim") or h // heads
+        per_layer = 2 * h * heads * head_dim + 2 * h * kv * head_dim + 3 * h * i + 2 * h
+        params = vocab * h * (1 if tied else 2) + layers * per_layer + h
+        return cls(name or str(c.get("_name_or_path") or Path(path).parent.name), float(params), layers, h, i, heads,
+                   kv, vocab, tied, f"{path}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def matrix_shapes(self) -> dict[str, tuple[int, int]]:
+        """(d_in, d_out) of each linear layer in one block."""
+        h, i, kv = self.hidden, self.intermediate, self.kv_heads * self.head_dim
+        return {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+    @property
+    def embedding_params(self) -> float:
+        return self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
+
+
+SMOLLM2_135M = TransformerShape("SmolLM2-135M-Instruct", 134.5e6, 30, 576, 1536, 9, 3, 49_152, True,
+                                "config.json of HuggingFaceTB/SmolLM2-135M-Instruct (as read from the shipped GGUF)")
+LLAMA_3_2_3B = TransformerShape("Llama 3.2 3B", 3.21e9, 28, 3072, 8192, 24, 8, 128_256, True,
+                                "meta-llama/Llama-3.2-3B config.json (3.21B parameters, tied embeddings)")
+LLAMA_3_1_8B = TransformerShape("Llama 3.1 8B", 8.03e9, 32, 4096, 14_336, 32, 8, 128_256, False,
+                                "meta-llama/Llama-3.1-8B config.json (8.03B parameters)")
+LLAMA_3_1_70B = TransformerShape("Llama 3.1 70B", 70.6e9, 80, 8192, 28_672, 64, 8, 128_256, False,
+                                 "meta-llama/Llama-3.1-70B config.json (70.6B parameters)")
+
+
+def lora_params(shape: TransformerShape, rank: int, targets: Sequence[str] = TARGETS) -> float:
+    """Adapter parameters: r × (d_in + d_out) for every targeted matrix in every layer."""
+    matrices = shape.matrix_shapes()
+    unknown = set(targets) - set(matrices)
+    if unknown:
+        raise InputError(f"Unknown LoRA targets {sorted(unknown)}; choose from {sorted(matrices)}.")
+    return shape.layers * sum(rank * sum(matrices[t]) for t in targets)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How a model is trained: method, precision, batch, sequence, checkpointing, optimizer, ranks."""
+
+    name: str
+    shape: TransformerShape
+    method: str = "lora"  # "full", "lora" or "qlora"
+    micro_batch: int = 8
+    seq_len: int = 2048
+    loss_tokens: int | None = None  # tokens per sequence whose logits are computed (None: all)
+    lora_rank: int = 8
+    targets: tuple[str, ...] = TARGETS
+    weight_bytes: float = 2.0  # BF16; 4 for FP32 training
+    activation_bytes: float = 2.0
+    optimizer: str = "adamw"  # or "adamw8bit"
+    checkpointing: bool = False
+    ranks: int = 1  # FSDP FULL_SHARD over this many ranks
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("full", "lora", "qlora"):
+            raise InputError(f"method must be full, lora or qlora (got {self.method!r}).")
+        if self.optimizer not in ("adamw", "adamw8bit"):
+            raise InputError(f"optimizer must be adamw or adamw8bit (got {self.optimizer!r}).")
+        if min(self.micro_batch, self.seq_len, self.ranks) < 1:
+            raise InputError("micro_batch, seq_len and ranks must be ≥ 1.")
+
+
+@dataclass(frozen=True)
+class TrainMemory:
+    """Bytes per rank by part, and their sum (``overhead`` is the GPU allowance, 0 on a CPU)."""
+
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    logits: float
+    overhead: float
+    trainable_params: float
+
+    @property
+    def total(self) -> float:
+        return self.weights + self.gradients + self.optimizer + self.activations + self.logits + self.overhead
+
+    def as_dict(self, unit: float = GiB) -> dict[str, float]:
+        return {"weights": self.weights / unit, "gradients": self.gradients / unit,
+                "optimizer": self.optimizer / unit, "activations": self.activations / unit,
+                "logits": self.logits / unit, "overhead": self.overhead / unit, "total": self.total / unit}
+
+
+def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES) -> TrainMemory:
+    """Peak bytes per rank for ``recipe`` (see the module docstring for every term)."""
+    s, r = recipe.shape, recipe
+    linear = s.params - s.embedding_params
+    if r.method == "qlora":
+        weights = linear * NF4_BITS / 8 + s.embedding_params * 2
+    else:
+        weights = s.params * r.weight_bytes
+    trainable = s.params if r.method == "full" else lora_params(s, r.lora_rank, r.targets)
+    if r.method != "full":
+        weights += trainable * 4.0  # the adapters themselves, FP32
+    mixed = r.weight_bytes < 4
+    grad_bytes = r.weight_bytes if r.method == "full" else 4.0  # adapters train in FP32 (peft's default)
+    moments = 8.0 if r.optimizer == "adamw" else 2.0
+    master = 4.0 if (mixed and r.method == "full") else 0.0
+    shard = r.ranks
+    largest_layer = max(sum(a * b for a, b in s.matrix_shapes().values()), 1) * r.weight_bytes
+    weights_rank = weights / shard + (largest_layer if shard > 1 else 0.0)  # one layer gathered at a time
+    tokens = r.micro_batch * r.seq_len
+    lora_width = r.lora_rank * len(r.targets) if r.method != "full" else 0
+    per_layer = 8 * s.hidden + 4 * s.intermediate + lora_width
+    if r.checkpointing:
+        act_elements = tokens * (s.layers * s.hidden + per_layer)
+    else:
+        act_elements = tokens * s.layers * per_layer
+    loss_tokens = r.micro_batch * (r.loss_tokens or r.seq_len)
+    return TrainMemory(weights=weights_rank, gradients=trainable * grad_bytes / shard,
+                       optimizer=trainable * (moments + master) / shard,
+                       activations=act_elements * r.activation_bytes, logits=loss_tokens * s.vocab * 4 * 3,
+                       overhead=overhead, trainable_params=trainable)
+
+
+_ALPACA = ("NVIDIA dgx-spark-playbooks pytorch-fine-tune: Alpaca, --batch_size 8 per device, --seq_length 2048 "
+           "(the padded worst case; Alpaca samples are shorter), BF16, adamw_torch, no gradient checkpointing unless "
+           "--gradient_checkpointing; FSDP2 FULL_SHARD on two Sparks")
+#: The official recipes (Llama3_3B_full_finetuning.py, Llama3_8B_LoRA_finetuning.py, Llama3_70B_qLoRA_finetuning.py).
+OFFICIAL_RECIPES: tuple[TrainRecipe, ...] = (
+    TrainRecipe("Llama 3.2 3B full SFT", LLAMA_3_2_3B, method="full", source=_ALPACA),
+    TrainRecipe("Llama 3.1 8B LoRA r8", LLAMA_3_1_8B, method="lora", lora_rank=8, source=_ALPACA),
+    TrainRecipe("Llama 3.1 70B QLoRA r8", LLAMA_3_1_70B, method="qlora", lora_rank=8, source=_ALPACA),
+)
+
+
+def recipe_table(recipes: Sequence[TrainRecipe] = OFFICIAL_RECIPES,
+                 devices: Sequence[tuple[Device, int]] = ((DGX_SPARK, 1), (TWO_SPARKS, 2), (DGX_STATION_HBM, 1)),
+                 *, seq_lens: Sequence[int] = (2048,), checkpointing: Sequence[bool] = (False, True)):
+    """Will each recipe fit? One row per recipe × sequence length × checkpointing, one column per machine.
+
+    A cell reads ``✓ 78.7 / 119.7`` (GiB needed per rank / GiB a rank has) or ``✗ …`` when it
+    does not fit. ``devices`` pairs a machine with its number of ranks: 2× DGX Spark is FSDP
+    (FULL_SHARD) over 2 ranks, each with one Spark's memory.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for recipe in recipes:
+        for seq_len in seq_lens:
+            for ckpt in checkpointing:
+                row: dict[str, object] = {"recipe": recipe.name, "seq_len": seq_len, "checkpointing": ckpt}
+                for device, ranks in devices:
+                    plan = training_memory(replace(recipe, ranks=ranks, checkpointing=ckpt, seq_len=seq_len))
+                    has = device.usable_bytes / ranks
+                    mark = "✓" if plan.total <= has else "✗"
+                    row[device.name] = f"{mark} {plan.total / GiB:.1f} / {has / GiB:.1f}"
+                rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,34 @@
+"""Submodules loaded on first use, so that importing a package stays light.
+
+>>> __getattr__, __dir__ = attach(__name__, ("cvar", "portfolio"))  # in a package's ``__init__``
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+__all__ = ["attach"]
+
+
+def attach(package: str, submodules: Iterable[str], *, namespace: dict[str, Any] | None = None
+           ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """Module-level ``__getattr__`` and ``__dir__`` that import ``package.<name>`` the first time it is read.
+
+    ``namespace`` (the package's ``globals()``) caches the loaded module, so the hook runs once per name.
+    """
+    names = tuple(submodules)
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            module = importlib.import_module(f"{package}.{name}")
+            if namespace is not None:
+                namespace[name] = module
+            return module
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted(set(namespace or ()) | set(names))
+
+    return __getattr__, __dir__

@@ -1,0 +1,23 @@
+"""Number formats: NVFP4, MXFP4, FP8, INT4 fake quantisation (:mod:`.formats`), and recipes scored on a real LLM (:mod:`.evaluate`)."""
+
+from __future__ import annotations
+
+from ..lazy import attach
+from .formats import (
+    E2M1_VALUES,
+    FORMATS,
+    Format,
+    NUMBER_FORMATS,
+    bits_per_weight,
+    fp8_e4m3,
+    int4,
+    mxfp4,
+    nvfp4,
+    nvfp4_mse,
+    relative_error,
+    round_to_float,
+)
+
+SUBMODULES = ('evaluate', 'formats')
+__all__ = sorted([*SUBMODULES, *(n for n in dir() if not n.startswith('_') and n not in ('annotations', 'attach'))])
+__getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -1,0 +1,291 @@
+"""What a number format does to a real language model: its next-token distributions, against a baseline.
+
+The model is the stand-in we ship, SmolLM2-135M-Instruct (a Q4_1 GGUF), dequantised to float32:
+the baseline is therefore *Q4_1-derived*, not the BF16 original. Each recipe quantises the
+decoder's linear layers — embeddings and the (tied) lm_head stay as they are, as NVIDIA's recipes
+keep sensitive layers in BF16 — and is scored on held-out text by
+
+* **KL(baseline ‖ recipe)** per token: how far the next-token distribution moved;
+* the **perplexity ratio** against the baseline on the same tokens;
+* **top-1 agreement**: the recipe's most likely next token is the baseline's.
+
+Intervals are percentile bootstraps over documents (tokens of one document are not independent).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import InputError, require
+from ..intervals import bootstrap_interval
+from .formats import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
+
+__all__ = [
+    "LMComparison",
+    "QuantisedModel",
+    "RECIPES",
+    "Ratio",
+    "Recipe",
+    "StandInLM",
+    "compare_recipes",
+    "load_stand_in_lm",
+    "paired_ratio",
+    "plot_comparison",
+    "quantise_model",
+    "stand_in_folder",
+    "token_windows",
+]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A quantisation recipe: the weight format, how block scales are chosen, and whether activations are quantised."""
+
+    name: str
+    fmt: str
+    scales: str = "round-to-nearest"  # or "MSE search" (NVFP4 only: per-block scale search)
+    activations: bool = False  # W4A4: every linear layer's input quantised too, with dynamic scales
+
+    def weight_quantiser(self) -> Callable[[np.ndarray], np.ndarray]:
+        if self.fmt not in FORMATS:
+            raise InputError(f"No fake quantiser for {self.fmt!r}; formats: {', '.join(FORMATS)}.")
+        if self.scales == "MSE search":
+            if self.fmt != "nvfp4":
+                raise InputError("The MSE scale search is implemented for NVFP4 only.")
+            return nvfp4_mse
+        return FORMATS[self.fmt].quantise
+
+
+#: FP8 is the yardstick: the format the industry already calls near-lossless.
+RECIPES: tuple[Recipe, ...] = (
+    Recipe("FP8", "fp8"),
+    Recipe("NVFP4", "nvfp4"),
+    Recipe("NVFP4 + MSE scales", "nvfp4", scales="MSE search"),
+    Recipe("MXFP4", "mxfp4"),
+    Recipe("INT4 g128", "int4"),
+    Recipe("NVFP4 W4A4", "nvfp4", activations=True),
+)
+
+
+@dataclass(frozen=True)
+class StandInLM:
+    """The stand-in language model (a transformers causal LM in eval mode) and its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+
+
+def stand_in_folder() -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder: dequantised from the shipped Q4_1 GGUF (checksum-verified) to
+    float32 once, then cached as safetensors (the GGUF load takes ~20 s, the folder well under a second).
+
+    The one copy ``nvfp4-fit`` scores and ``fine-tune`` trains. Nothing is fetched from a model hub.
+    """
+    for module in ("torch", "transformers", "accelerate", "gguf"):
+        require(module, extra="models")
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    from .. import log, sources  # noqa: PLC0415
+    from ..llm.llamacpp import STAND_IN_SOURCE  # noqa: PLC0415
+    from ..settings import settings  # noqa: PLC0415
+
+    gguf = sources.fetch(STAND_IN_SOURCE)
+    target = Path(settings.cache_dir) / "models" / f"smollm2-135m-instruct-from-{gguf.parent.name}"
+    if (target / "model.safetensors").is_file():
+        return target
+    start = log.info("dequantising the stand-in GGUF to a transformers folder (once, ~20 s)")
+    hf_logging.disable_progress_bar()  # one bar per tensor says nothing a reader needs
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    model.hf_quantizer = None  # dequantised already: save it as plain float32 weights
+    model.config.__dict__.pop("quantization_config", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)  # whole or absent: a second process never reads half a folder
+    log.info(f"cached at {target} ({{time_passed}})", time=start)
+    return target
+
+
+def load_stand_in_lm() -> StandInLM:
+    """SmolLM2-135M-Instruct in float32 from :func:`stand_in_folder`, in evaluation mode."""
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
+
+    folder = stand_in_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    return StandInLM(model.eval(), tokenizer)
+
+
+def token_windows(tokenizer, texts: Sequence[str], *, length: int = 256, n: int | None = None):
+    """The first ``length`` tokens of each text long enough to fill them, as a ``(documents, length)`` tensor."""
+    import torch  # noqa: PLC0415
+
+    windows = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= length:
+            windows.append(ids[:length])
+        if n is not None and len(windows) == n:
+            break
+    if not windows:
+        raise InputError(f"No text has {length} tokens: lower `length` or pass longer documents.")
+    return torch.tensor(windows, dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class QuantisedModel:
+    """A fake-quantised copy of a model and the relative weight error of each layer (a DataFrame)."""
+
+    model: Any
+    errors: Any
+
+
+def quantise_model(model, recipe: Recipe) -> QuantisedModel:
+    """A deep copy of ``model`` with every decoder ``nn.Linear`` quantised by ``recipe``; the original is untouched.
+
+    The input embeddings and the lm_head (tied to them in SmolLM2) are left alone. With
+    ``recipe.activations`` each quantised layer also fake-quantises its input on every call.
+    """
+    import pandas as pd  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    quantise = recipe.weight_quantiser()
+    clone = copy.deepcopy(model)
+    kept = {id(clone.get_input_embeddings().weight)}
+    activation_quantiser = FORMATS[recipe.fmt].quantise
+
+    def quantise_input(_module, args):
+        x = args[0]
+        q = torch.from_numpy(activation_quantiser(x.detach().float().cpu().numpy())).to(device=x.device, dtype=x.dtype)
+        return (q, *args[1:])
+
+    layers = [(name, module) for name, module in clone.named_modules()
+              if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head") and id(module.weight) not in kept]
+    weights = [module.weight.detach().cpu().numpy().copy() for _, module in layers]  # copy_ below would change a view
+    # numpy's array passes release the GIL: layers quantise in parallel, each exactly as it would alone
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        quantised = list(pool.map(quantise, weights))
+    rows = []
+    with torch.no_grad():
+        for (name, module), weight, q in zip(layers, weights, quantised):
+            module.weight.copy_(torch.from_numpy(q))
+            if recipe.activations:
+                module.register_forward_pre_hook(quantise_input)
+            rows.append({"layer": name, "recipe": recipe.name, "relative_error": relative_error(weight, q)})
+    if not rows:
+        raise InputError("The model has no linear layers to quantise.")
+    return QuantisedModel(clone, pd.DataFrame(rows))
+
+
+@dataclass(frozen=True)
+class LMComparison:
+    """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means; ``layer_errors``."""
+
+    summary: Any
+    per_doc: Any
+    layer_errors: Any
+    tokens: int
+
+
+def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
+                    seed: int = 0) -> LMComparison:
+    """Score each recipe against the unquantised ``model`` on ``tokens`` (documents × length).
+
+    Every recipe sees the same tokens; the baseline's distribution is computed once per batch.
+    """
+    import pandas as pd  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    if len(tokens) < 2:
+        raise InputError("Need at least 2 documents for intervals.")
+    variants = {r.name: quantise_model(model, r) for r in recipes}
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(tokens), batch_size):
+            chunk = tokens[start:start + batch_size]
+            target = chunk[:, 1:].unsqueeze(-1)
+            base = torch.log_softmax(model(chunk).logits[:, :-1].float(), dim=-1)
+            base_nll = -base.gather(-1, target).squeeze(-1).mean(1)
+            base_top = base.argmax(-1)
+            p = base.exp()
+            for name, variant in variants.items():
+                logq = torch.log_softmax(variant.model(chunk).logits[:, :-1].float(), dim=-1)
+                kl = (p * (base - logq)).sum(-1).mean(1)
+                nll = -logq.gather(-1, target).squeeze(-1).mean(1)
+                top1 = (logq.argmax(-1) == base_top).float().mean(1)
+                for i in range(len(chunk)):
+                    rows.append({"recipe": name, "doc": start + i, "kl": float(kl[i]), "nll": float(nll[i]),
+                                 "base_nll": float(base_nll[i]), "top1": float(top1[i])})
+            del base, p
+    per_doc = pd.DataFrame(rows)
+    errors = pd.concat([v.errors for v in variants.values()], ignore_index=True)
+    summary = []
+    for recipe in recipes:
+        d = per_doc[per_doc["recipe"] == recipe.name]
+        pair = d[["nll", "base_nll"]].to_numpy()
+        ratio = lambda a: float(np.exp(a[:, 0].mean() - a[:, 1].mean()))  # noqa: E731 - perplexity ratio
+        summary.append({
+            "recipe": recipe.name, "bits_per_weight": NUMBER_FORMATS[recipe.fmt].bits_per_weight,
+            "activations": recipe.fmt if recipe.activations else "baseline", "scales": recipe.scales,
+            "kl": d["kl"].mean(), **dict(zip(("kl_low", "kl_high"), bootstrap_interval(d["kl"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "ppl_ratio": ratio(pair), **dict(zip(("ppl_ratio_low", "ppl_ratio_high"), bootstrap_interval(pair, ratio, n_boot=n_boot, seed=seed))),
+            "top1": d["top1"].mean(), **dict(zip(("top1_low", "top1_high"), bootstrap_interval(d["top1"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
+        })
+    tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
+    return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of means and its 95% bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def paired_ratio(per_doc, recipe: str, reference: str, *, metric: str = "kl", n_boot: int = 2000,
+                 seed: int = 0) -> Ratio:
+    """``mean(metric | recipe) / mean(metric | reference)`` with a 95% interval from resampling the same documents."""
+    a = per_doc[per_doc["recipe"] == recipe].sort_values("doc")[metric].to_numpy()
+    b = per_doc[per_doc["recipe"] == reference].sort_values("doc")[metric].to_numpy()
+    if len(a) != len(b) or not len(a):
+        raise InputError(f"{recipe!r} and {reference!r} were not scored on the same documents.")
+    pairs = np.column_stack([a, b])
+    low, high = bootstrap_interval(pairs, lambda x: float(x[:, 0].mean() / x[:, 1].mean()), n_boot=n_boot, seed=seed)
+    return Ratio(float(a.mean() / b.mean()), low, high)
+
+
+def plot_comparison(summary):
+    """KL to the baseline (log scale) and top-1 agreement per recipe, with 95% intervals."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.4))
+    y = range(len(summary))
+    for ax, col, title in ((left, "kl", "KL(baseline ‖ recipe) per token, nats"), (right, "top1", "top-1 agreement with the baseline")):
+        err = [summary[col] - summary[f"{col}_low"], summary[f"{col}_high"] - summary[col]]
+        ax.barh(list(y), summary[col], xerr=err, color=["#5b5b5b" if r == "FP8" else "#76b900" for r in summary.index])
+        ax.set_yticks(list(y), summary.index)
+        ax.invert_yaxis()
+        ax.set_title(title)
+    left.set_xscale("log")
+    fig.tight_layout()
+    return fig
