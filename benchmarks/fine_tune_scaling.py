@@ -28,6 +28,11 @@ from sparkbooks.training import distributed
 from sparkbooks.training import finetune
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"steps": 2, "global_batch": 4, "lora_rank": 4, "n_train": 32, "n_held_out": 2, "unseen_templates": []}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=finetune.STAND_IN)
@@ -41,7 +46,11 @@ def main() -> None:
     parser.add_argument("--unseen-templates", nargs="*", default=["married", "parenthesis"],
                         help="sentence templates kept out of training (their held-out sentences test generalisation)")
     parser.add_argument("--out", default=None, help="keep adapters and the GGUF here (default: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
 
     base = finetune.base_model(args.model)
     task = finetune.birth_task(args.n_train, args.n_held_out, seed=args.seed, unseen_templates=args.unseen_templates)

@@ -26,13 +26,22 @@ from sparkbooks import llm
 from sparkbooks.llm.loadtest import random_prompts
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"levels": [1, 2], "requests": 2, "max_tokens": 8}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4, 8])
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--base-url", default=None)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     with contextlib.nullcontext() if args.base_url else llm.stand_in(ctx_size=8192, parallel=max(args.levels)) as server:
         endpoint = llm.connect(args.base_url or server.base_url)
         rows = []

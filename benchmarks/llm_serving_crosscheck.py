@@ -24,6 +24,12 @@ from sparkbooks import llm, sources
 from sparkbooks.llm import llamacpp
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"input_tokens": 16, "long_input_tokens": 32, "output_tokens": 4, "levels": [1], "requests": 2,
+         "length_requests": 2}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--input-tokens", type=int, default=64)
@@ -32,7 +38,12 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--requests", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--length-requests", type=int, default=8, help="requests per prompt length (one stream)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
 
     model = sources.fetch(llamacpp.STAND_IN_SOURCE)
     # the bench times each configuration once, the first one cold: a discarded run warms caches and page-ins first
@@ -46,7 +57,7 @@ def main() -> None:
         sweep = llm.sweep(endpoint, levels=args.levels, requests_per_level=args.requests, input_tokens=args.input_tokens,
                           output_tokens=args.output_tokens)
         lengths = llm.prompt_length_sweep(endpoint, input_tokens=[args.input_tokens, args.long_input_tokens],
-                                          output_tokens=args.output_tokens, requests=8)
+                                          output_tokens=args.output_tokens, requests=args.length_requests)
 
     rows = []
     for n in (args.input_tokens, args.long_input_tokens):

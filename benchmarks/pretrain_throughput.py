@@ -25,6 +25,12 @@ from sparkbooks.hardware import detect
 from sparkbooks.intervals import paired_bootstrap
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"sizes": ["tiny"], "vocab": 512, "seq_len": 32, "batch": 4, "steps": 4, "no_compile": True, "seeds": [0],
+         "ablation_steps": 4, "ablation_batch": 4, "ablation_seq_len": 32, "recipes": ["nvfp4_rtn"], "documents": 400}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["tiny", "small", "medium"])
@@ -39,7 +45,12 @@ def main() -> None:
     parser.add_argument("--ablation-batch", type=int, default=16)
     parser.add_argument("--ablation-seq-len", type=int, default=64)
     parser.add_argument("--recipes", nargs="+", default=["nvfp4_rtn", "nvfp4_recipe"])
+    parser.add_argument("--documents", type=int, default=None, help="the first N documents of each corpus (default: all)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
 
     peak = pretrain.matmul_peak()
     print(f"peak: {peak}", flush=True)
@@ -47,7 +58,7 @@ def main() -> None:
     two = distributed.Launch(nproc_per_node=2, threads_per_rank=1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        corpus = pretrain.prepare(pretrain.documents(), Path(tmp), vocab_size=args.vocab)
+        corpus = pretrain.prepare(pretrain.documents(limit=args.documents), Path(tmp), vocab_size=args.vocab)
         common = dict(seq_len=args.seq_len, batch_size=args.batch, steps=args.steps, eval_every=args.steps,
                       eval_windows=8, sample_tokens=0, lr=1e-3)
         plans = [(size, one, False) for size in args.sizes]

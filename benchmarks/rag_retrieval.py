@@ -12,8 +12,9 @@ HNSW graph built by faiss directly (no Milvus around it) shows how much of a que
 how much Milvus Lite's Python gRPC server.
 
 The server rows run the playbook's own ``VectorIndex`` code against a Milvus standalone server: the
-one the ``milvus`` wheel (x86-64 Linux only; Milvus 2.3.5, the C++ Knowhere engine) starts on this
-machine, or any server given with ``--server-uri`` (on a Spark: Milvus in Docker). Its build time =
+one from the ``milvus`` wheel (x86-64 Linux only; Milvus 2.3.5, the C++ Knowhere engine), started on this
+machine by ``sparkbooks.retrieval.rag.server.milvus_server``, or any server given with ``--server-uri``
+(on a Spark: Milvus in Docker). Its build time =
 insert + flush + wait until every row is indexed + release/load.
 
     python benchmarks/rag_retrieval.py [--sizes 10000 100000 1000000] [--engines lite server faiss-hnsw]
@@ -31,7 +32,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sparkbooks.exceptions import MissingDependencyError
 from sparkbooks.retrieval.rag.index import VectorIndex
+from sparkbooks.retrieval.rag.server import milvus_server as start_milvus
+
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"sizes": [2_000], "queries": 20, "engines": ["lite", "faiss-hnsw"]}
+
 
 DIM = 384
 ENGINES = {"lite": "Milvus Lite 3 (embedded)", "server": "Milvus server (standalone)", "faiss-hnsw": "faiss HNSW alone (no DB)"}
@@ -99,21 +107,16 @@ def timed_queries(search, queries: np.ndarray, exact_ids: list[set[int]]) -> tup
 
 @contextlib.contextmanager
 def milvus_server(uri: str | None, base: Path):
-    """A given server URI, or a Milvus standalone server started from the ``milvus`` wheel (its own launcher)."""
+    """A given server URI, or a Milvus standalone server from the ``milvus`` wheel, run as a ``services.Service``."""
     if uri:
         yield uri
         return
     try:
-        from milvus import MilvusServer  # noqa: PLC0415
-    except ImportError:
-        raise SystemExit("--engines server needs a Milvus server: `pip install milvus` (x86-64 Linux) or --server-uri URI") from None
-    server = MilvusServer()
-    server.set_base_dir(str(base))
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{server.listen_port}"
-    finally:
-        server.stop()
+        server = start_milvus(base)
+    except MissingDependencyError as exc:
+        raise SystemExit(f"--engines server needs a Milvus server: {exc} Or pass --server-uri URI.") from None
+    with server:
+        yield server.uri
 
 
 def main() -> None:
@@ -125,7 +128,11 @@ def main() -> None:
     parser.add_argument("--lite-max", type=int, default=100_000,
                         help="largest size Milvus Lite runs at (its queries scan every row in Python: ~1 s each at 1M)")
     parser.add_argument("--server-uri", default=None, help="a running Milvus server; default: start one from the milvus wheel")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     import faiss
 
     rng = np.random.default_rng(0)

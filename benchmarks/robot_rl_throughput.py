@@ -27,6 +27,12 @@ from sparkbooks import robot
 from sparkbooks.hardware import detect
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"n_envs": [1, 2], "seeds": [0], "train_envs": 2, "max_steps": 512, "warp_envs": [1, 4], "batched_train_envs": 4,
+         "batched_iterations": 2, "sim_steps": 50, "update_samples": 256, "eval_every": 512, "eval_episodes": 2}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=robot.tasks.FAST_TASK)
@@ -37,16 +43,24 @@ def main() -> None:
     parser.add_argument("--warp-envs", type=int, nargs="+", default=[1, 64, 256, 1024, 4096])
     parser.add_argument("--batched-train-envs", type=int, default=64)
     parser.add_argument("--batched-iterations", type=int, default=300)
+    parser.add_argument("--sim-steps", type=int, default=500, help="random-action steps per copy in the simulation table")
+    parser.add_argument("--update-samples", type=int, default=2048, help="steps per rollout in the PPO-update table")
+    parser.add_argument("--eval-every", type=int, default=4096, help="PPO's evaluation interval in steps")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation (both trainers)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
 
-    sim = robot.tasks.throughput(args.env, args.n_envs, steps=500)
-    update = robot.train.update_rate(args.env, args.n_envs)
+    sim = robot.tasks.throughput(args.env, args.n_envs, steps=args.sim_steps)
+    update = robot.train.update_rate(args.env, args.n_envs, samples=args.update_samples)
     threshold = robot.tasks.threshold(args.env)
     times, steps = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             r = robot.train.train(args.env, out=Path(tmp), seed=seed, n_envs=args.train_envs, max_steps=args.max_steps,
-                                  eval_every=4096, eval_episodes=10)
+                                  eval_every=args.eval_every, eval_episodes=args.eval_episodes)
             times.append(r.solved_s if r.solved else float("nan"))
             steps.append(r.solved_steps if r.solved else None)
             print(f"  seed {seed}: " + (f"solved at {r.solved_steps:,} steps, {r.solved_s:.1f} s" if r.solved
@@ -57,7 +71,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in args.seeds:
             r = robot.batched.train(args.env, out=Path(tmp), seed=seed, n_envs=args.batched_train_envs,
-                                    max_iterations=args.batched_iterations, eval_every=5, eval_episodes=10, device=device)
+                                    max_iterations=args.batched_iterations, eval_every=5, eval_episodes=args.eval_episodes,
+                                    device=device)
             b_times.append(r.seconds if r.solved else float("nan"))
             b_steps.append(r.steps if r.solved else None)
             print(f"  rsl_rl on Warp, seed {seed}: " + (f"solved at {r.steps:,} steps, {r.seconds:.1f} s" if r.solved

@@ -19,6 +19,11 @@ from pathlib import Path
 
 from sparkbooks import catalog
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"repeat": 1}
+
+
 PARAMS = {"n_rows": 1000, "n_samples": 1000, "profile": "cpu"}
 
 
@@ -31,7 +36,11 @@ def _time(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     pb = catalog.get("start-here")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

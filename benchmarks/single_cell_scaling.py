@@ -26,6 +26,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"sizes": "800", "genes": 0, "fast_only": True, "no_warm_up": True}
+
+
 N_GENES = 28_133  # NVIDIA's genes after filtering
 N_BATCHES = 4
 
@@ -37,7 +42,7 @@ adata = scx.load_sample()
 ref = scx.analyse(adata.copy(), seed=0)
 reference = adata[ref.adata.obs_names, ref.adata.raw.var_names]
 groups = ref.adata.obs["leiden"].astype(str).to_numpy()
-sim = scx.simulate(reference, groups, n_cells=n, n_batches=n_batches, n_genes=n_genes, seed=0)
+sim = scx.simulate(reference, groups, n_cells=n, n_batches=n_batches, n_genes=n_genes or None, seed=0)
 sim.write_h5ad(path + ".part")
 os.replace(path + ".part", path)
 print(f"{sim.n_obs:,} cells x {sim.n_vars:,} genes, {sim.X.nnz / sim.n_obs:,.0f} detected genes per cell")
@@ -51,7 +56,9 @@ from sparkbooks.singlecell import official
 fast = sys.argv[2] == "fast"
 # numba compiles pynndescent's paths for > 4,096 and again for > ~10k cells: here, untimed, on 20,000 cells read
 # alone (reading the whole file twice would leave its first copy in this process's peak)
-official.run(ad.read_h5ad(sys.argv[1], backed="r")[:20000].to_memory(), batch_key="batch", label_key="sim_group", fast=fast)
+if sys.argv[3] == "warm-up":
+    official.run(ad.read_h5ad(sys.argv[1], backed="r")[:20000].to_memory(), batch_key="batch", label_key="sim_group",
+                 fast=fast)
 gc.collect()
 start = time.perf_counter()
 cells = [ad.read_h5ad(sys.argv[1])]
@@ -70,22 +77,23 @@ print("RESULT " + json.dumps({
 """
 
 
-def simulated(n: int, cache: Path) -> Path:
+def simulated(n: int, cache: Path, n_genes: int = N_GENES) -> Path:
     """The cached ``.h5ad`` of ``n`` simulated cells, made in a child process when missing (keyed by the simulation's code)."""
     code = (Path(__file__).resolve().parents[1] / "shared/sparkbooks/singlecell/simulation.py").read_bytes()
-    key = hashlib.sha256(code + f"{n}/{N_GENES}/{N_BATCHES}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(code + f"{n}/{n_genes}/{N_BATCHES}".encode()).hexdigest()[:12]
     path = cache / f"sim_{n}_{key}.h5ad"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-c", SIMULATE, str(n), str(N_GENES), str(N_BATCHES), str(path)],
+        done = subprocess.run([sys.executable, "-c", SIMULATE, str(n), str(n_genes), str(N_BATCHES), str(path)],
                               capture_output=True, text=True, check=True)
         print(f"simulated {done.stdout.strip().splitlines()[-1]} → {path}", flush=True)
     return path
 
 
-def measure(path: Path, *, fast: bool) -> dict:
+def measure(path: Path, *, fast: bool, warm_up: bool = True) -> dict:
     """One fresh process: warm-up, read, the official step list; its figures."""
-    done = subprocess.run([sys.executable, "-c", RUN, str(path), "fast" if fast else "standard"],
+    done = subprocess.run([sys.executable, "-c", RUN, str(path), "fast" if fast else "standard",
+                           "warm-up" if warm_up else "cold"],
                           capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{path.name} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
@@ -99,15 +107,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000,50000,216382")
     parser.add_argument("--fast", action="store_true", help="also run official.FAST's settings on the same data")
+    parser.add_argument("--fast-only", action="store_true", help="only official.FAST's settings")
+    parser.add_argument("--no-warm-up", action="store_true", help="time the first run in each process (numba compiling)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                         / "sparkbooks" / "single_cell_benchmark")
+    parser.add_argument("--genes", type=int, default=N_GENES,
+                        help="genes per simulated cell (default: NVIDIA's after filtering; 0: the sample's own)")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     runs: dict[str, dict] = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        path = simulated(n, args.cache)
-        for fast in (False, True) if args.fast else (False,):
+        path = simulated(n, args.cache, args.genes)
+        for fast in (True,) if args.fast_only else (False, True) if args.fast else (False,):
             name = f"{n}{' fast' if fast else ''}"
-            runs[name] = measure(path, fast=fast)
+            runs[name] = measure(path, fast=fast, warm_up=not args.no_warm_up)
             print(f"{name}: {sum(runs[name]['seconds'].values()):.1f} s, peak {runs[name]['peak_mb']:,.0f} MiB", flush=True)
     steps = list(next(iter(runs.values()))["seconds"])
     print(f"\n{'step':20}" + "".join(f"{name:>14}" for name in runs) + f"{'NVIDIA GPU*':>14}")
@@ -129,7 +145,7 @@ def main() -> None:
     print(json.dumps({name: {"total_s": round(sum(r["seconds"].values()), 1), "peak_mb": round(r["peak_mb"]),
                              "ari_groups": round(r["ari_groups"], 4), "ari_batch": round(r["ari_batch"], 4),
                              "steps": {k: round(v, 2) for k, v in r["seconds"].items()}} for name, r in runs.items()}
-                     | {"nvidia_total_s": NVIDIA_TOTAL_S, "n_genes": N_GENES, "n_batches": N_BATCHES}))
+                     | {"nvidia_total_s": NVIDIA_TOTAL_S, "n_genes": args.genes, "n_batches": N_BATCHES}))
 
 
 if __name__ == "__main__":

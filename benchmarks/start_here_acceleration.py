@@ -18,12 +18,21 @@ from sparkbooks.hardware import detect
 from sparkbooks.dataframes import compare
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"rows": 20_000, "samples": 2_000, "repeats": 1}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--samples", type=int, default=50_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     runs = {
         "pandas-etl": compare("pandas-etl", {"n_rows": args.rows, "seed": 0, "repeats": args.repeats}),
         "sklearn": compare("sklearn", {"n_samples": args.samples, "seed": 0, "repeats": args.repeats}),

@@ -51,6 +51,11 @@ from sparkbooks import corpora as datasets
 from sparkbooks.retrieval import embeddings
 from sparkbooks.topics import evaluate as topic_eval
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"size": 400, "seeds": 1, "corpus": 1_200, "rows": ["ours", "BERTopic default", "BERTopic, our settings"]}
+
+
 ROWS = {
     "ours": {},
     "ours + 500 epochs": {"n_epochs": None},
@@ -135,8 +140,11 @@ def table(title: str, summary, columns: list[tuple[str, str, str]]) -> None:
         print(f"{row:28}" + "".join(f"{c:>18}" for c in cells))
 
 
-def tweets_benchmark(size: int, seeds: int, with_gensim: bool):
+def tweets_benchmark(size: int, seeds: int, with_gensim: bool, *, rows: list[str] | None = None, corpus: int | None = None):
     tweets = datasets.health_tweets()
+    if corpus is not None:  # a seeded draw of `corpus` tweets (smoke): the sample and the held-out set both come from it
+        tweets = tweets.sample(n=min(corpus, len(tweets)), random_state=0).reset_index(drop=True)
+    rows = list(rows or ROWS)
     docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
     vectors = embeddings.embed(list(docs), show_progress=False)
     pick = np.random.default_rng(0).choice(len(docs), size=min(size, len(docs)), replace=False)
@@ -147,9 +155,9 @@ def tweets_benchmark(size: int, seeds: int, with_gensim: bool):
     reference = tweets["source"].to_numpy()[pick]
     for row in ("ours", "BERTopic default"):  # numba compilation, outside every timed run
         run(row, docs[pick][:3000], vectors[pick][:3000], 0, 10)
-    results: dict[str, list[dict]] = {row: [] for row in ROWS}
+    results: dict[str, list[dict]] = {row: [] for row in rows}
     for seed in range(seeds):
-        order = list(ROWS) if seed % 2 == 0 else list(reversed(ROWS))  # alternate who runs first
+        order = rows if seed % 2 == 0 else list(reversed(rows))  # alternate who runs first
         for row in order:
             seconds, labels = run(row, docs[pick], vectors[pick], seed, 10)
             results[row].append({"s": seconds} | score(labels, counts, vocab, held_counts, reference, seed))
@@ -276,12 +284,18 @@ def main() -> None:
     parser.add_argument("--gensim", action="store_true", help="also compute gensim's c_npmi for seed 0")
     parser.add_argument("--reduce", type=int, default=None, help="only the reduction benchmark: all tweets to this many topics")
     parser.add_argument("--reduce-seeds", type=int, default=1)
+    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="the tweets table's rows")
+    parser.add_argument("--corpus", type=int, default=None, help="draw from N tweets (seeded) instead of all")
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     warnings.filterwarnings("ignore")  # UMAP / BERTopic chatter about seeds and deprecations
     if args.reduce:
         print(json.dumps(reduction_benchmark(args.reduce, args.reduce_seeds)))
         return
-    tweets, gensim = tweets_benchmark(args.size, args.seeds, args.gensim)
+    tweets, gensim = tweets_benchmark(args.size, args.seeds, args.gensim, rows=args.rows, corpus=args.corpus)
     headline = {"n_docs": args.size, "seeds": args.seeds}
     for row, key in (("ours", "ours"), ("BERTopic default", "bertopic"), ("BERTopic, our settings", "bertopic_same")):
         headline |= {f"{key}_s": round(tweets[row]["s"][0], 2), f"{key}_ami": round(tweets[row]["ami"][0], 4),

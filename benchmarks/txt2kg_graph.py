@@ -29,6 +29,11 @@ from sparkbooks.hardware import detect
 from sparkbooks.retrieval.kg import graph
 from sparkbooks.retrieval.kg.store import GraphStore
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"edges": [2_000], "queries": 5}
+
+
 TWO_HOP = "MATCH (a:Entity {name: $n})-[:Fact*1..2]-(b:Entity) RETURN DISTINCT b.name AS name"
 
 
@@ -91,7 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edges", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.edges:

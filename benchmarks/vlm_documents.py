@@ -31,6 +31,11 @@ from sparkbooks import documents, llm
 from sparkbooks.documents import ocr
 
 
+SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
+#: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
+SMOKE = {"n": 2}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50)
@@ -38,7 +43,11 @@ def main() -> None:
     parser.add_argument("--llm-url", default=None)
     parser.add_argument("--vlm-url", default=None)
     parser.add_argument("--max-side", type=int, default=1280)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
+    if args.smoke:  # the same code path on tiny inputs; explicit options still win
+        parser.set_defaults(**SMOKE)
+        args = parser.parse_args()
 
     docs = documents.make_invoices(args.n, seed=args.seed)
     engine = ocr.load_ocr()

@@ -160,9 +160,9 @@ def scan_package() -> Scan:
         total.calls += found.calls
         total.uncovered += found.uncovered
     sys.path.insert(0, str(REPO / "shared"))
-    from sparkbooks import accel
+    from sparkbooks import devices
 
-    probe = scan_source(accel._PROBE, "sparkbooks.accel._PROBE")
+    probe = scan_source(devices._CUDF_PROBE, "sparkbooks.devices._CUDF_PROBE")
     total.calls += probe.calls
     return total
 

@@ -1,14 +1,14 @@
 import pytest
 
-from sparkbooks import accel
+from sparkbooks import accel, devices
 from sparkbooks.exceptions import AcceleratorUnavailableError
 
 
 @pytest.fixture(autouse=True)
 def fresh_probe():
-    accel.probe_gpu.cache_clear()
+    devices.refresh()
     yield
-    accel.probe_gpu.cache_clear()
+    devices.refresh()
 
 
 def _fake_cudf(tmp_path, monkeypatch, body: str):
@@ -21,8 +21,8 @@ def _fake_cudf(tmp_path, monkeypatch, body: str):
 
 def _no_cudf(monkeypatch):
     """Make this process see no RAPIDS, whatever the machine has (a DGX Spark has it)."""
-    real = accel.util.find_spec
-    monkeypatch.setattr(accel.util, "find_spec", lambda name, *a: None if name.split(".")[0] == "cudf" else real(name, *a))
+    real = devices.util.find_spec
+    monkeypatch.setattr(devices.util, "find_spec", lambda name, *a: None if name.split(".")[0] == "cudf" else real(name, *a))
 
 
 def test_without_rapids_the_probe_fails_and_says_why(monkeypatch):
@@ -53,3 +53,22 @@ def test_cpu_preference_never_probes(monkeypatch):
     monkeypatch.setattr(accel, "probe_gpu", lambda: pytest.fail("probed"))
     status = accel.enable(prefer="cpu")
     assert status.path == "cpu" and "CPU requested" in status.describe()
+
+
+def test_accel_and_devices_share_one_cudf_probe(monkeypatch):
+    _no_cudf(monkeypatch)
+    assert accel.probe_gpu() is devices.probe_cudf()  # one implementation, one cached answer
+    assert not devices.use_gpu("cudf") and devices.probe().reason("cudf") == "RAPIDS cudf is not installed"
+
+
+def test_cuml_accel_switched_on_outside_sparkbooks_is_seen(monkeypatch):
+    """``python -m cuml.accel`` and ``%load_ext cuml.accel`` switch it on without enable(): devices asks live."""
+    import sys
+    import types
+
+    fake = types.ModuleType("cuml.accel")
+    fake.enabled = lambda: True
+    monkeypatch.setitem(sys.modules, "cuml.accel", fake)
+    assert devices.cuml_accel_active() and accel._installed("cuml.accel")
+    fake.enabled = lambda: False
+    assert not devices.cuml_accel_active()

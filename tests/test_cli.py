@@ -34,3 +34,55 @@ def test_show_lists_list_parameters_with_their_element_constraints(capsys):
     assert main(["show", "nemotron-nano"]) == 0
     out = capsys.readouterr().out
     assert "concurrency" in out and "list[int]" in out and "a list of ints in [1, 1024]" in out
+
+
+def test_build_prints_the_site_first_and_renders_each_guide_as_its_playbook_finishes(fixture_home, tmp_path, capsys,
+                                                                                       monkeypatch):
+    import shutil
+
+    import nbformat
+
+    from sparkbooks import runner
+
+    second = fixture_home / "playbooks" / "fixture-second"
+    shutil.copytree(fixture_home / "playbooks" / "fixture-failures", second)
+    (second / "fixture-failures.ipynb").rename(second / "fixture-second.ipynb")
+    nb = nbformat.read(second / "fixture-second.ipynb", as_version=4)
+    nb.metadata["playbook"]["profiles"]["cpu"] = {"mode": "raise"}  # a failed playbook gets its page too
+    nbformat.write(nb, second / "fixture-second.ipynb")
+    out, site = tmp_path / "runs", tmp_path / "site"
+    seen = []
+    real_run = runner.run
+
+    def run(slug, **kwargs):
+        print(f"RUN {slug}")
+        seen.append((slug, sorted(p.name for p in site.iterdir())))  # what a reader can open while it runs
+        return real_run(slug, **kwargs)
+
+    monkeypatch.setattr(runner, "run", run)
+    assert main(["build", "--out", str(out), "--site", str(site), "--no-progress"]) == 1  # one playbook failed
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"site: {site.resolve() / 'index.html'}") and "RUN fixture-failures" in lines[1:]
+    assert seen == [("fixture-failures", ["index.html"]),
+                    ("fixture-second", ["fixture-failures.html", "index.html"])]
+    assert sorted(p.name for p in site.iterdir()) == ["fixture-failures.html", "fixture-second.html", "index.html"]
+    assert lines[-1].startswith(f"site: {site.resolve() / 'index.html'}")
+
+
+def test_the_exit_codes_are_documented():
+    import sparkbooks.cli as cli
+
+    assert (cli.EXIT_INTERRUPTED, cli.EXIT_TERMINATED) == (130, 143)
+    for code in ("0", "1", "2", "130", "143"):
+        assert code in cli._parser().epilog and code in cli.__doc__
+
+
+def test_make_guides_says_where_the_site_is_before_anything_else():
+    import subprocess
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    done = subprocess.run(["make", "-n", "guides"], cwd=repo, capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in done.stdout.splitlines() if ln.strip()]
+    assert done.returncode == 0 and lines[0].startswith(f'echo "Guide site: file://{repo}/site/index.html'), lines
+    assert lines[-1].endswith("/sparkbooks build")  # which renders each guide as its playbook finishes (test above)

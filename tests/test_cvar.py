@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sparkbooks.finance import cvar
-from sparkbooks.exceptions import InputError, SolverError
+from sparkbooks.finance import problem as problem_lib
+from sparkbooks.exceptions import InfeasibleError, InputError, SolverError
 
 
 def test_cvar_of_equally_likely_losses_by_hand():
@@ -214,7 +215,7 @@ def _fake_cuopt(tmp_path, monkeypatch, *, reason: str, solution=None):
     return given
 
 
-@pytest.mark.parametrize("reason, error", [("TimeLimit", SolverError), ("PrimalInfeasible", cvar.InfeasibleError)])
+@pytest.mark.parametrize("reason, error", [("TimeLimit", SolverError), ("PrimalInfeasible", InfeasibleError)])
 def test_cuopt_anything_but_optimal_is_refused(tmp_path, monkeypatch, reason, error):
     given = _fake_cuopt(tmp_path, monkeypatch, reason=reason)
     with pytest.raises(error, match=reason):
@@ -224,7 +225,7 @@ def test_cuopt_anything_but_optimal_is_refused(tmp_path, monkeypatch, reason, er
 
 def test_cuopt_optimal_answer_is_certified_like_any_other(tmp_path, monkeypatch):
     problem = cvar.CVaRProblem(_returns(S=60, n=4))
-    reference = cvar._lp(problem)
+    reference = problem_lib.linear_program(problem)
     exact = cvar.solve_highs(problem)
     values = np.zeros(len(reference["c"]))
     values[:4] = exact.weights

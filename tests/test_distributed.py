@@ -127,3 +127,53 @@ def test_checkpointing_and_qlora_cut_what_they_should():
     row = table.query("recipe == 'Llama 3.1 70B QLoRA r8' and checkpointing").iloc[0]
     assert row["DGX Spark"].startswith("✓") and not row["DGX Station (HBM)"].startswith("✗")
     assert table.query("recipe == 'Llama 3.1 70B QLoRA r8' and not checkpointing").iloc[0]["DGX Spark"].startswith("✗")
+
+
+# ---- the device policy decides the backend, and NCCL gets one CUDA device per rank (issue 52 item 2) -----------------
+
+from sparkbooks import devices, settings  # noqa: E402
+
+_ONE_GPU = devices.Devices(policy="auto", torch_cuda=1, cuda_name="NVIDIA GB10", compute_capability="12.1",
+                           unified_memory=True, nccl=True, installed=("torch",))
+
+
+@pytest.fixture
+def one_gpu(monkeypatch):
+    """This node as a DGX Spark: one CUDA device torch computes on, NCCL available."""
+    monkeypatch.delenv("SPARKBOOKS_ACCELERATOR", raising=False)
+    settings.reset()
+    devices.refresh(_ONE_GPU)
+    yield
+    settings.reset()
+    devices.refresh()
+
+
+def test_auto_backend_follows_the_device_policy(one_gpu):
+    assert distributed.Launch(nproc_per_node=1, backend="auto").backend == "nccl"
+    assert distributed.Launch(nproc_per_node=2, backend="auto").backend == "gloo"  # two ranks, one GPU
+    settings.accelerator = "cpu"
+    assert distributed.Launch(nproc_per_node=1, backend="auto").backend == "gloo"
+
+
+def test_nccl_with_more_ranks_than_gpus_is_refused_before_torchrun_starts(one_gpu):
+    launch = distributed.Launch(nproc_per_node=2, backend="nccl")
+    with pytest.raises(sb.InputError, match=r"one CUDA device per rank: 2 ranks per node.*1 CUDA device"):
+        distributed.run(launch, "sparkbooks.training.collectives", timeout=60)
+    distributed.Launch(nproc_per_node=1, backend="nccl").check_devices()  # one rank, one GPU: fine
+    settings.accelerator = "cpu"  # the cpu policy lends torch no GPU at all
+    with pytest.raises(sb.InputError, match=r"0 CUDA device.*SPARKBOOKS_ACCELERATOR=cpu"):
+        distributed.Launch(nproc_per_node=1, backend="nccl").check_devices()
+    # a launch only printed for another node (the second Spark's command) is never checked here
+    assert "--node-rank=1" in distributed.Launch(nproc_per_node=4, nnodes=2, endpoint="10.0.0.1:29500",
+                                                 backend="nccl").command_for_node(1, "m")
+
+
+def test_default_backend_asks_the_policy_not_torch(one_gpu, monkeypatch):
+    torch = pytest.importorskip("torch")
+    from sparkbooks.training import finetune
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # torch sees a GPU …
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert finetune.default_backend() == "nccl" and finetune.default_backend(ranks_per_node=2) == "gloo"
+    settings.accelerator = "cpu"  # … but the policy is cpu (make test on a Spark)
+    assert finetune.default_backend() == "gloo"

@@ -144,3 +144,32 @@ def test_node_one_gets_the_commands_of_both_jobs_with_node_zeros_ids(tmp_path):
     node0 = launch.named(finetune.TRAIN_ID).command("sparkbooks.training.finetune_worker", parsed[1].training_script_args)
     assert f"--rdzv-id={finetune.TRAIN_ID}" in node0 and "--node-rank=0" in node0
     assert parsed[0].training_script_args[-3:] == ["--sizes", str(2**20), str(2**30)]
+
+
+def test_unified_memory_counts_page_cache_as_available(tmp_path, monkeypatch):
+    """GB10: cudaMemGetInfo says 8 GiB free of 119 once model files fill the page cache; MemAvailable says 100 GiB.
+    The planner must read the latter (issue 52 item 7), as vLLM and llama.cpp do on GB10."""
+    import types
+
+    import torch
+
+    from sparkbooks import devices
+
+    GiB = 2**30
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal: {128 * 2**20} kB\nMemFree: {4 * 2**20} kB\nMemAvailable: {100 * 2**20} kB\n")
+    monkeypatch.setattr(devices, "_MEMINFO", meminfo)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (8 * GiB, 119 * GiB))
+    plan = types.SimpleNamespace(total=12 * GiB, activations=6 * GiB, weights=2 * GiB)  # above 8 GiB, far below 100
+    monkeypatch.setattr(finetune, "_plan", lambda *a, **k: (None, plan))
+    data = [{"input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]}]
+    devices.refresh(devices.Devices(policy="auto", torch_cuda=1, cuda_name="NVIDIA GB10", unified_memory=True,
+                                    nccl=True, installed=("torch",)))
+    try:
+        assert finetune.available_bytes("cuda") == 100 * GiB
+        finetune.check_fits(tmp_path, {}, data, micro_batch=4, device="cuda")  # fits: no error
+        devices.refresh(devices.Devices(policy="auto", torch_cuda=1, cuda_name="NVIDIA H200", installed=("torch",)))
+        with pytest.raises(sb.InputError, match=r"will not fit.*8\.0 GiB is available"):
+            finetune.check_fits(tmp_path, {}, data, micro_batch=4, device="cuda")  # its own memory: 8 GiB free
+    finally:
+        devices.refresh()

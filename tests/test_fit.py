@@ -113,7 +113,11 @@ def _comparison(kl_nvfp4: float, kl_fp8: float):
 
 
 def test_claims_follow_the_measurements():
-    assert claims.check_claims(_comparison(0.010, 0.010), context=32_768).loc[1, "verdict"].startswith("reproduced")
+    # an interval that includes 1 is undecided: it never reads as "reproduced"
+    undecided = claims.check_claims(_comparison(0.010, 0.010), context=32_768).loc[1, "verdict"]
+    assert undecided.startswith("not decided: the KL ratio's interval [1.00, 1.00] includes 1") and "reproduced" not in undecided
+    assert claims.check_claims(_comparison(0.005, 0.010), context=32_768).loc[1, "verdict"].startswith(
+        "NVFP4 loses less than FP8")
     table = claims.check_claims(_comparison(0.12, 0.01), context=32_768)
     assert table.loc[1, "verdict"].startswith("not reproduced") and "12.0× FP8's" in table.loc[1, "evidence"]
     assert table.loc[0, "evidence"].startswith("4.5 bits/weight incl. scales: 71.9% smaller than BF16")

@@ -170,7 +170,8 @@ def test_gpu_child_counts_calls_and_writes_tables_equal_to_the_cpu_child(tmp_pat
     done = _child(FAKE_GPU + f"""
     import json
     from sparkbooks.dataframes import workloads
-    workloads._gpu_sync = lambda: None  # no device to synchronise: the GPU is faked
+    from sparkbooks.dataframes import measure
+    measure.gpu_sync = lambda: None  # no device to synchronise: the GPU is faked (run_repeated reads it from measure)
     code = workloads.main(["pandas-etl", "--path", "gpu", "--params", json.dumps({params | {"out_dir": str(tmp_path / "gpu")}!r})])
     assert code == 0, code
     """)

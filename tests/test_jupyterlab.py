@@ -10,6 +10,7 @@ nemotron-nano chat box run took 86 s; the chat box itself is tested in test_llm)
 import os
 import secrets
 import shutil
+import socket
 import sys
 import time
 from pathlib import Path
@@ -54,10 +55,23 @@ class JupyterLab(Service):
         return f"http://127.0.0.1:{self.port}/lab/tree/{path}?token={self.token}"
 
 
+def _not_regular(folder: str, names: list[str]) -> list[str]:
+    """Names in ``folder`` that are neither files nor folders (sockets, FIFOs): copytree cannot copy them."""
+    return [n for n in names if not (os.path.isfile(os.path.join(folder, n)) or os.path.isdir(os.path.join(folder, n)))]
+
+
+def test_the_copy_skips_sockets(tmp_path):
+    (tmp_path / "a.ipynb").write_text("{}")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(tmp_path / "kernel-ipc-1"))
+        assert _not_regular(str(tmp_path), ["a.ipynb", "kernel-ipc-1"]) == ["kernel-ipc-1"]
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     root = tmp_path_factory.mktemp("lab")
-    shutil.copytree(REPO / "playbooks", root / "playbooks")
+    # Regular files and folders only: an interrupted run of an older version may have left kernel sockets there.
+    shutil.copytree(REPO / "playbooks", root / "playbooks", ignore=_not_regular)
     server = JupyterLab(root / "playbooks").start()
     try:
         yield server

@@ -216,3 +216,26 @@ def test_analysis_and_the_interactive_page_work_offline(tmp_path):
     assert "vis.Network" in page and not any(f'{attr}="http' in page for attr in ("src", "href"))
     assert "</script>" not in page.split("const data = ", 1)[1].split(";\n", 1)[0]
     assert graph.iframe(page).startswith('<iframe class="sb-graph" srcdoc="')
+
+
+def test_analysis_says_whether_the_communities_follow_the_seed(monkeypatch):
+    """nx-cugraph's Louvain ignores `seed` (its docstring says so): a GPU analysis must not claim reproducible communities."""
+    import networkx as nx
+
+    g = nx.MultiDiGraph([("a", "b"), ("b", "c"), ("c", "a"), ("d", "e")])
+    assert graph.analyse(g, use="networkx").seeded
+    backends = []
+    real_rank, real_louvain = nx.pagerank, nx.community.louvain_communities
+
+    def pagerank(G, backend=None, **kw):
+        backends.append(backend)
+        return real_rank(G, **kw)
+
+    def louvain(G, seed=None, backend=None, **kw):
+        backends.append(backend)
+        return real_louvain(G, seed=seed, **kw)
+
+    monkeypatch.setattr(nx, "pagerank", pagerank)
+    monkeypatch.setattr(nx.community, "louvain_communities", louvain)
+    gpu = graph.analyse(g, use="cugraph")
+    assert backends == ["cugraph", "cugraph"] and gpu.backend == "cugraph" and not gpu.seeded

@@ -255,3 +255,61 @@ def test_free_text_answers_from_any_model_are_scored_like_a_servers():
     assert sb.llm.parse_answer("no json here", schema).problem.startswith("JSONDecodeError")
     with pytest.raises(sb.InputError):
         sb.llm.score_answers(items, answers[:2], schema=schema)
+
+
+# ---- llama.cpp on a GPU: the device policy decides the build and the offload (issue 52 item 5) ----------------------
+
+def _fake_gb10(tmp_path, monkeypatch, *, nvcc: bool):
+    """A DGX Spark as sparkbooks sees it: the device probe (GB10, sm 12.1), 10 X925 + 10 A725 cores, nvcc or not."""
+    from sparkbooks import devices, hardware, settings
+
+    monkeypatch.delenv("SPARKBOOKS_ACCELERATOR", raising=False)
+    monkeypatch.delenv("CUDACXX", raising=False)
+    settings.reset()
+    devices.refresh(devices.Devices(policy="auto", torch_cuda=1, cuda_name="NVIDIA GB10", compute_capability="12.1",
+                                    unified_memory=True, nccl=True, installed=("torch",)))
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("".join(f"processor\t: {i}\nCPU part\t: {'0xd85' if i < 10 else '0xd87'}\n\n" for i in range(20)))
+    monkeypatch.setattr(hardware, "_CPUINFO", cpuinfo)
+    monkeypatch.setattr(hardware, "_SYS_CPU", tmp_path / "no-sysfs")
+    monkeypatch.setattr(hardware.os, "sched_getaffinity", lambda pid: set(range(20)), raising=False)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    if nvcc:
+        (bin_dir / "nvcc").write_text("#!/bin/sh\necho 'Cuda compilation tools, release 13.0'\n")
+        (bin_dir / "nvcc").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setattr(llamacpp, "_nvcc", lambda: str(bin_dir / "nvcc") if nvcc else None)
+
+
+@pytest.fixture
+def _reset_devices():
+    from sparkbooks import devices, settings
+
+    yield
+    settings.reset()
+    devices.refresh()
+
+
+def test_llama_cpp_builds_for_cuda_and_offloads_on_a_spark(tmp_path, monkeypatch, _reset_devices):
+    from sparkbooks import settings
+
+    _fake_gb10(tmp_path, monkeypatch, nvcc=True)
+    flags = llamacpp.build_flags()
+    assert "-DGGML_CUDA=ON" in flags and "-DCMAKE_CUDA_ARCHITECTURES=121" in flags and "-DGGML_NATIVE=OFF" in flags
+    server = llamacpp.LlamaServer(tmp_path / "m.gguf", binary=tmp_path / "llama-server", port=8080)
+    command = server.command()
+    assert command[command.index("--n-gpu-layers") + 1] == str(llamacpp.ALL_LAYERS)
+    assert command[command.index("--threads") + 1] == "10"  # the X925 cores, not the A725s
+    settings.accelerator = "cpu"
+    command = server.command()
+    assert command[command.index("--n-gpu-layers") + 1] == "0" and "-DGGML_CUDA=ON" not in llamacpp.build_flags()
+
+
+def test_llama_cpp_without_nvcc_builds_for_the_cpu_and_keeps_its_cache_key(tmp_path, monkeypatch, _reset_devices):
+    cpu_binary = llamacpp.cached_tool("llama-server")  # this machine: no GPU, the CPU build
+    _fake_gb10(tmp_path, monkeypatch, nvcc=False)
+    assert llamacpp.build_flags() == list(llamacpp.CMAKE_FLAGS)
+    assert llamacpp.cached_tool("llama-server") == cpu_binary
+    _fake_gb10(tmp_path, monkeypatch, nvcc=True)
+    assert llamacpp.cached_tool("llama-server") != cpu_binary  # the CUDA build is cached apart

@@ -2,7 +2,11 @@
 
 import math
 import json
+import os
 import re
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import nbformat
@@ -11,20 +15,20 @@ import pytest
 import sparkbooks as sb
 from sparkbooks.notebook import contract_problems, output_differences
 
-from .conftest import llama_server_pids
+from .conftest import FIXTURES, REPO, llama_server_pids
 
 PLAYBOOKS = [pb.slug for pb in sb.catalog.discover()]
 
 
-def recorded(executed, slug: str) -> tuple[dict, dict]:
-    """``(name → value, the whole results.json)`` of one playbook's cpu run."""
-    results = json.loads((executed["runs"] / slug / "results.json").read_text())
+def recorded(playbook_runs, slug: str) -> tuple[dict, dict]:
+    """``(name → value, the whole results.json)`` of one playbook's cpu run (executed on first request)."""
+    results = json.loads((playbook_runs(slug) / "results.json").read_text())
     return {r["name"]: r["value"] for r in results["results"]}, results
 
 
-def assert_no_server_left(executed) -> None:
-    leftovers = llama_server_pids() - executed["servers_before"]
-    assert leftovers == set(), "a llama-server outlived its playbook run"
+def assert_no_server_left(playbook_runs, slug: str) -> None:
+    started = playbook_runs.servers_after_run[slug] - playbook_runs.servers_before_run[slug]
+    assert started & llama_server_pids() == set(), f"a llama-server outlived the run of {slug}"
 
 
 @pytest.mark.parametrize("slug", PLAYBOOKS)
@@ -34,10 +38,108 @@ def test_committed_notebook_keeps_the_contract(slug):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("slug", PLAYBOOKS)
-def test_tagged_outputs_match_the_committed_reference(executed, slug):
+def test_playbook_runs(playbook_runs, slug):
+    """Each playbook executes once per session, here (its own item and its own time in --durations).
+
+    A failure names its playbook and fails only that playbook's tests; the next playbook still runs.
+    """
+    run = json.loads((playbook_runs(slug) / "run.json").read_text())
+    results = json.loads((playbook_runs(slug) / "results.json").read_text())
+    assert run["status"] == "ok" and run["profile"] == "cpu"
+    assert results["params"]["profile"] == "cpu"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", PLAYBOOKS)
+def test_cpu_run_records_at_least_three_results(playbook_runs, slug):
+    results = json.loads((playbook_runs(slug) / "results.json").read_text())
+    assert len(results["results"]) >= 3
+
+
+#: the guide's promise to its reader: a cpu run takes at most this many times its stated `minutes.cpu`
+TIME_BUDGET_FACTOR = 1.5
+
+
+def time_budget_problem(pb, run: dict) -> str | None:
+    """Why a recorded cpu run breaks its playbook's stated time, or ``None``."""
+    allowed = TIME_BUDGET_FACTOR * pb.minutes["cpu"] * 60
+    if run["profile"] != "cpu" or run["seconds"] <= allowed:
+        return None
+    return (f"{pb.slug}: the cpu run took {run['seconds']:.0f} s, over {TIME_BUDGET_FACTOR} × its stated "
+            f"minutes.cpu = {pb.minutes['cpu']} min ({allowed:.0f} s); make it faster or state the time it takes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", PLAYBOOKS)
+def test_cpu_run_keeps_its_stated_time(playbook_runs, slug):
+    run = json.loads((playbook_runs(slug) / "run.json").read_text())
+    assert run["seconds"] > 0
+    assert time_budget_problem(sb.catalog.get(slug), run) is None
+
+
+def test_time_budget_check_catches_a_slow_run():
+    pb = sb.catalog.get("start-here")
+    allowed = TIME_BUDGET_FACTOR * pb.minutes["cpu"] * 60
+    assert time_budget_problem(pb, {"profile": "cpu", "seconds": allowed}) is None
+    assert "over 1.5 × its stated" in time_budget_problem(pb, {"profile": "cpu", "seconds": allowed + 1})
+    assert time_budget_problem(pb, {"profile": "spark", "seconds": 10 * allowed}) is None  # not the cpu promise
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slug", PLAYBOOKS)
+def test_tagged_outputs_match_the_committed_reference(playbook_runs, slug):
     """nbval's comparison on papermill's run: each playbook executes once per test session, not twice."""
     pb = sb.catalog.get(slug)
-    assert output_differences(pb.path, executed["runs"] / slug / f"{slug}.ipynb") == []
+    assert output_differences(pb.path, playbook_runs(slug) / f"{slug}.ipynb") == []
+
+
+@pytest.mark.slow
+def test_site_renders_a_guide_for_each_playbook_that_ran(executed, playbook_runs):
+    """The site over whichever guides executed: a failed playbook's page shows its failure, the others their run."""
+    index = (executed["site"] / "index.html").read_text()
+    for slug in playbook_runs.attempted:
+        status = "failed" if isinstance(playbook_runs.outcome(slug), str) else "ok"
+        page = (executed["site"] / f"{slug}.html").read_text()
+        assert f"sb-status-{status}" in page, slug
+        row = re.search(rf'<tr id="pb-{slug}">(.*?)</tr>', index, re.S).group(1)
+        assert f'href="{slug}.html"' in row and f"sb-status-{status}" in row, slug
+
+
+def _fixture_playbook(home: Path, slug: str, *, cpu: dict, minutes: float) -> None:
+    """The failure-mode fixture playbook under another slug, with its own cpu profile and stated minutes."""
+    nb = json.loads((FIXTURES / "fixture-failures" / "fixture-failures.ipynb").read_text())
+    nb["metadata"]["playbook"] |= {"title": f"Fixture {slug}", "minutes": {"cpu": minutes}}
+    nb["metadata"]["playbook"]["profiles"]["cpu"] = cpu
+    (home / "playbooks" / slug).mkdir(parents=True)
+    (home / "playbooks" / slug / f"{slug}.ipynb").write_text(json.dumps(nb))
+
+
+@pytest.mark.slow
+def test_a_broken_playbook_fails_only_its_own_items(tmp_path):
+    """This file's own items, collected over two fixture playbooks: one raises, the next one still runs and is judged."""
+    home = tmp_path / "home"
+    _fixture_playbook(home, "a-broken", cpu={"mode": "raise"}, minutes=10)
+    _fixture_playbook(home, "b-good", cpu={}, minutes=0.001)  # runs well, but far over its stated time
+    (home / "nbconvert_templates").symlink_to(REPO / "nbconvert_templates")
+    report = tmp_path / "report.xml"
+    env = dict(os.environ, SPARKBOOKS_HOME=str(home))
+    env.pop("CI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(Path(__file__)), "-p", "no:cacheprovider", "-q", "--junitxml", str(report),
+         "-k", "test_playbook_runs or test_cpu_run_keeps_its_stated_time or test_site_renders"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    outcomes = {}
+    for case in ET.parse(report).iter("testcase"):
+        failure = case.find("failure")
+        outcomes[case.get("name")] = "passed" if failure is None else failure.get("message", "")
+    assert outcomes["test_playbook_runs[b-good]"] == "passed"  # the playbook after the broken one still ran
+    assert outcomes["test_site_renders_a_guide_for_each_playbook_that_ran"] == "passed"  # both pages, each its status
+    for name in ("test_playbook_runs[a-broken]", "test_cpu_run_keeps_its_stated_time[a-broken]"):
+        assert "playbook 'a-broken' failed on its cpu profile" in outcomes[name]
+        assert "fixture asked to fail" in outcomes[name]
+    assert "b-good: the cpu run took" in outcomes["test_cpu_run_keeps_its_stated_time[b-good]"]
+    assert len(outcomes) == 5, outcomes
 
 
 def _pair(tmp_path, reference: str, ran: str):
@@ -64,18 +166,8 @@ def test_output_check_fails_on_a_changed_output_and_honours_sanitizers(tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("slug", PLAYBOOKS)
-def test_cpu_run_succeeds_and_records_at_least_three_results(executed, slug):
-    run = json.loads((executed["runs"] / slug / "run.json").read_text())
-    results = json.loads((executed["runs"] / slug / "results.json").read_text())
-    assert run["status"] == "ok" and run["profile"] == "cpu"
-    assert len(results["results"]) >= 3
-    assert results["params"]["profile"] == "cpu"
-
-
-@pytest.mark.slow
-def test_start_here_measures_only_what_ran(executed):
-    values, _ = recorded(executed, "start-here")
+def test_start_here_measures_only_what_ran(playbook_runs):
+    values, _ = recorded(playbook_runs, "start-here")
     assert values["pandas_etl_cpu_s"] > 0 and values["sklearn_cpu_s"] > 0
     assert values["pandas_rows_per_s"] > 10_000 and values["pandas_etl_cpu_cold_s"] > 0
     assert values["pandas_wall_cpu_s"] > values["pandas_etl_cpu_s"]  # start-up and every run are in the wall time
@@ -86,8 +178,8 @@ def test_start_here_measures_only_what_ran(executed):
 
 
 @pytest.mark.slow
-def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
-    values, results = recorded(executed, "nemotron-nano")
+def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(playbook_runs):
+    values, results = recorded(playbook_runs, "nemotron-nano")
     for name in ("ttft_s", "decode_tok_s", "aggregate_tok_s_at_max", "stand_in_predicted_MiB", "stand_in_measured_rss_MiB",
                  "tpot_p50_ms_at_max", "prefill_tok_s_longest"):
         assert values[name] > 0, name
@@ -103,12 +195,12 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(executed):
     assert 0.5 < values["stand_in_measured_rss_MiB"] / values["stand_in_predicted_MiB"] < 3
     assert values["tool_routed_ok"] is True
     assert results["stand_ins"] and "SmolLM2" in results["stand_ins"][0]
-    assert_no_server_left(executed)
+    assert_no_server_left(playbook_runs, "nemotron-nano")
 
 
 @pytest.mark.slow
-def test_nvfp4_fit_judges_nvfp4_against_fp8_with_intervals(executed):
-    values, results = recorded(executed, "nvfp4-fit")
+def test_nvfp4_fit_judges_nvfp4_against_fp8_with_intervals(playbook_runs):
+    values, results = recorded(playbook_runs, "nvfp4-fit")
     notes = {r["name"]: r.get("note", "") for r in results["results"]}
     assert values["fp8_kl"] < values["nvfp4_mse_kl"] < values["nvfp4_kl"] < values["nvfp4_w4a4_kl"]
     assert values["fp8_top1"] > values["nvfp4_top1"] > 0.5
@@ -122,8 +214,8 @@ def test_nvfp4_fit_judges_nvfp4_against_fp8_with_intervals(executed):
 
 
 @pytest.mark.slow
-def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
-    values, results = recorded(executed, "topic-clustering")
+def test_topic_clustering_beats_chance_and_names_with_the_stand_in(playbook_runs):
+    values, results = recorded(playbook_runs, "topic-clustering")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["topics"] >= 10
     assert values["ami"] > values["ami_shuffled"] + 0.05 and "held-out" in notes["npmi"]
@@ -132,12 +224,12 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(executed):
     assert values["bbc_ami"] > 0.3 and {"bbc_ami_lda", "bbc_ami_nmf", "bbc_ami_kmeans", "bbc_ami_kmeans_same_k"} <= set(values)
     assert 0 < values["outlier_share"] < 0.5
     assert any("SmolLM2" in s for s in results["stand_ins"])
-    assert_no_server_left(executed)
+    assert_no_server_left(playbook_runs, "topic-clustering")
 
 
 @pytest.mark.slow
-def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed):
-    values, results = recorded(executed, "vlm")
+def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(playbook_runs):
+    values, results = recorded(playbook_runs, "vlm")
     notes = {r["name"]: r["note"] for r in results["results"]}
     # 12 invoices of seed 7, never used while developing the extraction. Measured on the dev VM (normalised): page-span
     # LLM all fields 0.733, vendor 1.00, total 0.833; the first-candidate rule 0.667 (vendor 0.75, total 0.583); free-text
@@ -154,10 +246,10 @@ def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(executed
     assert values["llm_gain_over_rule"] == pytest.approx(values["doc_accuracy"] - values["rule_accuracy"], abs=0.002)
     assert 0 < values["ocr_s_per_page"] < values["seconds_per_doc"]
     assert not {"vlm_doc_accuracy", "images_per_s_max"} & set(values), "a VLM figure without a VLM"
-    notebook = (executed["runs"] / "vlm" / "vlm.ipynb").read_text()
+    notebook = (playbook_runs("vlm") / "vlm.ipynb").read_text()
     assert "No VLM endpoint: nothing is captioned" in notebook and "data:image/jpeg;base64," in notebook
     assert any("PP-OCRv4" in s and "SmolLM2" in s for s in results["stand_ins"])
-    assert_no_server_left(executed)
+    assert_no_server_left(playbook_runs, "vlm")
 
 
 def _torchrun_workers() -> list[int]:
@@ -172,8 +264,8 @@ def _torchrun_workers() -> list[int]:
 
 
 @pytest.mark.slow
-def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(executed):
-    values, results = recorded(executed, "fine-tune")
+def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_runs):
+    values, results = recorded(playbook_runs, "fine-tune")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["tuned_accuracy"] > values["base_accuracy"]
     assert "tuned better (exact McNemar" in notes["tuned_accuracy"]  # significant on these sentences, not just higher
@@ -186,13 +278,14 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(executed):
         values["tokens_per_s_2_ranks"] / (2 * values["tokens_per_s_1_rank"]), abs=0.01)
     assert values["allreduce_busbw_GBps"] > 0 and "loopback" in notes["allreduce_busbw_GBps"]
     assert any("SmolLM2" in s and "Llama 3.1 8B" in s for s in results["stand_ins"])
-    assert (executed["runs"] / "fine-tune" / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
-    assert _torchrun_workers() == [] and not list((executed["runs"] / "fine-tune" / "work").glob("*/.adapter.tmp"))
-    assert_no_server_left(executed)
+    assert (playbook_runs("fine-tune") / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
+    assert _torchrun_workers() == [] and not list((playbook_runs("fine-tune") / "work").glob("*/.adapter.tmp"))
+    assert_no_server_left(playbook_runs, "fine-tune")
 
 
-def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(executed):
-    values, results = recorded(executed, "rag")
+@pytest.mark.slow
+def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(playbook_runs):
+    values, results = recorded(playbook_runs, "rag")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["recall5_hybrid"] >= 0.8 and values["recall5_bm25"] >= 0.7 and values["recall5_dense"] >= 0.7
     low, high = (float(x) for x in re.match(r"\[([0-9.]+), ([0-9.]+)\]", notes["recall5_hybrid"]).groups())
@@ -202,17 +295,17 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(exec
     assert values["limiting_stage"] in ("retrieval", "generation")
     assert values["embed_chunks_per_s"] > 0 and values["generate_p50_s"] > 0
     assert any("SmolLM2" in s and "Nemotron" in s for s in results["stand_ins"])
-    notebook = (executed["runs"] / "rag" / "rag.ipynb").read_text()
+    notebook = (playbook_runs("rag") / "rag.ipynb").read_text()
     assert "reopened: 876 chunks; same top 5: True" in notebook and "written twice, still 876" in notebook
-    assert (executed["runs"] / "rag" / "work" / "index.db").is_dir()
-    assert_no_server_left(executed)
+    assert (playbook_runs("rag") / "work" / "index.db").is_dir()
+    assert_no_server_left(playbook_runs, "rag")
 
 
 @pytest.mark.slow
-def test_txt2kg_scores_every_stage_and_its_graph_outlives_the_kernel(executed):
+def test_txt2kg_scores_every_stage_and_its_graph_outlives_the_kernel(playbook_runs):
     from sparkbooks.retrieval.kg.store import GraphStore
 
-    values, results = recorded(executed, "txt2kg")
+    values, results = recorded(playbook_runs, "txt2kg")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["schema_valid_rate"] == 1  # constrained decoding: every answer parses
     assert 0 <= values["evidence_drop_rate"] <= 1 and 0 <= values["triple_f1"] <= 1
@@ -221,10 +314,10 @@ def test_txt2kg_scores_every_stage_and_its_graph_outlives_the_kernel(executed):
         k, n = (int(x) for x in re.match(r"(\d+)/(\d+) ", notes[key]).groups())
         assert n == n_questions and values[key] == pytest.approx(k / n, abs=1e-3)
     assert "in context 100%" in notes["qa_graph_gold"]  # the gold graph's traversal always reaches the answer
-    notebook = (executed["runs"] / "txt2kg" / "txt2kg.ipynb").read_text()
+    notebook = (playbook_runs("txt2kg") / "txt2kg.ipynb").read_text()
     assert "(written twice, reopened: the same)" in notebook and "graph unchanged: Counts(entities=" in notebook
     assert notebook.count("refused ") >= 4 and "RAN: " not in notebook
-    work = executed["runs"] / "txt2kg" / "work"
+    work = playbook_runs("txt2kg") / "work"
     with GraphStore(work / "extracted.lbug") as store:  # the kernel is gone: the file alone holds the graph
         assert store.counts().facts == values["extracted_graph_facts"]
     with GraphStore(work / "gold.lbug") as store:
@@ -232,14 +325,14 @@ def test_txt2kg_scores_every_stage_and_its_graph_outlives_the_kernel(executed):
     page = (work / "graph.html").read_text()
     assert "vis.Network" in page and not any(f'{attr}="http' in page for attr in ("src", "href"))
     assert any("SmolLM2" in s and "Nemotron" in s for s in results["stand_ins"])
-    assert_no_server_left(executed)
+    assert_no_server_left(playbook_runs, "txt2kg")
 
 
 @pytest.mark.slow
-def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(executed):
+def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs):
     import torch
 
-    values, results = recorded(executed, "pretrain")
+    values, results = recorded(playbook_runs, "pretrain")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["val_loss"] < math.log(results["params"]["vocab_size"]) - 0.5  # well below a uniform guess
     assert 0.01 < values["mfu"] < 1 and values["tokens_per_s"] > 0 and values["matmul_peak_GFLOPs"] > 0
@@ -247,29 +340,29 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(executed):
     for recipe in results["params"]["recipes"]:
         low, high = (float(x) for x in re.search(r"95% CI ([-+0-9.]+)…([-+0-9.]+)", notes[f"val_loss_gap_{recipe}"]).groups())
         assert low <= values[f"val_loss_gap_{recipe}"] <= high and high - low < 0.1
-    work = executed["runs"] / "pretrain" / "work"
+    work = playbook_runs("pretrain") / "work"
     metrics = json.loads((work / "main" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["backend"] == "gloo"  # torchrun, two ranks
     state = torch.load(work / "main" / "checkpoints" / "step-000050.pt", weights_only=False)
     assert state["step"] == 50 and len(state["history"]) == 50  # written whole, resumable after the kernel is gone
-    notebook = (executed["runs"] / "pretrain" / "pretrain.ipynb").read_text()
+    notebook = (playbook_runs("pretrain") / "pretrain.ipynb").read_text()
     assert "torchrun --nnodes=2" in notebook and "one training seed" in notebook
     assert any("simulated" in s for s in results["stand_ins"])
 
 
 @pytest.mark.slow
-def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(executed):
-    values, results = recorded(executed, "robot-rl")
+def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(playbook_runs):
+    values, results = recorded(playbook_runs, "robot-rl")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["seeds_solved"] == "3 of 3" and values["meets_threshold"] is True and values["beats_random"] is True
     assert values["final_return"] >= 950 > 100 > values["random_return"]  # Gymnasium's threshold, far above random
     low, high = (int(x.replace(",", "")) for x in re.search(r"range ([0-9,]+)–([0-9,]+)", notes["steps_to_threshold"]).groups())
     assert low <= values["steps_to_threshold"] <= high <= 60_000
     assert values["sim_steps_per_s_max"] > values["train_steps_per_s_max"] > 0  # the updates cost something
-    notebook = (executed["runs"] / "robot-rl" / "robot-rl.ipynb").read_text()
+    notebook = (playbook_runs("robot-rl") / "robot-rl.ipynb").read_text()
     assert notebook.count("data:image/gif;base64,") >= 2  # before and after, rendered offscreen
     assert "resumed from step" in notebook and "refused: InvertedPendulum-v5-seed0.zip was saved for observations (4,)" in notebook
-    checkpoints = executed["runs"] / "robot-rl" / "work" / "checkpoints"
+    checkpoints = playbook_runs("robot-rl") / "work" / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("*.zip")) == [f"InvertedPendulum-v5-seed{s}.zip" for s in range(3)]
     # The batched path: MuJoCo Warp follows the C engine, and rsl_rl's policy from the batch passes in Gymnasium.
     assert 0 < values["warp_vs_c_max_qpos_diff"] < 1e-2 and values["warp_steps_per_s_max"] > 0
@@ -279,8 +372,8 @@ def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(executed):
 
 
 @pytest.mark.slow
-def test_portfolio_cvar_claims_only_what_its_statistics_support(executed):
-    values, results = recorded(executed, "portfolio-cvar")
+def test_portfolio_cvar_claims_only_what_its_statistics_support(playbook_runs):
+    values, results = recorded(playbook_runs, "portfolio-cvar")
     notes = {r["name"]: r["note"] for r in results["results"]}
     p = float(re.search(r"HAC p = ([0-9.]+)", notes["sharpe_diff_vs_equal_weight"]).group(1))
     assert ("not significant" in notes["sharpe_diff_vs_equal_weight"]) == (p >= 0.05)
@@ -288,14 +381,49 @@ def test_portfolio_cvar_claims_only_what_its_statistics_support(executed):
     assert 0 < values["var95_breach_rate"] < 0.5 and values["cvar_shortfall_ratio"] > 0
     assert values["nvidia_problem_s"] > 0 and "NVIDIA's exact formulation" in notes["nvidia_problem_s"]
     assert "16.47" in notes["nvidia_problem_s"] and "theirs" in notes["nvidia_problem_s"]
-    # at most 10 assets: a certified gap (≤ 5 % on this data, in the cpu profile's 15 s), NVIDIA's 45.3 s labelled as theirs
-    assert 0 <= values["nvidia_card_gap"] <= 0.05 and re.search("gap target met|optimal|time limit|local optimum", notes["nvidia_card_gap"])
+    # at most 10 assets: the search's outcome, whatever the machine's speed that minute — a proven gap (the bound never
+    # above the portfolio found; the notebook asserts the portfolio feasible) and a stop that says why it stopped
+    assert card_search_problems(values["nvidia_card_gap"], values["nvidia_card_s"], notes["nvidia_card_gap"],
+                                results["params"]) == []
     assert values["nvidia_card_s"] > 0 and "theirs: cuOpt 45.3 s" in notes["nvidia_card_s"]
 
 
+def card_search_problems(gap: float, seconds: float, note: str, params: dict) -> list[str]:
+    """What is wrong with a recorded cardinality search: its gap a proof, its status the reason it stopped."""
+    status = re.search(r"; (gap target met|optimal|support limit|time limit|unresolved LP)$", note)
+    if status is None:
+        return [f"no stop reason in {note!r}"]
+    status, target, limit = status.group(1), params["card_gap"], params["card_time_limit"]
+    problems = [] if gap >= 0 else [f"gap {gap} < 0: the bound is above the portfolio, no proof"]
+    if status == "optimal" and gap > 1e-9:
+        problems.append(f"'optimal' with gap {gap}")
+    if status == "gap target met" and gap > target:
+        problems.append(f"'gap target met' with gap {gap} above the target {target}")
+    if status in ("support limit", "time limit") and gap < target:  # it would have stopped at the target
+        problems.append(f"{status!r} with gap {gap} below the target {target}")
+    if status == "time limit" and seconds < limit:
+        problems.append(f"'time limit' after {seconds} s of its {limit} s")
+    return problems
+
+
+def test_card_search_check_catches_an_unproven_or_mislabelled_gap():
+    params = {"card_gap": 0.01, "card_time_limit": 15.0}
+    assert card_search_problems(0.008, 3.1, "certified: …; gap target met", params) == []
+    assert card_search_problems(0.052, 15.2, "certified: …; time limit", params) == []  # slow machine: still a proof
+    assert card_search_problems(0.021, 3.1, "certified: …; support limit", params) == []  # the count cap: any machine
+    assert card_search_problems(0.021, 3.1, "certified: …; unresolved LP", params) == []
+    assert card_search_problems(-0.001, 3.1, "certified: …; gap target met", params)  # bound above the portfolio
+    assert card_search_problems(0.02, 3.1, "certified: …; gap target met", params)
+    assert card_search_problems(0.02, 3.1, "certified: …; time limit", params)  # stopped early, called it the limit
+    assert card_search_problems(0.005, 3.1, "certified: …; support limit", params)  # below the target: not the cap
+    assert card_search_problems(0.02, 3.1, "certified: …; local optimum", params)  # no longer a status
+    assert card_search_problems(0.001, 1.0, "certified: …; optimal", params)
+    assert card_search_problems(0.01, 1.0, "certified: …", params)
+
+
 @pytest.mark.slow
-def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_fails(executed):
-    values, results = recorded(executed, "single-cell")
+def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_fails(playbook_runs):
+    values, results = recorded(playbook_runs, "single-cell")
     notes = {r["name"]: r["note"] for r in results["results"]}
     clusters = {k: v for k, v in values.items() if k.startswith("cluster_")}
     assert values["earned_types"] >= 5 and all(not str(v).startswith(("ambiguous", "mixed")) for v in clusters.values())

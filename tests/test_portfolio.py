@@ -176,8 +176,26 @@ def test_performance_by_hand():
     assert stats.loc["crash", "daily_cvar95"] == pytest.approx(cvar.cvar(-daily["crash"].to_numpy()).cvar)
 
 
-def test_solver_choice_without_a_gpu():
-    assert portfolio.pick_solver("auto").name == "ipm"
+@pytest.mark.parametrize(("policy", "report", "chosen"), [
+    ("auto", {"cudf": False, "installed": ("cuopt",)}, "ipm"),  # no library computed on a CUDA device
+    ("auto", {"cudf": True, "torch_cuda": 1, "installed": ()}, "ipm"),  # a GPU, cuOpt not installed
+    ("auto", {"cudf": True, "torch_cuda": 1, "installed": ("cuopt",)}, "cuopt"),
+    ("cpu", {"cudf": True, "torch_cuda": 1, "installed": ("cuopt",)}, "ipm"),  # SPARKBOOKS_ACCELERATOR=cpu
+])
+def test_auto_solver_follows_the_device_policy(monkeypatch, policy, report, chosen):
+    from sparkbooks import devices
+    from sparkbooks.settings import settings
+
+    monkeypatch.setattr(settings, "accelerator", policy)
+    devices.refresh(devices.Devices(policy=policy, **report))
+    try:
+        choice = portfolio.pick_solver("auto")
+    finally:
+        devices.refresh()
+    assert choice.name == chosen and choice.reason == devices.Devices(policy=policy, **report).reason("cuopt")
+
+
+def test_solver_choice_by_name():
     assert portfolio.pick_solver("highs") == portfolio.SolverChoice("highs", "requested")
     with pytest.raises(InputError, match="solver"):
         portfolio.pick_solver("gurobi")

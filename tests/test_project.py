@@ -1,7 +1,9 @@
 """Repository-level promises: exports, signatures, README, environment.yml."""
 
 import inspect
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -123,7 +125,8 @@ def test_pip_gpu_extra_and_environment_yml_pin_the_same_releases():
     conda = dict(re.match(r"([\w-]+)=([\d.]+)", d).groups() for d in env["dependencies"]
                  if isinstance(d, str) and re.match(r"([\w-]+)=([\d.]+)$", d.split("#")[0].strip()))
     gpu = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["gpu"]
-    extra = dict(re.match(r"([\w-]+)==([\d.]+)(?:\.\*)?$", d).groups() for d in gpu)
+    pinned = [d for d in gpu if d.split("==")[0] in _CONDA_TO_PIP.values()]  # cupy's range is cudf's, not conda's pin
+    extra = dict(re.match(r"([\w-]+)==([\d.]+)(?:\.\*)?$", d).groups() for d in pinned)
     for name, pip_name in _CONDA_TO_PIP.items():
         assert name in conda and pip_name in extra, (name, pip_name)
         assert extra[pip_name] == conda[name], f"{pip_name} {extra[pip_name]} vs conda {name} {conda[name]}"
@@ -137,3 +140,93 @@ def test_umap_and_hdbscan_stay_within_what_cuml_accel_supports():
     env = [d for d in _environment()["dependencies"] if isinstance(d, str)]
     for spec in ("umap-learn>=0.5.7,<0.5.13", "hdbscan>=0.8.40,<0.8.45"):
         assert spec in topics and any(d.startswith(spec) for d in env), spec
+
+
+_SKIPS = {
+    "test_skips.py": """
+import pytest
+
+def test_runs():
+    pass
+
+@pytest.mark.gpu
+def test_needs_a_gpu():
+    pass
+
+@pytest.mark.skip(reason="needs the RAPIDS wheels (make gpu-contract)")
+def test_listed():
+    pass
+
+def test_unlisted():
+    pytest.skip("cvxpy is not installed")
+""",
+    "test_missing_extra.py": "import pytest\n\npytest.importorskip('no_such_module_here')\n",
+}
+
+
+def _pytest_with_our_skip_policy(tmp_path, files, *, ci: bool):
+    for name, text in _SKIPS.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "conftest.py").write_text(
+        "from tests.conftest import (pytest_addoption, pytest_collection_modifyitems, pytest_collectreport,\n"
+        "    pytest_runtest_makereport, pytest_sessionfinish, pytest_terminal_summary)\n")
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"PYTHONPATH": str(REPO)} | ({"CI": "true"} if ci else {})
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rA", *files], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ci_fails_a_skip_whose_reason_is_not_listed(tmp_path):
+    listed = _pytest_with_our_skip_policy(tmp_path, ["test_skips.py", "-k", "not unlisted"], ci=True)
+    assert listed.returncode == 0 and "1 passed, 2 skipped" in listed.stdout, listed.stdout
+    unlisted = _pytest_with_our_skip_policy(tmp_path, ["test_skips.py"], ci=True)
+    assert unlisted.returncode == 1, unlisted.stdout
+    assert "FAILED test_skips.py::test_unlisted" in unlisted.stdout and "'cvxpy is not installed'" in unlisted.stdout
+    assert "1 failed, 1 passed, 2 skipped" in unlisted.stdout
+    # a whole file skipped at collection (a module-level importorskip) fails the run too
+    module = _pytest_with_our_skip_policy(tmp_path, ["test_missing_extra.py"], ci=True)
+    assert module.returncode == 1 and "test_missing_extra.py: could not import 'no_such_module_here'" in module.stdout
+    # outside CI the same skips are skips
+    local = _pytest_with_our_skip_policy(tmp_path, ["test_skips.py", "test_missing_extra.py"], ci=False)
+    assert local.returncode == 0 and "1 passed, 4 skipped" in local.stdout, local.stdout
+
+
+def test_every_test_dependency_is_in_the_test_extra():
+    """A reference test needs its peer installed in CI (`make test` installs the `test` extra), not only in `bench`:
+    cvxpy + CLARABEL for tests/test_cvar.py and the portfolio benchmark's smoke run, BERTopic for the topic one's."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    test = {re.split(r"[<>=!\[ ;]", d)[0] for d in extras["test"]}
+    assert {"cvxpy", "clarabel", "bertopic"} <= test
+
+
+#: (slug, profile) pairs whose stated minutes a GPU run measured (none yet: no machine that ran these has had a GPU)
+MEASURED_ON_GPU: set[tuple[str, str]] = set()
+NOT_MEASURED = "not measured"
+
+
+def test_profile_minutes_other_than_cpu_are_not_measured_yet():
+    """A guide states a GPU time only once a GPU run measured it; the cpu time is a number, checked by every run."""
+    for pb in sb.catalog.discover():
+        assert isinstance(pb.minutes["cpu"], (int, float)) and pb.minutes["cpu"] > 0, pb.slug
+        for profile, minutes in pb.minutes.items():
+            if profile == "cpu":
+                continue
+            if (pb.slug, profile) in MEASURED_ON_GPU:
+                assert isinstance(minutes, (int, float)) and minutes > 0, (pb.slug, profile)
+            else:
+                assert minutes == NOT_MEASURED, f"{pb.slug}: minutes.{profile} = {minutes!r}, never measured on a GPU"
+
+
+def test_a_subprocess_a_test_leaks_fails_the_run(tmp_path):
+    """The guard behind every `with Popen(...)`: pytest's unraisable-exception check, an error under this project's
+    `filterwarnings = error`. A child left running with an open pipe is reported where the garbage collector finds it."""
+    (tmp_path / "test_leaky.py").write_text(
+        "import gc, subprocess, sys\n\n"
+        "def test_leaks_a_child():\n"
+        "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(5)'], stdout=subprocess.PIPE)\n\n"
+        "def test_after_it():\n"
+        "    gc.collect()\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO / "pyproject.toml"), "--rootdir", str(tmp_path),
+                           "-p", "no:cacheprovider", str(tmp_path / "test_leaky.py")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "is still running" in done.stdout and "ResourceWarning" in done.stdout, done.stdout[-2000:]

@@ -1,5 +1,7 @@
 """Formats against values worked out by hand."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,113 @@ def test_mse_scale_search_is_never_worse_and_stays_nvfp4():
     scale = np.abs(blocks).max(-1, keepdims=True) / 6
     ratios = np.where(scale > 0, np.abs(blocks) / np.where(scale > 0, scale, 1), 0)
     assert np.isin(np.round(ratios * 2) / 2, [0, 0.5, 1, 1.5, 2, 3, 4, 6]).all()
+
+
+# --- One NVFP4 implementation: today's outputs, bit for bit --------------------------------------------------------
+# The digests below were taken from the two implementations at commit 98670bb, before they became one: NumPy's
+# quant.nvfp4 / nvfp4_mse (exact bits) and torch's training.pretrain.fp4.nvfp4 (bits with −0.0 read as +0.0: that
+# copy left −0.0 where a block's E4M3 scale underflows to zero, NumPy's +0.0 — the one bit the two disagreed on).
+
+
+def nvfp4_inputs() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(40)
+    out = {}
+    for scale in (1e-6, 1e-3, 1.0, 300.0, 1e4):
+        x = (rng.standard_normal((48, 80)) * scale).astype(np.float32)
+        x[5, :16] = 0  # a block of zeros
+        x[7, 3] = 40 * scale  # an outlier that saturates its block's neighbours
+        x[9, 16:32] *= 1e-7  # a block whose E4M3 scale underflows to zero
+        x[11, :16] = -np.abs(x[11, :16]) * 1e-8  # the same, all negative
+        out[f"scale {scale:g}"] = x
+    ties = np.float32([0.0, 0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0, -0.25, -0.75, -1.25, -1.75, -2.5, -3.5, -5.0, 6.0])
+    out["ties"] = np.tile(ties, (4, 3))  # block scale 1: every value halfway between two E2M1 values
+    out["ties 0.01"] = np.tile(ties * np.float32(0.01), (3, 2))
+    out["zeros"] = np.zeros((4, 32), np.float32)
+    out["odd shape"] = rng.standard_normal((5, 21)).astype(np.float32)  # padded to whole blocks, then cut back
+    out["heavy tails"] = (rng.standard_t(2, size=(33, 70)) * 0.02).astype(np.float32)
+    return out
+
+
+def bits(a) -> str:
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(a), dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+def bits_any_zero(a) -> str:
+    a = np.asarray(a, dtype=np.float32)
+    return bits(np.where(a == 0, np.float32(0), a))
+
+
+#: name → (nvfp4, nvfp4_mse)
+NUMPY_DIGESTS = {
+    'scale 1e-06': ('fa742a77d85d67a0', '3ba471d833f9e4a6'),
+    'scale 0.001': ('7b573b6dba2a6db8', 'bbe0caf7373f90e4'),
+    'scale 1': ('3fd7571b82b8984c', 'ab0ec93b62a1e896'),
+    'scale 300': ('22a63bf11809d655', '07b67981636589cb'),
+    'scale 10000': ('0af0c1de757353a2', '44f7158d432d5439'),
+    'ties': ('785d2d1166d215a8', 'a1138469aaa40bbf'),
+    'ties 0.01': ('495fd6e54682cad7', '2fd8361358f53442'),
+    'zeros': ('076a27c79e5ace2a', '076a27c79e5ace2a'),
+    'odd shape': ('0e8e9ab59ec246ee', '866de7da0a7d8849'),
+    'heavy tails': ('02ca122cc0e2c212', '2ef1453df23ccde4'),
+}
+#: name → (to nearest 1×16, to nearest 16×16, stochastic 1×16, stochastic 16×16 — one generator seeded 3, in that order)
+TORCH_DIGESTS = {
+    'scale 1e-06': ('0fa98eed110440b1', 'f64d6a96a683348c', '7f2cc06bfa4817f3', '0327643b24be8933'),
+    'scale 0.001': ('686ce99897c8f4cf', '637ca07034acb963', '77e261c87629f43c', '04977d8749189c4d'),
+    'scale 1': ('c2db83eb93b2f679', 'a9e0f4bc648d1898', '5365687394214936', '395f57e6d0713e11'),
+    'scale 300': ('b83c1b3265b88160', '24dbb73bf6d414a8', '2ad7d426b2909254', 'c656e185aa2e7343'),
+    'scale 10000': ('3c1fa611b44460d5', 'c8842413fbbf7be2', '48c4647d2d18c7b6', 'a39b96da6971c3d3'),
+    'ties': ('5f768cbfbfdb1081', '5f768cbfbfdb1081', '71faf9ac895b8324', 'f8c98e8b8d8cda93'),
+    'ties 0.01': ('e7e7d0f5aa2d0aee', 'e7e7d0f5aa2d0aee', '4cfea6ff28749ac3', '982a4a082cbd8d9b'),
+    'zeros': ('076a27c79e5ace2a', '076a27c79e5ace2a', '076a27c79e5ace2a', '076a27c79e5ace2a'),
+    'odd shape': ('76f6f7cbb5c93215', '51d755e682604114', '46e6a55e2c324f45', '210a9b218debc6f3'),
+    'heavy tails': ('d27722f9be765172', '4d47b175966fd173', '36d0da35c23c2121', 'a2b7937b8cce3325'),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_DIGESTS))
+def test_nvfp4_fit_quantisers_give_todays_bits(name):
+    x = nvfp4_inputs()[name]
+    assert (bits(quant.nvfp4(x)), bits(quant.nvfp4_mse(x))) == NUMPY_DIGESTS[name]
+
+
+def test_nvfp4_keeps_todays_bits_on_other_shapes():
+    x = nvfp4_inputs()["scale 1"]
+    assert bits(quant.nvfp4(x.reshape(6, 8, 80))) == NUMPY_DIGESTS["scale 1"][0]  # blocks along the last axis
+    assert bits(quant.nvfp4(x[0, :37])) == "337bfe53b8ce08b9"
+    assert bits(quant.nvfp4_mse(x[0, :37], grid=(1.0, 0.95, 0.85))) == "674eac49249a0385"
+    assert bits(quant.nvfp4(np.float32(2.5))) == "072e3304b03423a4"
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_DIGESTS))
+def test_pretrain_quantiser_gives_todays_values(name):
+    torch = pytest.importorskip("torch")
+    from sparkbooks.training.pretrain import fp4
+
+    t = torch.from_numpy(nvfp4_inputs()[name])
+    g = torch.Generator().manual_seed(3)
+    got = (fp4.nvfp4(t), fp4.nvfp4(t, tile=16), fp4.nvfp4(t, stochastic=True, generator=g),
+           fp4.nvfp4(t, tile=16, stochastic=True, generator=g))
+    assert tuple(bits_any_zero(q.numpy()) for q in got) == TORCH_DIGESTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(NUMPY_DIGESTS))
+def test_pretrain_and_nvfp4_fit_quantise_to_the_same_bits(name):
+    """One implementation: the training GEMMs' quantiser and nvfp4-fit's give the same bits, signed zeros included."""
+    torch = pytest.importorskip("torch")
+    from sparkbooks.training.pretrain import fp4
+
+    x = nvfp4_inputs()[name]
+    assert bits(fp4.nvfp4(torch.from_numpy(x)).numpy()) == NUMPY_DIGESTS[name][0]
+
+
+@pytest.mark.gpu
+def test_nvfp4_gives_the_same_bits_on_a_gpu():
+    """Device-agnostic: no division by a Python number, which CUDA turns into a multiplication by its reciprocal."""
+    torch = pytest.importorskip("torch")
+    from sparkbooks.quant.nvfp4_torch import nvfp4
+
+    for name, x in nvfp4_inputs().items():
+        cpu, gpu = torch.from_numpy(x), torch.from_numpy(x).cuda()
+        for kwargs in ({}, {"tile": 16}, {"grid": (1.0, 0.9, 0.8, 0.7)}):
+            assert bits(nvfp4(gpu, **kwargs).cpu().numpy()) == bits(nvfp4(cpu, **kwargs).numpy()), (name, kwargs)

@@ -22,7 +22,7 @@ def tiny_lm():
 
 def test_quantise_model_leaves_embeddings_lm_head_and_the_original_alone(tiny_lm):
     before = {n: p.detach().clone() for n, p in tiny_lm.named_parameters()}
-    done = quant_eval.quantise_model(tiny_lm, quant_eval.Recipe("NVFP4", "nvfp4"))
+    done = quant_eval.quantise_model(tiny_lm, quant_eval.QuantRecipe("NVFP4", "nvfp4"))
     assert len(done.errors) == 2 * 7  # q, k, v, o, gate, up, down per layer
     assert not any("lm_head" in layer or "embed" in layer for layer in done.errors["layer"])
     q = dict(done.model.named_parameters())
@@ -33,17 +33,48 @@ def test_quantise_model_leaves_embeddings_lm_head_and_the_original_alone(tiny_lm
 
 def test_w4a4_quantises_activations_too(tiny_lm):
     tokens = torch.randint(0, 96, (2, 16))
-    weight_only = quant_eval.quantise_model(tiny_lm, quant_eval.Recipe("w", "nvfp4")).model
-    w4a4 = quant_eval.quantise_model(tiny_lm, quant_eval.Recipe("wa", "nvfp4", activations=True)).model
+    weight_only = quant_eval.quantise_model(tiny_lm, quant_eval.QuantRecipe("w", "nvfp4")).model
+    w4a4 = quant_eval.quantise_model(tiny_lm, quant_eval.QuantRecipe("wa", "nvfp4", activations=True)).model
     with torch.no_grad():
         assert not torch.allclose(weight_only(tokens).logits, w4a4(tokens).logits)
 
 
+def test_w4a4_keeps_activations_on_their_device_with_todays_numbers(tiny_lm, monkeypatch):
+    """The activation quantiser is the torch NVFP4 (no NumPy round trip per linear layer), and scores as before."""
+    from sparkbooks import quant
+
+    tokens = torch.randint(0, 96, (2, 16), generator=torch.Generator().manual_seed(2))
+    weight_only = quant_eval.quantise_model(tiny_lm, quant_eval.QuantRecipe("w", "nvfp4")).model
+    w4a4 = quant_eval.quantise_model(tiny_lm, quant_eval.QuantRecipe("wa", "nvfp4", activations=True)).model
+
+    def through_numpy(_module, args):  # how activations were quantised before: a copy to the host and back
+        x = args[0]
+        return (torch.from_numpy(quant.nvfp4(x.detach().float().cpu().numpy())).to(device=x.device, dtype=x.dtype),)
+
+    for name, module in weight_only.named_modules():
+        if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head"):
+            module.register_forward_pre_hook(through_numpy)
+    with torch.no_grad():
+        before = weight_only(tokens).logits
+
+        def no_host_copy(*_args, **_kwargs):
+            raise AssertionError("an activation went through NumPy")
+
+        monkeypatch.setattr(torch.Tensor, "numpy", no_host_copy)
+        after = w4a4(tokens).logits
+    assert torch.equal(after, before)
+
+
+def test_activations_are_quantised_for_nvfp4_only():
+    with pytest.raises(InputError, match="activations"):
+        quant_eval.QuantRecipe("x", "int4", activations=True).activation_quantiser()
+
+
 def test_recipes_refuse_what_is_not_implemented():
     with pytest.raises(InputError, match="NVFP4 only"):
-        quant_eval.Recipe("x", "mxfp4", scales="MSE search").weight_quantiser()
+        quant_eval.QuantRecipe("x", "mxfp4", scales="MSE search").weight_quantiser()
     with pytest.raises(InputError, match="No fake quantiser"):
-        quant_eval.Recipe("x", "bf16").weight_quantiser()
+        quant_eval.QuantRecipe("x", "bf16").weight_quantiser()
 
 
 def test_compare_recipes_orders_fp8_before_4bit(tiny_lm):
@@ -55,6 +86,19 @@ def test_compare_recipes_orders_fp8_before_4bit(tiny_lm):
     assert s.loc["NVFP4 + MSE scales", "weight_error_median"] < s.loc["NVFP4", "weight_error_median"]
     assert (s["kl_low"] <= s["kl"]).all() and (s["kl"] <= s["kl_high"]).all() and (s["kl"] > 0).all()
     assert len(result.per_doc) == 6 * len(quant_eval.RECIPES)
+
+
+def test_next_token_accuracy_is_scored_against_the_real_next_token(tiny_lm):
+    tokens = torch.randint(0, 96, (3, 12), generator=torch.Generator().manual_seed(4))
+    result = quant_eval.compare_recipes(tiny_lm, tokens, (quant_eval.QuantRecipe("NVFP4", "nvfp4"),), batch_size=2, n_boot=50)
+    quantised = quant_eval.quantise_model(tiny_lm, quant_eval.QuantRecipe("NVFP4", "nvfp4")).model
+    with torch.no_grad():
+        by_hand = (quantised(tokens).logits[:, :-1].argmax(-1) == tokens[:, 1:]).float().mean(1)
+        base = (tiny_lm(tokens).logits[:, :-1].argmax(-1) == tokens[:, 1:]).float().mean(1)
+    per_doc = result.per_doc.sort_values("doc")
+    assert np.allclose(per_doc["acc"], by_hand.numpy()) and np.allclose(per_doc["base_acc"], base.numpy())
+    assert result.summary.loc["NVFP4", "accuracy"] == pytest.approx(float(by_hand.mean()))
+    assert result.summary.loc["NVFP4", "base_accuracy"] == pytest.approx(float(base.mean()))
 
 
 def test_paired_ratio_by_hand():

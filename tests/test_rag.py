@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,9 @@ import pytest
 
 import sparkbooks as sb
 from sparkbooks.retrieval.chunking import Chunk, Section, chunk, normalise
-from sparkbooks.exceptions import ChecksumMismatchError, DatabaseUnreachableError, IndexMismatchError
+from sparkbooks.exceptions import ChecksumMismatchError, DatabaseUnreachableError, IndexMismatchError, ServiceStartError
 from sparkbooks.retrieval.rag import answer, corpus, ingest, retrieve
+from sparkbooks.retrieval.rag import server as server_module
 from sparkbooks.retrieval.rag.index import VectorIndex
 
 pytest.importorskip("pymilvus")
@@ -82,12 +81,83 @@ def test_markdown_keeps_dunder_names_that_markdown_would_render_bold(tmp_path):
     assert "__enter__()" in sections[0].text and "*x*" in sections[0].text and "with a as b" in sections[1].text
 
 
-def test_the_committed_corpus_is_what_the_builder_writes(tmp_path):
+def _corpus_content(folder: Path, names: list[str]) -> dict[str, object]:
+    """What a reader of each corpus file gets: Markdown and HTML as text; a PDF's page count, the text of each
+    page (pypdf's extraction, as ingest reads it), its outline (title, level, page) and its title. Bytes are not
+    compared: the PDF writer's version changes them without changing the content."""
+    import pypdf
+
+    def outline(reader: pypdf.PdfReader, items: list, level: int = 0) -> list[tuple[str, int, int]]:
+        out = []
+        for item in items:
+            if isinstance(item, list):
+                out += outline(reader, item, level + 1)
+            else:
+                out.append((item.title, level, reader.get_destination_page_number(item) + 1))
+        return out
+
+    content: dict[str, object] = {}
+    for name in names:
+        path = folder / name
+        if path.suffix == ".pdf":
+            reader = pypdf.PdfReader(path)
+            content[name] = {"pages": len(reader.pages), "title": reader.metadata.title,
+                             "outline": outline(reader, reader.outline),
+                             **{f"page {n} text": page.extract_text() for n, page in enumerate(reader.pages, 1)}}
+        else:
+            content[name] = path.read_text(encoding="utf-8")
+    return content
+
+
+def _content_differences(ours: dict[str, object], theirs: dict[str, object]) -> list[str]:
+    """Each file (and, in a PDF, each page or part) whose content differs; empty when all match."""
+    out = [f"{name}: only in one of the two" for name in sorted(set(ours) ^ set(theirs))]
+    for name in sorted(set(ours) & set(theirs)):
+        a, b = ours[name], theirs[name]
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += [f"{name}: {part} differs" for part in sorted(set(a) | set(b), key=str) if a.get(part) != b.get(part)]
+        elif a != b:
+            out.append(f"{name}: text differs")
+    return out
+
+
+def _needs_the_corpus_writer() -> None:
     if sys.version_info[:2] != (3, 11) or not Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists():
         pytest.skip("the corpus was written from Python 3.11's pydoc_data with DejaVu fonts")
+
+
+def test_the_committed_corpus_is_what_the_builder_writes(tmp_path):
+    _needs_the_corpus_writer()
     rebuilt = corpus.build(tmp_path)
     committed = json.loads((corpus.CORPUS_DIR / "MANIFEST.json").read_text())["files"]
-    assert rebuilt == committed
+    assert sorted(rebuilt) == sorted(committed)  # the same files
+    names = sorted(committed)
+    assert _content_differences(_corpus_content(tmp_path, names), _corpus_content(corpus.CORPUS_DIR, names)) == []
+
+
+def test_the_corpus_comparison_ignores_the_writers_bytes_and_catches_a_changed_page(tmp_path, monkeypatch):
+    import datetime as dt
+
+    import fpdf
+    from pydoc_data import topics
+
+    _needs_the_corpus_writer()
+    manifest = corpus.build(tmp_path / "as-is")
+    names = sorted(manifest)
+    # another writer's bytes, the same content: what a different fpdf2 release writes (the sha256 check failed here)
+    original = fpdf.FPDF.set_creation_date
+    monkeypatch.setattr(fpdf.FPDF, "set_creation_date", lambda self, date: original(self, dt.datetime(2027, 1, 1)))
+    rewritten = corpus.build(tmp_path / "rewritten")
+    monkeypatch.setattr(fpdf.FPDF, "set_creation_date", original)
+    assert rewritten[corpus.PDF_NAME] != manifest[corpus.PDF_NAME]
+    assert _content_differences(_corpus_content(tmp_path / "rewritten", names), _corpus_content(tmp_path / "as-is", names)) == []
+
+    changed = topics.topics["pass"].replace("is a null operation", "is an empty operation")
+    assert changed != topics.topics["pass"]
+    monkeypatch.setitem(topics.topics, "pass", changed)  # one sentence on one page of the PDF
+    corpus.build(tmp_path / "changed")
+    differences = _content_differences(_corpus_content(tmp_path / "changed", names), _corpus_content(tmp_path / "as-is", names))
+    assert differences and all(d.startswith(f"{corpus.PDF_NAME}: page ") for d in differences), differences
 
 
 def test_a_changed_corpus_file_is_refused(tmp_path):
@@ -151,16 +221,27 @@ def _chunks(n: int) -> list[Chunk]:
 
 @pytest.fixture(scope="module")
 def milvus_server(tmp_path_factory):
-    """A real Milvus standalone server (2.3.5, C++) started by the ``milvus`` wheel's own launcher (x86-64 Linux)."""
-    milvus = pytest.importorskip("milvus", reason="the milvus wheel (a Milvus standalone server) exists for x86-64 Linux only")
-    server = milvus.MilvusServer()
-    server.set_base_dir(str(tmp_path_factory.mktemp("milvus-server")))
-    with warnings.catch_warnings():  # its port finder leaves probe sockets to the garbage collector
-        warnings.simplefilter("ignore", ResourceWarning)
+    """A real Milvus standalone server (2.3.5, C++) from the ``milvus`` wheel (x86-64 Linux), run as a Service."""
+    pytest.importorskip("milvus", reason="the milvus wheel (a Milvus standalone server) exists for x86-64 Linux only")
+    with server_module.milvus_server(tmp_path_factory.mktemp("milvus-server")) as server:
+        yield server
+
+
+def test_the_milvus_server_is_a_service_with_the_engines_lifecycle(milvus_server):
+    from sparkbooks import services
+
+    assert isinstance(milvus_server, services.Service) and milvus_server in services.live_services()
+    assert milvus_server.healthy() and milvus_server.uri == f"http://127.0.0.1:{milvus_server.port}"
+    assert "milvus" in milvus_server.log_tail(200).lower()  # its output goes to the engine's log file
+
+
+def test_a_milvus_server_that_cannot_start_says_why_with_its_log(tmp_path):
+    pytest.importorskip("milvus", reason="the milvus wheel (a Milvus standalone server) exists for x86-64 Linux only")
+    server = server_module.MilvusServer(tmp_path / "milvus", startup_timeout=60)
+    server.command = lambda: ["/bin/sh", "-c", "echo 'milvus: no such config' >&2; exit 3"]  # type: ignore[method-assign]
+    with pytest.raises(ServiceStartError, match=r"milvus exited with code 3 while starting:\n.*no such config"):
         server.start()
-        gc.collect()
-    yield f"http://127.0.0.1:{server.listen_port}"
-    server.stop()
+    assert not server.running
 
 
 @pytest.mark.parametrize("where", ["lite", "server"])
@@ -170,7 +251,7 @@ def test_the_index_is_idempotent_persistent_and_refuses_other_vectors(where, tmp
     chunks = _chunks(300)
     vectors = rng.standard_normal((300, 32)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    uri = tmp_path / "index.db" if where == "lite" else request.getfixturevalue("milvus_server")
+    uri = tmp_path / "index.db" if where == "lite" else request.getfixturevalue("milvus_server").uri
     with VectorIndex(uri, dim=32, model="test-model") as index:
         index.upsert(chunks, vectors)
         index.upsert(chunks, vectors)  # again: replaced, not duplicated
@@ -252,6 +333,9 @@ def test_a_milvus_lite_file_open_in_another_process_is_named(tmp_path):
                                f"VectorIndex({str(uri)!r}, dim=8, model='m'); print('open', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:
+        import select
+
+        assert select.select([holder.stdout], [], [], 120)[0], "the holder did not open the file within 120 s"
         assert holder.stdout.readline().strip() == "open"
         with pytest.raises(DatabaseUnreachableError, match="open in another process"):
             VectorIndex(uri, dim=8, model="m")

@@ -180,3 +180,39 @@ def test_a_gpu_asked_for_without_one_is_refused(warp_ready):
         pytest.skip("this machine has a GPU Warp can use")
     with pytest.raises(InputError, match="Warp sees no CUDA device"):
         batched.choose_device("cuda")
+
+
+def test_evaluation_never_moves_the_training_actor(warp_ready):
+    """rsl_rl 5.5.1's get_inference_policy(device) moves the training actor itself (issue 52 item 1): on a GPU the
+    next learn() fed CUDA observations to a CPU actor. The evaluation policy must be a copy; the actor stays put."""
+    import contextlib
+    import copy
+    import io
+
+    import torch
+
+    _, OnPolicyRunner, TensorDict = batched._rsl()
+    env = batched.PendulumBatch(2, device=warp_ready)
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = OnPolicyRunner(env, copy.deepcopy(batched.ppo_config()), log_dir=None, device=str(env.device))
+        runner.learn(1)  # the actor now caches its last action distribution (autograd tensors)
+    actor = runner.alg.get_policy()
+    moves = []
+
+    class Watched(type(actor)):
+        def to(self, *args, **kwargs):
+            moves.append("training actor" if self is actor else "copy")
+            return super().to(*args, **kwargs)
+
+    actor.__class__ = Watched
+    before = {name: p.detach().clone() for name, p in actor.named_parameters()}
+    act = batched._policy_fn(runner, TensorDict)
+    assert "training actor" not in moves and "copy" in moves
+    action = act(np.zeros(4))
+    assert action.shape == (1,) and np.isfinite(action).all()
+    with torch.no_grad():  # the copy's weights are its own
+        for p in actor.parameters():
+            p.add_(1.0)
+    assert np.allclose(act(np.zeros(4)), action)
+    for name, p in actor.named_parameters():
+        assert torch.allclose(p - 1.0, before[name], atol=1e-6) and p.device == env.device

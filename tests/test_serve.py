@@ -1,10 +1,12 @@
 """A real llama-server: start, health, memory, and no orphan processes whatever happens."""
 
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,8 +54,15 @@ def test_exception_inside_the_block_still_stops_it():
     assert _gone(pid)
 
 
-def _child(code: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True)
+@contextlib.contextmanager
+def _child(code: str) -> Iterator[subprocess.Popen]:
+    """A Python child whose stdout we read; killed, reaped and its pipe closed on every exit (a failed test included)."""
+    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            yield child
+        finally:
+            if child.poll() is None:
+                child.kill()
 
 
 def _pid(child: subprocess.Popen) -> int:
@@ -65,28 +74,28 @@ def _pid(child: subprocess.Popen) -> int:
 
 @pytest.mark.parametrize("ending", ["pass", "raise SystemExit(3)", "raise ValueError('uncaught')"])
 def test_no_orphan_when_the_python_process_ends(ending):
-    child = _child(f"""
+    with _child(f"""
         from sparkbooks.llm import stand_in
         server = stand_in(ctx_size=2048, parallel=1).start()
         print("PID", server.pid, flush=True)
         {ending}
-    """)
-    pid = _pid(child)
-    child.communicate(timeout=60)  # waits and closes the pipe
+    """) as child:
+        pid = _pid(child)
+        child.communicate(timeout=60)  # waits and closes the pipe
     assert _gone(pid), "llama-server outlived its Python process"
 
 
 def test_no_orphan_when_the_parent_is_killed():
-    child = _child("""
+    with _child("""
         import time
         from sparkbooks.llm import stand_in
         server = stand_in(ctx_size=2048, parallel=1).start()
         print("PID", server.pid, flush=True)
         time.sleep(120)
-    """)
-    pid = _pid(child)
-    child.kill()  # SIGKILL: no atexit, no finally; only PR_SET_PDEATHSIG can help
-    child.communicate()
+    """) as child:
+        pid = _pid(child)
+        child.kill()  # SIGKILL: no atexit, no finally; only PR_SET_PDEATHSIG can help
+        child.communicate()
     assert _gone(pid), "llama-server survived a killed parent"
 
 

@@ -114,3 +114,65 @@ def test_session_use_keeps_a_service_until_the_notebook_runs_again(fixture_home,
     again = second.use(HttpServer())
     second.close()
     assert not again.running
+
+
+def test_the_child_calls_no_library_lookup_between_fork_and_exec(monkeypatch):
+    import ctypes
+
+    Job("pass").start().wait(timeout=30)  # whatever a start looks up, it looks up in this process
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("ctypes.CDLL called: between fork and exec that is unsafe with threads")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_loading)  # the forked child inherits the patch
+    assert Job("print('started')").start().wait(timeout=30) == 0
+
+
+PARENT = """
+import sys, time
+sys.path[:0] = [sys.argv[1]]
+from test_services import Job
+job = Job("import time; time.sleep(600)").start()
+print("PID", job.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_service_dies_with_its_parent_even_when_the_parent_is_killed():
+    import os
+    import select
+    import signal
+    import subprocess
+
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, str(Path(__file__).parent)], stdout=subprocess.PIPE,
+                              text=True)
+    pid = None
+    with parent:  # closes the pipe and reaps it on the way out
+        try:
+            line = ""
+            while not line.startswith("PID "):  # after the start's own log lines
+                assert select.select([parent.stdout], [], [], 120)[0], "the parent never started its service"
+                line = parent.stdout.readline()
+                assert line, "the parent exited"
+            pid = int(line.split()[1])
+            assert not _gone(pid, timeout=0.5)
+            parent.send_signal(signal.SIGKILL)  # no atexit, no __exit__: only PR_SET_PDEATHSIG can stop it
+            assert _gone(pid), "the service outlived its killed parent"
+        finally:
+            parent.kill()
+            if pid is not None and not _gone(pid, timeout=0.2):
+                os.kill(pid, signal.SIGKILL)  # the test failed: do not leave the orphan sleeping
+
+
+def test_a_dropped_service_is_still_stopped_at_exit_not_left_to_the_garbage_collector():
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        pid = Job("import time; time.sleep(60)").start().pid  # the caller keeps no reference
+        gc.collect()
+    left = [s for s in services.live_services() if s.pid == pid]
+    assert left, "a running service was forgotten: at exit nobody would stop it"
+    services._stop_all()  # what atexit runs
+    assert _gone(pid) and services.live_services() == []

@@ -55,3 +55,21 @@ def test_work_dir_sits_beside_results_or_in_the_cache_never_in_the_repository(na
     assert by_hand == tmp_path / "cache" / "work" / "fixture-failures" and by_hand.is_dir()
     monkeypatch.setenv(session.ENV_RESULTS, str(tmp_path / "run" / "results.json"))
     assert sb.begin(namespace).work_dir() == tmp_path / "run" / "work"
+
+
+def test_a_spark_run_still_lists_its_stand_ins(namespace, capsys):
+    """Larger profiles change sizes, not what stands in (issue 52 item 6): the results must still say so."""
+    s = sb.begin(dict(namespace, profile="spark"))
+    assert s.profile == "spark" and s.playbook.stand_ins
+    assert s.to_dict()["stand_ins"] == list(s.playbook.stand_ins)
+    assert f"stand-in: {s.playbook.stand_ins[0]}" in capsys.readouterr().out
+
+
+def test_the_banner_and_results_carry_the_device_report(namespace, capsys):
+    from sparkbooks import devices
+
+    s = sb.begin(namespace)
+    assert s.devices is devices.probe()
+    assert f"devices : {s.devices.summary()}" in capsys.readouterr().out
+    saved = s.to_dict()
+    assert saved["devices"]["policy"] == s.devices.policy and "claims" in saved

@@ -240,3 +240,22 @@ def test_quality_scores_counted_documents_as_it_scores_the_texts(fitted):
     texts = docs[::3]
     assert topic_eval.quality(model, corpus=texts) == topic_eval.quality(
         model, counts=topic_eval.held_out_counts(model, texts))
+
+
+def test_the_gpu_path_follows_cuml_accel_being_on_not_the_session(monkeypatch):
+    """`python -m cuml.accel` or `%load_ext cuml.accel` switch it on without sb.begin: UMAP must then start from
+    a spectral layout (cuML refuses init='pca' and would run the step on the CPU) and build its own graph."""
+    import sys
+    import types
+
+    import sparkbooks as sb
+
+    model = topics.TopicModel()
+    monkeypatch.setattr(sb.session, "active", lambda: None)  # no sparkbooks session at all
+    assert model.umap_init() == "pca" and model._own_neighbours()
+    accel = types.ModuleType("cuml.accel")
+    accel.enabled = lambda: True
+    monkeypatch.setitem(sys.modules, "cuml.accel", accel)
+    assert model.umap_init() == "spectral" and not model._own_neighbours()
+    accel.enabled = lambda: False  # installed but switched off
+    assert model.umap_init() == "pca"

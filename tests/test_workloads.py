@@ -63,9 +63,18 @@ def test_a_gpu_child_that_ran_nothing_on_the_gpu_is_a_problem():
     assert cmp.table().loc["s", "fell_back"] == "read_csv"
 
 
-def test_compare_runs_the_cpu_path_in_a_child_and_reports_no_gpu_figures(monkeypatch):
-    # the machine may have a GPU (a DGX Spark does): fake a failing probe, as on a laptop
-    monkeypatch.setattr(workloads, "probe_gpu", lambda: GpuProbe(False, "no GPU here (faked by the test)", 0.0))
+@pytest.fixture
+def fake_devices():
+    """Install a faked device report (sparkbooks.devices, the one policy); the real probe comes back afterwards."""
+    from sparkbooks import devices
+
+    yield lambda **report: devices.refresh(devices.Devices(**report))
+    devices.refresh()
+
+
+def test_compare_runs_the_cpu_path_in_a_child_and_reports_no_gpu_figures(fake_devices):
+    # the machine may have a GPU (a DGX Spark does): fake one where cuDF does not compute, as on a laptop
+    fake_devices(policy="auto", cudf=False, installed=("cudf", "cuml"), reasons=(("cudf", "no GPU here (faked by the test)"),))
     cmp = workloads.compare("sklearn", {"n_samples": 2_000, "seed": 0, "repeats": 1})
     assert cmp.gpu is None and "GPU run skipped" in cmp.gpu_reason
     table = cmp.table()
@@ -73,6 +82,62 @@ def test_compare_runs_the_cpu_path_in_a_child_and_reports_no_gpu_figures(monkeyp
     assert table.loc["forest_fit", "accelerated"] == "not accelerated (CPU path)"
     assert cmp.cpu["wall_s"] > cmp.cpu["total_cold_s"]  # start-up and imports are in the wall time
     assert cmp.cpu["checks"]["forest_accuracy"] > 0.5 and cmp.problems() == []
+    assert cmp.gpu_reason == "GPU run skipped: no GPU here (faked by the test)"
+
+
+@pytest.mark.parametrize(("report", "started"), [
+    ({"policy": "cpu", "cudf": True, "installed": ("cudf", "cuml")}, ["cpu"]),  # SPARKBOOKS_ACCELERATOR=cpu
+    ({"policy": "auto", "cudf": True, "installed": ("cudf",)}, ["cpu"]),  # cuml.accel needs cuml installed
+    ({"policy": "auto", "cudf": True, "installed": ("cudf", "cuml")}, ["cpu", "gpu"]),
+])
+def test_the_device_policy_decides_whether_a_gpu_child_starts(fake_devices, monkeypatch, report, started):
+    from sparkbooks.dataframes import comparison
+    from sparkbooks.settings import settings
+
+    monkeypatch.setattr(settings, "accelerator", report["policy"])  # what SPARKBOOKS_ACCELERATOR sets
+    fake_devices(**report)
+    paths = []
+    fake_result = {"checks": {}, "cold": {}, "warm": {}, "total_s": 1.0, "total_cold_s": 1.0, "wall_s": 1.0, "counts": {}}
+    monkeypatch.setattr(comparison, "run_isolated", lambda name, params, *, path, timeout: paths.append(path) or fake_result)
+    cmp = workloads.compare("sklearn", {"n_samples": 10})
+    assert paths == started and (cmp.gpu is None) == (started == ["cpu"])
+    if report["policy"] == "cpu":
+        assert cmp.gpu_reason == "GPU run skipped: CPU requested (SPARKBOOKS_ACCELERATOR=cpu)"
+
+
+def test_every_summary_aggregation_is_one_cudf_runs():
+    """A Python function in ``agg`` makes cuDF's group-by fail and cudf.pandas run the whole ``agg`` in pandas."""
+    # cuDF's group-by aggregations (user guide, "GroupBy" → "Aggregation"; cudf 26.10)
+    cudf_aggregations = {"count", "size", "sum", "idxmin", "idxmax", "min", "max", "mean", "var", "std", "quantile",
+                         "median", "nunique", "nth", "collect", "unique", "first", "last", "corr", "cov", "prod"}
+    for name, (column, how) in workloads.SUMMARY_AGGREGATIONS.items():
+        assert isinstance(how, str) and how in cudf_aggregations, (name, how)
+        assert column != "size_band", name  # a string column: counted through its precomputed boolean
+
+
+def test_the_summary_counts_bulk_orders_as_the_python_function_did(tmp_path):
+    import pandas as pd
+
+    data = workloads.write_sales(tmp_path / "data", 20_000, seed=0)
+    workloads.pandas_etl(20_000, seed=0, data_dir=str(data), out_dir=str(tmp_path), repeats=1)
+    summary = pd.read_parquet(tmp_path / "summary.parquet")
+    sales = workloads.make_sales(20_000, seed=0)
+    df = sales["sales"].merge(sales["products"], on="product_id").merge(sales["stores"], on="store_id")
+    df["month"] = df["date"].dt.month
+    before = df.groupby(["region", "category", "month"])["quantity"].agg(lambda q: int((q >= 4).sum()))
+    assert summary["bulk"].dtype == "int64" and summary["bulk"].to_dict() == before.to_dict()
+
+
+def test_a_child_runs_the_package_entry_point():
+    import subprocess
+    import sys
+
+    from sparkbooks.dataframes import child
+
+    assert child.ENTRY_POINT == "sparkbooks.dataframes"
+    done = subprocess.run([sys.executable, "-W", "error", "-m", child.ENTRY_POINT, "--help"], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.startswith("usage: python -m sparkbooks.dataframes") and done.stderr == ""
 
 
 def test_a_gpu_child_without_its_accelerator_refuses(capsys, monkeypatch):

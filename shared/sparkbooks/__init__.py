@@ -2,7 +2,7 @@
 
 The package has two layers, and the folder shows them. **Files at the top are the engine** —
 catalog, parameters, session, runner, render, notebook, sources, corpora, services, timing, log,
-fileio, exceptions, settings, hardware, accel, doctor, intervals, lazy, cli — which runs and renders
+fileio, exceptions, settings, hardware, accel, devices, claims, doctor, intervals, lazy, cli — which runs and renders
 playbooks and is imported here, light (no pandas, torch, nbformat). **Every folder is a field**
 (finance, singlecell, llm, documents, quant, fit, training, retrieval, topics, dataframes, robot):
 it uses only the engine's public names and other fields' public modules, and is imported on first
@@ -14,14 +14,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import accel, catalog, exceptions, hardware, log, parameters, services, session, sources, timing
+from . import (accel, catalog, claims, devices, exceptions, hardware, log, parameters, services, session, sources,
+               timing)
 from .accel import AccelStatus, enable, probe_gpu
 from .catalog import Playbook
+from .claims import claim
 from .exceptions import (
     AcceleratorUnavailableError,
+    CheckpointMismatchError,
     ChecksumMismatchError,
     ContextLengthError,
+    DatabaseUnreachableError,
+    DocumentUnreadableError,
     ImageInputError,
+    IndexMismatchError,
     InfeasibleError,
     InputError,
     MetadataError,
@@ -44,6 +50,8 @@ from .exceptions import (
     SolverError,
     SourceError,
     SparkbooksError,
+    TrainingDivergedError,
+    UnsafeQueryError,
     VisionUnsupportedError,
 )
 from .hardware import Hardware, detect
@@ -59,15 +67,13 @@ ENGINE_LAZY = ("cli", "corpora", "doctor", "fileio", "intervals", "lazy", "noteb
 #: Fields: one folder each, loaded on first use (``sb.finance.cvar``, ``sb.retrieval.rag``).
 FIELDS = ("dataframes", "documents", "finance", "fit", "llm", "quant", "retrieval", "robot", "singlecell", "topics",
           "training")
+#: Every public error of the tree (:mod:`sparkbooks.exceptions`), importable from here.
+ERRORS = tuple(name for name in exceptions.__all__ if name != "require")
 __all__ = sorted([
-    "AccelStatus", "AcceleratorUnavailableError", "ChecksumMismatchError", "ContextLengthError", "Hardware",
-    "ImageInputError", "InfeasibleError", "InputError", "MetadataError", "MissingDependencyError",
-    "ModelNotServedError", "NotebookExecutionError", "ParameterError", "Playbook", "PlaybookNotFoundError", "RankFailedError", "RendezvousError",
-    "RequestTimeoutError", "RunLockedError", "ServerDiedError", "ServerError", "ServerUnreachableError", "Service",
-    "ServiceError", "ServiceExitError", "ServiceStartError", "Session", "SessionError", "SolverError", "SourceError",
-    "SparkbooksError", "Stopwatch", "VisionUnsupportedError", "accel", "active", "begin", "catalog", "current",
-    "detect", "enable", "exceptions", "hardware", "log", "parameters", "probe_gpu", "record", "services", "session",
-    "settings", "sources", "timing", *ENGINE_LAZY, *FIELDS,
+    "AccelStatus", "ERRORS", "Hardware", "Playbook", "Service", "Session", "Stopwatch", "accel", "active", "begin",
+    "catalog", "claim", "claims", "current", "detect", "devices", "enable", "exceptions", "hardware", "log",
+    "parameters", "probe_gpu", "record", "services", "session", "settings", "sources", "timing", *ERRORS,
+    *ENGINE_LAZY, *FIELDS,
 ])
 
 

@@ -1,36 +1,24 @@
-"""Zero-code-change GPU acceleration, switched on only when a GPU operation really works.
+"""Zero-code-change GPU acceleration (``cudf.pandas``, ``cuml.accel``), switched on only when a GPU operation really works.
 
-``import cudf`` succeeds on machines without a GPU, so availability is decided by running
-a small cuDF computation and checking its answer, never by the import alone.
+This module is the switch; :mod:`sparkbooks.devices` decides (the policy, and the cuDF probe:
+``import cudf`` succeeds on machines without a GPU, so a small cuDF computation must give the
+right answer).
 """
 
 from __future__ import annotations
 
-import functools
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
-from importlib import util
 
+from . import devices
+from .devices import CudfProbe
 from .exceptions import AcceleratorUnavailableError
 from .settings import Accelerator, settings
 
 __all__ = ["ACCELERATORS", "AccelStatus", "GpuProbe", "backend_of", "enable", "probe_gpu"]
 
-_INSTALL_HINT = (
-    "On a DGX Spark or Station create the environment with `conda env create -f environment.yml` "
-    "(RAPIDS cudf/cuml for CUDA 13), then check with `sparkbooks doctor`."
-)
-
-
-@dataclass(frozen=True)
-class GpuProbe:
-    """Outcome of running one real cuDF operation."""
-
-    ok: bool
-    detail: str
-    seconds: float
+#: The outcome of the cuDF probe (kept under its old name).
+GpuProbe = CudfProbe
 
 
 #: The zero-code-change accelerators, and the libraries each must be switched on *before* (it replaces them on import).
@@ -64,37 +52,9 @@ class AccelStatus:
         return f"CPU path: no GPU accelerator switched on ({self.reason})"
 
 
-_PROBE = "import cudf; print(int(cudf.Series([1, 2, 3]).sum()))"
-
-
-@functools.lru_cache(maxsize=1)
-def probe_gpu(*, timeout: float = 120) -> GpuProbe:
-    """Run ``cudf.Series([1, 2, 3]).sum()`` in a child process and check that it prints 6.
-
-    A child keeps a broken CUDA initialisation, or cuDF's own pandas import, out of the
-    calling process, so ``cudf.pandas`` can still be installed cleanly afterwards.
-
-    Examples
-    --------
-    >>> probe = probe_gpu()
-    >>> isinstance(probe.ok, bool)
-    True
-    """
-    start = time.perf_counter()
-    if util.find_spec("cudf") is None:
-        return GpuProbe(False, "RAPIDS cudf is not installed", time.perf_counter() - start)
-    try:
-        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return GpuProbe(False, f"the cudf probe did not finish in {timeout:.0f} s", time.perf_counter() - start)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no error output"])[-1]
-        return GpuProbe(False, f"cudf is installed but a GPU operation failed: {last}", seconds)
-    answer = done.stdout.strip().splitlines()[-1:] or [""]
-    if answer[0] != "6":
-        return GpuProbe(False, f"cudf returned {answer[0]!r} for 1+2+3", seconds)
-    return GpuProbe(True, "cudf computed 1+2+3 on the GPU", seconds)
+def probe_gpu(*, timeout: float = 120) -> CudfProbe:
+    """The cuDF probe of :func:`sparkbooks.devices.probe_cudf` (one implementation; cached there)."""
+    return devices.probe_cudf(timeout=timeout)
 
 
 def enable(*, prefer: Accelerator | None = None,
@@ -131,7 +91,7 @@ def enable(*, prefer: Accelerator | None = None,
     probe = probe_gpu()
     if not probe.ok:
         if prefer == "gpu":
-            raise AcceleratorUnavailableError(f"A GPU was required but {probe.detail}. {_INSTALL_HINT}")
+            raise AcceleratorUnavailableError(f"A GPU was required but {probe.detail}. {devices._INSTALL_HINT}")
         return AccelStatus("cpu", False, False, f"no working GPU: {probe.detail}")
     on = {name: _install(name) for name in accelerators}
     return AccelStatus("gpu", on.get("cudf.pandas", False), on.get("cuml.accel", False), "GPU probe passed")
@@ -142,8 +102,7 @@ def _installed(name: str) -> bool:
     if name == "cudf.pandas":
         module = sys.modules.get("cudf.pandas")
         return bool(module is not None and getattr(module, "LOADED", False))
-    module = sys.modules.get("cuml.accel")
-    return bool(module is not None and getattr(module, "enabled", lambda: False)())
+    return devices.cuml_accel_active()
 
 
 def _install(name: str) -> bool:

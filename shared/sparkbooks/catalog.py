@@ -11,12 +11,16 @@ Each playbook lives at ``playbooks/<slug>/<slug>.ipynb``. Its notebook metadata 
       "constraints": {"n_rows": {"interval": [1000, null]}},
       "headline": ["result names shown on the index page"],
       "order": 100,
-      "accelerators": ["cuml.accel"]
+      "accelerators": ["cuml.accel"],
+      "claims": [{"name": "...", "metric": "result", "baseline": "result", "compare": "smaller", "test": "exact"}]
     }
 
 ``accelerators`` lists the zero-code-change accelerators the notebook's own kernel switches on
 when a GPU works (``cudf.pandas``, ``cuml.accel``; default none): :func:`sparkbooks.begin`
 installs exactly those, before the notebook imports the libraries they replace.
+
+``claims`` declares the headline claims the run decides with :func:`sparkbooks.claims.claim`
+(checked by :func:`sparkbooks.claims.validate_declarations`; the executed run must record each).
 
 The parameters cell is the single source of the parameters; profiles only override them.
 """
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .accel import ACCELERATORS
+from .claims import validate_declarations
 from .exceptions import MetadataError, PlaybookNotFoundError
 from .hardware import Hardware
 from .parameters import Parameter, parse_parameters_cell, validate
@@ -72,6 +77,7 @@ class Playbook:
     headline: tuple[str, ...] = field(default=())
     order: int = 100  # position in listings; start-here is 0
     accelerators: tuple[str, ...] = ()  # cudf.pandas / cuml.accel, switched on by begin() on a working GPU
+    claims: tuple[dict[str, Any], ...] = ()  # declared claims: name, metric, baseline, compare, test
 
     @property
     def directory(self) -> Path:
@@ -203,6 +209,7 @@ def load(path: Path) -> Playbook:
         stand_ins=tuple(_require(meta, "stand_ins", list, where)),
         profiles={k: dict(v) for k, v in profiles.items()},
         parameters=params, headline=headline, order=int(meta.get("order", 100)), accelerators=accelerators,
+        claims=validate_declarations(meta.get("claims", []), where=where),
     )
 
 

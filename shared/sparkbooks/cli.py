@@ -1,15 +1,20 @@
 """``sparkbooks`` command line: parse, call one library function, report.
 
 Exit codes: 0 success · 1 a playbook run failed (or a required GPU is missing) ·
-2 bad input (unknown playbook, unknown or ill-typed parameter), nothing written.
+2 bad input (unknown playbook, unknown or ill-typed parameter, a bad ``SPARKBOOKS_*`` setting), nothing written ·
+130 stopped by SIGINT (Ctrl-C) · 143 stopped by SIGTERM (``timeout``, systemd, a closing terminal). A stopped run
+publishes nothing, keeps the last good run, and leaves nothing in the playbook's folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import catalog
@@ -26,6 +31,29 @@ from .settings import settings
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM  # what a shell reports: 130, 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that it stops as on Ctrl-C: cleaning up on its way out."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`_Terminated` (the default action kills without clean-up)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one stop is enough: let the clean-up finish
+        raise _Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
@@ -87,7 +115,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _run_many([pb.slug for pb in catalog.discover()], args)
 
 
-def _run_many(slugs: list[str], args: argparse.Namespace) -> int:
+def _run_many(slugs: list[str], args: argparse.Namespace, *,
+              after_each: Callable[[str], object] | None = None) -> int:
     failed = []
     for slug in slugs:
         try:
@@ -95,6 +124,8 @@ def _run_many(slugs: list[str], args: argparse.Namespace) -> int:
         except NotebookExecutionError as exc:
             print(f"NotebookExecutionError: {exc}", file=sys.stderr)
             failed.append(slug)
+        if after_each is not None:
+            after_each(slug)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return EXIT_FAILED if failed else EXIT_OK
@@ -111,12 +142,15 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .render import render_site  # noqa: PLC0415
+    from .render import render_index, render_site  # noqa: PLC0415
 
     args.profile = "auto"
-    status = _run_many([pb.slug for pb in catalog.discover()], args)
-    index = render_site(runs=args.out, site=args.site)
-    print(f"site: {index.resolve()}  (open it in a browser: file://{index.resolve()})")
+    slugs = [pb.slug for pb in catalog.discover()]
+    index = render_index(runs=args.out, site=args.site).resolve()
+    print(f"site: {index}  (open it in a browser now: file://{index}; each guide appears as its playbook finishes)",
+          flush=True)
+    status = _run_many(slugs, args, after_each=lambda slug: render_site([slug], runs=args.out, site=args.site))
+    print(f"site: {index}  (open it in a browser: file://{index})")
     return status
 
 
@@ -149,7 +183,8 @@ def _cmd_clean(args: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparkbooks", description="Run and render sparkbooks playbooks.",
-                                     epilog="Exit codes: 0 ok, 1 a run failed, 2 bad input.")
+                                     epilog="Exit codes: 0 ok, 1 a run failed, 2 bad input, 130 stopped by SIGINT, "
+                                            "143 stopped by SIGTERM.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("list", help="table of playbooks").set_defaults(func=_cmd_list)
@@ -207,16 +242,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings.validate()  # a bad SPARKBOOKS_* variable is bad input: exit 2 with the accepted values
-        return args.func(args)
+        with _sigterm_interrupts():
+            return args.func(args)
     except (ParameterError, PlaybookNotFoundError, MetadataError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (NotebookExecutionError, AcceleratorUnavailableError, SparkbooksError) as exc:
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except _Terminated:
+        print("stopped by SIGTERM", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("stopped by SIGINT (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -6,34 +6,35 @@ import platform
 import shutil
 from typing import Any
 
-from .accel import probe_gpu
+from . import devices
 from .hardware import detect
 from .settings import settings
 
 __all__ = ["report"]
 
+#: (workload, package, how, the devices kind that decides it)
 _ACCELERATED = (
-    ("pandas", "cudf", "cudf.pandas"),
-    ("scikit-learn, umap-learn, hdbscan", "cuml", "cuml.accel"),
-    ("scanpy (single-cell)", "rapids-singlecell", "rapids_singlecell"),
-    ("LP / MILP solvers", "cuopt", "cuOpt"),
-    ("LLM serving", "vllm", "vLLM"),
+    ("pandas", "cudf", "cudf.pandas", "cudf"),
+    ("scikit-learn, umap-learn, hdbscan", "cuml", "cuml.accel", "cuml"),
+    ("scanpy (single-cell)", "rapids-singlecell", "rapids_singlecell", "rapids_singlecell"),
+    ("LP / MILP solvers", "cuopt", "cuOpt", "cuopt"),
+    ("torch (training, embeddings)", "torch", "torch CUDA", "torch"),
+    ("LLM serving", "vllm", "vLLM", "torch"),
 )
 
 
 def report() -> dict[str, Any]:
     """Collect the report as a dict; ``report()["text"]`` is the printable form.
 
-    Only the GPU probe's own result decides "on the GPU": no figure here is assumed.
+    Only the device policy's probes (:func:`sparkbooks.devices.probe`) decide "on the GPU": no figure here is assumed.
     """
     hw = detect()
-    probe = probe_gpu() if settings.accelerator != "cpu" else None
-    gpu_ok = bool(probe and probe.ok)
+    report = devices.probe()
+    probe = devices.probe_cudf() if report.policy != "cpu" else None
     accelerated = []
-    for workload, package, via in _ACCELERATED:
+    for workload, package, via, kind in _ACCELERATED:
         installed = hw.packages.get(package)
-        needs_probe = package in ("cudf", "cuml", "rapids-singlecell")
-        on_gpu = bool(installed) and (gpu_ok if needs_probe else hw.has_nvidia_gpu)
+        on_gpu = bool(installed) and report.can(kind)
         accelerated.append({"workload": workload, "via": via, "installed": installed, "on_gpu": on_gpu})
     llama = shutil.which("llama-server")
     lines = [
@@ -48,6 +49,7 @@ def report() -> dict[str, Any]:
             lines.append(f"  gpu {g.index}       : {g.name} · {mem} · driver {g.driver} · sm {g.compute_capability}")
     else:
         lines.append("  gpu         : none found (nvidia-smi " + ("reported none)" if hw.nvidia_smi else "not on PATH)"))
+    lines.append(f"  devices     : {report.summary()}")
     if probe is None:
         lines.append("  gpu probe   : skipped (SPARKBOOKS_ACCELERATOR=cpu)")
     else:
@@ -62,6 +64,7 @@ def report() -> dict[str, Any]:
     return {
         "hardware": hw.to_dict(),
         "gpu_probe": None if probe is None else {"ok": probe.ok, "detail": probe.detail, "seconds": probe.seconds},
+        "devices": report.to_dict(),
         "accelerated": accelerated,
         "llama_server": llama,
         "cache_dir": str(settings.cache_dir),

@@ -12,7 +12,8 @@
      │    ├── ImageInputError                   a file is not a readable image
      │    ├── DocumentUnreadableError           a document yields no text (encrypted, corrupt, empty, not UTF-8…)
      │    ├── IndexMismatchError                a vector index was built for other vectors (dimension, model)
-     │    └── CheckpointMismatchError           a checkpoint was saved for another task (observation / action shapes)
+     │    ├── CheckpointMismatchError           a checkpoint was saved for another task (observation / action shapes)
+     │    └── UnsafeQueryError                  a graph query refused before it ran: not one read-only statement
      ├── SolverError                            an optimisation stopped without a certified answer
      │    └── InfeasibleError                   … because no point satisfies the constraints
      ├── SourceError                            a data set or model file cannot be fetched
@@ -73,6 +74,7 @@ __all__ = [
     "SourceError",
     "SparkbooksError",
     "TrainingDivergedError",
+    "UnsafeQueryError",
     "VisionUnsupportedError",
     "require",
 ]
@@ -120,6 +122,10 @@ class IndexMismatchError(InputError):
 
 class CheckpointMismatchError(InputError):
     """A checkpoint was saved for another task: its observation or action shape differs (the message gives both)."""
+
+
+class UnsafeQueryError(InputError):
+    """Cypher refused before it ran: not a single read-only statement (the message names why)."""
 
 
 class SolverError(SparkbooksError):

@@ -1,6 +1,7 @@
 """What machine is this? GPUs, unified memory, CPU cores, RAM, RAPIDS packages.
 
-Detection only reads: it never initialises CUDA (that is :mod:`sparkbooks.accel`'s probe).
+Detection only reads: it never initialises CUDA. The GPU list comes from :mod:`sparkbooks.devices`
+(``nvidia-smi``, one implementation); what GPU work may run is :func:`sparkbooks.devices.probe`'s answer.
 """
 
 from __future__ import annotations
@@ -8,29 +9,20 @@ from __future__ import annotations
 import functools
 import os
 import platform
-import shutil
 import socket
-import subprocess
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 
-__all__ = ["GPU", "Hardware", "detect", "installed_version"]
+from . import devices
+from .devices import GPU
 
-# GB10 (DGX Spark) and GB300 (DGX Station) share CPU and GPU memory: nvidia-smi reports
-# no framebuffer size ("[N/A]" or "Not Supported"), so the system RAM is the GPU's memory.
-_UNIFIED_MARKERS = ("GB10", "GB200", "GB300", "GH200")
+__all__ = ["GPU", "Hardware", "detect", "installed_version", "performance_cores"]
 
-
-@dataclass(frozen=True)
-class GPU:
-    """One NVIDIA GPU as ``nvidia-smi`` reports it."""
-
-    index: int
-    name: str
-    memory_gib: float | None
-    unified_memory: bool
-    driver: str
-    compute_capability: str
+_CPUINFO = Path("/proc/cpuinfo")
+_SYS_CPU = Path("/sys/devices/system/cpu")
+#: Arm efficiency cores (``CPU part`` in /proc/cpuinfo): Cortex-A725 (GB10's ten), A720, A715, A55, A510, A520
+_EFFICIENCY_PARTS = {"0xd87", "0xd81", "0xd4d", "0xd05", "0xd46", "0xd80"}
 
 
 @dataclass(frozen=True)
@@ -111,9 +103,39 @@ _PACKAGES = {
 }
 
 
+def performance_cores() -> int:
+    """CPU cores worth a compute thread: the big cores of a big.LITTLE CPU, else every core this process may use.
+
+    GB10 (DGX Spark) has 10 Cortex-X925 and 10 Cortex-A725 cores; a thread pool sized for all 20 waits
+    on the slow ones at every barrier (llama.cpp's ``--threads``). Read from the kernel's
+    ``cpu_capacity`` (the largest), else from ``CPU part`` in ``/proc/cpuinfo``.
+    """
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 1
+    capacities = []
+    for path in sorted(_SYS_CPU.glob("cpu[0-9]*/cpu_capacity")):
+        try:
+            capacities.append(int(path.read_text().strip()))
+        except (OSError, ValueError):
+            pass
+    if capacities and len(set(capacities)) > 1:
+        return max(1, min(usable, capacities.count(max(capacities))))
+    try:
+        parts = [line.split(":", 1)[1].strip().lower() for line in _CPUINFO.read_text().splitlines()
+                 if line.lower().startswith("cpu part")]
+    except OSError:
+        parts = []
+    big = [p for p in parts if p not in _EFFICIENCY_PARTS]
+    if parts and big and len(big) < len(parts):
+        return max(1, min(usable, len(big)))
+    return usable
+
+
 def _cpu_model() -> str:
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open(_CPUINFO) as fh:
             for line in fh:
                 if line.lower().startswith(("model name", "hardware", "cpu model")):
                     return line.split(":", 1)[1].strip()
@@ -129,34 +151,6 @@ def _memory_gib() -> float:
         return 0.0
 
 
-def _parse_memory(text: str) -> float | None:
-    try:
-        return float(text) / 1024  # MiB -> GiB
-    except ValueError:
-        return None  # "[N/A]", "Not Supported"
-
-
-def _query_gpus(smi: str) -> tuple[GPU, ...]:
-    fields = "index,name,memory.total,driver_version,compute_cap"
-    try:
-        out = subprocess.run(
-            [smi, f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=15, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    gpus = []
-    for line in out.strip().splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if len(parts) != 5:
-            continue
-        index, name, mem, driver, cc = parts
-        memory = _parse_memory(mem)
-        unified = memory is None or any(m in name for m in _UNIFIED_MARKERS)
-        gpus.append(GPU(int(index), name, memory, unified, driver, cc))
-    return tuple(gpus)
-
-
 @functools.lru_cache(maxsize=1)
 def detect() -> Hardware:
     """Detect the machine once per process (cached).
@@ -167,7 +161,6 @@ def detect() -> Hardware:
     >>> hw.cpu_cores >= 1
     True
     """
-    smi = shutil.which("nvidia-smi")
     return Hardware(
         hostname=socket.gethostname(),
         system=f"{platform.system()} {platform.release()}",
@@ -175,7 +168,7 @@ def detect() -> Hardware:
         cpu_model=_cpu_model(),
         cpu_cores=os.cpu_count() or 1,
         memory_gib=_memory_gib(),
-        gpus=_query_gpus(smi) if smi else (),
-        nvidia_smi=smi,
+        gpus=devices.gpus(),
+        nvidia_smi=devices.nvidia_smi(),
         packages={name: installed_version(*dists) for name, dists in _PACKAGES.items()},
     )

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["attach"]
+__all__ = ["LazyHooks", "attach"]
 
 
-def attach(package: str, submodules: Iterable[str], *, namespace: dict[str, Any] | None = None
-           ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+class LazyHooks(NamedTuple):
+    """The two module-level hooks a lazy package assigns: ``__getattr__, __dir__ = attach(...)``."""
+
+    getattr: Callable[[str], Any]
+    dir: Callable[[], list[str]]
+
+
+def attach(package: str, submodules: Iterable[str], *, namespace: dict[str, Any] | None = None) -> LazyHooks:
     """Module-level ``__getattr__`` and ``__dir__`` that import ``package.<name>`` the first time it is read.
 
     ``namespace`` (the package's ``globals()``) caches the loaded module, so the hook runs once per name.
@@ -31,4 +37,4 @@ def attach(package: str, submodules: Iterable[str], *, namespace: dict[str, Any]
     def __dir__() -> list[str]:
         return sorted(set(namespace or ()) | set(names))
 
-    return __getattr__, __dir__
+    return LazyHooks(__getattr__, __dir__)

@@ -1,7 +1,8 @@
 """Turn executed playbooks into a static, offline guide site with nbconvert.
 
-``site/<slug>.html`` is one guide (the ``sparkbooks`` nbconvert template: header card,
-measured results, code and outputs with images embedded); ``site/index.html`` lists them all.
+``site/<slug>.html`` is one guide (the ``sparkbooks`` nbconvert template: header card, the
+Claims table — each headline, its baseline, the test and the verdict the run computed —, measured
+results, code and outputs with images embedded); ``site/index.html`` lists them all.
 """
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ def _results(raw: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [dict(r, shown=_shown(r.get("value"))) for r in raw]
 
 
+def _claims(raw: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [dict(c, shown_value=_shown(c.get("value")), shown_baseline=_shown(c.get("baseline_value")),
+                 css=str(c.get("verdict", "")).replace(" ", "-")) for c in raw]
+
+
 def guide_context(pb: catalog.Playbook, run_dir: Path) -> dict[str, Any]:
     """Everything the header card and results table show, from the run's files."""
     run = last_run(pb.slug, out=run_dir.parent) or {}
@@ -63,6 +69,8 @@ def guide_context(pb: catalog.Playbook, run_dir: Path) -> dict[str, Any]:
             for n, v in params.items()
         ],
         "results": _results(results.get("results", [])),
+        "claims": _claims(results.get("claims") or []),
+        "declared": [dict(c) for c in pb.claims],
         "css": _css(),
     }
 

@@ -3,16 +3,25 @@
 A run is staged in a hidden folder beside its destination. Only a successful run replaces
 ``runs/<slug>/<slug>.ipynb``, ``results.json`` and ``run.json``; a failed one is kept in
 ``runs/<slug>/failed/`` with an ``error.txt`` summary, so an earlier good run survives.
+
+A run leaves nothing in the playbook's folder: the kernel's IPC sockets and connection file live
+in a private runtime folder (:func:`kernel_runtime_dir`), removed when the run ends by any means
+short of SIGKILL; what a killed run left behind (that folder, its staging folder, sockets an older
+version put in the playbook's folder) is removed by the next run of the same playbook into the
+same folder, under the run lock. A stopped run (``KeyboardInterrupt``: SIGINT, or SIGTERM as the
+CLI maps it) publishes nothing and says that the last good run is kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +35,10 @@ from .parameters import validate
 from .session import ENV_PLAYBOOK, ENV_PROFILE_REASON, ENV_RESOLVED, ENV_RESULTS
 from .settings import settings
 
-__all__ = ["RunPlan", "RunResult", "last_run", "parse_overrides", "plan", "run", "run_lock"]
+__all__ = ["RunPlan", "RunResult", "kernel_runtime_dir", "last_run", "parse_overrides", "plan", "run", "run_lock"]
 
 DEFAULT_CELL_TIMEOUT_S = 1800
+_OWNER = "owner.pid"  # in a kernel runtime folder: the process whose run it serves
 
 
 @dataclass(frozen=True)
@@ -154,14 +164,97 @@ def run_lock(slug: str, dest: Path) -> Iterator[Path]:
         handle.close()  # closing the descriptor releases the lock
 
 
-def _kernel_manager_class():
+def kernel_runtime_dir(slug: str, dest: Path) -> Path:
+    """The private folder for the kernel sockets and connection file of runs of ``slug`` into ``dest``.
+
+    One folder per run lock (the same playbook and destination), under the system's temporary folder
+    and private to this user: short, as a socket path must be (at most 107 bytes on Linux), and known
+    to the next run, which removes what a killed run left there. Every run also removes the folders
+    of other killed runs (their ``owner.pid`` process is gone).
+
+    Examples
+    --------
+    >>> kernel_runtime_dir("start-here", Path("/x/runs/start-here")).name
+    'start-here-4b4b97ef78bb'
+    """
+    key = hashlib.sha256(str(Path(dest).resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"sparkbooks-{os.getuid()}" / f"{slug[:24]}-{key}"
+
+
+def _private_dir(path: Path) -> Path:
+    """Create ``path`` (mode 700) under a parent that this user owns; refuse a parent someone else planted."""
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    info = os.lstat(path.parent)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return Path(tempfile.mkdtemp(prefix="sparkbooks-kernel-"))  # not ours to use: a fresh one, cleaned as well
+    path.mkdir(mode=0o700, exist_ok=True)  # exists only if a killed run's could not be removed: new names are chosen
+    return path
+
+
+def _remove_leftovers(slug: str, dest: Path, playbook_dir: Path) -> None:
+    """What a killed run of ``slug`` into ``dest`` left behind; called under the run lock, so none of it is live.
+
+    Its staging folder, its kernel runtime folder, and ``kernel-ipc-N`` sockets in the playbook's folder
+    (where runs put them before the runtime folder existed).
+    """
+    for stale in dest.parent.glob(f".{slug}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    shutil.rmtree(kernel_runtime_dir(slug, dest), ignore_errors=True)
+    for sock in playbook_dir.glob("kernel-ipc-*"):
+        with suppress(OSError):  # gone meanwhile, or a read-only folder: nothing to do there
+            if sock.name.removeprefix("kernel-ipc-").isdigit() and stat.S_ISSOCK(sock.lstat().st_mode):
+                sock.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def _sweep_orphans(base: Path) -> None:
+    """Runtime folders whose run was killed, whatever playbook and destination: their owner process is gone."""
+    for folder in base.iterdir():
+        try:
+            owner = int((folder / _OWNER).read_text())
+        except (OSError, ValueError):  # being created, or not a run's: leave it
+            continue
+        if owner != os.getpid() and not _alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def _kernel_runtime(slug: str, dest: Path) -> Iterator[Path]:
+    """A fresh private runtime folder for one run's kernel, removed on every way out of the block."""
+    path = _private_dir(kernel_runtime_dir(slug, dest))
+    try:
+        (path / _OWNER).write_text(str(os.getpid()))
+        if path.parent == kernel_runtime_dir(slug, dest).parent:
+            _sweep_orphans(path.parent)
+        with _environ(JUPYTER_RUNTIME_DIR=str(path)):
+            yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _kernel_manager_class(runtime: Path):
     """Kernels on local IPC sockets instead of TCP ports: nothing listens on the network, and ipykernel has
-    no reason to warn that traffic is unencrypted (it warns for TCP only). Windows has no IPC transport."""
+    no reason to warn that traffic is unencrypted (it warns for TCP only). Windows has no IPC transport.
+
+    The sockets and the connection file go in ``runtime`` (absolute paths): jupyter_client's default
+    puts ``kernel-ipc-N`` sockets in the kernel's working directory, the playbook's folder.
+    """
     from jupyter_client.manager import AsyncKernelManager  # noqa: PLC0415
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("connection_file", str(runtime / "kernel.json"))
+            kwargs.setdefault("ip", str(runtime / "kernel-ipc"))
             super().__init__(**kwargs)
 
         async def _async_interrupt_kernel(self) -> None:
@@ -213,10 +306,12 @@ def run(slug: str, *, profile: str = "auto", params: Mapping[str, Any] | None = 
     run_plan = plan(slug, profile=profile, params=params)
     dest = Path(out or settings.runs_dir) / slug
     with run_lock(slug, dest):
-        return _run_locked(run_plan, dest, cell_timeout=cell_timeout, progress=progress)
+        _remove_leftovers(slug, dest, run_plan.playbook.directory)
+        with _kernel_runtime(slug, dest) as runtime:
+            return _run_locked(run_plan, dest, runtime=runtime, cell_timeout=cell_timeout, progress=progress)
 
 
-def _run_locked(run_plan: RunPlan, dest: Path, *, cell_timeout: int, progress: bool) -> RunResult:
+def _run_locked(run_plan: RunPlan, dest: Path, *, runtime: Path, cell_timeout: int, progress: bool) -> RunResult:
     import papermill as pm  # noqa: PLC0415 - heavy (~3 s); only the runner needs it
 
     pb, slug = run_plan.playbook, run_plan.playbook.slug
@@ -237,12 +332,18 @@ def _run_locked(run_plan: RunPlan, dest: Path, *, cell_timeout: int, progress: b
             pm.execute_notebook(
                 str(pb.path), str(notebook), parameters=run_plan.params, kernel_name="python3",
                 cwd=str(pb.directory), progress_bar=progress, execution_timeout=cell_timeout,
-                request_save_on_cell_execute=True, kernel_manager_class=_kernel_manager_class(),
+                request_save_on_cell_execute=True, kernel_manager_class=_kernel_manager_class(runtime),
             )
     except pm.PapermillExecutionError as exc:
         error = NotebookExecutionError(slug, exc.cell_index, exc.ename, exc.evalue)
     except Exception as exc:  # dead kernel, cell timeout, … : the run failed, keep what it left
         error = NotebookExecutionError(slug, -1, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+    except KeyboardInterrupt:  # stopped (SIGINT, or SIGTERM as the CLI maps it): publish nothing, say so
+        shutil.rmtree(staging, ignore_errors=True)
+        kept = dest / notebook.name
+        log.warning(f"{slug} was stopped before it finished; nothing from this run was kept. "
+                    + (f"The last good run is kept: {kept}" if kept.exists() else "There is no earlier good run."))
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

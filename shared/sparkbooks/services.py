@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -28,8 +29,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from . import log
@@ -37,7 +37,9 @@ from .exceptions import ServiceExitError, ServiceStartError
 
 __all__ = ["Service", "free_port", "http_ok", "live_services"]
 
-_LIVE: weakref.WeakSet[Service] = weakref.WeakSet()
+#: Started and not yet stopped: strong references, so that a service whose object the caller dropped is still
+#: stopped at exit (and its process not left to the garbage collector's "subprocess … is still running").
+_LIVE: set[Service] = set()
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,11 +59,30 @@ def http_ok(url: str, *, timeout: float = 1.0) -> bool:
         return False
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    if sys.platform.startswith("linux"):
-        # SIGKILL, not SIGTERM: with the parent gone nobody waits for a graceful shutdown, and a
-        # server mid-shutdown must not linger (seen once in CI after a killed Jupyter kernel).
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once in this (parent) process; ``None`` off Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # the C library already loaded into this process
+    prctl.argtypes, prctl.restype = [ctypes.c_int, ctypes.c_ulong], ctypes.c_int
+    return prctl
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """The ``preexec_fn`` that makes the child get SIGKILL when its parent dies, or ``None`` off Linux.
+
+    Everything is resolved here, in the parent: between fork and exec the child only calls the
+    function pointer it inherited — no library loading or symbol lookup, which Python documents
+    as unsafe in ``preexec_fn`` when threads exist (a Jupyter kernel with torch has them).
+    """
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    # SIGKILL, not SIGTERM: with the parent gone nobody waits for a graceful shutdown, and a
+    # server mid-shutdown must not linger (seen once in CI after a killed Jupyter kernel).
+    option, sig = _PR_SET_PDEATHSIG, int(signal.SIGKILL)
+    return lambda: prctl(option, sig)
 
 
 def live_services() -> list[Service]:
@@ -143,9 +164,10 @@ class Service:
         self.log_path = Path(log_name)
         start = log.info(f"starting {self.name} {self.describe()}".rstrip())
         env = {**os.environ, **self.env} if self.env else None
+        preexec = _die_with_parent_hook()  # resolved here, before the fork
         with os.fdopen(fd, "wb") as log_file:
             self.process = subprocess.Popen(list(self.command()), stdout=log_file, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+                                            stdin=subprocess.DEVNULL, preexec_fn=preexec,
                                             start_new_session=True, env=env, cwd=self.cwd)
         _LIVE.add(self)
         try:

@@ -20,8 +20,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-from . import catalog
+from . import catalog, devices
 from .accel import AccelStatus, enable
+from .devices import Devices
 from .exceptions import InputError, ParameterError, SessionError
 from .fileio import write_json_atomic
 from .hardware import Hardware, detect
@@ -49,7 +50,7 @@ class Result:
 
 @dataclass
 class Session:
-    """What :func:`begin` established: playbook, parameters, profile, hardware and path."""
+    """What :func:`begin` established: playbook, parameters, profile, hardware, devices and path."""
 
     playbook: catalog.Playbook
     params: dict[str, Any]
@@ -60,12 +61,23 @@ class Session:
     started: str
     results: dict[str, Result] = field(default_factory=dict)
     results_path: Path | None = None
+    devices: Devices | None = None
+    claims: dict[str, dict[str, Any]] = field(default_factory=dict)
     _services: ExitStack = field(default_factory=ExitStack, repr=False)
 
     @property
     def on_gpu(self) -> bool:
         """Whether this session switched on the GPU path (the probe passed and acceleration is on)."""
         return self.accel.on_gpu
+
+    @property
+    def stand_ins(self) -> tuple[str, ...]:
+        """What stands in for the real thing in this run: the playbook's stand-ins, on every profile.
+
+        A larger profile (``spark``) changes sizes, not what the guide runs on (topic naming without a
+        ``base_url``, the 135M baseline, simulated cells and stocks are still used there), so none is dropped.
+        """
+        return tuple(self.playbook.stand_ins)
 
     def work_dir(self) -> Path:
         """A folder for this run's large outputs (adapters, checkpoints, models), created on first call.
@@ -100,11 +112,11 @@ class Session:
         lines = [
             f"sparkbooks · {pb.title} ({pb.slug})",
             f"  machine : {self.hardware.summary()}",
+            f"  devices : {(self.devices or devices.probe()).summary()}",
             f"  path    : {self.accel.describe()}",
             f"  profile : {self.profile} ({self.profile_reason})",
         ]
-        if self.profile == "cpu" and pb.stand_ins:
-            lines += [f"  stand-in: {s}" for s in pb.stand_ins]
+        lines += [f"  stand-in: {s}" for s in self.stand_ins]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,9 +130,11 @@ class Session:
             "hardware": self.hardware.to_dict(),
             "path": self.accel.path,
             "path_detail": self.accel.describe(),
-            "stand_ins": list(self.playbook.stand_ins) if self.profile == "cpu" else [],
+            "devices": (self.devices or devices.probe()).to_dict(),
+            "stand_ins": list(self.stand_ins),
             "started": self.started,
             "results": [vars(r) for r in self.results.values()],
+            "claims": list(self.claims.values()),
         }
 
     def save(self) -> None:
@@ -145,7 +159,7 @@ def _infer_slug() -> str:
 
 
 def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -> Session:
-    """Validate the parameters in ``namespace``, detect the machine, switch on acceleration, print a banner.
+    """Validate the parameters in ``namespace``, detect the machine and its devices, switch on acceleration, print a banner.
 
     Parameters
     ----------
@@ -187,6 +201,7 @@ def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -
                 values[name] = namespace[name] = value
     namespace["profile"] = values["profile"] = profile
     accel = enable(accelerators=pb.accelerators)
+    report = devices.probe()
     seed = values["seed"]
     random.seed(seed)
     import numpy as np  # noqa: PLC0415 - kept out of `import sparkbooks`
@@ -195,7 +210,7 @@ def begin(namespace: MutableMapping[str, Any], *, playbook: str | None = None) -
     results_path = os.environ.get(ENV_RESULTS)
     _current = Session(
         playbook=pb, params=values, profile=profile, profile_reason=reason, hardware=hardware, accel=accel,
-        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        devices=report, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         results_path=Path(results_path) if results_path else None,
     )
     _current.save()

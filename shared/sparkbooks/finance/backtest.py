@@ -9,9 +9,10 @@ the trading cost inside the optimisation, long-only minimum variance, and equal 
 under the same weight cap and costs.
 
 Judging: :func:`performance` (with a risk-free series when given), :func:`sharpe_test`
-(Ledoit–Wolf-style HAC test of a Sharpe-ratio difference, and a circular block-bootstrap
-interval), and :func:`var_backtest` (Kupiec's and Christoffersen's tests of the forecast VaR,
-and the realised shortfall against the forecast CVaR).
+(Ledoit–Wolf-style HAC test of a Sharpe-ratio difference of excess returns, and a circular
+block-bootstrap interval), :func:`var_backtest` (Kupiec's test and Christoffersen's independence and
+conditional-coverage tests of the forecast VaR, and the realised shortfall against the forecast CVaR)
+and :func:`es_backtest` (Acerbi & Szekely's Z₂ for the forecast expected shortfall, simulated p-value).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 from . import cvar as cv
 from ..exceptions import InputError
 
-__all__ = ["Backtest", "STRATEGIES", "SharpeTest", "backtest", "min_variance", "performance", "plot_backtest",
-           "rebalance_weights", "sharpe_test", "var_backtest"]
+__all__ = ["Backtest", "STRATEGIES", "SharpeTest", "backtest", "es_backtest", "min_variance", "performance",
+           "plot_backtest", "rebalance_weights", "sharpe_test", "var_backtest"]
 
 TRADING_DAYS = 252
 STRATEGIES = ("Min-CVaR", "Min-CVaR, cost-aware", "Min-variance", "Equal weight")
@@ -215,8 +216,11 @@ class SharpeTest:
     ci_high: float
 
 
-def sharpe_test(a, b, *, block: int = 21, n_boot: int = 2000, seed: int = 0) -> SharpeTest:
-    """Is strategy ``a``'s Sharpe ratio different from ``b``'s (same days, daily excess returns)?
+def sharpe_test(a, b, *, risk_free=None, block: int = 21, n_boot: int = 2000, seed: int = 0) -> SharpeTest:
+    """Is strategy ``a``'s Sharpe ratio different from ``b``'s (same days)?
+
+    Sharpe ratios are of excess returns: ``risk_free`` (the same days' risk-free returns, e.g. T-bills) is
+    subtracted from both series first; without it the ratios are over a 0 % rate.
 
     * HAC test (Ledoit & Wolf 2008, §3.1): the delta method on the four moments (means and second
       moments of both series), their covariance by Newey–West with lag ⌊4(T/100)^(2/9)⌋ — robust to
@@ -225,6 +229,11 @@ def sharpe_test(a, b, *, block: int = 21, n_boot: int = 2000, seed: int = 0) -> 
     * a 95% circular block-bootstrap interval (blocks of ``block`` days) for the difference.
     """
     x = np.column_stack([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+    if risk_free is not None:
+        rf = np.asarray(risk_free, dtype=np.float64).reshape(-1)
+        if rf.shape != (len(x),):
+            raise InputError(f"risk_free must hold one return per day ({len(x)}); got {rf.shape[0]}.")
+        x = x - rf[:, None]
     x = x[np.isfinite(x).all(axis=1)]
     t = len(x)
     if t < 60:
@@ -261,8 +270,9 @@ def sharpe_test(a, b, *, block: int = 21, n_boot: int = 2000, seed: int = 0) -> 
 
 
 def var_backtest(daily_returns, forecast, *, level: float = 0.95) -> dict[str, float]:
-    """Kupiec's proportion-of-failures and Christoffersen's independence tests of a daily VaR forecast, and the
-    realised mean loss on breach days against the forecast CVaR there (1 = the forecast shortfall was right)."""
+    """Kupiec's proportion-of-failures test, Christoffersen's independence and conditional-coverage tests
+    (LR_cc = LR_pof + LR_ind, χ² with 2 degrees of freedom) of a daily VaR forecast, and the realised mean loss
+    on breach days against the forecast CVaR there (1 = the forecast shortfall was right)."""
     from scipy.stats import chi2  # noqa: PLC0415
 
     frame = np.column_stack([-np.asarray(daily_returns, dtype=np.float64), np.asarray(forecast, dtype=np.float64)])
@@ -286,7 +296,46 @@ def var_backtest(daily_returns, forecast, *, level: float = 0.95) -> dict[str, f
                    - (loglik(pi01, n01, n00 + n01) + loglik(pi11, n11, n10 + n11)))
     return {"days": t, "breaches": x, "breach_rate": x / t, "expected_rate": p,
             "kupiec_p": float(chi2.sf(lr_pof, 1)), "christoffersen_p": float(chi2.sf(max(lr_ind, 0.0), 1)),
+            "conditional_coverage_p": float(chi2.sf(max(lr_pof, 0.0) + max(lr_ind, 0.0), 2)),
             "shortfall_ratio": float(loss[hit].mean() / es[hit].mean()) if x else float("nan")}
+
+
+def es_backtest(daily_returns, var, es, samples, which, *, level: float = 0.95, n_sim: int = 2000,
+                seed: int = 0) -> dict[str, float]:
+    """Acerbi & Szekely's (2014) second test of an expected-shortfall forecast, with its simulated p-value.
+
+    ``Z₂ = 1 − Σₜ Lₜ·1{Lₜ > VaRₜ} / (T·(1 − level)·ESₜ)`` for losses ``Lₜ = −returnₜ``: 0 in expectation when the
+    forecast distribution is right, negative when it understates the tail. Its distribution under that null is
+    simulated by drawing each day's loss from the forecast distribution itself — ``samples[which[t]]``, the
+    losses the forecast for day t was computed from (a historical forecast: its window) — ``n_sim`` times. The
+    p-value is the share of simulated Z₂ at or below the realised one (one-sided: risk understated).
+
+    Raises
+    ------
+    InputError
+        The arrays disagree in length, or ``which`` points outside ``samples``.
+    """
+    returns = np.asarray(daily_returns, dtype=np.float64)
+    var, es, which = (np.asarray(v, dtype=np.float64) for v in (var, es, which))
+    if not (len(returns) == len(var) == len(es) == len(which)):
+        raise InputError("daily_returns, var, es and which must hold one value per day.")
+    keep = np.isfinite(returns) & np.isfinite(var) & np.isfinite(es) & np.isfinite(which)
+    loss, var, es, which = -returns[keep], var[keep], es[keep], which[keep].astype(int)
+    if len(loss) == 0 or which.min() < 0 or which.max() >= len(samples):
+        raise InputError("No day has a forecast, or which points outside samples.")
+    t, tail = len(loss), 1.0 - level
+
+    observed = float(1.0 - np.sum(loss * (loss > var) / es) / (t * tail))
+    rng = np.random.default_rng(seed)
+    simulated = np.zeros(n_sim)
+    for g in np.unique(which):  # one draw of n_sim × (days of this forecast) per forecast distribution
+        days = np.flatnonzero(which == g)
+        pool = np.asarray(samples[g], dtype=np.float64)
+        draw = pool[rng.integers(0, len(pool), size=(n_sim, len(days)))]
+        simulated += (draw * (draw > var[days]) / es[days]).sum(axis=1)
+    simulated = 1.0 - simulated / (t * tail)
+    return {"z2": observed, "p_value": float((1 + np.sum(simulated <= observed)) / (n_sim + 1)), "days": t,
+            "simulated_mean": float(simulated.mean())}
 
 
 def plot_backtest(daily, *, labels: Mapping[str, str] | None = None):

@@ -12,13 +12,12 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from . import cvar as cv
+from .. import devices
 from ..exceptions import InfeasibleError, InputError, SolverError
-from ..session import active
 from ..sources import Source, WheelMember, fetch, registry
 
 __all__ = [
@@ -362,15 +361,12 @@ class SolverChoice:
 
 
 def pick_solver(requested: str = "auto") -> SolverChoice:
-    """The solver to use and why: ``auto`` takes cuOpt on a working GPU when installed, else the CPU interior-point method."""
-    from importlib.util import find_spec  # noqa: PLC0415
-
+    """The solver to use and why: ``auto`` takes cuOpt where the device policy lets cuOpt run (installed, a CUDA
+    device computes, not ``SPARKBOOKS_ACCELERATOR=cpu``), else the CPU interior-point method."""
     if requested not in ("auto", *SOLVERS):
         raise InputError(f"solver must be 'auto', {', '.join(map(repr, SOLVERS))}. Got {requested!r} instead.")
     if requested != "auto":
         return SolverChoice(requested, "requested")
-    session = active()
-    on_gpu = session is not None and session.on_gpu
-    if on_gpu and find_spec("cuopt") is not None:
-        return SolverChoice("cuopt", "GPU probe passed and cuOpt is installed")
-    return SolverChoice("ipm", "no GPU" if not on_gpu else "GPU present but cuOpt not installed")
+    if devices.use_gpu("cuopt"):
+        return SolverChoice("cuopt", devices.probe().reason("cuopt"))
+    return SolverChoice("ipm", devices.probe().reason("cuopt"))

@@ -5,6 +5,12 @@ then the cached build. :func:`build_server` compiles the llama.cpp source vendor
 ``llama-cpp-python`` sdist once (~8 min on 2 cores) and caches the binary; it is never rebuilt
 when present. ``GGML_NATIVE=OFF`` matters: a native build can emit instructions (AMX, AVX-512)
 that the machine running it lacks and die with ``Illegal instruction``.
+
+On a GPU the device policy decides (:mod:`sparkbooks.devices`): where CUDA works and ``nvcc`` is
+found, the build adds ``-DGGML_CUDA=ON`` for the GPU's own architecture (a separate cached binary),
+and :class:`LlamaServer` offloads every layer (``--n-gpu-layers``); under
+``SPARKBOOKS_ACCELERATOR=cpu`` it offloads none. ``--threads`` defaults to the performance cores
+(:func:`sparkbooks.hardware.performance_cores`: 10 of a GB10's 20).
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import log, sources
+from .. import devices, log, sources
+from ..hardware import performance_cores
 from ..exceptions import SourceError
 from ..services import Service, free_port, http_ok
 from ..settings import settings
 
-__all__ = ["CMAKE_FLAGS", "LlamaServer", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "TOOLS", "batched_bench", "build_server",
-           "build_tools", "cached_server", "cached_tool", "find_server", "require_server", "run_batched_bench",
-           "stand_in"]
+__all__ = ["ALL_LAYERS", "CMAKE_FLAGS", "LlamaServer", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "TOOLS", "batched_bench", "build_flags",
+           "build_server", "build_tools", "cached_server", "cached_tool", "find_server", "gpu_layers",
+           "require_server", "run_batched_bench", "stand_in"]
 
 STAND_IN_SOURCE = "smollm2-135m-instruct-q4_1"
 STAND_IN_ALIAS = "smollm2-135m-instruct"
@@ -61,6 +68,40 @@ CMAKE_FLAGS = (
     "-DLLAMA_BUILD_EXAMPLES=OFF",
     "-DBUILD_SHARED_LIBS=OFF",
 )
+#: ``--n-gpu-layers`` on a GPU: every layer (llama.cpp caps it at the model's count)
+ALL_LAYERS = 999
+
+
+def _nvcc() -> str | None:
+    """The CUDA compiler: ``$CUDACXX``, ``nvcc`` on PATH, or the CUDA toolkit's default location."""
+    for candidate in (os.environ.get("CUDACXX"), shutil.which("nvcc"), "/usr/local/cuda/bin/nvcc"):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def build_flags() -> list[str]:
+    """cmake flags for this machine: :data:`CMAKE_FLAGS`, plus CUDA for the GPU's architecture where the device
+    policy has a CUDA GPU and ``nvcc`` exists (else the CPU build, and a log line says why)."""
+    report = devices.probe()
+    if not report.can("cuda"):
+        return list(CMAKE_FLAGS)
+    nvcc = _nvcc()
+    if nvcc is None:
+        log.info("a CUDA GPU is here but nvcc is not (install the CUDA toolkit, or set CUDACXX): "
+                 "building llama.cpp for the CPU")
+        return list(CMAKE_FLAGS)
+    flags = [*CMAKE_FLAGS, "-DGGML_CUDA=ON", f"-DCMAKE_CUDA_COMPILER={nvcc}"]
+    if report.compute_capability:
+        flags.append(f"-DCMAKE_CUDA_ARCHITECTURES={report.compute_capability.replace('.', '')}")
+    return flags
+
+
+def gpu_layers() -> int:
+    """``--n-gpu-layers`` under the device policy: every layer where CUDA works, none otherwise."""
+    return ALL_LAYERS if devices.use_gpu("cuda") else 0
+
+
 _BUILD_HINT = "Build it once with `sparkbooks setup llama-server` (≈8 min on 2 cores), or put your own `llama-server` on PATH."
 
 
@@ -72,7 +113,7 @@ TOOLS = ("llama-server", "llama-batched-bench")
 def cached_tool(name: str, cache_dir: Path | None = None) -> Path:
     """Where a cached llama.cpp binary lives: keyed by the sdist checksum and the build flags."""
     src = sources.registry.get(SDIST)
-    key = hashlib.sha256((src.sha256 or "").encode() + " ".join(CMAKE_FLAGS).encode()).hexdigest()[:12]
+    key = hashlib.sha256((src.sha256 or "").encode() + " ".join(build_flags()).encode()).hexdigest()[:12]
     return Path(cache_dir or settings.cache_dir) / "llama.cpp" / f"{src.origin.version}-{key}" / name
 
 
@@ -142,8 +183,9 @@ def build_tools(names: tuple[str, ...], *, jobs: int | None = None, force: bool 
     sdist = sources.fetch(SDIST)
     directory = paths[missing[0]].parent
     directory.mkdir(parents=True, exist_ok=True)
+    flags = build_flags()
     start = log.info(f"building {', '.join(missing)} from {sdist.name} once (≈ 4–8 min on 2 cores; progress below; "
-                     f"{' '.join(CMAKE_FLAGS)})")
+                     f"{' '.join(flags)})")
     with tempfile.TemporaryDirectory(prefix="sparkbooks-llama-") as work:
         work_dir = Path(work)
         with tarfile.open(sdist) as tar:
@@ -152,7 +194,7 @@ def build_tools(names: tuple[str, ...], *, jobs: int | None = None, force: bool 
         build = work_dir / "build"
         log_file = directory / "build.log"
         log_file.unlink(missing_ok=True)
-        _run(["cmake", "-S", str(source), "-B", str(build), *CMAKE_FLAGS], log_file, "cmake configure")
+        _run(["cmake", "-S", str(source), "-B", str(build), *flags], log_file, "cmake configure")
         _run(["cmake", "--build", str(build), "--target", *missing, "-j", str(jobs or os.cpu_count() or 2)],
              log_file, "cmake build")
         for name in missing:
@@ -195,7 +237,10 @@ class LlamaServer(Service):
     parallel
         Concurrent request slots.
     threads
-        CPU threads (default: all cores).
+        CPU threads (default: the performance cores, :func:`~sparkbooks.hardware.performance_cores`).
+    n_gpu_layers
+        Layers offloaded to the GPU (default: :func:`gpu_layers`, every layer where the device
+        policy has CUDA, none otherwise).
     poll
         llama.cpp's ``--poll`` level: how hard idle worker threads spin waiting for work (0–100).
         0 lets them sleep: two servers (or a server and other CPU work) sharing a 2-core machine
@@ -209,8 +254,10 @@ class LlamaServer(Service):
 
     def __init__(self, model: Path, *, alias: str | None = None, ctx_size: int = 8192, parallel: int = 4,
                  threads: int | None = None, poll: int = 0, host: str = "127.0.0.1", port: int | None = None,
-                 binary: Path | None = None, extra_args: tuple[str, ...] = (), startup_timeout: float = 120.0) -> None:
+                 binary: Path | None = None, extra_args: tuple[str, ...] = (), startup_timeout: float = 120.0,
+                 n_gpu_layers: int | None = None) -> None:
         super().__init__("llama-server", startup_timeout=startup_timeout)
+        self.n_gpu_layers = n_gpu_layers
         self.model, self.alias, self.ctx_size, self.parallel = Path(model), alias or Path(model).stem, ctx_size, parallel
         self.threads, self.poll, self.host, self.port, self.binary = threads, poll, host, port, binary
         self.extra_args = tuple(extra_args)
@@ -227,7 +274,9 @@ class LlamaServer(Service):
         return [
             str(self.binary), "--model", str(self.model), "--alias", self.alias, "--host", self.host,
             "--port", str(self.port), "--ctx-size", str(self.ctx_size), "--parallel", str(self.parallel),
-            "--threads", str(self.threads or os.cpu_count() or 1), "--poll", str(self.poll), "--jinja", *self.extra_args,
+            "--threads", str(self.threads or performance_cores()), "--poll", str(self.poll),
+            "--n-gpu-layers", str(gpu_layers() if self.n_gpu_layers is None else self.n_gpu_layers),
+            "--jinja", *self.extra_args,
         ]
 
     def healthy(self) -> bool:
@@ -265,7 +314,7 @@ def run_batched_bench(model: Path, *, prompt_tokens: Sequence[int], output_token
     ctx = max(parallel) * (max(prompt_tokens) + output_tokens)
     cmd = [str(batched_bench()), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
            "-npp", ",".join(map(str, prompt_tokens)), "-ntg", str(output_tokens), "-npl", ",".join(map(str, parallel)),
-           "-t", str(threads or os.cpu_count() or 1), "--output-format", "jsonl"]
+           "-t", str(threads or performance_cores()), "-ngl", str(gpu_layers()), "--output-format", "jsonl"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

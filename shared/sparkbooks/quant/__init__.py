@@ -1,4 +1,6 @@
-"""Number formats: NVFP4, MXFP4, FP8, INT4 fake quantisation (:mod:`.formats`), and recipes scored on a real LLM (:mod:`.evaluate`)."""
+"""Number formats: NVFP4, MXFP4, FP8, INT4 fake quantisation (:mod:`.formats`; NVFP4's arithmetic, on torch
+tensors on any device, in :mod:`.nvfp4_torch`, which pretraining's GEMMs use too), and recipes scored on a real
+LLM (:mod:`.evaluate`)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .formats import (
     round_to_float,
 )
 
-SUBMODULES = ('evaluate', 'formats')
-__all__ = sorted([*SUBMODULES, *(n for n in dir() if not n.startswith('_') and n not in ('annotations', 'attach'))])
+SUBMODULES = ("evaluate", "formats", "nvfp4_torch")
+__all__ = sorted({*SUBMODULES,
+                  *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -32,10 +32,10 @@ from .formats import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
 
 __all__ = [
     "LMComparison",
+    "QuantRecipe",
     "QuantisedModel",
     "RECIPES",
     "Ratio",
-    "Recipe",
     "StandInLM",
     "compare_recipes",
     "load_stand_in_lm",
@@ -48,7 +48,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class Recipe:
+class QuantRecipe:
     """A quantisation recipe: the weight format, how block scales are chosen, and whether activations are quantised."""
 
     name: str
@@ -65,15 +65,23 @@ class Recipe:
             return nvfp4_mse
         return FORMATS[self.fmt].quantise
 
+    def activation_quantiser(self) -> Callable[[Any], Any]:
+        """The quantiser of each linear layer's input: torch in, torch out, on the input's device (NVFP4)."""
+        if self.fmt != "nvfp4":
+            raise InputError(f"Quantised activations are implemented for NVFP4 only; got {self.fmt!r}.")
+        from .nvfp4_torch import nvfp4  # noqa: PLC0415
+
+        return nvfp4
+
 
 #: FP8 is the yardstick: the format the industry already calls near-lossless.
-RECIPES: tuple[Recipe, ...] = (
-    Recipe("FP8", "fp8"),
-    Recipe("NVFP4", "nvfp4"),
-    Recipe("NVFP4 + MSE scales", "nvfp4", scales="MSE search"),
-    Recipe("MXFP4", "mxfp4"),
-    Recipe("INT4 g128", "int4"),
-    Recipe("NVFP4 W4A4", "nvfp4", activations=True),
+RECIPES: tuple[QuantRecipe, ...] = (
+    QuantRecipe("FP8", "fp8"),
+    QuantRecipe("NVFP4", "nvfp4"),
+    QuantRecipe("NVFP4 + MSE scales", "nvfp4", scales="MSE search"),
+    QuantRecipe("MXFP4", "mxfp4"),
+    QuantRecipe("INT4 g128", "int4"),
+    QuantRecipe("NVFP4 W4A4", "nvfp4", activations=True),
 )
 
 
@@ -157,7 +165,7 @@ class QuantisedModel:
     errors: Any
 
 
-def quantise_model(model, recipe: Recipe) -> QuantisedModel:
+def quantise_model(model, recipe: QuantRecipe) -> QuantisedModel:
     """A deep copy of ``model`` with every decoder ``nn.Linear`` quantised by ``recipe``; the original is untouched.
 
     The input embeddings and the lm_head (tied to them in SmolLM2) are left alone. With
@@ -167,19 +175,18 @@ def quantise_model(model, recipe: Recipe) -> QuantisedModel:
     import torch  # noqa: PLC0415
 
     quantise = recipe.weight_quantiser()
+    activation_quantiser = recipe.activation_quantiser() if recipe.activations else None
     clone = copy.deepcopy(model)
     kept = {id(clone.get_input_embeddings().weight)}
-    activation_quantiser = FORMATS[recipe.fmt].quantise
 
-    def quantise_input(_module, args):
+    def quantise_input(_module, args):  # on the activation's device: no copy to the host per layer and call
         x = args[0]
-        q = torch.from_numpy(activation_quantiser(x.detach().float().cpu().numpy())).to(device=x.device, dtype=x.dtype)
-        return (q, *args[1:])
+        return (activation_quantiser(x.detach()).to(dtype=x.dtype), *args[1:])
 
     layers = [(name, module) for name, module in clone.named_modules()
               if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head") and id(module.weight) not in kept]
     weights = [module.weight.detach().cpu().numpy().copy() for _, module in layers]  # copy_ below would change a view
-    # numpy's array passes release the GIL: layers quantise in parallel, each exactly as it would alone
+    # once per layer, on the host; array passes release the GIL: layers quantise in parallel, each exactly as alone
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         quantised = list(pool.map(quantise, weights))
     rows = []
@@ -196,7 +203,9 @@ def quantise_model(model, recipe: Recipe) -> QuantisedModel:
 
 @dataclass(frozen=True)
 class LMComparison:
-    """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means; ``layer_errors``."""
+    """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means — ``kl``, ``nll`` and
+    ``base_nll``, ``top1`` (agreement with the baseline's most likely token), ``acc`` and ``base_acc`` (the most likely
+    token is the real next one: next-token accuracy, the recipe's and the baseline's); ``layer_errors``."""
 
     summary: Any
     per_doc: Any
@@ -204,7 +213,7 @@ class LMComparison:
     tokens: int
 
 
-def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
+def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
                     seed: int = 0) -> LMComparison:
     """Score each recipe against the unquantised ``model`` on ``tokens`` (documents × length).
 
@@ -224,15 +233,18 @@ def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch
             base = torch.log_softmax(model(chunk).logits[:, :-1].float(), dim=-1)
             base_nll = -base.gather(-1, target).squeeze(-1).mean(1)
             base_top = base.argmax(-1)
+            base_acc = (base_top == chunk[:, 1:]).float().mean(1)  # the real next token, NVIDIA's yardstick
             p = base.exp()
             for name, variant in variants.items():
                 logq = torch.log_softmax(variant.model(chunk).logits[:, :-1].float(), dim=-1)
                 kl = (p * (base - logq)).sum(-1).mean(1)
                 nll = -logq.gather(-1, target).squeeze(-1).mean(1)
                 top1 = (logq.argmax(-1) == base_top).float().mean(1)
+                acc = (logq.argmax(-1) == chunk[:, 1:]).float().mean(1)
                 for i in range(len(chunk)):
                     rows.append({"recipe": name, "doc": start + i, "kl": float(kl[i]), "nll": float(nll[i]),
-                                 "base_nll": float(base_nll[i]), "top1": float(top1[i])})
+                                 "base_nll": float(base_nll[i]), "top1": float(top1[i]), "acc": float(acc[i]),
+                                 "base_acc": float(base_acc[i])})
             del base, p
     per_doc = pd.DataFrame(rows)
     errors = pd.concat([v.errors for v in variants.values()], ignore_index=True)
@@ -247,6 +259,7 @@ def compare_recipes(model, tokens, recipes: Sequence[Recipe] = RECIPES, *, batch
             "kl": d["kl"].mean(), **dict(zip(("kl_low", "kl_high"), bootstrap_interval(d["kl"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
             "ppl_ratio": ratio(pair), **dict(zip(("ppl_ratio_low", "ppl_ratio_high"), bootstrap_interval(pair, ratio, n_boot=n_boot, seed=seed))),
             "top1": d["top1"].mean(), **dict(zip(("top1_low", "top1_high"), bootstrap_interval(d["top1"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
+            "accuracy": d["acc"].mean(), "base_accuracy": d["base_acc"].mean(),
             "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
         })
     tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))

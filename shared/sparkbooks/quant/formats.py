@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..exceptions import InputError
+from ..exceptions import InputError, require
 
 __all__ = [
     "E2M1_VALUES",
@@ -91,6 +91,7 @@ def nvfp4(x: np.ndarray, *, block: int = 16) -> np.ndarray:
     """NVFP4 fake quantisation: per-tensor FP32 scale, per-block E4M3 scale, E2M1 values.
 
     The tensor scale maps the largest block scale onto E4M3's range, so block scales use it fully.
+    The arithmetic is :func:`sparkbooks.quant.nvfp4_torch.nvfp4`'s (on the CPU), the one implementation.
 
     >>> nvfp4(np.array([0.0, 1.0, 2.0, 3.0, 6.0, -6.0, 0.25, 5.0] * 2)).tolist()[:8]
     [0.0, 1.0, 2.0, 3.0, 6.0, -6.0, 0.0, 4.0]
@@ -105,26 +106,21 @@ def nvfp4_mse(x: np.ndarray, *, block: int = 16, grid: tuple[float, ...] = (1.0,
     calibration step of post-training recipes (ModelOpt's, AWQ-style searches), here per block.
     ``grid=(1.0,)`` is plain :func:`nvfp4`. The result is still valid NVFP4: E4M3 block scales,
     one FP32 tensor scale, E2M1 values.
+
+    Raises
+    ------
+    InputError
+        NaN or infinite values.
+    MissingDependencyError
+        torch is not installed (``pip install -e '.[models]'``).
     """
     x = _check(x)
-    amax = float(np.max(np.abs(x))) if x.size else 0.0
-    if amax == 0.0:
-        return np.zeros_like(x)
-    tensor_scale = amax / (E2M1_MAX * E4M3_MAX)
-    blocks, pad = _blocks(x, block)
-    block_amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
-    best, best_err = None, None
-    for alpha in grid:
-        scale = _e4m3(block_amax * alpha / E2M1_MAX / tensor_scale) * tensor_scale
-        safe = np.where(scale > 0, scale, 1.0)
-        q = np.where(scale > 0, _e2m1(blocks / safe) * scale, 0.0)
-        err = np.sum((q - blocks) ** 2, axis=-1, keepdims=True)
-        if best is None:
-            best, best_err = q, err
-        else:
-            better = err < best_err
-            best, best_err = np.where(better, q, best), np.minimum(err, best_err)
-    return _unblock(best.astype(np.float32), pad, x.shape)
+    require("torch", extra="models")
+    import torch  # noqa: PLC0415
+
+    from .nvfp4_torch import nvfp4 as quantise  # noqa: PLC0415
+
+    return quantise(torch.from_numpy(np.ascontiguousarray(x)), block=block, grid=tuple(grid)).numpy()
 
 
 def mxfp4(x: np.ndarray, *, block: int = 32) -> np.ndarray:

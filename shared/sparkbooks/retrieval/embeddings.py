@@ -41,7 +41,8 @@ def minilm_path() -> Path:
 def load_minilm(*, device: str = "auto"):
     """A ``SentenceTransformer`` for all-MiniLM-L6-v2, checksum-verified, without network access.
 
-    ``device="auto"`` uses CUDA when torch sees a GPU, else the CPU.
+    ``device="auto"`` follows the device policy (:func:`sparkbooks.devices.torch_device`): CUDA where
+    torch computes on a GPU and ``SPARKBOOKS_ACCELERATOR`` is not ``cpu``, else the CPU.
     """
     path = minilm_path()
     weights = path / "model.safetensors"
@@ -49,11 +50,11 @@ def load_minilm(*, device: str = "auto"):
     if digest != MINILM_SHA256:
         raise ChecksumMismatchError("all-MiniLM-L6-v2 model.safetensors", MINILM_SHA256, digest)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: everything is local
-    import torch  # noqa: PLC0415
     from sentence_transformers import SentenceTransformer  # noqa: PLC0415
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from .. import devices  # noqa: PLC0415
+
+    device = devices.torch_device(device)
     return SentenceTransformer(str(path), device=device)
 
 

@@ -37,6 +37,6 @@ def _choose_gl() -> None:
 
 _choose_gl()
 
-from . import batched, tasks, train, video  # noqa: E402
+from . import batched, lqr, tasks, train, video  # noqa: E402
 
-__all__ = ["RENDER_PROBLEM", "batched", "tasks", "train", "video"]
+__all__ = ["RENDER_PROBLEM", "batched", "lqr", "tasks", "train", "video"]

@@ -54,19 +54,21 @@ class WarpDevice(NamedTuple):
 
 
 def choose_device(device: str = "auto") -> WarpDevice:
-    """Warp's device for the batch, and why: an NVIDIA GPU where one is visible to Warp, else Warp's CPU device."""
-    wp, _ = _libs()
-    from ..hardware import detect  # noqa: PLC0415
+    """Warp's device for the batch, and why, from the device policy (:func:`sparkbooks.devices.warp_device`):
+    an NVIDIA GPU where Warp's CUDA works and ``SPARKBOOKS_ACCELERATOR`` is not ``cpu``, else Warp's CPU device."""
+    from .. import devices  # noqa: PLC0415
 
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {device!r}.")
-    cuda = wp.is_cuda_available()
-    if device.startswith("cuda") and not cuda:
-        raise InputError(f"device={device!r}, but Warp sees no CUDA device on this machine: use 'auto' or 'cpu'.")
+    if device.startswith("cuda") and not devices.use_gpu("warp"):
+        raise InputError(f"device={device!r}, but Warp sees no CUDA device on this machine "
+                         f"({devices.probe().reason('warp')}): use 'auto' or 'cpu'.")
     if device == "auto":
-        if cuda and detect().has_nvidia_gpu:
-            return WarpDevice("cuda:0", f"NVIDIA GPU: {wp.get_device('cuda:0').name}")
-        return WarpDevice("cpu", "no NVIDIA GPU visible to Warp: Warp's CPU device (the same kernels compiled for the CPU)")
+        chosen = devices.warp_device()
+        if chosen != "cpu":
+            return WarpDevice(chosen, f"NVIDIA GPU: {devices.probe().gpu_name}")
+        return WarpDevice("cpu", f"Warp's CPU device, the same kernels compiled for the CPU "
+                                 f"({devices.probe().reason('warp')})")
     return WarpDevice(device, "as asked")
 
 
@@ -327,10 +329,42 @@ class BatchedRun:
         return pd.DataFrame(self.curve, columns=["steps", "seconds", "mean", "std"])
 
 
-def _policy_fn(runner, TensorDict) -> Callable:
+def _detached_copy(module):
+    """A deep copy of ``module`` whose cached non-leaf tensors (e.g. the last action distribution, which autograd
+    tensors that cannot be deep-copied) come across detached; parameters and buffers are copied as usual."""
     import torch  # noqa: PLC0415
 
-    policy = runner.get_inference_policy(device="cpu")
+    memo: dict[int, object] = {}
+    seen: set[int] = set()
+    stack = [module]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, torch.Tensor):
+            if not obj.is_leaf:
+                memo[id(obj)] = obj.detach().clone()
+            continue
+        if isinstance(obj, dict):
+            stack.extend(obj.values())
+        elif isinstance(obj, (list, tuple, set)):
+            stack.extend(obj)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            stack.extend(vars(obj).values())
+    return copy.deepcopy(module, memo)
+
+
+def _policy_fn(runner, TensorDict) -> Callable:
+    """The runner's policy as observation array → mean action, on a CPU *copy* of the actor.
+
+    rsl_rl 5.5.1's ``get_inference_policy(device)`` is ``get_policy().to(device)``, and ``get_policy()``
+    returns the training actor itself: moving it would leave training on the CPU while the batch's
+    observations stay on the GPU. A deep copy is moved instead; the training actor is untouched.
+    """
+    import torch  # noqa: PLC0415
+
+    policy = _detached_copy(runner.alg.get_policy()).to("cpu").eval()
 
     def act(obs: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

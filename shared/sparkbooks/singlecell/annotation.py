@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..exceptions import InputError
+from .workflow import backend, leiden
 
 __all__ = ["LINEAGE", "MARKERS", "annotate", "best_guess", "earned", "marker_panel", "reference_agreement", "reference_labels",
            "resolution_sweep", "subcluster"]
@@ -141,8 +142,7 @@ def subcluster(adata, clusters: Sequence[str], *, resolution: float = 0.5, group
     if unknown:
         raise InputError(f"No cluster {unknown} in obs[{groupby!r}]; clusters: {sorted(adata.obs[groupby].unique())}.")
     # a separate key: scanpy reads the restricted labels from obs while it writes the new ones
-    sc.tl.leiden(adata, resolution=resolution, restrict_to=(groupby, clusters), key_added="_subclusters",
-                 flavor="igraph", n_iterations=2, random_state=seed)
+    leiden(adata, resolution=resolution, restrict_to=(groupby, clusters), key_added="_subclusters", seed=seed)
     adata.obs[groupby] = adata.obs.pop("_subclusters")
     sc.tl.rank_genes_groups(adata, groupby, method="wilcoxon", use_raw=True)
     return adata.obs[groupby].value_counts().sort_index()
@@ -227,17 +227,20 @@ def reference_agreement(table) -> float:
 
 def resolution_sweep(adata, resolutions: Sequence[float], *, seeds: Sequence[int] = (0, 1, 2), rep: str = "X_pca"):
     """Leiden at each resolution: clusters, mean silhouette on ``rep``, and stability — the mean ARI between runs
-    with different seeds (1 = the same clustering every time). Needs the neighbour graph."""
+    with different seeds (1 = the same clustering every time). Needs the neighbour graph.
+
+    The Leiden is :func:`~sparkbooks.singlecell.workflow.leiden` on the analysis' backend: the sweep describes
+    the algorithm that then clusters at the chosen resolution."""
     import pandas as pd  # noqa: PLC0415
-    import scanpy as sc  # noqa: PLC0415
     from sklearn.metrics import adjusted_rand_score, silhouette_score  # noqa: PLC0415
 
+    name = backend()  # the clustering's own: the same Leiden, the same iterations (workflow.LEIDEN_ITERATIONS)
     rows = []
     for resolution in resolutions:
         runs = []
         for seed in seeds:
             key = f"_sweep_{resolution}_{seed}"
-            sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=2, random_state=seed, key_added=key)
+            leiden(adata, resolution=resolution, seed=seed, key_added=key, use_backend=name)
             runs.append(adata.obs.pop(key).to_numpy())
         pairs = [adjusted_rand_score(a, b) for i, a in enumerate(runs) for b in runs[i + 1:]]
         k = len(np.unique(runs[0]))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import InputError
-from .workflow import backend, harmony
+from .workflow import backend, harmony, leiden
 
 __all__ = ["IntegrationBenchmark", "benchmark", "centre_batches", "compare", "lisi", "silhouette_batch", "silhouette_label"]
 
@@ -151,8 +151,7 @@ def benchmark(adata, *, batch_key: str = "batch", truth_key: str = "sim_group", 
         adata.obsm[f"X_{label}"] = embedding
         # the graph and Leiden on the host: a few thousand cells, and the same code for every embedding
         sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep=f"X_{label}", random_state=seed, key_added=label)
-        sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=2, random_state=seed,
-                     neighbors_key=label, key_added=f"leiden_{label}")
+        leiden(adata, resolution=resolution, seed=seed, neighbors_key=label, key_added=f"leiden_{label}", use_backend=name)
         clusters[label] = adata.obs[f"leiden_{label}"].to_numpy()
     table = compare(embeddings, batches=batches, truth=adata.obs[truth_key].to_numpy(), clusters=clusters)
     return IntegrationBenchmark(table, embeddings, clusters)

@@ -17,19 +17,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from importlib import util
 from typing import Any
 
 import numpy as np
 
-from ..accel import probe_gpu
+from .. import devices
 from ..exceptions import InputError, SourceError, require
 from ..sources import Source, WheelMember, fetch, registry
 from ..timing import Stopwatch
 from .simulation import simulate
 
-__all__ = ["Analysis", "QCThresholds", "analyse", "backend", "harmony", "load_sample", "plot_qc", "plot_scaling", "qc_thresholds",
-           "scaling", "warm_up"]
+__all__ = ["Analysis", "LEIDEN_ITERATIONS", "QCThresholds", "analyse", "backend", "harmony", "leiden", "load_sample",
+           "plot_qc", "plot_scaling", "qc_thresholds", "scaling", "warm_up"]
 
 registry.register(Source(
     name="celltypist-sample-counts",
@@ -42,11 +41,35 @@ registry.register(Source(
 ))
 
 
+#: Leiden's iterations on either backend. The resolution sweep, the clustering, sub-clustering and the
+#: integration benchmark all call :func:`leiden`: one algorithm (the backend's) with one iteration count, so
+#: the sweep that picks the resolution describes the clustering that uses it.
+LEIDEN_ITERATIONS = 2
+
+
+def leiden(adata, *, resolution: float, seed: int = 0, key_added: str = "leiden", restrict_to=None,
+           neighbors_key: str | None = None, use_backend: str | None = None) -> str:
+    """Leiden clustering into ``obs[key_added]`` on ``use_backend`` (default :func:`backend`); returns who ran it.
+
+    rapids-singlecell runs cuGraph's Leiden on the GPU, scanpy igraph's on the CPU — both with
+    :data:`LEIDEN_ITERATIONS` iterations and ``seed``.
+    """
+    if (use_backend or backend()) == "rapids_singlecell":
+        import rapids_singlecell as rsc  # noqa: PLC0415
+
+        rsc.tl.leiden(adata, resolution=resolution, rng=seed, n_iterations=LEIDEN_ITERATIONS, key_added=key_added,
+                      restrict_to=restrict_to, neighbors_key=neighbors_key)
+        return "cuGraph Leiden (GPU)"
+    import scanpy as sc  # noqa: PLC0415
+
+    sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=LEIDEN_ITERATIONS, random_state=seed,
+                 key_added=key_added, restrict_to=restrict_to, neighbors_key=neighbors_key)
+    return "leidenalg/igraph (CPU)"
+
+
 def backend() -> str:
-    """``"rapids_singlecell"`` when installed and a GPU operation works, else ``"scanpy"``."""
-    if util.find_spec("rapids_singlecell") is not None and probe_gpu().ok:
-        return "rapids_singlecell"
-    return "scanpy"
+    """``"rapids_singlecell"`` when the device policy runs it (installed, cuDF works, not ``SPARKBOOKS_ACCELERATOR=cpu``), else ``"scanpy"``."""
+    return "rapids_singlecell" if devices.use_gpu("rapids_singlecell") else "scanpy"
 
 
 def load_sample():
@@ -257,11 +280,8 @@ def analyse(adata, *, qc: str = "fixed", min_genes: int = 200, max_genes: int | 
             rsc.tl.umap(adata, rng=seed)
         else:
             sc.tl.umap(adata, random_state=seed)
-    with watch.step("leiden", backend=here if gpu else "leidenalg/igraph (CPU)"):
-        if gpu:
-            rsc.tl.leiden(adata, resolution=resolution, rng=seed)
-        else:
-            sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=2, random_state=seed)
+    with watch.step("leiden", backend="cuGraph Leiden (GPU)" if gpu else "leidenalg/igraph (CPU)"):
+        leiden(adata, resolution=resolution, seed=seed, use_backend=name)
     # markers: the same Wilcoxon test on both paths, on the log-normalised raw matrix (all genes)
     if gpu:
         with watch.step("markers", backend="rapids-singlecell Wilcoxon (GPU)"):

@@ -1,26 +1,25 @@
-"""Topics: UMAP + HDBSCAN + c-TF-IDF on embeddings (:mod:`.model`), scored on held-out text (:mod:`.evaluate`)."""
+"""Topics: UMAP + HDBSCAN + c-TF-IDF on embeddings, split by job.
+
+- :mod:`.text` — cleaning and the bag-of-words every step reads;
+- :mod:`.terms` — class-based TF-IDF and the keyword rule;
+- :mod:`.model` — :class:`TopicModel` (neighbours, UMAP, HDBSCAN, keywords);
+- :mod:`.merge` — merging similar topics, reassigning outliers;
+- :mod:`.naming` — topic names from an LLM;
+- :mod:`.plots` — the documents' map, the merge tree, topics over time;
+- :mod:`.evaluate` — NPMI coherence, diversity, agreement with labels, baselines, on held-out text.
+"""
 
 from __future__ import annotations
 
 from ..lazy import attach
-from .model import (
-    CTfidf,
-    TopicModel,
-    class_doc_frequency,
-    clean_text,
-    ctfidf,
-    hierarchy_figure,
-    keywords,
-    name_topics,
-    npmi_coherence,
-    show,
-    top_terms,
-    topic_diversity,
-    topic_map,
-    topics_over_time,
-    vectorizer,
-)
+from .evaluate import npmi_coherence, topic_diversity
+from .model import TopicModel
+from .naming import name_topics
+from .plots import hierarchy_figure, show, topic_map, topics_over_time
+from .terms import CTfidf, class_doc_frequency, ctfidf, keywords, top_terms
+from .text import clean_text, vectorizer
 
-SUBMODULES = ('evaluate', 'model')
-__all__ = sorted([*SUBMODULES, *(n for n in dir() if not n.startswith('_') and n not in ('annotations', 'attach'))])
+SUBMODULES = ("evaluate", "merge", "model", "naming", "plots", "terms", "text")
+__all__ = sorted({*SUBMODULES,
+                  *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -1,6 +1,7 @@
 """Scoring topics fairly: one keyword rule for every pipeline, coherence on held-out text, AMI with a chance
 baseline, and the baselines a topic-modelling reader expects (LDA, NMF, k-means).
 
+* :func:`npmi_coherence`, :func:`topic_diversity` — the measures themselves;
 * :func:`coherence` — NPMI of a fixed top-k per topic; a topic left with fewer than two scorable
   words scores −1 instead of dropping out of the mean (dropping it flatters the average).
 * :func:`agreement` — AMI against reference labels with outliers as one cluster *and* on the
@@ -19,9 +20,50 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..exceptions import InputError
-from .model import TopicModel, npmi_coherence, topic_diversity, vectorizer
+from .model import TopicModel
+from .text import vectorizer
 
-__all__ = ["BASELINES", "agreement", "baseline", "coherence", "held_out_counts", "quality"]
+__all__ = ["BASELINES", "agreement", "baseline", "coherence", "held_out_counts", "npmi_coherence", "quality",
+           "topic_diversity"]
+
+
+def npmi_coherence(topics: Sequence[Sequence[str]], counts, vocabulary: np.ndarray, *,
+                   eps: float | None = None) -> np.ndarray:
+    """Mean normalised PMI of each topic's word pairs, from document co-occurrence in ``counts``.
+
+    ``NPMI(a, b) = log(p(a,b) / (p(a) p(b))) / −log p(a,b)`` with probabilities = share of
+    documents containing the words. ``eps=None``: a pair that never co-occurs scores −1 (its
+    limit). ``eps`` > 0 adds it to ``p(a,b)`` as gensim's ``c_npmi`` does (1e-12 there), which
+    scores such a pair near 0 instead — the two differ most for topics whose words never meet.
+    Range −1 … 1; a topic with fewer than two words in the vocabulary scores NaN.
+    """
+    where = {w: i for i, w in enumerate(vocabulary)}
+    present = (counts > 0).astype(np.float64).tocsc()
+    n_docs = present.shape[0]
+    scores = np.full(len(topics), np.nan)
+    for k, words in enumerate(topics):
+        cols = [where[w] for w in words if w in where]
+        if len(cols) < 2:
+            continue
+        sub = present[:, cols]
+        joint = (sub.T @ sub).toarray() / n_docs
+        single = np.diag(joint).copy()
+        i, j = np.triu_indices(len(cols), k=1)
+        p_ab = joint[i, j]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if eps is None:
+                npmi = np.where(p_ab > 0, np.log(p_ab / (single[i] * single[j])) / -np.log(p_ab), -1.0)
+            else:
+                npmi = np.log((p_ab + eps) / (single[i] * single[j])) / -np.log(p_ab + eps)
+        npmi[(p_ab >= 1.0)] = 1.0  # both words in every document
+        scores[k] = float(np.mean(npmi))
+    return scores
+
+
+def topic_diversity(topics: Sequence[Sequence[str]]) -> float:
+    """Share of distinct words among all topics' top words (1 = no word repeats across topics)."""
+    words = [w for topic in topics for w in topic]
+    return len(set(words)) / len(words) if words else float("nan")
 
 
 def coherence(topic_words: Sequence[Sequence[str]], counts, vocabulary: np.ndarray, *, top_k: int = 10,

@@ -9,7 +9,9 @@ and turns torchrun's failures into errors that say what to check:
   naming ``host:port``, the firewall and the network interface variables;
 * a rank dies → torchrun stops the others and :class:`RankFailedError` names the rank and its last lines.
 
-On one machine with CPUs: ``Launch(nproc_per_node=2)`` (gloo over loopback). On two DGX Sparks:
+On one machine with CPUs: ``Launch(nproc_per_node=2)`` (gloo over loopback). ``backend="auto"`` asks the
+device policy (:func:`sparkbooks.devices.dist_backend`): NCCL only where it works and every rank of this node
+gets its own CUDA device, gloo otherwise (always under ``SPARKBOOKS_ACCELERATOR=cpu``). On two DGX Sparks:
 ``Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")`` here, and
 :meth:`Launch.command_for_node` prints the exact command for the second box. Workers call
 :func:`init_worker` (the process group with a bounded timeout) and print ``progress: …`` lines.
@@ -28,12 +30,12 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from .. import log, services
+from .. import devices, log, services
 from ..exceptions import InputError, RankFailedError, RendezvousError, ServiceExitError
 
 __all__ = ["Launch", "Torchrun", "WorkerContext", "init_worker", "run", "worker_progress"]
 
-BACKENDS = ("gloo", "nccl")
+BACKENDS = ("gloo", "nccl", "auto")
 _PROGRESS = re.compile(rb"^(?:\[[^\]]*\]:?)?\s*progress: (.*)$")
 _FAILED_RANK = re.compile(r"rank\s*:\s*(\d+)")
 _EXITCODE = re.compile(r"exitcode\s*:\s*(-?\d+)")
@@ -45,7 +47,8 @@ class Launch:
 
     ``endpoint`` is the rendezvous ``host:port`` every node reaches (node 0's address);
     ``None`` on one node picks a free loopback port. ``backend`` is the process-group backend
-    the workers use: ``gloo`` on CPUs, ``nccl`` between GPUs. ``rendezvous_timeout`` bounds how
+    the workers use: ``gloo`` on CPUs, ``nccl`` between GPUs (one CUDA device per rank, checked
+    before the job starts), ``auto`` resolved at once by the device policy. ``rendezvous_timeout`` bounds how
     long a node waits for the others; ``collective_timeout`` how long a rank waits in a
     collective for a peer that is gone.
     """
@@ -67,6 +70,8 @@ class Launch:
             raise InputError(f"node_rank must be in 0…{self.nnodes - 1} (got {self.node_rank}).")
         if self.backend not in BACKENDS:
             raise InputError(f"backend must be one of {BACKENDS} (got {self.backend!r}).")
+        if self.backend == "auto":
+            object.__setattr__(self, "backend", devices.dist_backend(self.nproc_per_node))
         if self.nnodes > 1 and not self.endpoint:
             raise InputError("Two or more nodes need endpoint='HOST:PORT', the address of node 0 every node can reach.")
         if self.endpoint is not None:
@@ -77,6 +82,25 @@ class Launch:
     @property
     def world_size(self) -> int:
         return self.nproc_per_node * self.nnodes
+
+    def check_devices(self) -> None:
+        """Refuse NCCL on this node unless each of its ``nproc_per_node`` ranks gets its own CUDA device.
+
+        Raises
+        ------
+        InputError
+            With the device count, why, and what to set instead (else the ranks die in
+            ``torch.cuda.set_device`` with "invalid device ordinal").
+        """
+        if self.backend != "nccl":
+            return
+        have = devices.cuda_device_count()
+        if self.nproc_per_node > have:
+            why = "" if have else f" ({devices.probe().reason('nccl')})"
+            raise InputError(
+                f"backend='nccl' needs one CUDA device per rank: {self.nproc_per_node} ranks per node, but this node "
+                f"has {have} CUDA device(s) the device policy lets torch use{why}. Set the ranks per node to "
+                f"{max(have, 1)}, or backend='gloo' (or 'auto', which picks gloo here).")
 
     def named(self, run_id: str) -> Launch:
         """This launch under a fixed rendezvous id: what lets node 1 start the matching job from a printed command."""
@@ -118,6 +142,7 @@ class Torchrun(services.Service):
     """One torchrun job on this node: a :class:`~sparkbooks.services.Service` that runs to its end."""
 
     def __init__(self, launch: Launch, module: str, args: Sequence[str] = (), *, env: Mapping[str, str] | None = None):
+        launch.check_devices()
         self.launch = launch.resolved()
         self.module, self.args = module, list(args)
         super().__init__("torchrun", startup_timeout=30.0, env={**self.launch.environment(), **(env or {})})
@@ -140,6 +165,8 @@ def run(launch: Launch, module: str, args: Sequence[str] = (), *, timeout: float
 
     Raises
     ------
+    InputError
+        ``backend="nccl"`` with more ranks on this node than CUDA devices (:meth:`Launch.check_devices`).
     RendezvousError
         The nodes did not meet within ``launch.rendezvous_timeout`` seconds.
     RankFailedError

@@ -257,15 +257,12 @@ def _plan(base: Path, config: dict, *, micro_batch: int, seq_len: int, loss_toke
 
 
 def available_bytes(device: str = "cpu") -> float:
-    """Memory a new process can take now: ``MemAvailable`` on a CPU, free device memory on a GPU."""
-    if device != "cpu":
-        import torch  # noqa: PLC0415
+    """Memory a new process can take now (:func:`sparkbooks.devices.available_bytes`): ``MemAvailable`` on a CPU
+    and on unified memory (GB10, where ``cudaMemGetInfo`` omits reclaimable page cache), free device memory on
+    a GPU with its own."""
+    from .. import devices  # noqa: PLC0415
 
-        return float(torch.cuda.mem_get_info()[0])
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return float(line.split()[1]) * 1024
-    return float("inf")
+    return devices.available_bytes(device)
 
 
 def check_fits(base: Path, config: dict, data: Sequence[dict], *, micro_batch: int, ranks_here: int = 1,
@@ -326,11 +323,12 @@ def scaling(one: TrainRun, many: TrainRun) -> dict[str, float]:
             "scaling_efficiency": many.tokens_per_s / (many.ranks * one.tokens_per_s)}
 
 
-def default_backend() -> str:
-    """``nccl`` where torch sees a CUDA GPU, else ``gloo``."""
-    import torch  # noqa: PLC0415
+def default_backend(ranks_per_node: int = 1) -> str:
+    """The device policy's backend (:func:`sparkbooks.devices.dist_backend`): ``nccl`` where NCCL works and each of
+    this node's ``ranks_per_node`` ranks gets its own CUDA device, else ``gloo`` (always under ``SPARKBOOKS_ACCELERATOR=cpu``)."""
+    from .. import devices  # noqa: PLC0415
 
-    return "nccl" if torch.cuda.is_available() else "gloo"
+    return devices.dist_backend(ranks_per_node)
 
 
 def load(base: Path, adapter: Path | None = None, *, dtype: str = "float32", device: str = "cpu"):

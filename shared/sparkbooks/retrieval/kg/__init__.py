@@ -12,7 +12,7 @@ Chunking is :mod:`sparkbooks.retrieval.chunking`, shared with ``rag``.
 
 from __future__ import annotations
 
-from . import ask, extract, gold, graph, resolve, store
+from . import ask, baselines, extract, gold, graph, resolve, store
 from .store import GraphStore, UnsafeQueryError, check_read_only
 
-__all__ = ["GraphStore", "UnsafeQueryError", "ask", "check_read_only", "extract", "gold", "graph", "resolve", "store"]
+__all__ = ["GraphStore", "UnsafeQueryError", "ask", "baselines", "check_read_only", "extract", "gold", "graph", "resolve", "store"]

@@ -1,8 +1,10 @@
 """Graph analysis with networkx — run by nx-cugraph on a GPU with no code change — and pictures of the graph.
 
 ``analyse`` times PageRank, Louvain communities and the degree distribution. networkx dispatches
-each call to a backend: when ``nx-cugraph`` is installed and a GPU is present the same calls run on
-it (as ``cudf.pandas`` does for pandas), and the result says which backend ran. ``interactive_html``
+each call to a backend: when the device policy runs nx-cugraph (installed, CUDA works, not
+``SPARKBOOKS_ACCELERATOR=cpu``) the same calls run on it (as ``cudf.pandas`` does for pandas), and the
+result says which backend ran — and whether the seed held: nx-cugraph's Louvain ignores ``seed``
+(its docstring says so), so GPU communities may differ from run to run. ``interactive_html``
 writes a self-contained page with vis-network (the JavaScript pyvis ships, inlined: no CDN), nodes
 coloured by community and sized by PageRank; ``draw`` is the static picture for readers without
 JavaScript.
@@ -24,14 +26,10 @@ _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#
 
 
 def backend() -> str:
-    """'cugraph' when nx-cugraph is installed and this machine has an NVIDIA GPU, else 'networkx'."""
-    import importlib.util  # noqa: PLC0415
+    """'cugraph' when the device policy runs nx-cugraph (installed, CUDA works, not ``SPARKBOOKS_ACCELERATOR=cpu``), else 'networkx'."""
+    from ... import devices  # noqa: PLC0415
 
-    from ...hardware import detect  # noqa: PLC0415
-
-    if importlib.util.find_spec("nx_cugraph") is None:
-        return "networkx"
-    return "cugraph" if detect().has_nvidia_gpu else "networkx"
+    return "cugraph" if devices.use_gpu("cugraph") else "networkx"
 
 
 def to_networkx(facts):
@@ -51,6 +49,7 @@ class Analysis:
     communities: list[set[str]]
     degrees: Counter
     seconds: dict[str, float] = field(default_factory=dict)
+    seeded: bool = True  # the communities follow the seed (False on nx-cugraph, whose Louvain ignores it)
 
     def community_of(self) -> dict[str, int]:
         return {n: i for i, members in enumerate(self.communities) for n in members}
@@ -76,7 +75,7 @@ def analyse(graph, *, seed: int = 0, use: str | None = None) -> Analysis:
     seconds["louvain"] = time.perf_counter() - start
     communities = sorted((set(p) for p in parts), key=lambda p: (-len(p), sorted(p)))
     degrees = Counter(d for _, d in undirected.degree())
-    return Analysis(use, dict(rank), communities, degrees, seconds)
+    return Analysis(use, dict(rank), communities, degrees, seconds, seeded=use != "cugraph")
 
 
 def interactive_html(graph, analysis: Analysis, *, title: str = "knowledge graph", height: int = 560) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from ...exceptions import InputError
+from ...exceptions import InputError, UnsafeQueryError
 
 __all__ = ["Counts", "GraphStore", "UnsafeQueryError", "check_read_only"]
 
@@ -32,10 +32,6 @@ class Counts(NamedTuple):
 
     entities: int
     facts: int
-
-
-class UnsafeQueryError(InputError):
-    """Cypher refused before it ran: not a single read-only statement."""
 
 
 def check_read_only(query: str) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from ...exceptions import ChecksumMismatchError, InputError
-from . import answer, corpus, index, ingest, retrieve
+from . import answer, baselines, corpus, index, ingest, retrieve
 from .index import VectorIndex
 
-__all__ = ["AskBox", "Embedder", "QUESTIONS", "QUESTIONS_SHA256", "VectorIndex", "answer", "corpus", "index", "ingest", "load_questions", "retrieve"]
+__all__ = ["AskBox", "Embedder", "QUESTIONS", "QUESTIONS_SHA256", "VectorIndex", "answer", "baselines", "corpus", "index", "ingest", "load_questions", "retrieve"]
 
 QUESTIONS = corpus.CORPUS_DIR.parent / "questions.json"
 #: The frozen question set's sha256 (written 2026-11-30, before any retrieval or prompt was tried).

@@ -21,7 +21,7 @@ from ...fileio import write_bytes_atomic, write_text_atomic
 
 __all__ = ["CORPUS_DIR", "Topic", "build", "files", "parse_topic", "topic_format"]
 
-CORPUS_DIR = Path(__file__).resolve().parents[3] / "playbooks" / "rag" / "corpus"
+CORPUS_DIR = Path(__file__).resolve().parents[4] / "playbooks" / "rag" / "corpus"
 PDF_NAME = "simple-statements.pdf"
 #: The simple statements (Language Reference chapter 7) go into the one PDF, in this order.
 PDF_TOPICS = ("assert", "assignment", "augassign", "pass", "del", "return", "yield", "raise", "break", "continue",

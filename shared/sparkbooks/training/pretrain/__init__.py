@@ -7,11 +7,12 @@ Modules: :mod:`~sparkbooks.training.pretrain.corpus` (news prose → BPE → tok
 :mod:`~sparkbooks.training.pretrain.worker`.
 """
 
+from . import baselines
 from .corpus import Corpus, check_fits, documents, load_tokenizer, prepare
 from .fp4 import RECIPES, Recipe
 from .model import SIZES, ModelSize, claim_table, flops_per_token, largest_model, matmul_peak, parameter_counts
 from .run import PretrainRun, compare, default_precision, node_command, train, train_variants
 
-__all__ = ["Corpus", "ModelSize", "PretrainRun", "RECIPES", "Recipe", "SIZES", "check_fits", "claim_table",
-           "compare", "default_precision", "documents", "flops_per_token", "largest_model", "load_tokenizer",
-           "matmul_peak", "node_command", "parameter_counts", "prepare", "train", "train_variants"]
+__all__ = ["Corpus", "ModelSize", "PretrainRun", "RECIPES", "Recipe", "SIZES", "baselines", "check_fits",
+           "claim_table", "compare", "default_precision", "documents", "flops_per_token", "largest_model",
+           "load_tokenizer", "matmul_peak", "node_command", "parameter_counts", "prepare", "train", "train_variants"]

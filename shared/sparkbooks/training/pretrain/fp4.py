@@ -18,7 +18,8 @@ core, simulated; the speed of one is not. On Blackwell, Transformer Engine runs 
 * ``stochastic`` — gradients rounded stochastically (unbiased), weights and activations to nearest;
 * ``keep_last`` — the last decoder blocks stay in high precision.
 
-:func:`nvfp4` is bit-identical to :func:`sparkbooks.quant.nvfp4` (the numpy reference) for 1×16 blocks.
+:func:`nvfp4` is :func:`sparkbooks.quant.nvfp4_torch.nvfp4`, the one NVFP4 implementation, which nvfp4-fit's
+:func:`sparkbooks.quant.nvfp4` also runs.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "convert", "hadamard", "nvfp4"]
+from ...quant.nvfp4_torch import BLOCK, nvfp4
 
-E2M1_MAX, E4M3_MAX, BLOCK = 6.0, 448.0, 16
+__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "convert", "hadamard", "nvfp4"]
 
 
 @dataclass(frozen=True)
@@ -51,59 +52,6 @@ RECIPES = {
     "nvfp4_2d_rht_sr": Recipe("nvfp4_2d_rht_sr", weight_2d=True, hadamard=True, stochastic=True),
     "nvfp4_recipe": Recipe("nvfp4_recipe", weight_2d=True, hadamard=True, stochastic=True, keep_last=1),
 }
-
-
-def _round_float(x: torch.Tensor, *, mantissa_bits: int, min_exponent: int, max_value: float,
-                 noise: torch.Tensor | None = None) -> torch.Tensor:
-    """Round |x| onto a small float grid (subnormals included, saturating); ``noise`` ∈ [0, 1) rounds stochastically."""
-    mag = x.abs()
-    _, exponent = torch.frexp(mag)
-    quantum = torch.ldexp(torch.ones_like(mag), torch.clamp(exponent - 1, min=min_exponent) - mantissa_bits)
-    scaled = mag / quantum
-    rounded = torch.floor(scaled + noise) if noise is not None else torch.round(scaled)  # round: ties to even
-    return torch.copysign(torch.clamp(rounded * quantum, max=max_value), x)
-
-
-def _e4m3(x: torch.Tensor) -> torch.Tensor:
-    return _round_float(x, mantissa_bits=3, min_exponent=-6, max_value=E4M3_MAX)
-
-
-def _e2m1(v: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """Round onto E2M1's grid (0, ½, 1, 1½, 2, 3, 4, 6 and negatives): spacing ½ below 2, 1 below 4, 2 above.
-
-    The same result as :func:`_round_float` with one mantissa bit, in half the time (the activations
-    and gradients of every GEMM pass through here).
-    """
-    a = v.abs()
-    spacing = torch.where(a < 2, 0.5, torch.where(a < 4, 1.0, 2.0))
-    scaled = v / spacing
-    rounded = torch.floor(scaled.add_(noise)) if noise is not None else torch.round(scaled)
-    return rounded.mul_(spacing).clamp_(-E2M1_MAX, E2M1_MAX)
-
-
-def nvfp4(x: torch.Tensor, *, tile: int = 1, stochastic: bool = False,
-          generator: torch.Generator | None = None) -> torch.Tensor:
-    """NVFP4 fake quantisation of a 2-D tensor, blocks of 16 along the last dimension.
-
-    ``tile=16`` scales 16×16 tiles instead of 1×16 rows (the recipe's weights); ``stochastic``
-    rounds each value up with probability equal to its distance from the grid point below.
-    """
-    x = x.float()
-    rows, cols = x.shape
-    amax = x.abs().max()
-    if amax == 0 or not torch.isfinite(amax):
-        return torch.zeros_like(x) if amax == 0 else x
-    pad_r, pad_c = (-rows) % tile, (-cols) % BLOCK
-    padded = torch.nn.functional.pad(x, (0, pad_c, 0, pad_r)) if pad_r or pad_c else x
-    R, C = padded.shape
-    blocks = padded.reshape(R // tile, tile, C // BLOCK, BLOCK)
-    tensor_scale = amax / (E2M1_MAX * E4M3_MAX)
-    block_amax = blocks.abs().amax(dim=(1, 3), keepdim=True)
-    scale = _e4m3(block_amax / E2M1_MAX / tensor_scale) * tensor_scale
-    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
-    noise = torch.rand(blocks.shape, generator=generator, device=x.device) if stochastic else None
-    q = _e2m1(blocks / safe, noise).mul_(scale)  # a zero scale's block is all zeros: 0 / 1 · 0 = 0
-    return q.reshape(R, C)[:rows, :cols]
 
 
 def hadamard(size: int = BLOCK) -> torch.Tensor:

@@ -75,11 +75,10 @@ class PretrainRun:
 
 def default_precision(device: str) -> str:
     """``bf16`` autocast on a GPU that supports it; ``fp32`` on CPUs (most have no fast BF16 matmul)."""
-    if device == "cuda":
-        import torch  # noqa: PLC0415
+    from ... import devices  # noqa: PLC0415
 
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return "bf16"
+    if device.startswith("cuda") and devices.use_gpu("torch") and devices.probe().bf16:
+        return "bf16"
     return "fp32"
 
 

@@ -1,0 +1,100 @@
+"""Figures of a topic model: the documents' map, the merge tree, topics over time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..exceptions import InputError
+
+if TYPE_CHECKING:
+    from .model import TopicModel
+
+__all__ = ["hierarchy_figure", "show", "topic_map", "topics_over_time"]
+
+
+def _wrap(text: str, width: int = 60, limit: int = 240) -> str:
+    import html  # noqa: PLC0415
+    import textwrap  # noqa: PLC0415
+
+    text = text if len(text) <= limit else text[:limit - 1] + "…"
+    return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
+
+
+def topic_map(coords: np.ndarray, labels: np.ndarray, names: dict[int, str], *, hover: Sequence[str],
+              top: int = 20, title: str = "Documents by topic"):
+    """An interactive plotly scatter of the 2-D layout, coloured by topic, with each document on hover.
+
+    The ``top`` largest topics get their own colour and legend entry; smaller topics are drawn
+    as "other topics" and outliers in light grey, so the legend stays readable.
+    """
+    import plotly.graph_objects as go  # noqa: PLC0415
+
+    labels = np.asarray(labels)
+    sizes = {k: int(np.sum(labels == k)) for k in names}
+    shown = sorted(names, key=lambda k: (-sizes[k], k))[:top]
+    groups = [(f"{k}: {names[k]}", labels == k, None) for k in shown]
+    rest = ~np.isin(labels, shown) & (labels >= 0)
+    groups += [("other topics", rest, "#9e9e9e"), ("outliers", labels < 0, "#dddddd")]
+    figure = go.Figure()
+    kind = go.Scattergl if len(labels) > 20_000 else go.Scatter  # SVG is exact and light up to ~20k points
+    for name, mask, colour in groups:
+        if not mask.any():
+            continue
+        idx = np.flatnonzero(mask)
+        figure.add_trace(kind(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{name} ({len(idx):,})",
+                              text=[_wrap(hover[i]) for i in idx], hovertemplate="%{text}<extra>" + _wrap(name, 40) + "</extra>",
+                              marker={"size": 4, "opacity": 0.75 if colour is None else 0.4,
+                                      **({"color": colour} if colour else {})}))
+    figure.update_layout(title=title, height=620, template="plotly_white", legend={"font": {"size": 10}, "itemsizing": "constant"},
+                         xaxis={"visible": False}, yaxis={"visible": False}, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+    return figure
+
+
+def show(figure):
+    """The figure as self-contained HTML (plotly.js inline): interactive in JupyterLab and in the static guide, offline."""
+    from IPython.display import HTML  # noqa: PLC0415
+
+    return HTML(figure.to_html(include_plotlyjs=True, full_html=False, config={"displaylogo": False}))
+
+
+def hierarchy_figure(model: TopicModel, names: dict[int, str] | None = None, *, ax=None):
+    """The merge tree of a reduced model's original topics (a dendrogram, cosine distance), each leaf named
+    (``names`` of the original topics, else their first three keywords) with the topic it joined; a dashed
+    line marks where the reduction cut the tree."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+    from scipy.cluster.hierarchy import dendrogram  # noqa: PLC0415
+
+    if getattr(model, "hierarchy_", None) is None:
+        raise InputError("hierarchy_figure needs a model returned by TopicModel.reduce().")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, max(3.0, 0.22 * len(model.parent_topics_))))
+    labels = [f"{t}: {(names or {}).get(t) or ', '.join(model.parent_words_[t][:3])} → {model.merged_[t]}"
+              for t in model.parent_topics_]
+    dendrogram(model.hierarchy_, orientation="right", labels=labels, ax=ax, color_threshold=0,
+               above_threshold_color="grey", leaf_font_size=7)
+    heights = np.sort(model.hierarchy_[:, 2])
+    made = len(model.parent_topics_) - len(set(model.merged_.values()))  # merges that the reduction made
+    cut = heights[0] / 2 if made == 0 else heights[-1] * 1.02 if made == len(heights) else heights[made - 1:made + 1].mean()
+    ax.axvline(cut, ls="--", c="tab:red", lw=1)
+    ax.set_xlabel("cosine distance between topic centroids (average linkage)")
+    return ax
+
+
+def topics_over_time(labels: np.ndarray, dates, names: dict[int, str], *, top: int = 8, freq: str = "Q",
+                     min_docs: int = 30):
+    """Share of each period's documents in each of the ``top`` largest topics (periods × topics).
+
+    Periods with fewer than ``min_docs`` documents are left out: a share of a handful is noise.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.DataFrame({"topic": np.asarray(labels), "date": pd.to_datetime(dates)}).dropna()
+    shown = frame.loc[frame["topic"] >= 0, "topic"].value_counts().index[:top]
+    period = frame["date"].dt.to_period(freq).dt.start_time
+    counts = pd.crosstab(period, frame["topic"])
+    totals = counts.sum(axis=1)
+    shares = counts.div(totals, axis=0).loc[totals >= min_docs, list(shown)]
+    return shares.rename(columns={k: f"{k}: {names.get(k, k)}" for k in shown})

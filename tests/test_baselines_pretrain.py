@@ -1,0 +1,64 @@
+"""The pretrain guide's trivial baselines: unigram and bigram cross-entropy of the validation windows."""
+
+import math
+
+import numpy as np
+import pytest
+
+from sparkbooks.exceptions import InputError
+from sparkbooks.training.pretrain import baselines
+
+
+def test_unigram_cross_entropy_is_the_add_one_entropy_computed_by_hand():
+    train = np.array([0, 1, 1, 2, 1, 0])  # counts 2, 3, 1 over a vocabulary of 4 → add-one: 3/10, 4/10, 2/10, 1/10
+    val = np.array([1, 0, 1, 2, 3])  # one window of 4 predictions: 0, 1, 2, 3
+    got = baselines.ngram_baselines(train, val, vocab_size=4, seq_len=4, windows=8)
+    by_hand = -(math.log(3 / 10) + math.log(4 / 10) + math.log(2 / 10) + math.log(1 / 10)) / 4
+    assert got.windows == 1 and got.unigram_ce == pytest.approx(by_hand, rel=1e-12)
+    assert got.unigram_windows == [pytest.approx(by_hand, rel=1e-12)]
+
+
+def test_unigram_on_its_own_training_text_approaches_the_text_entropy():
+    rng = np.random.default_rng(0)
+    p = np.array([0.5, 0.25, 0.125, 0.125])
+    train = rng.choice(4, size=200_000, p=p)
+    entropy = -(p * np.log(p)).sum()
+    got = baselines.ngram_baselines(train, train[:50_001], vocab_size=4, seq_len=100, windows=500)
+    assert got.unigram_ce == pytest.approx(entropy, abs=0.01)
+
+
+def test_bigram_probabilities_sum_to_one_for_every_context():
+    rng = np.random.default_rng(1)
+    train = rng.integers(0, 7, size=500)
+    train[train == 6] = 5  # token 6 never occurs: an unseen context and an unseen next token
+    table = baselines.bigram_table(train, 7)
+    unigram = baselines.unigram_table(train, 7)
+    for a in range(7):
+        total = baselines._bigram_probability(np.full(7, a), np.arange(7), table, unigram, 7, baselines.DISCOUNT).sum()
+        assert total == pytest.approx(1.0, abs=1e-12), a
+
+
+def test_bigram_beats_unigram_on_structured_text_and_ties_on_shuffled_text():
+    rng = np.random.default_rng(2)
+    cycle = np.tile(np.arange(8), 5_000)  # each token fixes the next one
+    noisy = np.where(rng.random(cycle.size) < 0.05, rng.integers(0, 8, cycle.size), cycle)
+    train, val = noisy[:30_000], noisy[30_000:]
+    structured = baselines.ngram_baselines(train, val, vocab_size=8, seq_len=64, windows=100)
+    assert structured.bigram_ce < structured.unigram_ce - 1.0  # unigram ≈ log 8 = 2.08, bigram ≈ 0.3
+    shuffled = rng.permutation(noisy)
+    iid = baselines.ngram_baselines(shuffled[:30_000], shuffled[30_000:], vocab_size=8, seq_len=64, windows=100)
+    assert iid.bigram_ce == pytest.approx(iid.unigram_ce, abs=0.02)  # no structure: no better than the unigram
+    assert len(structured.bigram_windows) == structured.windows == 100
+
+
+def test_windows_are_the_workers_validation_windows():
+    torch = pytest.importorskip("torch")
+    from sparkbooks.training.pretrain import worker
+
+    val = np.arange(1000) % 251
+    prev, nxt = baselines.window_targets(val, seq_len=16, windows=10)
+    rows = worker._windows(val, [i * 16 for i in range(10)], 16)
+    assert torch.equal(torch.from_numpy(prev), rows[:, :-1]) and torch.equal(torch.from_numpy(nxt), rows[:, 1:])
+    assert baselines.window_targets(val[:40], seq_len=16, windows=10)[0].shape == (2, 16)  # only whole windows
+    with pytest.raises(InputError, match="no window"):
+        baselines.window_targets(val[:10], seq_len=16, windows=10)

@@ -1,0 +1,52 @@
+"""rag's trivial baselines — a constant reply, an echo of the retrieved passage, closed-book answers — scored as the model is."""
+
+from pathlib import Path
+
+import sparkbooks as sb
+from sparkbooks.retrieval.chunking import Chunk
+from sparkbooks.retrieval.rag import answer as rag_answer
+from sparkbooks.retrieval.rag import baselines
+
+from .scripted_server import scripted
+
+CONTEXT = [Chunk("ops.md#0001", "ops.md", "Binary operators", None, "The @ operator is intended for matrix multiplication.", 9),
+           Chunk("ops.md#0002", "ops.md", "Shifting", None, "Shifts raise ValueError for negative counts.", 7)]
+QUESTIONS = [{"id": "q1", "question": "What is @ for?", "answers": ["matrix multiplication"]},
+             {"id": "q2", "question": "Who wrote Python?", "answers": []}]
+GOLD = {"q1": {"ops.md#0001"}, "q2": set()}
+
+
+def test_a_baseline_reply_is_read_exactly_as_the_models_reply():
+    for text in ("Matrix multiplication [1] and shifts [2] [7]", "not in the documents", "[2] it raises"):
+        with scripted([{"content": text}]) as (url, _):
+            model = rag_answer.answer(sb.llm.connect(url), QUESTIONS[0]["question"], CONTEXT, seed=0)
+        mine = baselines.as_answer(QUESTIONS[0]["question"], text, CONTEXT)
+        assert (mine.found, mine.text, mine.cited, mine.context, mine.valid) == \
+               (model.found, model.text, model.cited, model.context, model.valid)
+
+
+def test_echo_scores_what_retrieval_put_first_and_constant_scores_what_the_scorer_gives_away():
+    contexts = {"q1": CONTEXT, "q2": CONTEXT[::-1]}
+    echo = rag_answer.score(QUESTIONS, baselines.echo_answers(QUESTIONS, contexts), GOLD)
+    assert echo.loc["q1", "correct"] and echo.loc["q1", "citation_correct"]  # the gold passage came first
+    flipped = rag_answer.score(QUESTIONS, baselines.echo_answers(QUESTIONS, {"q1": CONTEXT[::-1], "q2": []}), GOLD)
+    assert not flipped.loc["q1", "correct"] and flipped.loc["q2", "answer"] == ""
+    key = sb.retrieval.rag.load_questions(Path(__file__).parents[1] / "playbooks" / "rag" / "questions.json")
+    asked = [q for q in key if q["answers"]]
+    constant = rag_answer.score(asked, baselines.constant_answers(asked, {q["id"]: CONTEXT for q in asked}),
+                                {q["id"]: set() for q in asked})
+    expected = [rag_answer.matches(baselines.CONSTANT_REPLY, q["answers"]).contained for q in asked]
+    assert list(constant["correct"]) == expected and not constant["refused"].any()
+    refusing = baselines.constant_answers(asked[:3], {q["id"]: CONTEXT for q in asked}, reply="Not in the documents.")
+    assert not any(a.found for a in refusing)
+
+
+def test_closed_book_sends_no_passages_and_is_scored_without_context():
+    with scripted([{"content": "Matrix multiplication."}, {"content": "Guido van Rossum"}]) as (url, requests):
+        answers = baselines.closed_book_answers(sb.llm.connect(url), QUESTIONS, max_tokens=16)
+    assert [m["role"] for m in requests[0]["messages"]] == ["system", "user"]
+    assert requests[0]["messages"][1]["content"] == QUESTIONS[0]["question"]
+    assert "Passages" not in requests[1]["messages"][1]["content"] and requests[0]["max_tokens"] == 16
+    scored = rag_answer.score(QUESTIONS, answers, GOLD)
+    assert scored.loc["q1", "correct"] and not scored.loc["q1", "gold_in_context"]
+    assert not scored.loc["q2", "refused"]  # an answer to an unanswerable question: not a refusal

@@ -1,0 +1,91 @@
+"""Every benchmark still runs: its `--smoke` mode (tiny sizes, ≤ 30 s), checked for its table and its JSON line.
+
+The full runs stay in `make bench`; these only keep a benchmark from rotting between the runs that fill a guide's
+tables. ``gpu_check.py`` is not a benchmark (it runs GPU paths on a GPU machine: `make gpu-check`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+NOT_BENCHMARKS = {"gpu_check.py"}
+
+#: each benchmark's table, by a header its smoke output must print, and extra arguments for a private scratch folder
+TABLES = {
+    "fine_tune_scaling.py": ("run", "tokens/s", "per-step range", "final loss"),
+    "llm_client_overhead.py": ("streams", "client tok/s", "server tok/s"),
+    "llm_serving_crosscheck.py": ("measure", "llama-batched-bench", "server sweep"),
+    "portfolio_cvar.py": ("problem", "solver", "wall s", "objective", "violation"),
+    "pretrain_throughput.py": ("| size |",),
+    "rag_retrieval.py": ("| engine (HNSW", "| vectors |", "recall@10 vs exact"),
+    "robot_rl_throughput.py": ("| n_envs | simulation steps/s |", "| n_envs | Warp steps/s |"),
+    "runner_overhead.py": ("runner", "try", "seconds"),
+    "single_cell_scaling.py": ("step", "NVIDIA GPU*", "ARI groups"),
+    "start_here_acceleration.py": ("== pandas-etl", "== sklearn"),
+    "topic_clustering.py": ("Health tweets:", "row", "AMI shuffled"),
+    "txt2kg_graph.py": ("| edges | nodes | LadybugDB load s",),
+    "vlm_documents.py": ("backend", "OCR + LLM, page-span enums", "first-candidate rule (no LLM)"),
+}
+SMOKE_LIMIT_S = 30  # on an idle 2-core machine
+
+
+def _patience() -> float:
+    """Seconds before a smoke run counts as stuck: 10× its budget, scaled up on a loaded machine (as CI's can be)."""
+    return 10 * SMOKE_LIMIT_S * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+def _scratch_args(name: str, tmp_path: Path) -> list[str]:
+    if name == "rag_retrieval.py":
+        return ["--dir", str(tmp_path / "rag-bench")]
+    return []
+
+
+def test_every_benchmark_has_a_smoke_test():
+    found = {p.name for p in BENCHMARKS.glob("*.py")} - NOT_BENCHMARKS
+    assert found == set(TABLES), f"benchmarks without a smoke check: {sorted(found - set(TABLES))}"
+    for name in found:
+        assert '"--smoke"' in (BENCHMARKS / name).read_text(), f"{name} has no --smoke mode"
+
+
+def smoke_problems(name: str, stdout: str) -> list[str]:
+    """What is wrong with a benchmark's smoke output: its table's headers, and a JSON object on its last line."""
+    lines = [ln for ln in stdout.splitlines() if ln.strip()]
+    if not lines:
+        return ["printed nothing"]
+    problems = [f"no table header {head!r}" for head in TABLES[name] if head not in "\n".join(lines[:-1])]
+    try:
+        last = json.loads(lines[-1])
+    except ValueError:
+        return [*problems, f"the last line is not JSON: {lines[-1][:200]!r}"]
+    if not isinstance(last, dict) or not last:
+        problems.append(f"the last line is not a JSON object with figures: {lines[-1][:200]!r}")
+    return problems
+
+
+def test_the_smoke_check_catches_a_missing_table_or_json_line():
+    good = "runner           try  seconds\npapermill          0     3.10\n{\"papermill_s\": 3.1}\n"
+    assert smoke_problems("runner_overhead.py", good) == []
+    assert smoke_problems("runner_overhead.py", good.replace("runner ", "who    ")) == ["no table header 'runner'"]
+    assert "not JSON" in smoke_problems("runner_overhead.py", good + "done\n")[0]
+    assert smoke_problems("runner_overhead.py", good.replace('{"papermill_s": 3.1}', "[]"))
+    assert smoke_problems("runner_overhead.py", "") == ["printed nothing"]
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_benchmark_smoke_mode_runs_and_prints_its_table_and_json(name, tmp_path):
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, str(BENCHMARKS / name), "--smoke", *_scratch_args(name, tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=_patience())
+    seconds = time.perf_counter() - start
+    assert done.returncode == 0, f"{name} --smoke exited {done.returncode}:\n{done.stderr[-4000:]}"
+    assert smoke_problems(name, done.stdout) == [], done.stdout[-3000:]
+    print(f"{name} --smoke: {seconds:.1f} s")
