@@ -34,7 +34,11 @@ def test_conditional_coverage_adds_kupiec_and_independence():
     assert result["conditional_coverage_p"] < 1e-6
 
 
-def _historical_forecasts(returns: np.ndarray, window: int, every: int):
+def _es(f: dict, **kw) -> dict:
+    return pb.es_backtest(f["daily_returns"], f["var"], f["es"], samples=f["samples"], which=f["which"], **kw)
+
+
+def _historical_forecasts(returns: np.ndarray, window: int, every: int) -> dict:
     """Historical 95 % VaR/ES forecasts from the last ``window`` days, refreshed every ``every`` days."""
     days = len(returns) - window
     var, es, which, samples = np.empty(days), np.empty(days), np.empty(days, dtype=int), []
@@ -44,17 +48,17 @@ def _historical_forecasts(returns: np.ndarray, window: int, every: int):
         samples.append(losses)
         span = slice(t - window, min(t + every, len(returns)) - window)
         var[span], es[span], which[span] = q, losses[losses >= q].mean(), g
-    return returns[window:], var, es, samples, which
+    return {"daily_returns": returns[window:], "var": var, "es": es, "samples": samples, "which": which}
 
 
 def test_es_backtest_accepts_a_right_forecast_and_rejects_a_calm_one():
     rng = np.random.default_rng(1)
     right = rng.standard_t(4, 3000) * 0.01
-    ok = pb.es_backtest(*_historical_forecasts(right, 500, 20), n_sim=400, seed=0)
+    ok = _es(_historical_forecasts(right, 500, 20), n_sim=400, seed=0)
     assert ok["p_value"] > 0.05 and abs(ok["z2"]) < 0.3
     # calm windows, then a storm: the forecasts understate the tail, Z₂ is far below 0
     storm = np.concatenate([rng.normal(0, 0.005, 2500), rng.standard_t(3, 500) * 0.03])
-    bad = pb.es_backtest(*_historical_forecasts(storm, 500, 20), n_sim=400, seed=0)
+    bad = _es(_historical_forecasts(storm, 500, 20), n_sim=400, seed=0)
     assert bad["z2"] < -0.5 and bad["p_value"] < 0.01 and abs(bad["simulated_mean"]) < 0.2
     with pytest.raises(InputError, match="one value per day"):
-        pb.es_backtest(right[:10], np.ones(9), np.ones(10), [right], np.zeros(10))
+        pb.es_backtest(right[:10], np.ones(9), np.ones(10), samples=[right], which=np.zeros(10))

@@ -109,7 +109,7 @@ def _session(monkeypatch, values):
 
 def test_declarations_are_checked_with_the_notebook_named():
     ok = [{"name": "c", "metric": "a", "baseline": "b", "compare": "smaller", "test": "exact"}]
-    assert claims.validate_declarations(ok, where="x.ipynb") == tuple(ok)
+    assert claims.validate_declarations(ok, where="x.ipynb") == ok
     for bad, message in [
         ({"name": "c", "metric": "a", "compare": "smaller", "test": "exact"}, "lacks baseline"),
         ({**ok[0], "compare": "less"}, "compare must be one of greater, smaller, within"),
@@ -190,9 +190,8 @@ def test_the_suite_fails_on_a_missing_claim_a_changed_figure_and_a_bare_assert()
 
 @pytest.mark.slow
 @pytest.mark.parametrize("slug", PLAYBOOKS)
-def test_executed_playbook_keeps_its_claims(executed, slug):
-    run_dir = executed["runs"] / slug
-    check_run(run_dir, slug)
+def test_executed_playbook_keeps_its_claims(playbook_runs, slug):
+    check_run(playbook_runs(slug), slug)  # executes only this playbook (once per session), so it fails alone
 
 
 def check_run(run_dir, slug: str) -> None:

@@ -209,7 +209,7 @@ def load(path: Path) -> Playbook:
         stand_ins=tuple(_require(meta, "stand_ins", list, where)),
         profiles={k: dict(v) for k, v in profiles.items()},
         parameters=params, headline=headline, order=int(meta.get("order", 100)), accelerators=accelerators,
-        claims=validate_declarations(meta.get("claims", []), where=where),
+        claims=tuple(validate_declarations(meta.get("claims", []), where=where)),
     )
 
 

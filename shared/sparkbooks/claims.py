@@ -56,8 +56,8 @@ from typing import Any
 from .exceptions import InputError, MetadataError
 
 __all__ = [
-    "COMPARES", "DOES_NOT_HOLD", "HOLDS", "NOT_DECIDED", "TESTS", "VERDICTS", "Claim", "claim", "decide", "evaluate",
-    "assert_problems", "claim_problems", "markdown_problems", "markdown_table", "output_problems", "problems",
+    "COMPARES", "Claim", "DOES_NOT_HOLD", "HOLDS", "NOT_DECIDED", "TESTS", "VERDICTS", "assert_problems", "claim",
+    "claim_problems", "decide", "evaluate", "markdown_problems", "markdown_table", "output_problems", "problems",
     "recorded", "show", "validate_declarations",
 ]
 
@@ -413,7 +413,7 @@ _DECLARED_KEYS = {"name": str, "metric": str, "baseline": str, "compare": str, "
 _DECLARED_OPTIONAL = {"tolerance": (int, float), "relative": bool, "text": str}
 
 
-def validate_declarations(declared: Any, *, where: str) -> tuple[dict[str, Any], ...]:
+def validate_declarations(declared: Any, *, where: str) -> list[dict[str, Any]]:
     """Check ``playbook.claims`` metadata: a list of ``{name, metric, baseline, compare, test}``.
 
     Raises
@@ -449,7 +449,7 @@ def validate_declarations(declared: Any, *, where: str) -> tuple[dict[str, Any],
             raise MetadataError(f"{label}: the claim name {entry['name']!r} is declared twice.")
         seen.add(entry["name"])
         out.append(dict(entry))
-    return tuple(out)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -300,7 +300,7 @@ def var_backtest(daily_returns, forecast, *, level: float = 0.95) -> dict[str, f
             "shortfall_ratio": float(loss[hit].mean() / es[hit].mean()) if x else float("nan")}
 
 
-def es_backtest(daily_returns, var, es, samples, which, *, level: float = 0.95, n_sim: int = 2000,
+def es_backtest(daily_returns, var, es, *, samples, which, level: float = 0.95, n_sim: int = 2000,
                 seed: int = 0) -> dict[str, float]:
     """Acerbi & Szekely's (2014) second test of an expected-shortfall forecast, with its simulated p-value.
 

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ..exceptions import InputError
 from .tasks import _gym
 
-__all__ = ["LQR_TASKS", "Controller", "RandomPolicy", "controller", "linearise", "lqr_gain", "per_seed_returns"]
+__all__ = ["Controller", "LQR_TASKS", "Linearised", "RandomPolicy", "controller", "linearise", "lqr_gain", "per_seed_returns"]
 
 #: Tasks whose observation is the full state [qpos, qvel], so a state-feedback gain applies to it directly.
 LQR_TASKS = ("InvertedPendulum-v5",)
@@ -35,7 +36,14 @@ def _check(env_id: str) -> None:
                          f"classical controller.")
 
 
-def linearise(env_id: str = "InvertedPendulum-v5", *, eps: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+class Linearised(NamedTuple):
+    """``x' ≈ a x + b u``: one environment step around the upright rest state (unpacks as ``a, b``)."""
+
+    a: np.ndarray
+    b: np.ndarray
+
+
+def linearise(env_id: str = "InvertedPendulum-v5", *, eps: float = 1e-6) -> Linearised:
     """``A`` (n × n) and ``B`` (n × m) of one environment step ``x' ≈ A x + B u`` around the upright rest state.
 
     ``x`` is ``[qpos, qvel]``; central differences of MuJoCo's own step (``mj_forward`` after setting the
@@ -64,10 +72,10 @@ def linearise(env_id: str = "InvertedPendulum-v5", *, eps: float = 1e-6) -> tupl
         b = np.column_stack([(step(x0, u0 + eps * e) - step(x0, u0 - eps * e)) / (2 * eps) for e in np.eye(nu)])
     finally:
         env.close()
-    return a, b
+    return Linearised(a, b)
 
 
-def lqr_gain(a: np.ndarray, b: np.ndarray, q: np.ndarray | None = None, r: np.ndarray | None = None) -> np.ndarray:
+def lqr_gain(a: np.ndarray, b: np.ndarray, *, q: np.ndarray | None = None, r: np.ndarray | None = None) -> np.ndarray:
     """The discrete LQR gain ``K`` (m × n) minimising Σ xᵀQx + uᵀRu under ``u = −K x`` (defaults: identities)."""
     from scipy.linalg import solve_discrete_are  # noqa: PLC0415
 
@@ -88,7 +96,7 @@ class Controller:
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         return np.clip(-self.gain @ np.asarray(obs, dtype=float), self.low, self.high).astype(np.float32)
 
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+    def predict(self, observation, *, state=None, episode_start=None, deterministic: bool = True):
         """Stable-Baselines3's policy interface (a batch of observations → actions), for ``train.evaluate``."""
         obs = np.atleast_2d(np.asarray(observation, dtype=float))
         return np.clip(obs @ -self.gain.T, self.low, self.high).astype(np.float32), state
@@ -103,7 +111,7 @@ class RandomPolicy:
         probe.close()
         self.space.seed(seed)
 
-    def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
+    def predict(self, observation, *, state=None, episode_start=None, deterministic: bool = True):
         n = np.atleast_2d(np.asarray(observation)).shape[0]
         return np.stack([self.space.sample() for _ in range(n)]), state
 
@@ -117,7 +125,7 @@ def controller(env_id: str = "InvertedPendulum-v5", *, q: np.ndarray | None = No
         low, high = probe.action_space.low.astype(float), probe.action_space.high.astype(float)
     finally:
         probe.close()
-    return Controller(lqr_gain(a, b, q, r), low, high)
+    return Controller(lqr_gain(a, b, q=q, r=r), low, high)
 
 
 def per_seed_returns(env_id: str, policy, seeds: Sequence[int], *, episodes: int = 4, offset: int = 50_000) -> dict:

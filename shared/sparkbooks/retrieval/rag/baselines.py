@@ -29,7 +29,7 @@ CONSTANT_REPLY = "Yes, none; right once: one is false, zero or True [1]."
 CLOSED_BOOK_PROMPT = "Answer the question in a few words."
 
 
-def as_answer(question: str, text: str, context: Sequence[Chunk], reply: Reply | None = None) -> Answer:
+def as_answer(question: str, text: str, context: Sequence[Chunk], *, reply: Reply | None = None) -> Answer:
     """``text`` read as :func:`.answer.answer` reads a model's reply to ``question`` given ``context``."""
     numbers = [int(n) for n in _CITATION.findall(text)]
     cited = [context[n - 1].id for n in numbers if 1 <= n <= len(context)]

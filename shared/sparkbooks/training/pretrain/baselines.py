@@ -16,12 +16,13 @@ Smoothing (stated, not tuned on the validation split):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from ...exceptions import InputError
 
-__all__ = ["DISCOUNT", "NgramBaselines", "bigram_table", "ngram_baselines", "unigram_table", "window_targets"]
+__all__ = ["DISCOUNT", "NgramBaselines", "Targets", "bigram_table", "ngram_baselines", "unigram_table", "window_targets"]
 
 #: The bigram's absolute discount (Kneser–Ney's usual 0.75).
 DISCOUNT = 0.75
@@ -41,7 +42,14 @@ class NgramBaselines:
     smoothing: str = f"unigram add-one; bigram interpolated absolute discounting d = {DISCOUNT} to the unigram"
 
 
-def window_targets(tokens: np.ndarray, *, seq_len: int, windows: int) -> tuple[np.ndarray, np.ndarray]:
+class Targets(NamedTuple):
+    """The token before each prediction and the token predicted, shape (windows, seq_len) each."""
+
+    previous: np.ndarray
+    following: np.ndarray
+
+
+def window_targets(tokens: np.ndarray, *, seq_len: int, windows: int) -> Targets:
     """(previous token, next token) for every prediction of the first ``windows`` consecutive windows, shape (w, T).
 
     The same windows as the worker's evaluation: ``min(windows, (len − 1) // seq_len)`` of them.
@@ -51,7 +59,7 @@ def window_targets(tokens: np.ndarray, *, seq_len: int, windows: int) -> tuple[n
     if usable < 1:
         raise InputError(f"{len(tokens)} validation tokens hold no window of {seq_len} + 1 tokens.")
     rows = np.stack([tokens[i * seq_len:i * seq_len + seq_len + 1] for i in range(usable)])
-    return rows[:, :-1], rows[:, 1:]
+    return Targets(rows[:, :-1], rows[:, 1:])
 
 
 def unigram_table(train: np.ndarray, vocab_size: int) -> np.ndarray:
