@@ -139,21 +139,33 @@ time.sleep(600)
 
 
 def test_a_service_dies_with_its_parent_even_when_the_parent_is_killed():
+    import contextlib
     import os
-    import select
+    import queue
     import signal
     import subprocess
+    import threading
 
     parent = subprocess.Popen([sys.executable, "-c", PARENT, str(Path(__file__).parent)], stdout=subprocess.PIPE,
                               text=True)
     pid = None
     with parent:  # closes the pipe and reaps it on the way out
         try:
+            # A reader thread, not select(): readline() buffers the log lines and "PID" together, so select() on the
+            # pipe would then wait for bytes that already sit in Python's buffer.
+            lines: queue.Queue[str] = queue.Queue()
+            def read() -> None:
+                with contextlib.suppress(ValueError, OSError):  # the pipe closed under us: the test is over
+                    for ln in parent.stdout:
+                        lines.put(ln)
+
+            threading.Thread(target=read, daemon=True).start()
             line = ""
             while not line.startswith("PID "):  # after the start's own log lines
-                assert select.select([parent.stdout], [], [], 120)[0], "the parent never started its service"
-                line = parent.stdout.readline()
-                assert line, "the parent exited"
+                try:
+                    line = lines.get(timeout=120)
+                except queue.Empty:
+                    pytest.fail("the parent never started its service (no PID line in 120 s)")
             pid = int(line.split()[1])
             assert not _gone(pid, timeout=0.5)
             parent.send_signal(signal.SIGKILL)  # no atexit, no __exit__: only PR_SET_PDEATHSIG can stop it

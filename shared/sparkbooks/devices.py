@@ -517,26 +517,24 @@ def torch_device(prefer: str = "auto") -> str:
     torch CUDA works (raises otherwise); ``"auto"`` picks — and under ``SPARKBOOKS_ACCELERATOR=gpu``
     raises rather than fall back.
     """
-    if prefer == "cpu":
-        return "cpu"
-    if prefer != "auto" and not prefer.startswith("cuda"):
-        raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {prefer!r}.")
-    if prefer.startswith("cuda") or settings.accelerator == "gpu":
-        require("torch")
-        return "cuda" if prefer == "auto" else prefer
-    return "cuda" if use_gpu("torch") else "cpu"
+    return _device("torch", prefer, gpu="cuda")
 
 
 def warp_device(prefer: str = "auto") -> str:
     """Warp's device: ``"cuda:0"`` (or the ``cuda:N`` asked for) when Warp's CUDA works under the policy, else ``"cpu"``."""
+    return _device("warp", prefer, gpu="cuda:0")
+
+
+def _device(kind: str, prefer: str, *, gpu: str) -> str:
+    """One rule for every library's device name: ``gpu`` (its name for the first GPU) or ``"cpu"``, as the policy allows."""
     if prefer == "cpu":
         return "cpu"
     if prefer != "auto" and not prefer.startswith("cuda"):
         raise InputError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {prefer!r}.")
     if prefer.startswith("cuda") or settings.accelerator == "gpu":
-        require("warp")
-        return "cuda:0" if prefer in ("auto", "cuda") else prefer
-    return "cuda:0" if use_gpu("warp") else "cpu"
+        require(kind)
+        return gpu if prefer in ("auto", "cuda") else prefer
+    return gpu if use_gpu(kind) else "cpu"
 
 
 def cuda_device_count() -> int:
