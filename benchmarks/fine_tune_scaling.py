@@ -22,7 +22,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from sparkbooks import intervals, llm
+from sparkbooks import documents, intervals, llm
 from sparkbooks.training import collectives
 from sparkbooks.training import distributed
 from sparkbooks.training import finetune
@@ -72,6 +72,14 @@ def main() -> None:
         model, tokenizer = finetune.load(base, runs[2].adapter)
         after = finetune.evaluate(model, tokenizer, task)
         del model
+        finetune.release_memory("cpu")
+        # the fair base: the untuned model decoding under the JSON schema with one worked example (the stand-in's GGUF)
+        base_gguf = None if args.model == finetune.STAND_IN else finetune.to_gguf(base, out / "base.q8_0.gguf")
+        with (llm.stand_in(ctx_size=2048, parallel=2) if base_gguf is None
+              else llm.LlamaServer(base_gguf, alias="base", ctx_size=2048, parallel=2)) as server:
+            constrained = llm.run_extractions(llm.connect(server.base_url), task.held_out, schema=task.schema,
+                                              instruction=task.instruction, constrained=True,
+                                              examples=[documents.BIRTH_EXAMPLE], max_tokens=64, concurrency=2)
         gguf = finetune.merge_to_gguf(base, runs[2].adapter, out / "tuned.q8_0.gguf")
         with llm.LlamaServer(gguf, alias="tuned", ctx_size=2048, parallel=2) as server:
             served = llm.run_extractions(llm.connect(server.base_url), task.held_out, schema=task.schema,
@@ -85,7 +93,10 @@ def main() -> None:
         print(f"{n} rank{'s' if n > 1 else ' ':<4}{run.tokens_per_s:>10.1f}{min(steps):>11.0f} – {max(steps):<6.0f}"
               f"{run.final_loss:>12.4f}{run.wall_s:>9.0f}")
     print(f"\nscaling efficiency {scale['scaling_efficiency']:.3f}; all-reduce busbw at 64 MiB {busbw:.2f} GB/s (gloo)")
-    scores = {"untuned (torch)": before, "tuned (torch)": after, "tuned (served q8_0 GGUF)": served}
+    overlap = finetune.overlap(task)
+    print(f"held-out answers occurring in training sentences: {overlap} (disjoint split: all zero)")
+    scores = {"untuned (torch)": before, "untuned, constrained + 1 example": constrained, "tuned (torch)": after,
+              "tuned (served q8_0 GGUF)": served}
     print(f"\n{'held-out accuracy, all fields':<32}{'rate':>6}{'95% CI':>16}")
     for name, table in scores.items():
         k, n = int(table["all_ok"].sum()), len(table)
@@ -97,11 +108,15 @@ def main() -> None:
             low, high = intervals.wilson(sum(hits), len(hits))
             print(f"{name + ', unseen templates':<32}{sum(hits) / len(hits):>6.3f}{low:>9.3f} – {high:.3f}  (n = {len(hits)})")
     print("tuned vs untuned:", intervals.mcnemar(list(after["all_ok"]), list(before["all_ok"])).verdict("tuned", "untuned"))
+    print("tuned vs constrained base:",
+          intervals.mcnemar(list(after["all_ok"]), list(constrained["all_ok"])).verdict("tuned", "constrained base"))
     print("served vs torch: ", intervals.mcnemar(list(served["all_ok"]), list(after["all_ok"])).verdict("served", "torch"))
     print(json.dumps({"tokens_per_s_1": round(scale["tokens_per_s_1"], 1), "tokens_per_s_2": round(scale["tokens_per_s_2"], 1),
                       "scaling_efficiency": round(scale["scaling_efficiency"], 3), "busbw_GBps": round(busbw, 3),
                       "final_loss_1": round(runs[1].final_loss, 4), "final_loss_2": round(runs[2].final_loss, 4),
                       "base_accuracy": round(float(before["all_ok"].mean()), 3),
+                      "base_constrained_accuracy": round(float(constrained["all_ok"].mean()), 3),
+                      "held_out_answers_in_training": sum(overlap.values()),
                       "tuned_accuracy": round(float(after["all_ok"].mean()), 3),
                       "tuned_accuracy_unseen_templates": round(float(after["all_ok"][unseen].mean()), 3) if any(unseen)
                       else None,

@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--ablation-batch", type=int, default=16)
     parser.add_argument("--ablation-seq-len", type=int, default=64)
     parser.add_argument("--recipes", nargs="+", default=["nvfp4_rtn", "nvfp4_recipe"])
+    parser.add_argument("--keep-last", type=int, default=1, help="blocks in high precision in every NVFP4 variant")
     parser.add_argument("--documents", type=int, default=None, help="the first N documents of each corpus (default: all)")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
@@ -82,7 +83,7 @@ def main() -> None:
                 corpus, variants, launch=two, out_dir=Path(tmp) / f"ablation-{seed}", size=args.ablation_size,
                 seq_len=args.ablation_seq_len, batch_size=args.ablation_batch, steps=args.ablation_steps, lr=1e-2,
                 warmup_steps=args.ablation_steps // 10, eval_every=args.ablation_steps, eval_windows=256,
-                sample_tokens=0, seed=seed)
+                sample_tokens=0, seed=seed, keep_last=args.keep_last)  # the same high-precision share in every variant
             for name, run in runs.items():
                 losses[name].append(run.final_val_loss)
             baseline_precision = runs["baseline"].config["precision"]  # the "BF16" baseline: fp32 on a CPU

@@ -1,4 +1,5 @@
 """txt2kg's trivial baselines: the LLM with no context, and the resolver that merges nothing, judged pairwise."""
+import math
 
 from types import SimpleNamespace
 
@@ -38,7 +39,7 @@ def test_pairwise_scores_credit_right_merges_and_count_wrong_ones():
 
     risky = resolve.resolve(["Niger", "Nigeria", "Germany"], embed=unit, threshold=0.9)
     wrong = baselines.pairwise_scores(risky, ["Niger", "Nigeria", "Germany"], KEY)
-    assert wrong["wrong_merges"] == 1 and wrong["precision"] == 0 and wrong["recall"] == 1  # no true pair to miss
+    assert wrong["wrong_merges"] == 1 and wrong["precision"] == 0 and math.isnan(wrong["recall"])  # no true pair: nothing to judge
 
 
 def test_closed_book_answers_from_memory_with_nothing_in_context():
@@ -49,3 +50,10 @@ def test_closed_book_answers_from_memory_with_nothing_in_context():
     assert "Passages" not in requests[0]["messages"][-1]["content"]
     row = table.iloc[0]
     assert row["method"] == "closed book" and row["correct"] and not row["answer_in_context"]
+
+
+def test_no_pair_to_judge_is_not_a_perfect_score():
+    # "0 of 0 true pairs merged" printed as pairwise F1 1.00 in the guide: nothing was judged, so nothing is claimed
+    lone = resolve.Resolver({"denmark": "denmark", "berlin": "berlin"}, {"denmark": "Denmark", "berlin": "Berlin"}, [])
+    scores = baselines.pairwise_scores(lone, ["Denmark", "Berlin"], {"denmark": "DNK", "berlin": "Berlin"})
+    assert scores["true_pairs"] == scores["predicted_pairs"] == 0 and math.isnan(scores["f1"])

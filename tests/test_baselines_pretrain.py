@@ -62,3 +62,16 @@ def test_windows_are_the_workers_validation_windows():
     assert baselines.window_targets(val[:40], seq_len=16, windows=10)[0].shape == (2, 16)  # only whole windows
     with pytest.raises(InputError, match="no window"):
         baselines.window_targets(val[:10], seq_len=16, windows=10)
+
+
+def test_a_bigram_sample_follows_the_table_and_words_are_checked_against_the_corpus():
+    cycle = np.tile(np.arange(5), 400)  # each token fixes the next: the table can only continue the cycle
+    ids = baselines.bigram_sample(cycle, [2], vocab_size=5, tokens=12, seed=0, top_k=1)
+    assert ids == [2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4]
+    assert baselines.bigram_sample(cycle, [2], vocab_size=5, tokens=30, seed=1) == \
+        baselines.bigram_sample(cycle, [2], vocab_size=5, tokens=30, seed=1)  # seeded
+    words = baselines.word_set(["The minister said the budget would rise. " * 5, "Rare words once."])
+    assert words == {"the", "minister", "said", "budget", "would", "rise"}  # ≥ 3 letters, ≥ 5 times
+    share = baselines.known_word_share("The minister said the budgt would rise sharply", words, prompt="The minister said")
+    assert share == pytest.approx(3 / 4)  # the, budgt, would, rise (the cut-off last word left out)
+    assert baselines.known_word_share("zq x", words) == 0.0

@@ -145,7 +145,9 @@ def test_subclustering_and_the_integration_benchmark_use_the_same_leiden(graph, 
     annotation.subcluster(graph, [graph.obs["leiden"].cat.categories[0]], resolution=0.5)
     integration.benchmark(graph, batch_key="batch", truth_key="truth", resolution=0.5, n_neighbors=10,
                           use_backend="scanpy")
-    assert len(calls) == 5 and set(calls) == {("igraph", workflow.LEIDEN_ITERATIONS)}, calls
+    # the benchmark clusters each embedding at several resolutions (scib's best-of NMI/ARI): every call, however many,
+    # goes through the one shared leiden with its iteration setting
+    assert len(calls) >= 5 and set(calls) == {("igraph", workflow.LEIDEN_ITERATIONS)}, calls
 
 
 def test_analyse_clusters_through_the_shared_leiden():

@@ -106,11 +106,17 @@ def test_shape_from_config_counts_the_parameters(tmp_path):
         tm.TransformerShape.from_config(tmp_path / "missing.json")
 
 
-def test_full_fine_tuning_costs_sixteen_bytes_per_parameter_and_fsdp_shards_it():
+def test_full_fine_tuning_costs_eight_bytes_per_bf16_parameter_sixteen_mixed_and_fsdp_shards_it():
     recipe = tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1)
     one = tm.training_memory(recipe, overhead=0)
     states = one.weights + one.gradients + one.optimizer
-    assert states / tm.LLAMA_3_2_3B.params == pytest.approx(16.0)  # BF16 weight + grad, FP32 master + 2 moments
+    assert states / tm.LLAMA_3_2_3B.params == pytest.approx(8.0)  # BF16 weight, grad and both adamw_torch moments
+    mixed = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1,
+                                              master_weights=True), overhead=0)
+    assert (mixed.weights + mixed.gradients + mixed.optimizer) / tm.LLAMA_3_2_3B.params == pytest.approx(16.0)
+    fp32 = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1,
+                                             weight_bytes=4.0), overhead=0)
+    assert (fp32.weights + fp32.gradients + fp32.optimizer) / tm.LLAMA_3_2_3B.params == pytest.approx(16.0)
     two = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1, ranks=2),
                              overhead=0)
     assert two.optimizer == pytest.approx(one.optimizer / 2) and two.gradients == pytest.approx(one.gradients / 2)
@@ -122,11 +128,17 @@ def test_checkpointing_and_qlora_cut_what_they_should():
     plain, ckpt = tm.training_memory(lora), tm.training_memory(tm.TrainRecipe(**{**lora.__dict__, "checkpointing": True}))
     assert ckpt.activations < plain.activations / 10 and ckpt.weights == plain.weights
     q = tm.training_memory(tm.OFFICIAL_RECIPES[2])
-    assert q.weights < tm.LLAMA_3_1_70B.params * 0.6  # ~4.1 bits + BF16 embeddings, not 16 bits
+    assert q.weights < tm.LLAMA_3_1_70B.params * 0.7  # ~4.1 bits + FP32 embeddings/head/norms (8.4 GB), not 16 bits
+    # peft's prepare_model_for_kbit_training checkpoints by default: QLoRA "without checkpointing" is not a run
+    no_ckpt = tm.training_memory(tm.TrainRecipe(**{**tm.OFFICIAL_RECIPES[2].__dict__, "checkpointing": False}))
+    assert no_ckpt.activations == q.activations
     table = tm.recipe_table(seq_lens=(2048,))
-    row = table.query("recipe == 'Llama 3.1 70B QLoRA r8' and checkpointing").iloc[0]
-    assert row["DGX Spark"].startswith("✓") and not row["DGX Station (HBM)"].startswith("✗")
-    assert table.query("recipe == 'Llama 3.1 70B QLoRA r8' and not checkpointing").iloc[0]["DGX Spark"].startswith("✗")
+    rows = table.query("recipe == 'Llama 3.1 70B QLoRA r8'")
+    assert rows["checkpointing"].tolist() == [True]
+    assert rows.iloc[0]["DGX Spark"].startswith("✓") and not rows.iloc[0]["DGX Station (HBM)"].startswith("✗")
+    # NVIDIA's 3B full SFT (BF16, adamw_torch, 8 x 2,048 tokens, no checkpointing) fits one Spark: 8 B/param, not 16
+    full = table.query("recipe == 'Llama 3.2 3B full SFT' and not checkpointing").iloc[0]
+    assert full["DGX Spark"].startswith("✓")
 
 
 # ---- the device policy decides the backend, and NCCL gets one CUDA device per rank (issue 52 item 2) -----------------
@@ -177,3 +189,46 @@ def test_default_backend_asks_the_policy_not_torch(one_gpu, monkeypatch):
     assert finetune.default_backend() == "nccl" and finetune.default_backend(ranks_per_node=2) == "gloo"
     settings.accelerator = "cpu"  # … but the policy is cpu (make test on a Spark)
     assert finetune.default_backend() == "gloo"
+
+
+def test_node_zero_waiting_for_its_peer_prints_the_peers_command_with_a_heartbeat(capsys):
+    """Issue 46 item 5: the terminal showed only "running fine-tune" for the whole join timeout."""
+    port = sb.services.free_port()
+    launch = distributed.Launch(nproc_per_node=1, nnodes=2, node_rank=0, endpoint=f"127.0.0.1:{port}",
+                                rendezvous_timeout=6)
+    with pytest.raises(sb.RendezvousError) as caught:
+        distributed.run(launch, "sparkbooks.training.collectives", ["--out", "unused.json", "--sizes", "1024"],
+                        timeout=120, every=1.0)
+    printed = capsys.readouterr().out
+    peer = launch.command_for_node(1, "sparkbooks.training.collectives", ["--out", "unused.json", "--sizes", "1024"])
+    assert printed.count("waiting for node(s) 1") >= 3 and printed.count(peer) >= 3  # at once, then every second
+    assert "--node-rank=1" in peer and "--rdzv-backend=static" in peer
+    assert "did not join" in str(caught.value) and peer in str(caught.value)
+
+
+def test_sweep_times_back_to_back_calls_like_nccl_tests(tmp_path, monkeypatch):
+    """all_reduce_perf: 20 timed calls after 5 warm-ups, no barrier between them (issue 46 item 1)."""
+    import json
+
+    import torch.distributed as dist
+
+    calls = {"barrier": 0, "all_reduce": 0}
+    real_barrier, real_all_reduce = dist.barrier, dist.all_reduce
+
+    def barrier(*a, **k):
+        calls["barrier"] += 1
+        return real_barrier(*a, **k)
+
+    def all_reduce(*a, **k):
+        calls["all_reduce"] += 1
+        return real_all_reduce(*a, **k)
+
+    monkeypatch.setattr(dist, "barrier", barrier)
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+                       "MASTER_PORT": str(sb.services.free_port()), "SPARKBOOKS_DIST_BACKEND": "gloo"}.items():
+        monkeypatch.setenv(key, value)
+    collectives._worker(["--out", str(tmp_path / "s.json"), "--sizes", "4096"])
+    assert calls["barrier"] <= 1  # one before the timed loop, none per call
+    assert calls["all_reduce"] == 5 + 20 + 1  # warm-up, timed, the max-reduce of the time
+    assert json.loads((tmp_path / "s.json").read_text())[0]["bytes"] == 4096

@@ -60,8 +60,10 @@ WITH_COMMANDS = [pb for pb in PLAYBOOKS if serve_commands(pb)]
 def test_the_vllm_bench_command_asks_for_the_served_model_with_the_sweeps_method():
     pb = next(p for p in PLAYBOOKS if p.slug == "nemotron-nano")
     (argv,) = bench_commands(pb)
-    flags = dict(zip(argv[3::2], argv[4::2]))
-    assert argv[argv.index("--model") + 1] == pb.profiles["spark"]["model"]
+    # flags with a value: a "--flag" followed by a word that is not itself a flag (boolean flags take none)
+    flags = {a: b for a, b in zip(argv, argv[1:] + [""]) if a.startswith("--") and not b.startswith("--")}
+    assert argv[argv.index("--served-model-name") + 1] == pb.profiles["spark"]["model"]
+    assert "/" in argv[argv.index("--model") + 1]  # the HF id: `vllm bench serve` loads its tokenizer from --model
     assert "--ignore-eos" in argv and flags.get("--dataset-name") == "random"  # fixed output length, random prompts
     assert int(argv[argv.index("--random-input-len") + 1]) == pb.profiles["spark"]["input_tokens"]
     assert int(argv[argv.index("--random-output-len") + 1]) == pb.profiles["spark"]["output_tokens"]

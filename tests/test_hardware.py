@@ -60,3 +60,14 @@ def test_performance_cores_skip_gb10s_efficiency_cores(tmp_path, monkeypatch):
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC\n\nprocessor\t: 1\nmodel name\t: AMD EPYC\n")
     monkeypatch.setattr(hardware, "_SYS_CPU", tmp_path / "none")
     assert hardware.performance_cores() == 20  # one kind of core: every core this process may use
+
+
+def test_a_spark_is_named_by_its_core_types_not_aarch64():
+    # arm64's /proc/cpuinfo has no "model name": a GB10 lists 10 Cortex-X925 and 10 Cortex-A725 cores by part number
+    block = "processor\t: {i}\nBogoMIPS\t: 2000.00\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: {part}\n\n"
+    gb10 = "".join(block.format(i=i, part="0xd85" if i < 10 else "0xd87") for i in range(20))
+    assert hardware._cpu_model(gb10) == "10× Cortex-X925 + 10× Cortex-A725"
+    unknown = block.format(i=0, part="0xabc")
+    assert "part 0xabc" in hardware._cpu_model(unknown)
+    x86 = "processor\t: 0\nmodel name\t: AMD EPYC 9554 64-Core Processor\nflags\t: fpu\n"
+    assert hardware._cpu_model(x86) == "AMD EPYC 9554 64-Core Processor"

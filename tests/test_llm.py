@@ -142,12 +142,14 @@ def test_reasoning_is_read_from_either_field(field, stream):
 
 def test_sweep_sends_unique_prompts_of_the_asked_length_and_fixed_outputs(endpoint):
     table = llm.sweep(endpoint, levels=[1, 2, 3], requests_per_level=3, input_tokens=60, output_tokens=8)
-    assert list(table.index) == [1, 2, 3] and (table["requests"] == 3).all()
+    assert list(table.index) == [1, 2, 3] and list(table["requests"]) == [4, 8, 12]  # at least four per stream
     assert (table["out_tokens"] == 8).all()  # ignore_eos honoured: every request decodes exactly 8 tokens
     assert (abs(table["in_tokens"] - 60) <= 6).all()  # calibrated on the server's own tokenizer
     for low, high in (("ttft_p50_s", "ttft_p99_s"), ("tpot_p50_ms", "tpot_p99_ms"), ("itl_p50_ms", "itl_p99_ms")):
         assert (table[high] >= table[low]).all() and (table[low] > 0).all()
     assert list(table["queued"]) == [False, False, True]  # the fixture's server has 2 slots
+    # every TTFT published was audited by the server's own cache figures: at most the template came from cache
+    assert (table["ttft_audited"] == table["requests"]).all() and (table["ttft_unaudited"] == 0).all()
 
 
 def test_server_slots_reads_llama_cpp_props(endpoint):
@@ -159,7 +161,39 @@ def test_single_stream_repeats_after_a_warm_up_and_agrees_with_the_server(endpoi
     assert single.decode_tok_s.n == 3 and all(r.completion_tokens == 12 for r in single.replies)
     assert single.decode_tok_s.low <= single.decode_tok_s.median <= single.decode_tok_s.high
     assert 0.5 < single.decode_tok_s.median / single.server_decode_tok_s.median < 2
-    assert list(single.table().index) == ["TTFT (s)", "decode tok/s (client)", "decode tok/s (server's own timing)"]
+    assert list(single.table().index) == ["TTFT (s)", "decode tok/s (client)", "decode tok/s (server's own timing)",
+                                          "prompt tokens from the server's cache"]
+
+
+def test_single_stream_ttft_is_unique_prompts_audited_by_the_servers_cache_figures(endpoint):
+    # issue 44: the warm-up and every repeat sent the same prompt, so TTFT timed a prompt-cache hit (0.016 s vs 0.178 s)
+    messages = [SYSTEM, {"role": "user", "content": "Count to ten."}]
+    single = llm.single_stream(endpoint, messages, repeats=2, max_tokens=4)
+    assert single.audit is not None and single.audit.audited == 2 and single.audit.refused == single.audit.unaudited == 0
+    assert single.audit.allowed < 8  # "<|im_start|>system\n": only the chat template's own opening is shared
+    for reply in single.replies:  # the server's own figures: every prompt token beyond the template was computed
+        assert reply.cached_tokens <= single.audit.allowed
+        assert reply.computed_prompt_tokens >= reply.prompt_tokens - single.audit.allowed
+    assert single.ttft_s.n == 2 and "audited clean" in str(single.audit)
+
+
+def test_the_audit_refuses_a_repeated_prompt_the_old_way(endpoint):
+    messages = [SYSTEM, {"role": "user", "content": "Name a colour."}]
+    first, again = (llm.chat(endpoint, messages, max_tokens=2, seed=0) for _ in range(2))
+    allowed, how = llm.template_prefix(endpoint, messages)
+    assert "exact" in how and again.cached_tokens > allowed  # the server says: answered from cache
+    kept, audit = llm.audit_replies([again], allowed=allowed)
+    assert kept == [] and audit.refused == 1
+
+
+def test_ngram_speculation_drafts_from_the_prompt_and_keeps_greedy_text(endpoint):
+    text = "Repeat exactly: red green blue red green blue red green blue red green blue red green blue."
+    with llm.stand_in(ctx_size=1024, parallel=1, extra_args=llamacpp.NGRAM_SPECULATION) as spec_server:
+        result = llm.speculation(endpoint, llm.connect(spec_server.base_url), [("copy", [{"role": "user", "content": text}])],
+                                 max_tokens=24, n_boot=50)
+    row = result.table.iloc[0]
+    assert row["drafted"] > 0 and 0 < row["accepted"] <= row["drafted"]  # the server's own draft counters
+    assert result.identical == 1 and row["plain_tok_s"] > 0 and row["speculative_tok_s"] > 0
 
 
 def test_prompt_length_sweep_prefills_longer_prompts_for_longer(endpoint):
@@ -280,6 +314,7 @@ def _fake_gb10(tmp_path, monkeypatch, *, nvcc: bool):
         (bin_dir / "nvcc").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setattr(llamacpp, "_nvcc", lambda: str(bin_dir / "nvcc") if nvcc else None)
+    monkeypatch.setattr(llamacpp.os, "getloadavg", lambda: (0.5, 0.5, 0.5))  # an idle Spark, whatever this VM's load
 
 
 @pytest.fixture

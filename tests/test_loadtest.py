@@ -70,6 +70,42 @@ def test_outputs_shorter_than_asked_are_flagged():
     assert "5 outputs were shorter" in llm.consistency(asked_more, _sweep(60))[0]
 
 
+def test_contaminated_ttft_samples_are_refused_and_counted():
+    clean, hit, silent = (dataclasses.replace(_reply(0.2, [0.1] * 3), cached_tokens=3),
+                          dataclasses.replace(_reply(0.01, [0.1] * 3), cached_tokens=30), _reply(0.3, [0.1] * 3))
+    kept, audit = llm.audit_replies([clean, hit, silent], allowed=3)
+    assert kept == [clean, silent] and (audit.audited, audit.refused, audit.unaudited) == (1, 1, 1)
+    row = _row([clean, hit, silent], wall=1.0, asked=4, published=kept)
+    assert row["ttft_p50_s"] == pytest.approx(0.25) and row["requests"] == 3  # the cache hit's 0.01 s is not published
+
+
+def test_unique_messages_change_the_first_token_only():
+    from sparkbooks.llm.loadtest import _tag, unique_messages
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    tagged = unique_messages(messages, "123")
+    assert tagged[0]["content"] == "123 Be brief." and tagged[1] == messages[1] and messages[0]["content"] == "Be brief."
+    import random
+    rng = random.Random(0)
+    tags = [_tag(i, rng) for i in range(18)]
+    assert all(a[0] != b[0] for a, b in zip(tags, tags[1:]))  # consecutive prompts differ from the first digit
+
+
+def test_every_level_is_checked_not_only_one_stream():
+    table = pd.DataFrame({"per_stream_tok_s": [60.0, 45.0, 90.0], "server_tok_s_p50": [61.0, 46.0, 30.0],
+                          "short_outputs": [0, 0, 0], "ttft_audited": [32, 32, 0], "ttft_unaudited": [0, 0, 0]},
+                         index=pd.Index([1, 4, 16], name="concurrency"))
+    problems = llm.consistency(_single([60] * 5), table)
+    assert any("at 16 streams the client saw 90.0" in p for p in problems)  # client vs server clock at a high level
+    assert any("faster than" in p and "at 16 streams" in p for p in problems)  # more streams cannot be faster each
+    assert any("no TTFT published" in p for p in problems) and not any("at 4 streams" in p for p in problems)
+
+
+def test_single_stream_without_cache_evidence_is_flagged():
+    single = dataclasses.replace(_single([60] * 5), audit=llm.CacheAudit(3, "", audited=0, refused=0, unaudited=5))
+    assert any("carry no cache evidence" in p for p in llm.consistency(single, _sweep(60)))
+
+
 def test_spread_of_nothing_is_empty_not_an_error():
     empty = llm.Spread.of([None, None])
     assert empty.n == 0 and str(empty).startswith("nan")
@@ -82,3 +118,23 @@ def test_an_unconstrained_answer_is_read_from_prose_or_a_code_fence():
     assert _first_json_object("{broken {\"x\": 2}") == {"x": 2}
     with pytest.raises(ValueError, match="no JSON object"):
         _first_json_object("no braces here")
+
+
+def test_speculation_summarises_speed_acceptance_and_identity(monkeypatch):
+    from sparkbooks.llm import loadtest
+
+    plain, spec = (llm.Endpoint(url, "m", ("m",)) for url in ("http://plain/v1", "http://spec/v1"))
+    answers = {"a": ("x y z", "x y z"), "b": ("p q", "p r")}  # the second prompt's greedy text changed
+
+    def fake_chat(endpoint, messages, **kw):
+        text = answers[messages[0]["content"]][endpoint is spec] if kw.get("temperature") == 0.0 else ""
+        speculative = endpoint is spec
+        return Reply(text=text, completion_tokens=20, server_decode_tok_s=90.0 if speculative else 60.0,
+                     draft_tokens=16 if speculative else None, draft_accepted=12 if speculative else None)
+
+    monkeypatch.setattr(loadtest, "chat", fake_chat)
+    prompts = [("copy", [{"role": "user", "content": "a"}]), ("copy", [{"role": "user", "content": "b"}])]
+    result = llm.speculation(plain, spec, prompts, n_boot=200)
+    assert result.speedup == pytest.approx(1.5) and result.speedup_low == pytest.approx(1.5)
+    assert result.acceptance == pytest.approx(24 / 32) and result.identical == 1
+    assert "1.50×" in str(result) and "1 of 2 greedy outputs identical" in str(result)

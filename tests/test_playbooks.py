@@ -167,11 +167,14 @@ def test_output_check_fails_on_a_changed_output_and_honours_sanitizers(tmp_path)
 
 @pytest.mark.slow
 def test_start_here_measures_only_what_ran(playbook_runs):
-    values, _ = recorded(playbook_runs, "start-here")
+    values, results = recorded(playbook_runs, "start-here")
+    notes = {r["name"]: r.get("note", "") for r in results["results"]}
     assert values["pandas_etl_cpu_s"] > 0 and values["sklearn_cpu_s"] > 0
     assert values["pandas_rows_per_s"] > 10_000 and values["pandas_etl_cpu_cold_s"] > 0
     assert values["pandas_wall_cpu_s"] > values["pandas_etl_cpu_s"]  # start-up and every run are in the wall time
     assert 0.6 < values["forest_accuracy"] <= 1
+    assert values["triad_cpu_gbps"] > 0 and "5 repeats" in notes["triad_cpu_gbps"]  # measured, not the 273 GB/s spec
+    assert values["hello_matmul_cpu_gflops"] > 0
     if not sb.probe_gpu().ok:  # no GPU: no GPU number may appear
         assert values["gpu_path"] == "cpu"
         assert not [n for n in values if ("gpu" in n and n != "gpu_path") or "speedup" in n]
@@ -186,6 +189,10 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(playbook_ru
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert isinstance(values["speed_consistent"], bool)  # recorded either way: a flagged run says why
     assert values["speed_consistent"] == notes["speed_consistent"].startswith("single stream vs sweep ≤ 2×")
+    # issue 44: the published TTFT is audited by the server's own cache figures, beside the cache-off figure
+    assert re.search(r"cache audit: \d+ refused, 0 unaudited", notes["ttft_s"]) and values["ttft_refused"] >= 0
+    assert values["ttft_vs_cache_off"] > 0 and ("within" in notes["ttft_vs_cache_off"] or "outside" in notes["ttft_vs_cache_off"])
+    assert values["spec_speedup"] > 0 and 0 <= values["spec_acceptance"] <= 1 and "95% CI" in notes["spec_speedup"]
     low, high = (float(x) for x in re.search(r"range ([0-9.]+)–([0-9.]+)", notes["decode_tok_s"]).groups())
     assert low <= values["decode_tok_s"] <= high
     assert values["json_valid_rate"] == 1.0 and "30 sentences" in notes["json_valid_rate"]
@@ -205,9 +212,13 @@ def test_nvfp4_fit_judges_nvfp4_against_fp8_with_intervals(playbook_runs):
     assert values["fp8_kl"] < values["nvfp4_mse_kl"] < values["nvfp4_kl"] < values["nvfp4_w4a4_kl"]
     assert values["fp8_top1"] > values["nvfp4_top1"] > 0.5
     assert "95% CI" in notes["nvfp4_vs_fp8_kl_ratio"] and "95% CI" in notes["fp8_ppl_ratio"]
-    # the verdict follows the interval: not reproduced when NVFP4's KL is clearly above FP8's
-    low = float(notes["nvfp4_vs_fp8_kl_ratio"].split("CI ")[1].split("–")[0])
-    assert values["claim_2"].startswith("not reproduced" if low > 1 else "reproduced")
+    # issue 44: the verdict follows NVIDIA's stated tolerance (accuracy within one point), not FP8's KL, so it can go
+    # either way; the Step 5 line is the same verdict, and it follows the interval in its own evidence
+    assert values["claim_2"] == values["nvfp4_verdict"] in ("reproduced", "refuted", "not decided")
+    low, high = (float(x) for x in re.search(r"95% CI ([+-][0-9.]+) to ([+-][0-9.]+)", notes["nvfp4_verdict"]).groups())
+    assert values["nvfp4_verdict"] == ("reproduced" if low >= -1 else "refuted" if high < -1 else "not decided")
+    assert "within one point" in notes["nvfp4_verdict"] and "99.9%" in notes["nvfp4_verdict"]
+    assert values["nvfp4_mse_kl_p99"] > values["nvfp4_mse_kl"] and "99.9%" in notes["nvfp4_mse_kl_p99"]
     assert values["checkpoint_error_max"] < 0.01
     assert values["station_hbm_kimi"] == "does not fit" and values["claim_4"].startswith("only with offload")
     assert "Nemotron 3 Ultra" not in values["claim_5"].split("neither")[0]  # unknown KV never counts as fitting
@@ -219,7 +230,10 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(playbook_runs
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["topics"] >= 10
     assert values["ami"] > values["ami_shuffled"] + 0.05 and "held-out" in notes["npmi"]
-    assert -1 <= values["npmi"] <= 1 and -1 <= values["npmi_gensim_eps"] <= 1 and 0.6 < values["diversity"] <= 1
+    assert -1 < values["npmi"] <= 1 and -1 <= values["npmi_docs_eps"] <= 1 and 0.6 < values["diversity"] <= 1
+    assert values["held_out_docs"] > 0 and "duplicates dropped" in notes["held_out_docs"]  # a seeded tenth, never fitted
+    assert values["embed_device"] in ("CPU",) or sb.devices.use_gpu("torch")
+    assert 0 < values["bbc_largest_topic_share"] <= 1 and "largest" in notes["bbc_largest_topic_share"]
     # the labelled corpus: far above chance, and every baseline scored on the same labels
     assert values["bbc_ami"] > 0.3 and {"bbc_ami_lda", "bbc_ami_nmf", "bbc_ami_kmeans", "bbc_ami_kmeans_same_k"} <= set(values)
     assert 0 < values["outlier_share"] < 0.5
@@ -277,6 +291,9 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_r
     assert values["scaling_efficiency"] == pytest.approx(
         values["tokens_per_s_2_ranks"] / (2 * values["tokens_per_s_1_rank"]), abs=0.01)
     assert values["allreduce_busbw_GBps"] > 0 and "loopback" in notes["allreduce_busbw_GBps"]
+    assert values["held_out_answers_in_training"] == 0  # new people, places and years (issue 46 item 2)
+    assert "constrained" in notes["base_constrained_accuracy"] and "steps 2–3" in notes["scaling_efficiency"]
+    assert "tuned_vs_constrained_base" in {c["name"] for c in results["claims"]}
     assert any("SmolLM2" in s and "Llama 3.1 8B" in s for s in results["stand_ins"])
     assert (playbook_runs("fine-tune") / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
     assert _torchrun_workers() == [] and not list((playbook_runs("fine-tune") / "work").glob("*/.adapter.tmp"))
@@ -290,9 +307,16 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(play
     assert values["recall5_hybrid"] >= 0.8 and values["recall5_bm25"] >= 0.7 and values["recall5_dense"] >= 0.7
     low, high = (float(x) for x in re.match(r"\[([0-9.]+), ([0-9.]+)\]", notes["recall5_hybrid"]).groups())
     assert low <= values["recall5_hybrid"] <= high  # the interval is around the figure it qualifies
-    assert 0 <= values["answer_accuracy"] <= 1 and "6 answerable" in notes["answer_accuracy"]
+    assert "of 6:" in notes["retrieval_differences"]  # three pairs at two depths, Holm-adjusted together
+    assert 0 <= values["answer_em"] <= 1 and "6 answerable (seeded sample)" in notes["answer_em"]
+    assert 0 <= values["answer_f1"] <= 1 and "bootstrap" in notes["answer_f1"]
+    assert values["scorer_floor_em"] <= 0.02 and "containment scorer: 12" in notes["scorer_floor_em"]
+    assert {"constant_em", "echo_em", "closed_book_em", "constant_f1", "echo_f1"} <= set(values)
     assert 0 <= values["refusal_rate_unanswerable"] <= 1 and "of 12" in notes["refusal_rate_unanswerable"]
-    assert values["limiting_stage"] in ("retrieval", "generation")
+    assert 0.5 <= values["gate_auroc"] <= 1 and "near-miss" in notes["gate_auroc"]
+    assert "out of fold" in notes["gate_refusals"] and "out of fold" in notes["gate_false_refusals"]
+    assert values["limiting_stage"] in ("retrieval", "generation") and "drawn with seed 0" in notes["limiting_stage"]
+    assert {c["name"] for c in results["claims"]} >= {"answer_em_vs_constant", "answer_f1_vs_echo", "gate_vs_no_gate"}
     assert values["embed_chunks_per_s"] > 0 and values["generate_p50_s"] > 0
     assert any("SmolLM2" in s and "Nemotron" in s for s in results["stand_ins"])
     notebook = (playbook_runs("rag") / "rag.ipynb").read_text()
@@ -310,13 +334,20 @@ def test_txt2kg_scores_every_stage_and_its_graph_outlives_the_kernel(playbook_ru
     assert values["schema_valid_rate"] == 1  # constrained decoding: every answer parses
     assert 0 <= values["evidence_drop_rate"] <= 1 and 0 <= values["triple_f1"] <= 1
     n_questions = 3 * results["params"]["per_hop"]
-    for key in ("qa_vector", "qa_graph", "qa_graph_gold"):
+    for key in ("vector_accuracy", "graph_accuracy", "graph_gold_accuracy", "closed_book_accuracy",
+                "closed_book_accuracy_real", "closed_book_accuracy_counterfactual"):
         k, n = (int(x) for x in re.match(r"(\d+)/(\d+) ", notes[key]).groups())
         assert n == n_questions and values[key] == pytest.approx(k / n, abs=1e-3)
-    assert "in context 100%" in notes["qa_graph_gold"]  # the gold graph's traversal always reaches the answer
+    assert "in context 100%" in notes["graph_gold_accuracy"] and "support 1.00" in notes["graph_gold_accuracy"]
+    # resolution judged over every surface form the key lists, against merging nothing (issue 45)
+    assert values["resolver_pairwise_f1"] >= 0.95 > values["null_resolver_pairwise_f1"] == 0
+    assert 0.8 <= values["context_tokens_graph_vs_vector"] <= 1.2  # one token budget for both routes
+    assert values["closed_book_accuracy_counterfactual"] <= 0.2  # the counterfactual world is not in the model's memory
+    assert {c["name"] for c in results["claims"]} >= {"graph_vs_vector", "graph_gold_vs_vector", "resolver_vs_null",
+                                                       "counterfactual_closed_book_vs_real"}
     notebook = (playbook_runs("txt2kg") / "txt2kg.ipynb").read_text()
     assert "(written twice, reopened: the same)" in notebook and "graph unchanged: Counts(entities=" in notebook
-    assert notebook.count("refused ") >= 4 and "RAN: " not in notebook
+    assert notebook.count("refused ") >= 4 and "RAN: " not in notebook and "Holm" in notebook
     work = playbook_runs("txt2kg") / "work"
     with GraphStore(work / "extracted.lbug") as store:  # the kernel is gone: the file alone holds the graph
         assert store.counts().facts == values["extracted_graph_facts"]
@@ -334,19 +365,35 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
 
     values, results = recorded(playbook_runs, "pretrain")
     notes = {r["name"]: r["note"] for r in results["results"]}
+    claims = {c["name"]: c for c in results["claims"]}
+    # issue 47: the model must end below the count-bigram table on the same validation windows, decided by the claim
+    assert values["val_loss"] < values["bigram_ce"] < values["unigram_ce"]
+    assert claims["beats_bigram"]["verdict"] == "holds" and claims["beats_unigram"]["verdict"] == "holds"
     assert values["val_loss"] < math.log(results["params"]["vocab_size"]) - 0.5  # well below a uniform guess
-    assert 0.01 < values["mfu"] < 1 and values["tokens_per_s"] > 0 and values["matmul_peak_GFLOPs"] > 0
-    assert values["claim_max_params_station_bf16_B"] == pytest.approx(0.4 * 2.5e15 / (6 * 250_000) / 1e9, abs=0.01)
+    assert values["mfu"] > 0.01 and values["tokens_per_s"] > 0 and values["matmul_peak_GFLOPs"] > 0
+    # over the nominal (spec) peak, named; the timed peak is below it, so MFU over it is the larger figure
+    assert 0 < values["mfu_nominal"] < min(values["mfu"], 1) and "FLOP/cycle" in notes["mfu_nominal"]
+    # sized on NVIDIA's measured Station rates: 1,399 TFLOP/s BF16, 2,347 TFLOP/s NVFP4, over 6 FLOPs · 250k tokens/s
+    assert values["claim_max_params_station_bf16_B"] == pytest.approx(1_399e12 / (6 * 250_000) / 1e9, abs=0.01)
+    assert values["claim_max_params_station_nvfp4_B"] == pytest.approx(2_347e12 / (6 * 250_000) / 1e9, abs=0.01)
+    # the ablation: ≥ 5 seeds, every gap with a seed-level interval and the verdict that interval gives
     for recipe in results["params"]["recipes"]:
-        low, high = (float(x) for x in re.search(r"95% CI ([-+0-9.]+)…([-+0-9.]+)", notes[f"val_loss_gap_{recipe}"]).groups())
-        assert low <= values[f"val_loss_gap_{recipe}"] <= high and high - low < 0.1
+        note = notes[f"val_loss_gap_{recipe}"]
+        low, high = (float(x) for x in re.search(r"seed-level 95% CI ([-+0-9.]+)…([-+0-9.]+)", note).groups())
+        assert low <= values[f"val_loss_gap_{recipe}"] <= high and int(re.search(r"(\d+) seeds", note).group(1)) >= 5
+        verdict = "above the baseline" if low > 0 else "below the baseline" if high < 0 else "not distinguishable"
+        assert verdict in note
     work = playbook_runs("pretrain") / "work"
     metrics = json.loads((work / "main" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["backend"] == "gloo"  # torchrun, two ranks
-    state = torch.load(work / "main" / "checkpoints" / "step-000050.pt", weights_only=False)
-    assert state["step"] == 50 and len(state["history"]) == 50  # written whole, resumable after the kernel is gone
+    half = results["params"]["steps"] // 2
+    state = torch.load(work / "main" / "checkpoints" / f"step-{half:06d}.pt", weights_only=False)
+    assert state["step"] == half and len(state["history"]) == half  # written whole, resumable after the kernel is gone
+    shares = {json.loads((run / "metrics.json").read_text())["high_precision_share"]
+              for run in (work / "ablation").glob("seed*/nvfp4_*")}
+    assert len(shares) == 1 and 0 < shares.pop() < 0.5  # the same high-precision share in every NVFP4 variant
     notebook = (playbook_runs("pretrain") / "pretrain.ipynb").read_text()
-    assert "torchrun --nnodes=2" in notebook and "one training seed" in notebook
+    assert "torchrun --nnodes=2" in notebook and "seed-level interval" in notebook
     assert any("simulated" in s for s in results["stand_ins"])
 
 
@@ -354,21 +401,42 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
 def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(playbook_runs):
     values, results = recorded(playbook_runs, "robot-rl")
     notes = {r["name"]: r["note"] for r in results["results"]}
-    assert values["seeds_solved"] == "3 of 3" and values["meets_threshold"] is True and values["beats_random"] is True
-    assert values["final_return"] >= 950 > 100 > values["random_return"]  # Gymnasium's threshold, far above random
+    n = results["params"]["n_seeds"]
+    assert n >= 5  # at 3 vs 3 seeds no exact test reaches p < 0.01; intervals over seeds need more
+    # "solved" from fresh episodes, per seed, with its interval — not the first evaluation that crossed (a selection)
+    assert values["seeds_solved"] == f"{n} of {n}" and "not the first evaluation that crossed" in notes["seeds_solved"]
+    assert "Wilson 95% interval" in notes["seeds_solved"] and values["seeds_crossed"] == f"{n} of {n}"
+    assert values["meets_threshold"] is True and values["beats_random"] is True and values["success_rate"] == 1.0
+    low, high = (float(x) for x in re.search(r"CI ([0-9.]+)–([0-9.]+)", notes["ppo_iqm"]).groups())
+    assert 950 <= low <= values["ppo_iqm"] <= high and values["random_iqm"] < 100  # IQM over seeds, with its interval
+    assert values["final_return"] >= 950 > 100 > values["random_return"] and values["p_improvement_vs_random"] == 1.0
+    assert 0 <= values["p_improvement_vs_lqr"] <= 1 and "stratified bootstrap" in notes["p_improvement_vs_lqr"]
+    claims = {c["name"]: c for c in results["claims"]}
+    assert claims["ppo_vs_random"]["verdict"] == "holds" and claims["ppo_vs_random"]["metric"] == "ppo_iqm"
     low, high = (int(x.replace(",", "")) for x in re.search(r"range ([0-9,]+)–([0-9,]+)", notes["steps_to_threshold"]).groups())
     assert low <= values["steps_to_threshold"] <= high <= 60_000
+    # both trainers timed the same way: training alone, evaluation kept apart
+    assert "evaluation excluded" in notes["time_to_threshold_s"] and "evaluation excluded" in notes["batched_train_s"]
     assert values["sim_steps_per_s_max"] > values["train_steps_per_s_max"] > 0  # the updates cost something
     notebook = (playbook_runs("robot-rl") / "robot-rl.ipynb").read_text()
-    assert notebook.count("data:image/gif;base64,") >= 2  # before and after, rendered offscreen
+    assert notebook.count("data:image/gif;base64,") >= 3  # before, after (SB3) and the rsl_rl policy from its ONNX file
     assert "resumed from step" in notebook and "refused: InvertedPendulum-v5-seed0.zip was saved for observations (4,)" in notebook
     checkpoints = playbook_runs("robot-rl") / "work" / "checkpoints"
-    assert sorted(p.name for p in checkpoints.glob("*.zip")) == [f"InvertedPendulum-v5-seed{s}.zip" for s in range(3)]
-    # The batched path: MuJoCo Warp follows the C engine, and rsl_rl's policy from the batch passes in Gymnasium.
-    assert 0 < values["warp_vs_c_max_qpos_diff"] < 1e-2 and values["warp_steps_per_s_max"] > 0
+    assert sorted(p.name for p in checkpoints.glob("*.zip")) == [f"InvertedPendulum-v5-seed{s}.zip" for s in range(n)]
+    # The batched path: one step from identical states on 8 worlds agrees with C; rsl_rl's policy passes in Gymnasium.
+    assert 0 <= values["warp_vs_c_one_step_diff"] < 1e-5 and "on 8 worlds with different controls" in notes["warp_vs_c_one_step_diff"]
+    assert values["warp_steps_per_s_max"] > 0
     assert values["batched_fresh_return"] >= 950 and 0 < values["batched_solved_steps"] <= 64 * 16 * 60
     device = sb.robot.batched.choose_device("auto")[0]  # Warp's CPU device where Warp sees no GPU
     assert f"MuJoCo Warp on {device!r}" in notebook and f"Warp copies on {device}" in notes["batched_solved_steps"]
+    # Export: the ONNX file matches torch, is timed on one thread, and holds the pole on its own
+    assert values["onnx_max_diff"] < 1e-5 and 0 < values["onnx_us_per_step"] and values["onnx_fresh_return"] >= 950
+    # Robustness: every controller on the same randomised worlds, rates with intervals, the claim decided from them
+    for key in ("randomised_success", "lqr_randomised_success", "rsl_randomised_success"):
+        assert 0 <= values[key] <= 1 and "CI" in notes[key]
+    assert claims["ppo_robust_vs_lqr"]["test"] == "paired-bootstrap"
+    assert 0 <= values["dr_randomised_success"] <= 1 and claims["dr_vs_nominal"]["test"] == "paired-bootstrap"
+    assert "training only" in notes["dr_train_s"]
 
 
 @pytest.mark.slow
@@ -384,12 +452,15 @@ def test_portfolio_cvar_claims_only_what_its_statistics_support(playbook_runs):
     # at most 10 assets: the search's outcome, whatever the machine's speed that minute — a proven gap (the bound never
     # above the portfolio found; the notebook asserts the portfolio feasible) and a stop that says why it stopped
     assert card_search_problems(values["nvidia_card_gap"], values["nvidia_card_s"], notes["nvidia_card_gap"],
-                                results["params"]) == []
+                                results["params"], bounds=values["nvidia_card_bounds"]) == []
+    assert values["nvidia_card_floor_weight"] >= 0.1 - 1e-9  # NVDA's floor is kept, as in NVIDIA's programme
+    assert "implies ≈ 0.8%" in notes["nvidia_card_s"]  # their own LP bounds their 10-asset answer
     assert values["nvidia_card_s"] > 0 and "theirs: cuOpt 45.3 s" in notes["nvidia_card_s"]
 
 
-def card_search_problems(gap: float, seconds: float, note: str, params: dict) -> list[str]:
-    """What is wrong with a recorded cardinality search: its gap a proof, its status the reason it stopped."""
+def card_search_problems(gap: float, seconds: float, note: str, params: dict, bounds: int | None = None) -> list[str]:
+    """What is wrong with a recorded cardinality search: its gap a proof, its status the reason it stopped, and its
+    bound named for what it is (``bounds`` LPs solved below the root; none: the gap is to the LP relaxation)."""
     status = re.search(r"; (gap target met|optimal|support limit|time limit|unresolved LP)$", note)
     if status is None:
         return [f"no stop reason in {note!r}"]
@@ -403,6 +474,8 @@ def card_search_problems(gap: float, seconds: float, note: str, params: dict) ->
         problems.append(f"{status!r} with gap {gap} below the target {target}")
     if status == "time limit" and seconds < limit:
         problems.append(f"'time limit' after {seconds} s of its {limit} s")
+    if bounds == 0 and "LP relaxation" not in note:
+        problems.append(f"no branching, yet the gap is not called the gap to the LP relaxation: {note!r}")
     return problems
 
 
@@ -410,6 +483,11 @@ def test_card_search_check_catches_an_unproven_or_mislabelled_gap():
     params = {"card_gap": 0.01, "card_time_limit": 15.0}
     assert card_search_problems(0.008, 3.1, "certified: …; gap target met", params) == []
     assert card_search_problems(0.052, 15.2, "certified: …; time limit", params) == []  # slow machine: still a proof
+    # a search that never branched proves only the gap to the LP relaxation, and must say so
+    root_only = "proven: best 10-asset portfolio vs the least bound of the branch-and-bound's open nodes; support limit"
+    assert card_search_problems(0.07, 40.0, root_only, {"card_gap": 0.01, "card_time_limit": 300.0}, bounds=0) != []
+    named = "proven: best 10-asset portfolio vs the LP relaxation (the root bound: …); support limit"
+    assert card_search_problems(0.07, 40.0, named, {"card_gap": 0.01, "card_time_limit": 300.0}, bounds=0) == []
     assert card_search_problems(0.021, 3.1, "certified: …; support limit", params) == []  # the count cap: any machine
     assert card_search_problems(0.021, 3.1, "certified: …; unresolved LP", params) == []
     assert card_search_problems(-0.001, 3.1, "certified: …; gap target met", params)  # bound above the portfolio
@@ -428,8 +506,15 @@ def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_f
     clusters = {k: v for k, v in values.items() if k.startswith("cluster_")}
     assert values["earned_types"] >= 5 and all(not str(v).startswith(("ambiguous", "mixed")) for v in clusters.values())
     assert all("earned" in notes[k] for k in clusters)
-    assert values["reference_agreement"] >= 0.7
+    # every cluster the reference can judge agrees with its name (not a pooled share the big clusters carry)
+    assert values["reference_clusters_agreeing"] == values["reference_clusters_judged"] >= 4
     assert values["hard_ari_harmony"] > values["hard_ari_centred"] + 0.1 and values["easy_ari_centred"] > 0.9
+    assert values["hard_none_vs_centred_ari"] < 1.0  # two clusterings, not one scored twice
+    # differential expression with a known answer: pseudobulk calibrated, per-cell Wilcoxon not
+    assert values["pseudobulk_fdr"] <= 0.06 and values["pseudobulk_power"] >= 0.8
+    assert values["wilcoxon_fdr"] > 2 * max(values["pseudobulk_fdr"], 0.05)
+    assert any(c["name"] == "pseudobulk_fdr_below_wilcoxon" and c["verdict"] == "holds" for c in results["claims"])
+    assert values["official_leiden_iterations"] >= 1 and "logreg max 1,000" in notes["official_leiden_iterations"]
     assert values["regress_out_cells_misplaced"] > 0  # the reason regress-out is off, measured on this run
     assert values["compile_s"] > 0 and "warm" in notes["workflow_s"]
     # NVIDIA's step list on 4 simulated batches: Harmony's clusters find the types and not the batches

@@ -110,10 +110,85 @@ def test_flops_count_every_matmul_parameter_and_the_claim_arithmetic():
         torch.nn.functional.cross_entropy(logits.reshape(-1, 300), ids[:, 1:].reshape(-1)).backward()
     assert counter.get_total_flops() == 6 * matmul * 2 * 32  # (CPU attention is one fused kernel it does not count)
     assert model.largest_model(250_000, 2.5e15, 0.4) == pytest.approx(0.4 * 2.5e15 / 1.5e6)
-    table = model.claim_table(250_000).set_index(["machine", "format"])
-    assert table.loc[("DGX Station (GB300)", "bf16"), "MFU 40%"] == pytest.approx(0.6667, abs=1e-3)
     with pytest.raises(sb.InputError, match="Unknown model size"):
         model.flops_per_token("huge", vocab_size=300, seq_len=32)
+
+
+def test_the_claim_table_is_calibrated_on_nvidias_measured_station_rates_and_marks_the_rest_as_assumptions():
+    table = model.claim_table(250_000).set_index(["machine", "format"])
+    station_bf16, station_fp4 = table.loc[("DGX Station (GB300)", "bf16")], table.loc[("DGX Station (GB300)", "nvfp4")]
+    # station-nvfp4-pretraining README: 1,399 TFLOP/s BF16 (56 %), 2,347 TFLOP/s NVFP4 (15.6 %): N = rate / (6 · 250k)
+    assert station_bf16["largest model high (B)"] == pytest.approx(1_399e12 / 1.5e6 / 1e9) == pytest.approx(0.93, abs=0.005)
+    assert station_fp4["largest model high (B)"] == pytest.approx(2_347e12 / 1.5e6 / 1e9) == pytest.approx(1.56, abs=0.005)
+    assert station_bf16["MFU high"] == pytest.approx(0.56, abs=0.001) and station_fp4["MFU high"] == pytest.approx(0.156, abs=0.001)
+    assert station_bf16["calibrated"] and station_fp4["calibrated"] and "measured" in station_bf16["basis"]
+    others = table[~table["calibrated"]]
+    assert len(others) == 4 and all(b.startswith("assumption") for b in others["basis"])
+    fp8 = table.loc[("DGX Station (GB300)", "fp8")]  # no slower than BF16's measured rate, no better than its MFU
+    assert fp8["largest model low (B)"] == pytest.approx(station_bf16["largest model high (B)"], abs=0.005)
+    assert fp8["largest model high (B)"] > fp8["largest model low (B)"]
+    assert "station-nanochat" in model.CLAIM_SOURCE and "1,399" in model.MEASURED_RATES[0].source
+
+
+def test_the_nominal_peak_is_named_and_computed_from_the_spec():
+    cpuinfo = "model name: X\ncpu MHz\t\t: 2600.000\nflags\t\t: fpu sse avx2 avx512f fma\n"
+    peak = model.spec_peak(device="cpu", cores=2, cpuinfo=cpuinfo)
+    assert peak.flops == pytest.approx(2 * 2.6e9 * 64) and "AVX-512" in peak.basis and "2 cores" in peak.basis
+    avx2 = model.spec_peak(device="cpu", cores=4, cpuinfo=cpuinfo.replace(" avx512f", ""))
+    assert avx2.flops == pytest.approx(4 * 2.6e9 * 32)
+    assert model.spec_peak(device="cuda", gpu_name="NVIDIA H100 80GB HBM3").flops == pytest.approx(989.4e12)
+    assert model.spec_peak(device="cuda", gpu_name="NVIDIA GH200 480GB").flops == pytest.approx(989.4e12)
+    assert model.spec_peak(device="cuda", gpu_name="Some Future GPU") is None
+    assert model.spec_peak(device="cpu", cpuinfo="no clock here") is None
+
+
+def test_hadamard_signs_are_shared_by_every_module_and_redrawn_each_iteration():
+    net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    fp4.convert(net, fp4.RECIPES["nvfp4_2d_rht"], seed=3)
+    layers = [m for m in net.modules() if isinstance(m, fp4.NVFP4Linear)]
+    assert len({id(m.signs) for m in layers}) == 1  # one sign vector for the whole model
+    signs = layers[0].signs
+    ids = torch.randint(0, 300, (2, 33))
+    seen = []
+    for _ in range(4):
+        fp4.next_iteration(net)
+        drawn = signs.draws
+        net(input_ids=ids[:, :-1]).logits.sum().backward()  # every module's backward reads the current vector
+        assert signs.draws == drawn  # no module drew its own
+        seen.append(signs.value.clone())
+    assert signs.draws == 4 and len({tuple(v.tolist()) for v in seen}) > 1  # redrawn per iteration
+    plain = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    fp4.convert(plain, fp4.RECIPES["nvfp4_rtn"])
+    fp4.next_iteration(plain)  # no Hadamard in the recipe: nothing drawn
+    assert next(m for m in plain.modules() if isinstance(m, fp4.NVFP4Linear)).signs.draws == 0
+
+
+def test_every_ablation_variant_keeps_the_same_high_precision_share():
+    shares = {}
+    for name in ("nvfp4_rtn", "nvfp4_2d", "nvfp4_2d_rht", "nvfp4_2d_rht_sr", "nvfp4_recipe"):
+        net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+        fp4.convert(net, fp4.RECIPES[name], keep_last=1)
+        shares[name] = fp4.high_precision_share(net)
+    block = 4 * 32 * 32 + 3 * 32 * 64
+    expected = (block + 300 * 32) / (2 * block + 300 * 32)  # the last block and the LM head, of both blocks and the head
+    assert list(shares.values()) == pytest.approx([expected] * 5)
+    net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    fp4.convert(net, fp4.RECIPES["nvfp4_rtn"])  # the recipe's own default (none kept) differs: the override matters
+    assert fp4.high_precision_share(net) < shares["nvfp4_rtn"]
+    with pytest.raises(sb.InputError, match="keep_last must be in 0…2"):
+        fp4.convert(model.build(TINY, vocab_size=300, seq_len=32, seed=0), fp4.RECIPES["nvfp4_rtn"], keep_last=3)
+
+
+def test_seed_intervals_are_student_t_and_decide_only_outside_zero():
+    from sparkbooks.training.pretrain import run as run_lib
+
+    mean, low, high = run_lib.seed_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    half = 2.776 * (2.5 ** 0.5) / 5 ** 0.5  # t(0.975, 4) · s / √n
+    assert mean == 3.0 and (low, high) == (pytest.approx(3 - half, abs=1e-6), pytest.approx(3 + half, abs=1e-6))
+    assert run_lib._verdict(0.01, 0.02) == "above the baseline" and run_lib._verdict(-0.02, -0.01) == "below the baseline"
+    assert run_lib._verdict(-0.01, 0.02) == "not distinguishable from the baseline"
+    with pytest.raises(sb.InputError, match="at least 2 seeds"):
+        run_lib.seed_interval([1.0])
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +280,39 @@ def test_node_one_gets_one_command_per_job_with_every_variants_config(tmp_path):
     assert (parsed.rdzv_id, parsed.node_rank, parsed.nnodes, parsed.rdzv_endpoint) == ("pretrain-ablation-0", 1, "2", "10.0.0.1:29500")
     assert parsed.module and parsed.training_script == "sparkbooks.training.pretrain.worker"
     assert parsed.training_script_args == [str(tmp_path / "baseline" / "config.json"), str(tmp_path / "rtn" / "config.json")]
+
+
+def test_the_ablation_continues_one_checkpoint_over_seeds_with_paired_gaps(small_corpus, tmp_path):
+    main = _train(small_corpus, tmp_path / "main", save_final=True, ranks=1, sample_tokens=0, checkpoint_every=0)
+    assert (tmp_path / "main" / "final" / "latest.json").is_file()
+    launch = distributed.Launch(nproc_per_node=1, threads_per_rank=1)
+    with pytest.raises(sb.InputError, match="holds no checkpoint"):
+        sb.training.pretrain.ablation(small_corpus, launch=launch, out_dir=tmp_path / "x", init_from=tmp_path / "none",
+                                      recipes=["nvfp4_rtn"], seeds=[1, 2], keep_last=1, steps=2, size=TINY, seq_len=32)
+    study = sb.training.pretrain.ablation(
+        small_corpus, launch=launch, out_dir=tmp_path / "ablation", init_from=tmp_path / "main" / "final",
+        recipes=["nvfp4_rtn", "nvfp4_2d_rht_sr"], seeds=[1, 2, 3], keep_last=1, steps=2, size=TINY, seq_len=32,
+        batch_size=4, lr=1e-3, warmup_steps=0, eval_windows=8)
+    per = study.per_seed
+    assert len(per) == 9 and set(per["run"]) == {"baseline", "nvfp4_rtn", "nvfp4_2d_rht_sr"}
+    base = per[per["run"] == "baseline"]
+    # every run starts from the main run's final weights: the baseline's step-0 loss is the main run's last one
+    assert base["start_loss"].tolist() == pytest.approx([main.final_val_loss] * 3, rel=1e-5)
+    assert (base["gap"] == 0).all() and base["val_loss"].nunique() == 3  # seeds differ in their batches
+    gaps = study.gaps.set_index("run")
+    for name in ("nvfp4_rtn", "nvfp4_2d_rht_sr"):
+        row = gaps.loc[name]
+        assert row["gap_low"] <= row["gap"] <= row["gap_high"] and row["seeds"] == 3
+        assert row["verdict"] == sb.training.pretrain.run._verdict(row["gap_low"], row["gap_high"])
+    assert study.high_precision_share["nvfp4_rtn"] == study.high_precision_share["nvfp4_2d_rht_sr"] < 1
+    contrast = study.contrast("nvfp4_2d_rht_sr", "nvfp4_rtn")
+    assert contrast["low"] <= contrast["difference"] <= contrast["high"]
+
+
+def test_pcie_and_nvl_cards_get_their_own_spec_peaks():
+    # an H100 PCIe is not an SXM part: 756 TFLOP/s dense BF16 (torchtitan, nanochat), not 989
+    from sparkbooks.training.pretrain.model import spec_peak
+
+    assert spec_peak(device="cuda", gpu_name="NVIDIA H100 PCIe").flops == 756e12
+    assert spec_peak(device="cuda", gpu_name="NVIDIA H100 NVL").flops == 835e12
+    assert spec_peak(device="cuda", gpu_name="NVIDIA H100 80GB HBM3").flops == 989.4e12

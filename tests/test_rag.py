@@ -297,21 +297,96 @@ def test_bm25_finds_the_chunk_that_shares_the_rare_words():
     assert ranked.ids[0][0] == "a#0" and ranked.ids[1][0] == "b#0"
 
 
-def test_answers_are_scored_by_whole_words_citations_and_refusals():
-    assert answer.matches("None [1].", ["None"]) == answer.Match(exact=True, contained=True)
-    assert answer.matches("There is none", ["one"]) == answer.Match(exact=False, contained=False)
-    assert answer.matches("exactly one object", ["one"]) == answer.Match(exact=False, contained=True)
+def test_answers_are_scored_by_squad_exact_match_f1_and_alce_citations():
+    assert answer.normalize_answer("The  AssertionError!") == "assertionerror"
+    assert answer.exact_match("None [1].", ["None"]) == 1.0
+    assert answer.exact_match("exactly one object", ["one"]) == 0.0  # containment is not a match
+    assert answer.token_f1("exactly one object [2]", ["one"]) == pytest.approx(0.5)  # P 1/3, R 1
+    assert answer.token_f1("left to right", ["left-to-right", "left to right"]) == 1.0
     ctx = _chunks(3)
-    questions = [{"id": "q1", "answers": ["text 1"]}, {"id": "q2", "answers": ["x"]}, {"id": "u1", "answers": []}]
-    gold = {"q1": {ctx[1].id}, "q2": {"elsewhere"}, "u1": set()}
-    replies = [answer.Answer("?", True, "It is text 1 [2]", [ctx[1].id], [c.id for c in ctx], True),
+    questions = [{"id": "q1", "answers": ["text 1"]}, {"id": "q2", "answers": ["x"]}, {"id": "u1", "answers": []},
+                 {"id": "q3", "answers": ["text 2"]}]
+    gold = {"q1": {ctx[1].id}, "q2": {"elsewhere"}, "u1": set(), "q3": {ctx[2].id}}
+    replies = [answer.Answer("?", True, "Text 1 [2] [1]", [ctx[1].id, ctx[0].id], [c.id for c in ctx], True),
                answer.Answer("?", False, answer.REFUSAL, [], [c.id for c in ctx], True),
-               answer.Answer("?", False, answer.REFUSAL, [], [c.id for c in ctx], True)]
+               answer.Answer("?", False, answer.REFUSAL, [], [c.id for c in ctx], True),
+               answer.Answer("?", True, "It is text 2", [], [c.id for c in ctx], True)]
     table = answer.score(questions, replies, gold)
-    assert table.loc["q1", "correct"] and table.loc["q1", "citation_correct"] and not table.loc["q1", "exact"]
+    assert table.loc["q1", "em"] == 1.0 and table.loc["q1", "citation_recall"] == 1.0
+    assert table.loc["q1", "citation_precision"] == 0.5  # one of its two citations holds the gold passage
+    assert table.loc["q3", "em"] == 0.0 and table.loc["q3", "f1"] == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert table.loc["q3", "citation_recall"] == 0.0  # no citation: no support
     s = answer.summary(table)
-    assert s["accuracy"] == 0.5 and s["refusal_rate_unanswerable"] == 1.0 and s["false_refusal_rate"] == 0.5
-    assert s["gold_in_context"] == 0.5 and s["accuracy_when_gold_in_context"] == 1.0
+    assert s["exact_match"] == pytest.approx(1 / 3) and s["refusal_rate_unanswerable"] == 1.0
+    assert s["false_refusal_rate"] == pytest.approx(1 / 3) and s["citation_recall"] == pytest.approx(1 / 3)
+
+
+def test_a_truncated_reply_is_flagged_and_not_scored_as_an_answer():
+    """The real llama-server stops at max_tokens with finish_reason "length": flagged, scored 0, neither answer nor refusal."""
+    ctx = _chunks(2)
+    with sb.llm.stand_in(ctx_size=1024, parallel=1) as server:
+        endpoint = sb.llm.connect(server.base_url)
+        cut = answer.answer(endpoint, "Describe text 1 at length.", ctx, max_tokens=2)
+    assert cut.finish_reason == "length" and cut.status == "truncated"
+    table = answer.score([{"id": "q", "answers": [cut.text]}], [cut], {"q": {ctx[0].id}})
+    assert table.loc["q", "status"] == "truncated" and table.loc["q", "em"] == 0.0 and not table.loc["q", "refused"]
+    assert answer.summary(table)["truncated_rate"] == 1.0
+
+
+def test_chat_answers_switch_reasoning_off_and_an_empty_reply_is_not_an_answer():
+    from .scripted_server import scripted
+
+    ctx = _chunks(2)
+    with scripted([{"reasoning_content": "Let me think about text 1 for a long time"}, {"content": "text 1 [1]"}]) as (url, requests):
+        endpoint = sb.llm.connect(url)
+        thought = answer.answer(endpoint, "What is it?", ctx)
+        said = answer.answer(endpoint, "What is it?", ctx)
+    assert all(r["chat_template_kwargs"] == {"enable_thinking": False} for r in requests)
+    assert thought.status == "empty" and said.status == "answered" and said.finish_reason == "stop"
+    table = answer.score([{"id": "a", "answers": ["text 1"]}, {"id": "b", "answers": ["text 1"]}], [thought, said],
+                         {"a": {ctx[0].id}, "b": {ctx[0].id}})
+    assert list(table["status"]) == ["empty", "answered"] and list(table["em"]) == [0.0, 1.0]
+
+
+def test_the_questions_sent_to_the_llm_are_a_seeded_random_sample():
+    key = [q for q in sb.retrieval.rag.load_questions() if q["answers"]]
+    picked = answer.sample(key, 6, seed=0)
+    assert picked == answer.sample(key, 6, seed=0) and picked != key[:6] and len(picked) == 6
+    assert [q["id"] for q in picked] == sorted(q["id"] for q in picked)
+    assert answer.sample(key, 6, seed=1) != picked and answer.sample(key, None, seed=0) == key
+
+
+def test_holm_adjusts_the_retrieval_comparisons_as_a_family():
+    assert retrieve.holm({"a": 0.01, "b": 0.04, "c": 0.03}) == {"a": 0.03, "c": 0.06, "b": 0.06}
+    assert retrieve.holm({"a": 0.039}) == {"a": 0.039}
+    # 8 questions: A finds 7 a retriever B misses (p = 0.0156 alone); C finds the same as B
+    ids = [f"q{i}" for i in range(8)]
+    gold = {q: {f"g{i}"} for i, q in enumerate(ids)}
+    found = retrieve.Ranked([[f"g{i}"] for i in range(8)])
+    missed = retrieve.Ranked([["x"]] * 7 + [["g7"]])
+    table = retrieve.compare({"A": found, "B": missed, "C": missed}, ids, gold,
+                             pairs=[("A", "B"), ("A", "C"), ("B", "C")], ks=(1, 5))
+    assert len(table) == 6 and table["p"].min() == pytest.approx(2 / 2**7)
+    assert table["p_holm"].min() == pytest.approx(min(1.0, 6 * 2 / 2**7))  # six tests: 0.094, no longer < 0.05
+    assert set(table["verdict"]) == {"no difference"}
+
+
+def test_document_ids_are_paths_inside_the_folder_and_twins_stay_apart(tmp_path):
+    docs = tmp_path / "docs"
+    for sub, fact in (("a", "Alpha keeps the red key."), ("b", "Beta keeps the blue key.")):
+        (docs / sub).mkdir(parents=True)
+        (docs / sub / "notes.txt").write_text(fact + "\n")
+    assert [s.doc for s in ingest.ingest(ingest.folder_files(docs)).sections] == ["a/notes.txt", "b/notes.txt"]
+    done = ingest.ingest(ingest.folder_files(docs), root=docs)
+    assert sorted(s.doc for s in done.sections) == ["a/notes.txt", "b/notes.txt"]
+    assert set(done.report["file"]) == {"a/notes.txt", "b/notes.txt"}
+    chunks = chunk(done.sections, count_tokens=lambda t: len(t.split()))
+    assert len({c.id for c in chunks}) == 2 and {c.citation.split(" — ")[0] for c in chunks} == {"a/notes.txt", "b/notes.txt"}
+    vectors = np.eye(2, 8, dtype=np.float32)
+    with VectorIndex(tmp_path / "index.db", dim=8, model="m") as index:
+        index.upsert(chunks, vectors)
+        index.upsert([c for c in chunks if c.doc == "b/notes.txt"], vectors[1:])  # re-ingest b only
+        assert index.count() == 2 and {c.doc for c in index.chunks()} == {"a/notes.txt", "b/notes.txt"}
 
 
 def test_embeddings_from_an_openai_compatible_server_are_unit_vectors():
@@ -358,3 +433,136 @@ def test_a_documents_folder_that_is_missing_empty_or_a_file_is_named(tmp_path):
     assert folder_files(tmp_path) == [tmp_path / "b.txt", tmp_path / "sub" / "a.md"]
     with pytest.raises(sb.InputError, match="not a folder"):
         folder_files(tmp_path / "b.txt")
+
+
+class _EmbeddingsServer:
+    """A fake /v1/embeddings endpoint (NVIDIA NIM's shape) that refuses a request without input_type, like the NIM."""
+
+    def __init__(self, model: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, code: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send(200, {"object": "list", "data": [{"id": model, "object": "model"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                requests.append(body)
+                if body.get("input_type") not in ("query", "passage"):
+                    self._send(400, {"error": {"message": "input_type must be query or passage", "type": "invalid"}})
+                    return
+                data = [{"object": "embedding", "index": i, "embedding": [float(len(t)), 1.0, 0.0]}
+                        for i, t in enumerate(body["input"])]
+                self._send(200, {"object": "list", "data": data, "model": model,
+                                 "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_served_embeddings_carry_input_type_and_the_models_query_instruction():
+    fake = _EmbeddingsServer("Qwen/Qwen3-Embedding-0.6B")
+    try:
+        embedder = sb.retrieval.rag.Embedder(base_url=fake.url)
+        passages = embedder(["a passage"])
+        queries = retrieve.Dense(index=None, embed=embedder).embed(["what is it?"])  # what Dense sends a question
+    finally:
+        fake.close()
+    first, second = fake.requests
+    assert first["input_type"] == "passage" and first["input"] == ["a passage"]
+    assert second["input_type"] == "query" and second["input"][0].startswith("Instruct: ")
+    assert second["input"][0].endswith("Query:what is it?")
+    assert np.allclose(np.linalg.norm(passages, axis=1), 1) and queries.shape == (1, 3)
+
+
+def _sparkbooks_run(*args: str, out: Path):
+    import subprocess
+
+    command = [sys.executable, "-c", "import sys; from sparkbooks.cli import main; sys.exit(main())",
+               "run", "rag", "--profile", "cpu", "--out", str(out), "--no-progress", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_your_folder_with_an_unreadable_file_runs_on_and_names_it(tmp_path):
+    """`sparkbooks run rag -p documents FOLDER`: the readable files are indexed and searched, the bad one named, exit 0."""
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "guide.md").write_text("# Walrus\n\nThe walrus operator := assigns a value inside an expression.\n")
+    (docs / "sub" / "notes.txt").write_text("A while loop repeats its block as long as its condition holds.\n")
+    (docs / "old notes.txt").write_bytes("Caf\xe9 cr\xe8me, written in Latin-1.\n".encode("latin-1"))
+    done = _sparkbooks_run("-p", "documents", str(docs), out=tmp_path / "runs")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    results = json.loads((tmp_path / "runs" / "rag" / "results.json").read_text())
+    skipped = next(r for r in results["results"] if r["name"] == "files_skipped")
+    assert skipped["value"] == 1 and "old notes.txt: not UTF-8" in skipped["note"]
+    notebook = (tmp_path / "runs" / "rag" / "rag.ipynb").read_text()
+    assert "skipped old notes.txt: not UTF-8" in notebook and "sub/notes.txt" in notebook
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "old notes.txt").write_bytes((docs / "old notes.txt").read_bytes())
+    failed = _sparkbooks_run("-p", "documents", str(bad), out=tmp_path / "runs-bad")
+    assert failed.returncode != 0 and "old notes.txt" in failed.stderr and "every file was skipped" in failed.stderr
+
+
+def test_near_miss_questions_are_frozen_on_topic_and_unanswerable_from_the_corpus():
+    questions = sb.retrieval.rag.load_questions(sb.retrieval.rag.NEAR_MISS)
+    assert len(questions) >= 30 and all(not q["answers"] and q["gold"] is None for q in questions)
+    text = normalise(" ".join(f"{s.heading} {s.text}" for s in ingest.ingest(corpus.files()).sections))
+    for q in questions:
+        assert all(normalise(w) in text for w in q["topic_words"]), q["id"]  # a near miss: its topic is there
+        assert not any(normalise(w) in text for w in q["absent"]), q["id"]  # the fact is not
+    assert len(sb.retrieval.rag.load_questions()) - len(questions) >= 0  # the frozen set still loads beside it
+
+
+def test_the_gate_threshold_auroc_and_out_of_fold_operating_point_by_hand():
+    from sparkbooks.retrieval.rag import gate
+
+    assert gate.auroc([0.9, 0.8], [0.1, 0.8]) == 0.875 and gate.auroc([1, 2], [3, 4]) == 0.0
+    assert gate.threshold_for([0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95], max_false_refusal=0.1) == 0.55
+    rng = np.random.default_rng(0)
+    answerable = {f"a{i}": float(s) for i, s in enumerate(rng.normal(0.7, 0.05, 40))}
+    near_miss = {f"n{i}": float(s) for i, s in enumerate(rng.normal(0.5, 0.05, 40))}
+    calibration = gate.calibrate(answerable, near_miss, max_false_refusal=0.10, seed=0)
+    assert calibration.auroc > 0.95 and calibration.auroc_interval.low > 0.9
+    assert calibration.false_refusals <= 0.2 and calibration.refusals > 0.9  # out of fold: near, not exactly, the target
+    assert (calibration.scores.query("kind == 'answerable'")["refused"].mean()) <= 0.10  # in sample: the target holds
+    assert calibration.table["chosen"].sum() == 1 and len(calibration.folds) == 2
+    assert calibration.refuses(0.4) and not calibration.refuses(0.8)
+    same = gate.calibrate(answerable, dict(answerable), seed=0)  # indistinguishable kinds: chance
+    assert same.auroc == 0.5 and same.refusals <= 0.25
+
+
+def test_questions_keyed_by_section_score_at_any_chunk_size():
+    sections = ingest.ingest(corpus.files()).sections
+    key = [q for q in sb.retrieval.rag.load_questions() if q["answers"]]
+    keys = retrieve.gold_sections(sections, {q["id"]: q["gold"] for q in key})
+    assert all(keys[q["id"]] for q in key)  # every gold passage lies in a section, whatever the chunker does
+    count = lambda text: len(text.split())
+    for max_tokens in (24, 400):  # small chunks split gold passages; the section key still places every question
+        chunks = chunk(sections, max_tokens=max_tokens, overlap_tokens=4, count_tokens=count)
+        gold = retrieve.section_chunks(chunks, keys)
+        assert all(gold[q["id"]] for q in key)
+        assert all({(c.doc, c.heading) for c in chunks if c.id in gold[q["id"]]} == keys[q["id"]] for q in key)
+    split = retrieve.gold_chunks(chunk(sections, max_tokens=24, overlap_tokens=4, count_tokens=count),
+                                 {q["id"]: q["gold"] for q in key})
+    assert sum(not split[q["id"]] for q in key) > 0  # the passage key loses some at 24 tokens: why sections

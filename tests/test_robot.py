@@ -216,3 +216,183 @@ def test_evaluation_never_moves_the_training_actor(warp_ready):
     assert np.allclose(act(np.zeros(4)), action)
     for name, p in actor.named_parameters():
         assert torch.allclose(p - 1.0, before[name], atol=1e-6) and p.device == env.device
+
+
+# Issue 51: the field's statistics (the seed as the unit), equal timing, conformance, export, robustness.
+from sparkbooks.robot import stats  # noqa: E402
+
+
+def test_curves_do_not_invent_measurements_after_a_seed_stops():
+    from sparkbooks.robot.train import TrainResult, curves
+
+    early = TrainResult("InvertedPendulum-v5", 0, 4, 950.0, curve=[
+        {"steps": s, "seconds": 1.0, "mean": m, "std": 0.0} for s, m in ((2048, 100.0), (4096, 960.0))])
+    late = TrainResult("InvertedPendulum-v5", 1, 4, 950.0, curve=[
+        {"steps": s, "seconds": 1.0, "mean": m, "std": 0.0} for s, m in ((2048, 50.0), (4096, 300.0), (6144, 400.0))])
+    table = curves({0: early, 1: late})
+    assert table.loc[4096, "mean"] == 630.0 and table.loc[4096, "seeds"] == 2
+    # seed 0 stopped at 4,096: nothing was measured for it at 6,144, so there is no mean over seeds there
+    assert table.loc[6144, "seeds"] == 1 and np.isnan(table.loc[6144, "mean"]) and np.isnan(table.loc[6144, "high"])
+
+
+def test_the_seed_is_the_unit_a_constant_60_policy_is_not_a_1000_one():
+    rng = np.random.default_rng(0)
+    random_play = {s: rng.uniform(3, 8, 4) for s in range(3)}  # 3 seeds × 4 fresh episodes each
+    weak = {s: np.full(4, 60.0) for s in range(3)}
+    strong = {s: np.full(4, 1000.0) for s in range(3)}
+    floor = stats.per_seed_means(random_play)
+    # against random actions both "win" every pair of seeds: improvement alone cannot tell them apart ...
+    assert stats.probability_of_improvement(stats.per_seed_means(weak), floor).value == 1.0
+    assert stats.probability_of_improvement(stats.per_seed_means(strong), floor).value == 1.0
+    # ... and with 3 seeds against 3 no exact test can reach p < 0.01 however large the effect
+    assert stats.min_p_value(3, 3) == pytest.approx(0.05) and stats.min_p_value(5, 5) < 0.01
+    # what separates them: the IQM's interval and the success rate on fresh episodes, per seed
+    est = stats.stratified_bootstrap({"weak": stats.per_seed_means(weak), "strong": stats.per_seed_means(strong)})
+    assert est["weak"].high < 950 <= est["strong"].low
+    assert (stats.success_rate(stats.per_seed_means(weak), 950).k, stats.success_rate(stats.per_seed_means(strong), 950).k) == (0, 3)
+    assert str(stats.success_rate(stats.per_seed_means(strong), 950)) == "3 of 3 (95% interval 44%–100%)"
+
+
+def test_iqm_bootstrap_and_improvement_follow_rliable():
+    assert stats.iqm(np.arange(100)) == 49.5  # the middle 50 %: 25…74
+    assert stats.iqm([1.0, 2.0, 3.0, 100.0]) == 2.5  # one wild seed does not move it
+    x = np.array([900.0, 950.0, 1000.0, 1000.0, 400.0, 1000.0, 980.0, 990.0, 1000.0, 1000.0])
+    est = stats.stratified_bootstrap({"ppo": x}, stats.iqm, reps=500)["ppo"]
+    assert est.low <= est.value <= est.high and est.high - est.low > 0
+    assert stats.stratified_bootstrap({"one": [5.0]}, reps=200)["one"] == stats.Estimate(5.0, 5.0, 5.0)
+    tie = stats.probability_of_improvement(x, x, reps=500)
+    assert tie.value == 0.5 and tie.low < 0.5 < tie.high  # a method against itself: no improvement, undecided
+    assert stats.paired_difference(x, x, reps=200) == stats.Estimate(0.0, 0.0, 0.0)
+    with pytest.raises(InputError, match="finite scores"):
+        stats.iqm([1.0, float("nan")])
+
+
+def test_solved_is_judged_on_fresh_episodes_not_on_the_first_crossing():
+    from sparkbooks.robot.train import TrainResult
+
+    # InvertedDoublePendulum as a user ran it: one evaluation crossed 9,100, fresh episodes average 4,826
+    run = TrainResult("InvertedDoublePendulum-v5", 0, 4, 9100.0, solved_steps=40960, solved_s=30.0)
+    fresh = {0: np.array([9352.0, 300.0])}
+    assert run.solved  # the stopping rule fired: a selection
+    judged = stats.success_rate(stats.per_seed_means(fresh), run.threshold)
+    assert (judged.k, judged.n) == (0, 1) and judged.high < 1
+
+
+def test_sb3_and_rsl_rl_are_timed_the_same_way(tmp_path, monkeypatch, warp_ready):
+    """Both trainers' `seconds` are training alone; evaluation goes to `eval_seconds`. A fake clock that only moves
+    while evaluating makes it exact: on the old code SB3's seconds held the evaluation (100 s per evaluation)."""
+    import types
+
+    from sparkbooks.robot import train as sb3_train
+
+    for module in (sb3_train, batched):
+        clock = [0.0]
+        real = module.evaluate
+
+        def slow_evaluate(*args, _real=real, _clock=clock, **kwargs):
+            _clock[0] += 100.0
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "time", types.SimpleNamespace(perf_counter=lambda _c=clock: _c[0]))
+        monkeypatch.setattr(module, "evaluate", slow_evaluate)
+    sb3 = sb3_train.train("InvertedPendulum-v5", out=tmp_path / "sb3", n_envs=1, max_steps=128, eval_every=64,
+                          eval_episodes=1, settings=TINY)
+    rsl = batched.train("InvertedPendulum-v5", out=tmp_path / "rsl", n_envs=4, max_iterations=2, eval_every=1,
+                        eval_episodes=1, device=warp_ready)
+    assert len(sb3.curve) == len(rsl.curve) == 2
+    assert sb3.seconds == rsl.seconds == 0.0  # the old SB3 trainer counted its two evaluations here (200 s)
+    assert sb3.eval_seconds == rsl.eval_seconds == 200.0
+    again = sb3_train.train("InvertedPendulum-v5", out=tmp_path / "sb3", n_envs=1, max_steps=128, eval_every=64,
+                            eval_episodes=1, settings=TINY)
+    assert again.eval_seconds == 200.0  # kept across a resume
+
+
+def test_conformance_one_step_on_eight_worlds_catches_a_batch_that_mixes_worlds(warp_ready, monkeypatch):
+    good = batched.conformance("InvertedPendulum-v5", worlds=8, seed=1, device=warp_ready)
+    assert good["ok"] and good["max_qpos_diff"] < 1e-5 and good["max_qvel_diff"] < 1e-5 and len(good["per_world"]) == 8
+    assert good["qvel_scale"] > 0.1  # the worlds moved: a real step, not a resting state
+    chaotic = batched.conformance("InvertedDoublePendulum-v5", worlds=8, seed=1, device=warp_ready)
+    assert chaotic["ok"]  # one step from identical states agrees even where 200-step trajectories part ways
+
+    real_step = batched._Batch.step
+
+    def broken_step(self):  # a wiring bug: every world gets world 0's control
+        self.ctrl.copy_(self.ctrl[:1].expand_as(self.ctrl).clone())
+        real_step(self)
+
+    monkeypatch.setattr(batched._Batch, "step", broken_step)
+    old = batched.agreement("InvertedPendulum-v5", steps=150, seed=3, device=warp_ready)
+    assert old["max_qpos_diff"] < 1e-2  # the old one-world check passes the broken batch ...
+    bad = batched.conformance("InvertedPendulum-v5", worlds=8, seed=1, device=warp_ready)
+    assert not bad["ok"] and bad["max_qvel_diff"] > 1e-3 and bad["per_world"][0] < 1e-5  # ... the new one does not
+
+
+def test_an_exported_policy_matches_torch_and_is_timed(tmp_path, warp_ready):
+    from sparkbooks.robot import export
+
+    run = batched.train("InvertedPendulum-v5", out=tmp_path, n_envs=4, max_iterations=1, eval_every=1,
+                        eval_episodes=1, device=warp_ready)
+    files = export.export(run, tmp_path / "export")
+    assert files.onnx.is_file() and files.torchscript.is_file() and (files.n_obs, files.n_actions) == (4, 1)
+    check = export.parity(files, np.random.default_rng(0).normal(0, 0.3, (64, 4)))
+    assert check["onnx_max_diff"] < 1e-5 and check["torchscript_max_diff"] < 1e-5 and check["action_scale"] > 0
+    times = export.latency(files, calls=50)
+    assert list(times.index) == ["torch (rsl_rl actor)", "TorchScript", "onnxruntime"] and (times["median_us"] > 0).all()
+
+
+def test_robustness_scores_every_controller_on_the_same_randomised_worlds():
+    from sparkbooks.robot import lqr, robustness
+
+    worlds = robustness.draw(6, seed=2)
+    assert all(0.5 <= w.mass_scale <= 2 and 0.7 <= w.gear_scale <= 1.3 and w.delay in (0, 1, 2) and w.noise == 0.01
+               for w in worlds)
+    control = lqr.controller("InvertedPendulum-v5")
+    table = robustness.score("InvertedPendulum-v5", {"LQR": control, "zero": lambda obs: np.zeros(1)}, worlds)
+    again = robustness.score("InvertedPendulum-v5", {"LQR": control}, worlds)
+    assert table["LQR"].tolist() == again["LQR"].tolist()  # same worlds, starts and noise: the same returns
+    assert (table["zero"] < 100).all()
+    assert robustness.play("InvertedPendulum-v5", control, robustness.Perturbation()) == 1000.0  # nominal world
+    late = robustness.play("InvertedPendulum-v5", control, robustness.Perturbation(delay=2))
+    assert late < 1000.0  # two steps of delay topple the nominal LQR gain: the world really changed
+    with pytest.raises(InputError, match="InvertedPendulum-v5"):
+        robustness.play("Hopper-v5", control, robustness.Perturbation())
+
+
+def test_a_randomised_success_rate_carries_the_worlds_uncertainty_not_only_the_seeds():
+    held = np.zeros((20, 5))
+    held[:9] = 1  # every seed holds the same 9 of 20 worlds: seeds agree, the worlds are still a sample of 20
+    rate = stats.crossed_bootstrap(held, reps=500)
+    assert rate.value == 0.45 and rate.low < 0.35 and rate.high > 0.55
+    assert stats.stratified_bootstrap({"seeds only": held.mean(axis=0)}, np.mean)["seeds only"].high == 0.45  # too sure
+
+
+def test_domain_randomisation_gives_each_world_its_own_body_as_c_mujoco_would(warp_ready, tmp_path):
+    """Per-world pole mass, inertia and gear in the Warp batch step like C MuJoCo with the same edits; delays hold
+    actions back; the randomised trainer keeps its own checkpoint and runs every iteration."""
+    import mujoco
+    import torch
+
+    env = batched.PendulumBatch(4, device=warp_ready, seed=3, randomise=True)
+    mass, inertia, gear = (env.fields[k][0] for k in ("body_mass", "body_inertia", "actuator_gear"))
+    assert len(set(mass[:, env.pole].tolist())) == 4 and env.delay.tolist() != [0, 0, 0, 0]
+    env.delay[:] = 0
+    env.batch.qpos[:] = torch.tensor([0.0, 0.1])
+    env.batch.qvel[:] = 0.0
+    env.step(torch.full((4, 1), 2.0))
+    model, frame_skip = batched.task_model("InvertedPendulum-v5")
+    for w in range(4):
+        m = batched.task_model("InvertedPendulum-v5")[0]
+        m.body_mass[env.pole] = float(mass[w, env.pole])
+        m.body_inertia[env.pole] = inertia[w, env.pole].double().numpy()
+        m.actuator_gear[:, 0] = gear[w, :, 0].double().numpy()
+        d = mujoco.MjData(m)
+        d.qpos[:], d.ctrl[:] = [0.0, 0.1], 2.0
+        mujoco.mj_step(m, d, nstep=frame_skip)
+        assert np.abs(env.batch.qvel[w].double().numpy() - d.qvel).max() < 1e-4, w
+    delayed = batched.PendulumBatch(3, device=warp_ready, seed=0, randomise=True)
+    delayed.delay[:] = torch.tensor([0, 1, 2])
+    delayed.step(torch.full((3, 1), 1.5))
+    assert delayed.batch.ctrl[:, 0].tolist() == [1.5, 0.0, 0.0]  # two steps late: nothing yet
+    run = batched.train("InvertedPendulum-v5", out=tmp_path, n_envs=4, max_iterations=2, eval_every=1, eval_episodes=1,
+                        device=warp_ready, randomise=True)
+    assert run.checkpoint.endswith("_dr.pt") and run.steps == 2 * 4 * 16

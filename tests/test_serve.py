@@ -164,3 +164,124 @@ def test_user_binary_on_path_wins(monkeypatch, tmp_path):
 def test_build_flags_keep_native_off():
     assert "-DGGML_NATIVE=OFF" in llamacpp.CMAKE_FLAGS
     assert llamacpp.cached_server().name == "llama-server"
+
+
+# ---- The serve and benchmark commands the guides print: will they run on a Spark? (issue 44) ----
+
+import re  # noqa: E402
+
+import sparkbooks as sb  # noqa: E402
+from sparkbooks.documents.vlm import qwen_visual_tokens  # noqa: E402
+
+from .test_guides import PLAYBOOKS, bench_commands, serve_commands  # noqa: E402
+
+_TEXT_ALLOWANCE = 128  # chat template, question and a tag around a prompt or an image
+
+
+def _flag(argv: list[str], *names: str, default: str | None = None) -> str | None:
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name:
+                return argv[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return default
+
+
+def _guide(slug: str):
+    return next(p for p in PLAYBOOKS if p.slug == slug)
+
+
+def _longest_request(pb) -> tuple[int, int]:
+    """(tokens of the longest single request the spark profile sends, tokens of the sweep's requests in flight at once)."""
+    spark = {**{k: v.default for k, v in pb.parameters.items()}, **pb.profiles["spark"]}
+    if pb.slug == "nemotron-nano":
+        longest = max([*spark["prompt_lengths"], spark["input_tokens"]]) + max(spark["max_tokens"], spark["output_tokens"])
+        return longest, max(spark["concurrency"]) * (spark["input_tokens"] + spark["output_tokens"])
+    if pb.slug == "vlm":
+        image = max(qwen_visual_tokens(s, s).tokens for s in [*spark["sides"], spark["max_side"]])
+        longest = image + _TEXT_ALLOWANCE + 200  # 200: the extraction's answer, the longest asked
+        return longest, max(spark["concurrency"]) * longest
+    raise AssertionError(f"no request sizes known for {pb.slug}")
+
+
+def _llama_servers(slug: str) -> list[list[str]]:
+    return [argv for argv in serve_commands(_guide(slug)) if argv[0] == "llama-server"]
+
+
+def slot_context(argv: list[str]) -> tuple[int, int]:
+    """(context one request may use, context all slots share) of a ``llama-server`` command line.
+
+    Without ``--kv-unified`` llama.cpp splits ``--ctx-size`` evenly across ``--parallel`` slots.
+    """
+    ctx = int(_flag(argv, "-c", "--ctx-size", default="0"))
+    parallel = int(_flag(argv, "-np", "--parallel", default="1"))
+    unified = "--kv-unified" in argv or "-kvu" in argv
+    return (ctx if unified else ctx // parallel), ctx
+
+
+@pytest.mark.parametrize("slug", ["nemotron-nano", "vlm"])
+def test_every_llama_server_command_gives_each_slot_the_longest_request(slug):
+    longest, in_flight = _longest_request(_guide(slug))
+    commands = _llama_servers(slug)
+    assert commands, f"{slug}: no llama-server command found"
+    for argv in commands:
+        per_slot, total = slot_context(argv)
+        assert per_slot >= longest, (f"{slug}: each slot gets {per_slot} tokens, the longest request needs {longest}: "
+                                     "raise --ctx-size or add --kv-unified", argv)
+        assert total >= in_flight, (f"{slug}: the sweep keeps {in_flight} tokens in flight, the pool holds {total}", argv)
+
+
+@pytest.mark.parametrize("slug", ["nemotron-nano", "vlm"])
+def test_every_vllm_command_holds_the_longest_request(slug):
+    longest, _ = _longest_request(_guide(slug))
+    for argv in serve_commands(_guide(slug)):
+        if argv[0] != "llama-server":
+            assert int(_flag(argv, "--max-model-len")) >= longest, argv
+
+
+def test_slot_context_reads_the_failing_form():
+    argv = "llama-server -hf a/b-GGUF --ctx-size 131072 --parallel 64".split()
+    assert slot_context(argv) == (2048, 131072)  # issue 44: 8,192-token prompts raised ContextLengthError
+    assert slot_context([*argv, "--kv-unified"]) == (131072, 131072)
+
+
+@pytest.mark.parametrize("slug", ["nemotron-nano", "vlm"])
+def test_every_llama_server_command_names_where_its_model_comes_from(slug):
+    for argv in _llama_servers(slug):
+        repo = _flag(argv, "-hf", "--hf-repo")
+        assert repo and re.fullmatch(r"[\w.-]+/[\w.-]+-GGUF(:\w+)?", repo), (f"{slug}: give the GGUF's Hugging Face "
+                                                                            "repo with -hf, not a local file", argv)
+    if slug == "nemotron-nano":  # the conversion NVIDIA's own material names
+        assert {_flag(a, "-hf").split(":")[0] for a in _llama_servers(slug)} == {"unsloth/Nemotron-3-Nano-30B-A3B-GGUF"}
+
+
+def test_vllm_bench_serve_loads_the_tokenizer_from_the_hf_id_and_warms_up():
+    pb = _guide("nemotron-nano")
+    (bench,) = bench_commands(pb)
+    (served,) = [argv for argv in serve_commands(pb) if argv[0] != "llama-server"]
+    image = next(i for i, a in enumerate(served) if a.startswith("vllm/vllm-openai"))
+    hf_id = served[image + 1]
+    assert "/" in hf_id and _flag(bench, "--model") == hf_id, "--model loads the tokenizer: it must be the HF id"
+    assert _flag(bench, "--served-model-name") == pb.profiles["spark"]["model"] == _flag(served, "--served-model-name")
+    concurrency = int(_flag(bench, "--max-concurrency"))
+    assert int(_flag(bench, "--num-warmups", default="0")) >= concurrency, "--num-warmups defaults to 0"
+    assert int(_flag(bench, "--num-prompts")) >= 4 * concurrency, "at least four requests per stream"
+    assert concurrency == max(pb.profiles["spark"]["concurrency"])
+
+
+@pytest.mark.parametrize("slug", ["nemotron-nano", "vlm"])
+def test_spark_sweeps_send_at_least_four_requests_per_stream(slug):
+    spark = _guide(slug).profiles["spark"]
+    assert spark["requests_per_level"] >= 4 * max(spark["concurrency"]), spark
+
+
+def test_an_oversubscribed_machine_gives_llama_server_one_thread(monkeypatch):
+    monkeypatch.setattr(llamacpp, "performance_cores", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert llamacpp.default_threads() == 2  # an idle machine: every performance core
+    monkeypatch.setattr(os, "getloadavg", lambda: (24.7, 20.0, 15.0))
+    assert llamacpp.default_threads() == 1  # 0.4 → 12.5 tok/s measured when the run queue is 12× the cores
+    server = llamacpp.LlamaServer(Path("m.gguf"), binary=Path("llama-server"), port=1)
+    assert server.command()[server.command().index("--threads") + 1] == "1"

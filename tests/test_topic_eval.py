@@ -76,3 +76,72 @@ def test_bbc_news_has_its_five_editorial_classes():
         "business": 510, "sport": 510, "politics": 417, "tech": 401, "entertainment": 386}
     assert not news["text"].str.contains("Â").any()  # decoded as UTF-8, not mojibake
     assert len(datasets.corpus("bbc-news", n=100, seed=1)) == 100
+
+
+# ---- issue 48: a held-out set on every profile, ε-NPMI named for what it counts, a tuned LDA, prose from the run ----
+
+def test_coherence_refuses_an_empty_held_out_set_instead_of_scoring_minus_one():
+    """The spark profile (n_docs None) left no held-out text: NPMI was −1 for every topic, with a RuntimeWarning."""
+    _, vocab = _docs()
+    empty = sp.csr_matrix((0, len(vocab)))
+    with pytest.raises(InputError, match="empty held-out set"):
+        topic_eval.coherence([["a", "b"]], empty, vocab)
+
+
+def test_the_held_out_tenth_is_seeded_deduplicated_and_never_in_the_fitted_set():
+    texts = [f"tweet {i}" for i in range(1_000)] + ["the same headline"] * 50 + ["tweet 7"] * 3
+    split = topic_eval.split_held_out(texts, seed=3)
+    assert split.duplicates == 52 and len(split.fit) + len(split.held_out) == 1_001
+    assert len(split.held_out) == 101  # a tenth of the distinct texts, rounded up: never empty
+    fitted, held = {texts[i] for i in split.fit}, {texts[i] for i in split.held_out}
+    assert not fitted & held
+    again = topic_eval.split_held_out(texts, seed=3)
+    assert (again.held_out == split.held_out).all() and not (topic_eval.split_held_out(texts, seed=4).held_out
+                                                             == split.held_out).all()
+    with pytest.raises(InputError, match="fraction"):
+        topic_eval.split_held_out(texts, fraction=0.0)
+
+
+def test_the_smoothed_npmi_is_named_for_documents_and_described_with_the_right_numbers():
+    text = topic_eval.EPS_NPMI_TEXT
+    assert "documents" in text and "sliding windows" in text and "−0.67" in text and "−0.33" in text
+    for p, said in ((1e-2, -0.67), (1e-4, -0.33)):  # the numbers the description gives, by the formula it gives
+        assert np.log(topic_eval.EPS_NPMI / p**2) / -np.log(topic_eval.EPS_NPMI) == pytest.approx(said, abs=0.005)
+    assert "npmi_gensim_eps" not in topic_eval.quality.__doc__
+
+
+def test_lda_drops_words_in_more_than_half_the_documents_and_runs_fifty_iterations(monkeypatch):
+    import sklearn.decomposition
+
+    seen = {}
+
+    class Spy(sklearn.decomposition.LatentDirichletAllocation):
+        def fit_transform(self, X, y=None):
+            seen["max_iter"], seen["columns"] = self.max_iter, X.shape[1]
+            return super().fit_transform(X, y)
+
+    monkeypatch.setattr(sklearn.decomposition, "LatentDirichletAllocation", Spy)
+    rng = np.random.default_rng(0)
+    words = rng.poisson(1.0, size=(60, 6)) * (rng.random((60, 6)) < 0.3)
+    words[:, 0] = 5  # "said": in every document
+    topic_eval.baseline("lda", 2, counts=sp.csr_matrix(words))
+    assert seen == {"max_iter": 50, "columns": 5}
+
+
+def test_the_bbc_prose_comes_from_the_clusters():
+    reference = np.array(["business"] * 40 + ["politics"] * 40 + ["sport"] * 60)
+    mixed = np.array([0] * 80 + [1] * 60)  # business + politics in one cluster, sport whole
+    said = topic_eval.against_labels(mixed, reference)
+    assert said["split"] == {} and said["largest"]["mix"] == {"business": 40, "politics": 40}
+    assert "No label was split" in said["sentence"] and "80 of 140" in said["sentence"]
+    split = np.array([0] * 80 + [1] * 30 + [2] * 30)  # sport into two clusters
+    assert topic_eval.against_labels(split, reference)["split"] == {"sport": [1, 2]}
+    assert "sport into 2 clusters" in topic_eval.against_labels(split, reference)["sentence"]
+
+
+def test_a_keyword_absent_from_the_held_out_texts_scores_minus_one_by_both_rules():
+    counts, vocab = _docs()
+    vocab = np.append(vocab, "never")
+    counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1))]).tocsr()
+    for eps in (None, topic_eval.EPS_NPMI):
+        assert topic_eval.coherence([["a", "never"]], counts, vocab, eps=eps)[0] == -1.0

@@ -259,3 +259,47 @@ def test_the_gpu_path_follows_cuml_accel_being_on_not_the_session(monkeypatch):
     assert model.umap_init() == "spectral" and not model._own_neighbours()
     accel.enabled = lambda: False  # installed but switched off
     assert model.umap_init() == "pca"
+
+
+# ---- issue 48: the map's size is bounded; seed=None is a valid choice (cuML's fast path) --------------------------
+
+def test_the_map_stays_under_ten_megabytes_at_any_corpus_size():
+    from sparkbooks.topics import plots
+
+    n = 100_000
+    rng = np.random.default_rng(0)
+    labels = rng.integers(-1, 30, n)
+    hover = [f"tweet {i}: " + "a long health headline about vaccines and hospitals " * 5 for i in range(n)]
+    figure = topics.topic_map(rng.normal(size=(n, 2)), labels, {k: f"topic {k}" for k in range(30)}, hover=hover)
+    assert len(topics.show(figure).data.encode()) <= plots.MAX_MAP_BYTES
+    assert sum(len(trace.x) for trace in figure.data) == plots.MAX_MAP_POINTS
+    assert f"of {n:,} drawn" in figure.layout.title.text
+    assert sum(int(t.name.rsplit("(", 1)[1].rstrip(")").replace(",", "")) for t in figure.data) == n  # legend counts all
+    with pytest.raises(InputError, match="one each"):
+        topics.topic_map(np.zeros((3, 2)), np.zeros(3, int), {0: "x"}, hover=["a"])
+
+
+def test_seed_none_is_accepted_and_the_spark_profile_uses_it():
+    import sparkbooks as sb
+
+    playbook = sb.catalog.get("topic-clustering")
+    assert playbook.parameters["seed"].check(None, playbook="topic-clustering") is None
+    assert playbook.profiles["spark"]["seed"] is None
+    umap_kwargs = topics.TopicModel(random_state=None).umap_estimator(n_components=5, min_dist=0.0).get_params()
+    assert umap_kwargs["random_state"] is None  # no seed reaches cuML: its fast graph path, not brute_force_knn
+
+
+def test_a_model_fitted_on_a_sample_assigns_the_rest_to_their_topics(fitted):
+    """Issue 48's million-document route: fit on a sample, assign every other document to the nearest centroid."""
+    from sklearn.metrics import adjusted_rand_score
+
+    model, docs, vectors, groups = fitted
+    rng = np.random.default_rng(1)
+    new = vectors[rng.permutation(len(vectors))[:200]] + rng.normal(scale=0.01, size=(200, 384)).astype(np.float32)
+    assigned = model.assign(vectors, vectors, batch=97)  # batches must not change the answer
+    clustered = model.labels_ >= 0
+    assert adjusted_rand_score(model.labels_[clustered], assigned[clustered]) > 0.95
+    assert set(assigned) <= set(model.topic_words_) and model.assign(new, vectors).shape == (200,)
+    assert (model.assign(vectors, vectors, threshold=1.01) == -1).all()
+    with pytest.raises(InputError, match="rows of 384"):
+        model.assign(np.zeros((3, 5)), vectors)

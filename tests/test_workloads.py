@@ -157,3 +157,111 @@ def test_unknown_workload_is_named():
 def test_gpu_path_agrees_with_the_cpu_path():
     cmp = workloads.compare("pandas-etl", {"n_rows": 200_000, "seed": 0})
     assert cmp.gpu is not None and cmp.problems() == []
+
+
+# ---- issue 48: problems() judges the time spent on the CPU, stage by stage --------------------------------------
+
+def _etl_comparison(counts):
+    stages = {name: 1.0 for name in counts}
+    cpu = {"checks": {"rows": 10}, "cold": stages, "warm": stages, "total_s": 5.0, "total_cold_s": 5.0, "wall_s": 9.0,
+           "counts": {name: {} for name in counts}}
+    return workloads.Comparison("pandas-etl", {}, cpu, cpu | {"counts": counts})
+
+
+def test_problems_names_stages_that_ran_only_on_the_cpu_even_when_others_used_the_gpu():
+    on_gpu = {"gpu_calls": 40, "cpu_calls": 0, "fallbacks": [], "stage_s": 0.5, "cpu_s": 0.0}
+    on_cpu = {"gpu_calls": 0, "cpu_calls": 6, "fallbacks": ["DataFrame.merge"], "stage_s": 2.0, "cpu_s": 2.0}
+    counts = {"read_parquet": on_gpu, "join": on_cpu, "apply": on_cpu, "groupby": on_cpu | {"fallbacks": ["GroupBy.agg"]},
+              "derive": on_gpu}
+    found = _etl_comparison(counts).problems()
+    assert [p.split(":")[0] for p in found] == ["join", "groupby"]  # apply is expected on the CPU
+    assert "100% of its time on the CPU" in found[0] and "DataFrame.merge" in found[0]
+    # a child that recorded no times: judged by its calls
+    untimed = {k: {key: v for key, v in c.items() if key not in ("stage_s", "cpu_s")} for k, c in counts.items()}
+    assert [p.split(":")[0] for p in _etl_comparison(untimed).problems()] == ["join", "groupby"]
+
+
+def test_a_stage_may_spend_at_most_a_tenth_of_its_time_in_fallbacks():
+    base = {"gpu_calls": 9, "cpu_calls": 1, "fallbacks": ["Series.dt.days"], "stage_s": 1.0}
+    assert _etl_comparison({"derive": base | {"cpu_s": 0.09}}).problems() == []
+    assert _etl_comparison({"derive": base | {"cpu_s": 0.2}}).problems() == [
+        "derive: 20% of its time on the CPU (limit 10%; fell back: Series.dt.days)"]
+    table = _etl_comparison({"derive": base | {"cpu_s": 0.2}}).table()
+    assert table.loc["derive", "cpu_time_share"] == pytest.approx(0.2)
+
+
+def _fake_cudf_pandas(monkeypatch):
+    """A stand-in for cudf.pandas.fast_slow_proxy with its two hooks and the function every proxied call goes through."""
+    import sys
+    import time
+    import types
+
+    fsp = types.ModuleType("cudf.pandas.fast_slow_proxy")
+    exec('''
+def _fast_function_call():
+    return None
+
+def _slow_function_call():
+    return None
+
+def _fast_slow_function_call(func, /, *args, **kwargs):
+    try:
+        result = func(True, *args, **kwargs)
+        _fast_function_call()
+        return result, True
+    except NotImplementedError:
+        slow_args = (func,)
+        _slow_function_call()
+        return func(False, *args, **kwargs), False
+''', fsp.__dict__)
+    pandas_mod = types.ModuleType("cudf.pandas")
+    pandas_mod.fast_slow_proxy = fsp
+    for name, module in (("cudf", types.ModuleType("cudf")), ("cudf.pandas", pandas_mod),
+                         ("cudf.pandas.fast_slow_proxy", fsp)):
+        monkeypatch.setitem(sys.modules, name, module)
+
+    def gpu_op(fast):
+        time.sleep(0.01)
+        return 1
+
+    def cpu_op(fast):
+        if fast:
+            raise NotImplementedError
+        time.sleep(0.05)
+        fsp._fast_slow_function_call(gpu_op)  # a proxied call inside a fallback: counted once, with its parent
+        return 2
+
+    return fsp, gpu_op, cpu_op
+
+
+def test_the_cudf_pandas_hooks_time_fallbacks_and_put_everything_back(monkeypatch):
+    from sparkbooks.dataframes import measure
+
+    fsp, gpu_op, cpu_op = _fake_cudf_pandas(monkeypatch)
+    original = fsp._fast_slow_function_call
+    with measure._cudf_pandas_tally() as tally:
+        fsp._fast_slow_function_call(gpu_op)
+        fsp._fast_slow_function_call(cpu_op)
+    assert tally["gpu"] == 2 and tally["cpu"] == 1 and {f.rsplit(".", 1)[-1] for f in tally["fallbacks"]} == {"cpu_op"}
+    assert 0.05 <= tally["cpu_s"] < 0.5  # the fallback's time, its inner call not counted twice, the GPU call not at all
+    assert fsp._fast_slow_function_call is original and fsp._slow_function_call.__module__ != measure.__name__
+
+
+def test_every_aggregation_in_the_etl_is_a_name_not_a_python_function():
+    """No lambda or callable in any agg/aggregate/transform of the pandas stages: cuDF cannot run one."""
+    import ast
+    import inspect
+
+    from sparkbooks.dataframes import etl
+
+    tree = ast.parse(inspect.getsource(etl))
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+             and n.func.attr in ("agg", "aggregate", "transform")]
+    assert calls, "the ETL has no aggregation to check"
+    for call in calls:
+        for arg in [*call.args, *(k.value for k in call.keywords)]:
+            assert not any(isinstance(n, ast.Lambda) for n in ast.walk(arg)), ast.unparse(call)
+            if isinstance(arg, ast.Constant):
+                assert isinstance(arg.value, str), ast.unparse(call)
+    for name, spec in workloads.SUMMARY_AGGREGATIONS.items():
+        assert isinstance(spec, tuple) and all(isinstance(x, str) for x in spec), name

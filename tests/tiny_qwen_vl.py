@@ -69,7 +69,7 @@ def encode(processor: tuple[Any, Any], images: list[Any], question: str) -> dict
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """``GET /v1/models`` and non-streaming ``POST /v1/chat/completions`` over the tiny model."""
+    """``GET /v1/models`` and ``POST /v1/chat/completions`` (streamed or not) over the tiny model."""
 
     state: dict[str, Any] = {}
 
@@ -83,6 +83,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, pieces: list[str], usage: dict[str, Any], model: Any) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        base = {"id": "tiny", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": p}, "finish_reason": None}]}
+                  for p in pieces]
+        chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+        chunks.append({**base, "choices": [], "usage": usage})
+        for chunk in chunks:
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
@@ -112,6 +127,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state["lock"], torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=min(int(body.get("max_tokens") or 8), 8), do_sample=False)
         new = out[0, inputs["input_ids"].shape[1]:]
+        usage = {"prompt_tokens": int(inputs["input_ids"].shape[1]), "completion_tokens": len(new), "total_tokens": int(out.shape[1])}
+        if body.get("stream"):  # server-sent events, one token per chunk, usage last (as vLLM streams)
+            return self._stream([processor[1].decode(t) for t in new], usage, body.get("model"))
         return self._send(200, {
             "id": "tiny", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": processor[1].decode(new)}, "finish_reason": "length"}],

@@ -133,15 +133,45 @@ def performance_cores() -> int:
     return usable
 
 
-def _cpu_model() -> str:
-    try:
-        with open(_CPUINFO) as fh:
-            for line in fh:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+#: (implementer, part) → core name, from Linux's arch/arm64/include/asm/cputype.h; arm64's /proc/cpuinfo has no
+#: "model name" line, so a DGX Spark is named by its cores (10× Cortex-X925 + 10× Cortex-A725) or it reads "aarch64".
+_ARM_PARTS = {(0x41, 0xD85): "Cortex-X925", (0x41, 0xD87): "Cortex-A725", (0x41, 0xD4F): "Neoverse-V2",
+              (0x41, 0xD40): "Neoverse-V1", (0x41, 0xD49): "Neoverse-N2", (0x41, 0xD0C): "Neoverse-N1",
+              (0x41, 0xD82): "Cortex-X4", (0x41, 0xD81): "Cortex-A720", (0x41, 0xD80): "Cortex-A520"}
+
+
+def _arm_core_types(cpuinfo: str) -> str | None:
+    """``'10× Cortex-X925 + 10× Cortex-A725'`` from arm64 cpuinfo's per-core "CPU implementer" / "CPU part" lines."""
+    from collections import Counter  # noqa: PLC0415
+
+    cores: Counter[str] = Counter()
+    implementer = None
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip().lower(), value.strip()
+        try:
+            if key == "cpu implementer":
+                implementer = int(value, 16)
+            elif key == "cpu part" and implementer is not None:
+                part = int(value, 16)
+                cores[_ARM_PARTS.get((implementer, part), f"Arm part {part:#x} (implementer {implementer:#x})")] += 1
+        except ValueError:
+            continue
+    return " + ".join(f"{n}× {name}" for name, n in cores.most_common()) or None
+
+
+def _cpu_model(cpuinfo: str | None = None) -> str:
+    """The CPU's name: x86's "model name", else arm64 core types counted, else what the platform module says."""
+    if cpuinfo is None:
+        try:
+            with open(_CPUINFO) as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            cpuinfo = ""
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith(("model name", "hardware", "cpu model")):
+            return line.split(":", 1)[1].strip()
+    return _arm_core_types(cpuinfo) or platform.processor() or platform.machine()
 
 
 def _memory_gib() -> float:

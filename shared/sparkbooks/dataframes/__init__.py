@@ -3,7 +3,7 @@
 :mod:`.data` the retail data set · :mod:`.etl` the pandas stages · :mod:`.estimators` the scikit-learn suite ·
 :mod:`.measure` timings and GPU/CPU call counts · :mod:`.tolerances` how far GPU checks may differ ·
 :mod:`.child` a fresh process per run · :mod:`.comparison` CPU against GPU, and the figure · :mod:`.workloads` all
-of it in one import.
+of it in one import · :mod:`.bandwidth` the machine measured (STREAM triad, a one-operation hello GPU).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .workloads import (
     write_sales,
 )
 
-SUBMODULES = ("child", "comparison", "data", "estimators", "etl", "measure", "tolerances", "workloads")
+SUBMODULES = ("bandwidth", "child", "comparison", "data", "estimators", "etl", "measure", "tolerances", "workloads")
 __all__ = sorted({*SUBMODULES,
                   *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -13,10 +13,21 @@ from .child import run_isolated
 from .data import write_sales
 from .tolerances import TOLERANCES, Tolerance
 
-__all__ = ["Comparison", "GPU_KINDS", "compare", "compare_tables", "plot_comparisons"]
+__all__ = ["CPU_SHARE_LIMIT", "CPU_STAGES", "Comparison", "GPU_KINDS", "compare", "compare_tables", "cpu_share", "plot_comparisons"]
 
 #: The GPU work (:data:`sparkbooks.devices.KINDS`) each workload's accelerated child needs.
 GPU_KINDS: dict[str, str] = {"pandas-etl": "cudf", "sklearn": "cuml"}
+#: Largest share of a stage's time its CPU fallbacks may take on the GPU path before the speed-up is not trusted.
+CPU_SHARE_LIMIT = 0.10
+#: Stages expected to run on the CPU under cudf.pandas: a Python function per value cannot run on the GPU.
+CPU_STAGES = frozenset({"apply"})
+
+
+def cpu_share(counts: dict[str, Any]) -> float | None:
+    """Share of a stage's time (profiled run) spent in CPU fallbacks; ``None`` when the child recorded no times."""
+    if "stage_s" not in counts or "cpu_s" not in counts:
+        return None
+    return counts["cpu_s"] / counts["stage_s"] if counts["stage_s"] > 0 else 0.0
 
 
 @dataclass
@@ -48,7 +59,7 @@ class Comparison:
                 row |= {"gpu_cold_s": self.gpu["cold"][stage], "gpu_warm_s": gpu_s,
                         "speedup": cpu_s / gpu_s if gpu_s else None,
                         "gpu_calls": counts["gpu_calls"], "cpu_fallback_calls": counts["cpu_calls"],
-                        "fell_back": ", ".join(counts["fallbacks"])}
+                        "cpu_time_share": cpu_share(counts), "fell_back": ", ".join(counts["fallbacks"])}
             else:
                 row |= {"accelerated": "not accelerated (CPU path)"}
             rows.append(row)
@@ -74,12 +85,27 @@ class Comparison:
         return out
 
     def problems(self) -> list[str]:
-        """Everything that makes the speed-up untrustworthy: disagreeing checks or tables, or a GPU path that ran nothing on the GPU."""
+        """Everything that makes the speed-up untrustworthy: disagreeing checks or tables, a GPU path that ran
+        nothing on the GPU, or a stage outside :data:`CPU_STAGES` that spent more than :data:`CPU_SHARE_LIMIT` of
+        its time in CPU fallbacks (timed by the child's hooks; a child without times: a stage whose calls all fell back).
+        """
         found = [f"{k}: CPU {c} vs GPU {g} (tolerance: {TOLERANCES.get(k, Tolerance('abs', 0, 'exact')).why})"
                  for k, (c, g) in self.disagreements().items()]
         found += self.table_differences
-        if self.gpu and not sum(c["gpu_calls"] for c in self.gpu["counts"].values()):
+        if not self.gpu:
+            return found
+        if not sum(c["gpu_calls"] for c in self.gpu["counts"].values()):
             found.append("the GPU child ran no call on the GPU: every call fell back to the CPU")
+            return found
+        for stage, counts in self.gpu["counts"].items():
+            if stage in CPU_STAGES:
+                continue
+            share = cpu_share(counts)
+            fell = ", ".join(counts.get("fallbacks", [])) or "unnamed calls"
+            if share is not None and share > CPU_SHARE_LIMIT:
+                found.append(f"{stage}: {share:.0%} of its time on the CPU (limit {CPU_SHARE_LIMIT:.0%}; fell back: {fell})")
+            elif share is None and counts.get("cpu_calls") and not counts.get("gpu_calls"):
+                found.append(f"{stage}: ran only on the CPU ({counts['cpu_calls']} calls fell back: {fell})")
         return found
 
     def record(self, *, prefix: str) -> None:

@@ -23,38 +23,67 @@ def gpu_sync() -> None:
 
 @contextmanager
 def _cudf_pandas_tally() -> Iterator[dict[str, Any]]:
-    """Count cudf.pandas' GPU calls and CPU fallbacks through the two hooks its own pytest profiler uses.
+    """Count cudf.pandas' GPU calls and CPU fallbacks, and time the fallbacks, through its own call hooks.
 
     cudf.pandas calls ``_fast_function_call()`` after every call that ran on the GPU and
     ``_slow_function_call()`` before every fallback; wrapping them costs nothing per call, where its
-    public ``Profiler`` traces every Python line (minutes on a large frame).
+    public ``Profiler`` traces every Python line (minutes on a large frame). The fallbacks' seconds come
+    from timing ``_fast_slow_function_call`` (every proxied call goes through it; it returns whether the fast
+    path ran): a call that ended on the slow path counts whole — the failed GPU try and the copies to the host
+    are part of what the fallback cost — unless an enclosing call was already falling back (counted once).
     """
+    import time  # noqa: PLC0415
+
     from cudf.pandas import fast_slow_proxy as fsp  # noqa: PLC0415
 
-    tally: dict[str, Any] = {"gpu": 0, "cpu": 0, "fallbacks": set()}
-    fast, slow = fsp._fast_function_call, fsp._slow_function_call
+    tally: dict[str, Any] = {"gpu": 0, "cpu": 0, "fallbacks": set(), "cpu_s": 0.0}
+    fast, slow, call = fsp._fast_function_call, fsp._slow_function_call, fsp._fast_slow_function_call
+    stack: list[list[bool]] = []  # one [falling back?] per proxied call in progress, innermost last
 
     def on_fast():
         tally["gpu"] += 1
 
     def on_slow():
         tally["cpu"] += 1
+        if stack:
+            stack[-1][0] = True
         args = sys._getframe(1).f_locals.get("slow_args") or (None,)
         tally["fallbacks"].add(getattr(args[0], "__qualname__", type(args[0]).__qualname__))
 
+    def timed(func, /, *args, **kwargs):
+        frame = [False]
+        outer_slow = any(f[0] for f in stack)
+        stack.append(frame)
+        start = time.perf_counter()
+        try:
+            result = call(func, *args, **kwargs)
+        finally:
+            stack.pop()
+        if frame[0] and not outer_slow:
+            tally["cpu_s"] += time.perf_counter() - start
+        return result
+
+    patched = [m for m in list(sys.modules.values())  # modules that imported the function by name call their own copy
+               if getattr(m, "__name__", "").startswith("cudf.pandas") and getattr(m, "_fast_slow_function_call", None) is call]
     fsp._fast_function_call, fsp._slow_function_call = on_fast, on_slow
+    for module in patched:
+        module._fast_slow_function_call = timed
     try:
         yield tally
     finally:
         fsp._fast_function_call, fsp._slow_function_call = fast, slow
+        for module in patched:
+            module._fast_slow_function_call = call
 
 
 def profiled_counts(stages: list[tuple[str, Callable[[dict], Any]]], state: dict) -> dict[str, dict[str, Any]]:
-    """Per stage: calls cudf.pandas / cuml.accel ran on the GPU, calls they sent to the CPU, and which functions fell back.
+    """Per stage: calls cudf.pandas / cuml.accel ran on the GPU, calls they sent to the CPU, which functions fell
+    back, the stage's seconds in this run (``stage_s``) and the seconds its fallbacks took (``cpu_s``).
 
-    cudf.pandas' counts come from its own call hooks, cuml.accel's from ``cuml.accel.profile``; the
-    counting run is separate from the timed ones.
+    cudf.pandas' counts and times come from its own call hooks (:func:`_cudf_pandas_tally`), cuml.accel's from
+    ``cuml.accel.profile`` (``cpu_time`` per method); the counting run is separate from the timed ones.
     """
+    import time  # noqa: PLC0415
     from contextlib import ExitStack  # noqa: PLC0415
 
     on = accelerated_here()
@@ -69,18 +98,26 @@ def profiled_counts(stages: list[tuple[str, Callable[[dict], Any]]], state: dict
                 import cuml.accel  # noqa: PLC0415
 
                 accel_prof = stack.enter_context(cuml.accel.profile(quiet=True))
+            gpu_sync()
+            start = time.perf_counter()
             fn(state)
+            gpu_sync()
+            stage_s = time.perf_counter() - start
         gpu = cpu = 0
+        cpu_s = 0.0
         fallbacks: set[str] = set()
         if pandas_tally is not None:
             gpu, cpu, fallbacks = pandas_tally["gpu"], pandas_tally["cpu"], set(pandas_tally["fallbacks"])
+            cpu_s += pandas_tally["cpu_s"]
         if accel_prof is not None:
             for method, stats in accel_prof.method_calls.items():
                 gpu, cpu = gpu + stats.gpu_calls, cpu + stats.cpu_calls
+                cpu_s += getattr(stats, "cpu_time", 0.0)
                 if stats.cpu_calls:
                     reasons = "; ".join(sorted(stats.fallback_reasons))
                     fallbacks.add(method + (f" ({reasons})" if reasons else ""))
-        counts[name] = {"gpu_calls": gpu, "cpu_calls": cpu, "fallbacks": sorted(fallbacks)}
+        counts[name] = {"gpu_calls": gpu, "cpu_calls": cpu, "fallbacks": sorted(fallbacks),
+                        "stage_s": stage_s, "cpu_s": min(cpu_s, stage_s)}
     return counts
 
 

@@ -158,34 +158,74 @@ def ask(endpoint, images: Sequence[LoadedImage], question: str, *, schema: Mappi
 
 def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int], sides: Sequence[int],
                question: str = "Describe this image in one sentence.", max_tokens: int = 48, requests_per_level: int = 8,
-               timeout: float = 300.0):
-    """Images/s and tokens/s with ``levels`` requests in flight, each image resized so its long side is ``sides[i]``.
+               warmup: bool = True, timeout: float = 300.0, seed: int = 0):
+    """Images/s, tokens/s and streamed TTFT with ``levels`` requests in flight, each image's long side ``sides[i]``.
 
-    Each row also holds the prompt tokens the server reported per request (``usage``) beside the visual
-    tokens :func:`qwen_visual_tokens` predicts for that size, so the budget formula can be checked.
+    Measured as the text sweep is (:func:`sparkbooks.llm.sweep`): at every (size, level) point at least
+    ``requests_per_level`` and four requests per stream, after one discarded warm-up request per stream;
+    **every request a different image** (a distinct crop of one of ``images``, so neither vLLM's
+    multimodal/prefix cache nor llama.cpp's slot cache can answer it) opened by its own tag; outputs of
+    exactly ``max_tokens`` (``ignore_eos``); streamed, so TTFT is timed, and audited against the server's
+    own cache figures like the text sweep (``ttft_refused``). Each row also holds the prompt tokens the
+    server reported (``usage``) beside the visual tokens :func:`qwen_visual_tokens` predicts.
     """
+    import random  # noqa: PLC0415
     import statistics  # noqa: PLC0415
     import time  # noqa: PLC0415
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
+    import numpy as np  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
+
+    from ..llm import chat  # noqa: PLC0415
+    from ..llm.loadtest import _FIXED_LENGTH, _tag, audit_replies, template_prefix, unique_messages  # noqa: PLC0415
+
+    if not images:
+        raise ImageInputError("throughput needs at least one image.")
+    rng = random.Random(seed)
+    allowed, how = template_prefix(endpoint, [{"role": "user", "content": question}])
+    counter = iter(range(10**9))
+
+    def send(image: LoadedImage):
+        messages = unique_messages(image_messages([image], question), _tag(next(counter), rng))
+        return chat(endpoint, messages, max_tokens=max_tokens, seed=seed, timeout=timeout, extra_body=_FIXED_LENGTH)
 
     rows = []
     for side in sides:
-        sized = [_resized(img, side) for img in images]
         for level in levels:
-            jobs = [sized[i % len(sized)] for i in range(max(requests_per_level, level))]
+            n = max(requests_per_level, 4 * level)
+            jobs = [_distinct_crop(images[i % len(images)], side, rng) for i in range(n + (level if warmup else 0))]
+            if warmup:
+                with ThreadPoolExecutor(level) as pool:
+                    list(pool.map(send, jobs[:level]))
+                jobs = jobs[level:]
             start = time.perf_counter()
             with ThreadPoolExecutor(level) as pool:
-                replies = list(pool.map(lambda img: ask(endpoint, [img], question, max_tokens=max_tokens, timeout=timeout), jobs))
+                replies = list(pool.map(send, jobs))
             wall = time.perf_counter() - start
-            rows.append({"side_px": side, "concurrency": level, "images_per_s": len(jobs) / wall,
+            kept, audit = audit_replies(replies, allowed=allowed, how=how)
+            ttft = [r.ttft_s for r in kept if r.ttft_s is not None]
+            rows.append({"side_px": side, "concurrency": level, "requests": len(jobs), "images_per_s": len(jobs) / wall,
                          "completion_tok_s": sum(r.completion_tokens for r in replies) / wall,
                          "prompt_tok_s": sum(r.prompt_tokens for r in replies) / wall,
+                         "ttft_p50_s": float(np.percentile(ttft, 50)) if ttft else float("nan"),
+                         "ttft_p99_s": float(np.percentile(ttft, 99)) if ttft else float("nan"),
                          "latency_p50_s": statistics.median(r.total_s for r in replies),
                          "prompt_tokens": statistics.median(r.prompt_tokens for r in replies),
-                         "predicted_visual_tokens": statistics.median(qwen_visual_tokens(*img.size).tokens for img in jobs)})
+                         "predicted_visual_tokens": statistics.median(qwen_visual_tokens(*img.size).tokens for img in jobs),
+                         "distinct_images": len({img.image.tobytes() for img in jobs}),
+                         "ttft_audited": audit.audited, "ttft_refused": audit.refused, "ttft_unaudited": audit.unaudited,
+                         "short_outputs": sum(r.completion_tokens < max_tokens for r in replies)})
     return pd.DataFrame(rows)
+
+
+def _distinct_crop(image: LoadedImage, side: int, rng) -> LoadedImage:
+    """A random crop (88–100 % of each side) of ``image``, resized so its long side is ``side``: pixels no other request sends."""
+    w, h = image.size
+    cw, ch = max(1, round(w * rng.uniform(0.88, 1.0))), max(1, round(h * rng.uniform(0.88, 1.0)))
+    x, y = rng.randrange(w - cw + 1), rng.randrange(h - ch + 1)
+    cropped = LoadedImage(image.image.crop((x, y, x + cw, y + ch)), image.source, f"crop {cw}×{ch} at ({x}, {y})")
+    return _resized(cropped, side)
 
 
 def _resized(image: LoadedImage, side: int) -> LoadedImage:

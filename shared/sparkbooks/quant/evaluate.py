@@ -7,9 +7,15 @@ keep sensitive layers in BF16 — and is scored on held-out text by
 
 * **KL(baseline ‖ recipe)** per token: how far the next-token distribution moved;
 * the **perplexity ratio** against the baseline on the same tokens;
-* **top-1 agreement**: the recipe's most likely next token is the baseline's.
+* **top-1 agreement**: the recipe's most likely next token is the baseline's (``llama-perplexity
+  --kl-divergence``'s "same top" rate);
+* the **99 % and 99.9 % percentiles of per-token KL**, pooled over every scored token, as
+  ``llama-perplexity --kl-divergence`` reports them: the mean hides the rare tokens a format wrecks.
 
 Intervals are percentile bootstraps over documents (tokens of one document are not independent).
+
+:func:`intelligence_verdict` judges "without losing intelligence" by NVIDIA's own tolerance —
+task accuracy within one point of the unquantised model — so the verdict can come out either way.
 """
 
 from __future__ import annotations
@@ -31,13 +37,16 @@ from ..intervals import bootstrap_interval
 from .formats import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
 
 __all__ = [
+    "IntelligenceVerdict",
     "LMComparison",
+    "NVIDIA_TOLERANCE",
     "QuantRecipe",
     "QuantisedModel",
     "RECIPES",
     "Ratio",
     "StandInLM",
     "compare_recipes",
+    "intelligence_verdict",
     "load_stand_in_lm",
     "paired_ratio",
     "plot_comparison",
@@ -205,12 +214,14 @@ def quantise_model(model, recipe: QuantRecipe) -> QuantisedModel:
 class LMComparison:
     """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means — ``kl``, ``nll`` and
     ``base_nll``, ``top1`` (agreement with the baseline's most likely token), ``acc`` and ``base_acc`` (the most likely
-    token is the real next one: next-token accuracy, the recipe's and the baseline's); ``layer_errors``."""
+    token is the real next one: next-token accuracy, the recipe's and the baseline's); ``layer_errors``;
+    ``token_kl``: every scored token's KL per recipe (for the percentiles)."""
 
     summary: Any
     per_doc: Any
     layer_errors: Any
     tokens: int
+    token_kl: dict[str, np.ndarray] | None = None
 
 
 def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
@@ -226,6 +237,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
         raise InputError("Need at least 2 documents for intervals.")
     variants = {r.name: quantise_model(model, r) for r in recipes}
     rows = []
+    token_kl: dict[str, list[np.ndarray]] = {name: [] for name in variants}
     with torch.no_grad():
         for start in range(0, len(tokens), batch_size):
             chunk = tokens[start:start + batch_size]
@@ -237,7 +249,9 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
             p = base.exp()
             for name, variant in variants.items():
                 logq = torch.log_softmax(variant.model(chunk).logits[:, :-1].float(), dim=-1)
-                kl = (p * (base - logq)).sum(-1).mean(1)
+                kl_tokens = (p * (base - logq)).sum(-1)
+                token_kl[name].append(kl_tokens.flatten().cpu().numpy())
+                kl = kl_tokens.mean(1)
                 nll = -logq.gather(-1, target).squeeze(-1).mean(1)
                 top1 = (logq.argmax(-1) == base_top).float().mean(1)
                 acc = (logq.argmax(-1) == chunk[:, 1:]).float().mean(1)
@@ -247,6 +261,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
                                  "base_acc": float(base_acc[i])})
             del base, p
     per_doc = pd.DataFrame(rows)
+    pooled = {name: np.concatenate(parts) for name, parts in token_kl.items()}
     errors = pd.concat([v.errors for v in variants.values()], ignore_index=True)
     summary = []
     for recipe in recipes:
@@ -258,12 +273,70 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
             "activations": recipe.fmt if recipe.activations else "baseline", "scales": recipe.scales,
             "kl": d["kl"].mean(), **dict(zip(("kl_low", "kl_high"), bootstrap_interval(d["kl"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
             "ppl_ratio": ratio(pair), **dict(zip(("ppl_ratio_low", "ppl_ratio_high"), bootstrap_interval(pair, ratio, n_boot=n_boot, seed=seed))),
+            "kl_p99": float(np.percentile(pooled[recipe.name], 99)), "kl_p999": float(np.percentile(pooled[recipe.name], 99.9)),
             "top1": d["top1"].mean(), **dict(zip(("top1_low", "top1_high"), bootstrap_interval(d["top1"].to_numpy(), np.mean, n_boot=n_boot, seed=seed))),
             "accuracy": d["acc"].mean(), "base_accuracy": d["base_acc"].mean(),
             "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
         })
     tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
-    return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored)
+    return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored, pooled)
+
+
+#: NVIDIA's tolerance for a 4-bit checkpoint, and where it is written. NVIDIA judges NVFP4 by task accuracy against
+#: BF16: Nemotron 3 Nano 30B-A3B NVFP4 scores 77.4 on MMLU-Pro against the BF16 model's 78.3 — within one point.
+NVIDIA_TOLERANCE = {
+    "points": 0.01,
+    "text": "task accuracy within one point of the unquantised model",
+    "source": "huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 (MMLU-Pro 77.4 vs BF16 78.3, "
+              "huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16)",
+}
+
+
+@dataclass(frozen=True)
+class IntelligenceVerdict:
+    """Whether a recipe keeps a model's accuracy within a stated tolerance, decided by a paired interval.
+
+    ``word`` is ``"reproduced"`` (the interval of the accuracy change lies above −tolerance),
+    ``"refuted"`` (it lies below) or ``"not decided"`` (it straddles the line).
+    """
+
+    claim: str
+    word: str
+    accuracy_change: float
+    low: float
+    high: float
+    tolerance: float
+    evidence: str
+
+    def __str__(self) -> str:
+        return f"{self.word}: {self.evidence}"
+
+
+def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE scales", points: float | None = None,
+                         n_boot: int = 2000, seed: int = 0) -> IntelligenceVerdict:
+    """"Without losing intelligence", judged by NVIDIA's tolerance (:data:`NVIDIA_TOLERANCE`) on next-token accuracy.
+
+    The change in next-token accuracy (recipe − unquantised baseline, on the same tokens) gets a 95 %
+    paired bootstrap interval over documents. Reproduced when the whole interval lies above
+    −``points``; refuted when it lies below; otherwise not decided — so the verdict can go either way.
+    The evidence also gives Δperplexity, the KL percentiles and the same-top-token rate.
+    """
+    from ..intervals import paired_bootstrap  # noqa: PLC0415
+
+    points = NVIDIA_TOLERANCE["points"] if points is None else points
+    d = comparison.per_doc[comparison.per_doc["recipe"] == recipe].sort_values("doc")
+    if d.empty:
+        raise InputError(f"{recipe!r} was not scored; recipes: {', '.join(comparison.summary.index)}.")
+    diff = paired_bootstrap(list(d["acc"]), list(d["base_acc"]), n_boot=n_boot, seed=seed)
+    change, low, high = float(d["acc"].mean() - d["base_acc"].mean()), diff.low, diff.high
+    word = "reproduced" if low >= -points else "refuted" if high < -points else "not decided"
+    row = comparison.summary.loc[recipe]
+    evidence = (f"{recipe} vs the unquantised model on {comparison.tokens:,} held-out tokens: next-token accuracy "
+                f"{100 * change:+.2f} points (95% CI {100 * low:+.2f} to {100 * high:+.2f}; tolerance −{100 * points:.0f} "
+                f"point, {NVIDIA_TOLERANCE['text']}, after NVIDIA's model card); perplexity {100 * (row['ppl_ratio'] - 1):+.1f}%; "
+                f"KL mean {row['kl']:.4f}, 99% {row['kl_p99']:.3f}, 99.9% {row['kl_p999']:.3f} nats; "
+                f"same top token {100 * row['top1']:.1f}%")
+    return IntelligenceVerdict("… without losing intelligence", word, change, low, high, points, evidence)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,14 @@
   how many simulation steps per second a vectorised set of them runs;
 - :mod:`.train` — Stable-Baselines3 PPO to a threshold, evaluated on its own episodes, with atomic
   checkpoints, resume, NaN stops and refused mismatched checkpoints;
+- :mod:`.stats` — the field's statistics with the seed as the unit (rliable's IQM, stratified bootstrap,
+  probability of improvement) and success rates with their intervals;
+- :mod:`.lqr` — the classical controller a learned pendulum policy is held against;
+- :mod:`.export` — a trained policy as ONNX and TorchScript files, checked against torch and timed;
 - :mod:`.video` — an offscreen rollout (MuJoCo's renderer through EGL or OSMesa) as an animated GIF;
 - :mod:`.batched` — the GPU path: one MuJoCo Warp batch of thousands of copies (Warp's CPU device where
-  no GPU is seen), checked against MuJoCo's C engine, and rsl_rl's PPO (Isaac Lab's) trained on it.
+  no GPU is seen), checked against MuJoCo's C engine, and rsl_rl's PPO (Isaac Lab's) trained on it;
+- :mod:`.robustness` — policies and LQR scored on randomised C-MuJoCo models (mass, gear, delay, noise).
 """
 
 from __future__ import annotations
@@ -37,6 +42,6 @@ def _choose_gl() -> None:
 
 _choose_gl()
 
-from . import batched, lqr, tasks, train, video  # noqa: E402
+from . import batched, export, lqr, robustness, stats, tasks, train, video  # noqa: E402
 
-__all__ = ["RENDER_PROBLEM", "batched", "lqr", "tasks", "train", "video"]
+__all__ = ["RENDER_PROBLEM", "batched", "export", "lqr", "robustness", "stats", "tasks", "train", "video"]

@@ -2,8 +2,14 @@
 
 Why Stable-Baselines3: its PPO runs Gymnasium environments as they are, saves and loads whole
 training states (weights, optimizer, step count), and checks observations and rewards for NaN in
-its vector env. Its hyper-parameters are the ones Isaac Lab's ``rsl_rl`` PPO takes (clip 0.2,
-GAE λ, epochs, mini-batches, learning rate), so a setting found here carries over on a Spark.
+its vector env. Isaac Lab's ``rsl_rl`` PPO has the same *kinds* of knobs (clip, GAE λ, epochs,
+mini-batches, learning rate) but not the same values or schedule: rsl_rl adapts its learning rate
+to a target KL, SB3 has no such schedule, and the networks differ. A setting found here is a
+starting point for Isaac Lab, not a setting that carries over (see :mod:`.batched`).
+
+Timing: ``seconds`` is training alone (collection + updates), evaluation is kept apart in
+``eval_seconds`` — the same split :func:`sparkbooks.robot.batched.train` makes, so the two trainers'
+times can be set side by side.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from ..exceptions import CheckpointMismatchError, InputError, MissingDependencyE
 from ..fileio import write_json_atomic
 from .tasks import check_task, threshold as task_threshold
 
-__all__ = ["Checkpoint", "PPOSettings", "TrainResult", "checkpoint_paths", "curves", "evaluate", "load_policy", "train", "update_rate"]
+__all__ = ["Checkpoint", "PPOSettings", "TrainResult", "actor", "checkpoint_paths", "curves", "evaluate", "load_policy", "train", "update_rate"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,8 @@ class TrainResult:
     threshold: float | None
     curve: list[dict] = field(default_factory=list)  # {"steps", "seconds", "mean", "std"} per evaluation
     steps: int = 0
-    seconds: float = 0.0  # training + evaluation wall time, summed over resumes
+    seconds: float = 0.0  # training wall time (collection + updates), summed over resumes; evaluation excluded
+    eval_seconds: float = 0.0  # evaluation wall time, summed over resumes (kept apart, as rsl_rl's trainer does)
     solved_steps: int | None = None
     solved_s: float | None = None
     resumed_from: int = 0  # steps already done when this call started (0: a fresh run)
@@ -64,6 +71,8 @@ class TrainResult:
 
     @property
     def solved(self) -> bool:
+        """An evaluation reached the threshold (training stopped there). A selection: judge the policy on fresh
+        episodes (:func:`sparkbooks.robot.stats.success_rate`) before calling it solved."""
         return self.solved_steps is not None
 
     def frame(self):
@@ -129,6 +138,22 @@ def load_policy(path: Path, env_id: str):
     return model
 
 
+def actor(model) -> Callable[[np.ndarray], np.ndarray]:
+    """A trained SB3 model as observation → action: its mean action clipped to the action space, as ``predict``
+    gives it, without ``predict``'s per-call checks (a few times faster in a loop of single observations)."""
+    import torch  # noqa: PLC0415
+
+    policy = model.policy.eval()
+    low, high = model.action_space.low, model.action_space.high
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            action = policy._predict(torch.as_tensor(np.asarray(obs), dtype=torch.float32)[None], deterministic=True)
+        return np.clip(action[0].numpy(), low, high)
+
+    return act
+
+
 def evaluate(model, env_id: str, *, episodes: int = 10, seed: int = 10_000) -> np.ndarray:
     """Returns of ``episodes`` deterministic episodes (the policy's mean action), on environments seeded apart from training."""
     from stable_baselines3.common.evaluation import evaluate_policy  # noqa: PLC0415
@@ -155,7 +180,8 @@ def _save(model, result: TrainResult, settings: PPOSettings, policy: Path, recor
     os.replace(tmp, policy)  # a crash mid-save leaves the previous checkpoint whole
     write_json_atomic(record, {"env_id": result.env_id, "seed": result.seed, "n_envs": result.n_envs,
                                "threshold": result.threshold, "curve": result.curve, "steps": result.steps,
-                               "seconds": result.seconds, "solved_steps": result.solved_steps,
+                               "seconds": result.seconds, "eval_seconds": result.eval_seconds,
+                               "solved_steps": result.solved_steps,
                                "solved_s": result.solved_s, "settings": _as_json(settings)})
 
 
@@ -193,6 +219,7 @@ def train(env_id: str, *, out: Path, seed: int = 0, n_envs: int = 4, max_steps: 
             model = _quiet(load_policy(policy, env_id))
             model.set_env(env)
             result.curve, result.steps, result.seconds = saved["curve"], saved["steps"], saved["seconds"]
+            result.eval_seconds = saved.get("eval_seconds", 0.0)
             result.solved_steps, result.solved_s = saved["solved_steps"], saved["solved_s"]
             result.resumed_from = result.steps
             if result.solved or result.steps >= max_steps:
@@ -206,6 +233,7 @@ def train(env_id: str, *, out: Path, seed: int = 0, n_envs: int = 4, max_steps: 
             start = time.perf_counter()
             try:
                 model.learn(chunk, reset_num_timesteps=False, progress_bar=False)
+                learned = time.perf_counter()
                 if not _finite(model):
                     raise TrainingDivergedError(_diverged(env_id, seed, model.num_timesteps,
                                                           "the policy's weights hold NaN or inf", policy, good))
@@ -215,7 +243,8 @@ def train(env_id: str, *, out: Path, seed: int = 0, n_envs: int = 4, max_steps: 
                 if "nan" not in what.lower() and "inf" not in what.lower():
                     raise
                 raise TrainingDivergedError(_diverged(env_id, seed, model.num_timesteps, what, policy, good)) from None
-            result.seconds += time.perf_counter() - start
+            result.seconds += learned - start  # training only: rsl_rl's trainer is timed the same way
+            result.eval_seconds += time.perf_counter() - learned
             result.steps = int(model.num_timesteps)
             point = {"steps": result.steps, "seconds": round(result.seconds, 3),
                      "mean": float(returns.mean()), "std": float(returns.std())}
@@ -239,16 +268,19 @@ def _diverged(env_id: str, seed: int, step: int, what: str, policy: Path, good: 
 
 
 def curves(runs: dict[int, TrainResult]):
-    """Evaluation curves of several seeds on one step grid: mean, min and max over seeds at each step.
+    """Evaluation curves of several seeds on one step grid: mean, min and max over seeds, where every seed still runs.
 
-    Seeds evaluate at the same step counts (same rollout size); one that stopped early (solved)
-    holds its last evaluation from then on, so the mean does not drop when a solved seed leaves.
+    Seeds evaluate at the same step counts (same rollout size). A seed that stopped (it crossed the
+    threshold, or diverged) has no measurement after its stop, and none is invented: past the first
+    stop ``mean``, ``low`` and ``high`` are NaN and ``seeds`` says how many still run. (Holding a stopped
+    seed's last value would plot a band that was never measured.)
     """
     import pandas as pd  # noqa: PLC0415
 
-    table = pd.concat({seed: r.frame().set_index("steps")["mean"] for seed, r in runs.items()}, axis=1).sort_index().ffill()
-    return pd.DataFrame({"mean": table.mean(axis=1), "low": table.min(axis=1), "high": table.max(axis=1),
-                         "seeds": table.notna().sum(axis=1)})
+    table = pd.concat({seed: r.frame().set_index("steps")["mean"] for seed, r in runs.items()}, axis=1).sort_index()
+    every = table.notna().all(axis=1)
+    return pd.DataFrame({"mean": table.mean(axis=1).where(every), "low": table.min(axis=1).where(every),
+                         "high": table.max(axis=1).where(every), "seeds": table.notna().sum(axis=1)})
 
 
 def update_rate(env_id: str, n_envs: Sequence[int] = (1, 4, 16), *, seed: int = 0, samples: int = 2048, rollouts: int = 2,

@@ -25,6 +25,7 @@ class Rollout:
     episode_return: float
     gif: bytes | None
     reason: str | None = None  # why there is no video
+    ended: bool = True  # the episode ended within the rollout (False: cut at ``steps``, the return is partial)
 
     def html(self, title: str = "") -> str:
         """An ``<img>`` holding the GIF (a data URI: the guide stays one offline file), or the reason in words."""
@@ -34,12 +35,13 @@ class Rollout:
         caption = f"{title} — " if title else ""
         return (f'<figure style="display:inline-block;margin:0 1em 0 0"><img src="data:image/gif;base64,{data}" '
                 f'alt="{self.env_id} {title}"><figcaption>{caption}{self.steps} steps, return {self.episode_return:.0f}'
+                f"{'' if self.ended else ' (the first ' + str(self.steps) + ' steps only: the episode went on)'}"
                 "</figcaption></figure>")
 
 
 def record(env_id: str, policy=None, *, steps: int = 300, seed: int = 0, width: int = 320, height: int = 240,
            every: int = 2) -> Rollout:
-    """Run ``policy`` (an SB3 model; None: random actions) for up to ``steps``; every ``every``-th frame, in real time.
+    """Run ``policy`` (an SB3 model, or observation → action; None: random actions) for up to ``steps``; every ``every``-th frame, in real time.
 
     A missing OpenGL backend does not stop anything: the rollout comes back without a GIF and with
     the reason and :data:`INSTALL_HINT`.
@@ -65,7 +67,12 @@ def record(env_id: str, policy=None, *, steps: int = 300, seed: int = 0, width: 
     total, done, n = 0.0, False, 0
     try:
         while not done and n < steps:
-            action = env.action_space.sample() if policy is None else policy.predict(obs, deterministic=True)[0]
+            if policy is None:
+                action = env.action_space.sample()
+            elif hasattr(policy, "predict"):  # a Stable-Baselines3 model
+                action = policy.predict(obs, deterministic=True)[0]
+            else:  # observation → action (an rsl_rl policy, an ONNX session wrapped in a function, LQR)
+                action = policy(obs)
             obs, reward, terminated, truncated, _ = env.step(action)
             total, n, done = total + float(reward), n + 1, terminated or truncated
             if n % every == 0:
@@ -76,4 +83,4 @@ def record(env_id: str, policy=None, *, steps: int = 300, seed: int = 0, width: 
     buffer = io.BytesIO()
     frame_ms = round(1000 * every * env.unwrapped.dt)  # simulated time per kept frame: the GIF plays in real time
     images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0, optimize=True)
-    return Rollout(env_id, n, total, buffer.getvalue())
+    return Rollout(env_id, n, total, buffer.getvalue(), ended=done)

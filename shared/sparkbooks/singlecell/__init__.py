@@ -13,25 +13,39 @@ known answer, and the integration metrics of the field.
 from __future__ import annotations
 
 from .annotation import (
+    KNOWN_CONFUSIONS,
     LINEAGE,
     MARKERS,
     annotate,
     best_guess,
     earned,
     marker_panel,
+    naming_sensitivity,
     reference_agreement,
+    reference_check,
     reference_labels,
+    reference_table,
     resolution_sweep,
     subcluster,
 )
-from . import official
-from .integration import centre_batches, compare, lisi, silhouette_batch, silhouette_label
+from . import de, official
+from .integration import (
+    bras,
+    centre_batches,
+    compare,
+    graph_connectivity,
+    isolated_labels,
+    lisi,
+    silhouette_batch,
+    silhouette_label,
+)
 from .simulation import simulate
 from .workflow import (
     Analysis,
     QCThresholds,
     analyse,
     backend,
+    load_h5ad,
     load_sample,
     plot_qc,
     plot_scaling,
@@ -41,8 +55,9 @@ from .workflow import (
 )
 
 __all__ = [
-    "Analysis", "LINEAGE", "MARKERS", "QCThresholds", "analyse", "annotate", "backend", "best_guess",
-    "centre_batches", "compare", "earned", "lisi", "load_sample", "marker_panel", "plot_qc", "plot_scaling",
-    "qc_thresholds", "reference_agreement", "reference_labels", "resolution_sweep", "scaling", "silhouette_batch",
-    "silhouette_label", "simulate", "subcluster", "warm_up",
+    "Analysis", "KNOWN_CONFUSIONS", "LINEAGE", "MARKERS", "QCThresholds", "analyse", "annotate", "backend",
+    "best_guess", "bras", "centre_batches", "compare", "earned", "graph_connectivity", "isolated_labels", "lisi",
+    "load_h5ad", "load_sample", "marker_panel", "naming_sensitivity", "plot_qc", "plot_scaling", "qc_thresholds",
+    "reference_agreement", "reference_check", "reference_labels", "reference_table", "resolution_sweep", "scaling",
+    "silhouette_batch", "silhouette_label", "simulate", "subcluster", "warm_up",
 ]

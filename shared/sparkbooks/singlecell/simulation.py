@@ -1,7 +1,10 @@
 """Simulated cells with a known answer: a negative-binomial fit of real ones, with batch effects easy and hard.
 
-Each group's per-gene mean comes from its real cells (depth-normalised); one dispersion per gene
-is fitted by moments across all cells and clipped to [0.01, 10]. A new cell draws its group by
+Each group's per-gene mean comes from its real cells (depth-normalised); the dispersion is one per
+gene by moments across all cells (``dispersion_model="pooled"``), or read from a mean–dispersion
+trend at each group's own mean (``"trend"``, Splatter/muscat's model), or fitted per group
+(``"per-type"``); clipped to [0.01, 10]. Batch factors are drawn from their own random stream before any cell is drawn, so data
+sets of different sizes from one seed share one batch effect. A new cell draws its group by
 the real proportions (restricted to the batches a group is present in) and a library size from
 that group's real cells. Batch effects multiply each gene's mean by a log-normal factor
 (σ = ``batch_strength``):
@@ -33,10 +36,56 @@ from ..exceptions import InputError
 __all__ = ["simulate"]
 
 
+def _moments(X, index: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Library sizes, and per-group mean and variance of the depth-normalised counts, without densifying ``X``."""
+    import scipy.sparse as sp  # noqa: PLC0415
+
+    X = sp.csr_matrix(X)
+    libsize = np.asarray(X.sum(axis=1)).ravel().astype(np.float64)
+    libsize[libsize == 0] = 1.0
+    norm = sp.diags(libsize.mean() / libsize) @ X  # sparse: the same non-zeros as X
+    member = sp.csr_matrix((np.ones(len(index)), (index, np.arange(len(index)))), shape=(n_groups, len(index)))
+    sizes = np.asarray(member.sum(axis=1)).ravel()[:, None]
+    means = np.asarray((member @ norm).todense()) / sizes
+    squares = np.asarray((member @ norm.multiply(norm)).todense()) / sizes
+    return libsize, means, np.maximum(squares - means**2, 0.0), sizes.ravel()
+
+
+def _dispersion(mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """Method-of-moments negative-binomial dispersion (var = μ + φμ²), clipped to [0.01, 10]."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.clip(np.nan_to_num((var - mean) / mean**2, nan=0.1, posinf=0.1), 0.01, 10.0)
+
+
+def _trend(mu: np.ndarray, dispersion: np.ndarray, bins: int = 30):
+    """A mean–dispersion curve: the median log dispersion in ``bins`` quantile bins of log mean, interpolated."""
+    ok = mu > 0
+    x, y = np.log(mu[ok]), np.log(dispersion[ok])
+    edges = np.unique(np.quantile(x, np.linspace(0, 1, bins + 1)))
+    which = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2)
+    centres = np.array([np.median(x[which == k]) for k in range(len(edges) - 1) if (which == k).any()])
+    levels = np.array([np.median(y[which == k]) for k in range(len(edges) - 1) if (which == k).any()])
+
+    def curve(m: np.ndarray) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.clip(np.exp(np.interp(np.log(np.maximum(m, 1e-12)), centres, levels)), 0.01, 10.0)
+
+    return curve
+
+
 def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int = 1, batch_strength: float = 0.5,
              batch_effect: str = "global", absent: Mapping[Any, Sequence[int]] | None = None,
-             n_genes: int | None = None, seed: int = 0):
-    """``n_cells`` simulated cells from a per-group negative-binomial fit of ``reference`` (raw counts).
+             n_genes: int | None = None, seed: int = 0, dispersion_model: str = "pooled", min_group_cells: int = 30):
+    """``n_cells`` simulated cells from a per-group negative-binomial fit of ``reference`` (raw counts, sparse or dense).
+
+    ``dispersion_model``: ``pooled`` (default) — one dispersion per gene for every type; ``trend`` fits one mean–dispersion curve across genes (running median of the
+    per-gene moment estimates on log scales, as Splatter and muscat model it) and reads it at each type's own mean
+    — each type gets its own dispersions without the within-type heterogeneity a per-type moment fit absorbs;
+    ``per-type`` fits moments on each group's cells (groups of at least ``min_group_cells``). With ``trend`` a
+    global batch factor is no longer removed by centring (measured: iLISI 1.19, ARI 0.82 against Harmony's
+    0.999 on 2,000 cells), so the playbook's "easy" case keeps ``pooled``. Batch factors and null genes come from their own random stream, drawn before anything whose
+    count depends on ``n_cells``: every size of one ``seed`` shares the same batch effect. The reference is
+    never densified, and cells are drawn in blocks of about 5 million values (≈ 40 MB each).
 
     Raises
     ------
@@ -50,8 +99,10 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
 
     if batch_effect not in ("global", "celltype"):
         raise InputError(f"batch_effect must be 'global' or 'celltype'. Got {batch_effect!r} instead.")
-    rng = np.random.default_rng(seed)
-    X = reference.X.toarray() if sp.issparse(reference.X) else np.asarray(reference.X)
+    if dispersion_model not in ("trend", "per-type", "pooled"):
+        raise InputError(f"dispersion_model must be 'trend', 'per-type' or 'pooled'. Got {dispersion_model!r} instead.")
+    effects = np.random.default_rng([seed, 0])  # batch factors, null genes: independent of n_cells
+    draws = np.random.default_rng([seed, 1])  # cells: which group, batch, depth, counts
     groups = np.asarray(groups)
     names, index = np.unique(groups, return_inverse=True)
     allowed = np.ones((n_batches, len(names)), dtype=bool)
@@ -61,45 +112,57 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
             allowed[list(batches), hit[0]] = False
     if not allowed.any(axis=0).all():
         raise InputError("absent removes a group from every batch: each group needs at least one batch.")
-    libsize = X.sum(axis=1)
-    norm = X / libsize[:, None] * libsize.mean()
-    means = np.vstack([norm[index == g].mean(axis=0) for g in range(len(names))])  # groups × genes
-    mu, var = norm.mean(axis=0), norm.var(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dispersion = np.clip(np.nan_to_num((var - mu) / mu**2, nan=0.1), 0.01, 10.0)
-    var = reference.var[[]].copy()
-    extra = 0 if n_genes is None else n_genes - X.shape[1]
+    n_ref = reference.n_vars
+    extra = 0 if n_genes is None else n_genes - n_ref
     if extra < 0:
-        raise InputError(f"n_genes ({n_genes:,}) is below the reference's {X.shape[1]:,} genes; it only adds null genes.")
+        raise InputError(f"n_genes ({n_genes:,}) is below the reference's {n_ref:,} genes; it only adds null genes.")
+    libsize, means, variances, sizes = _moments(reference.X, index, len(names))
+    mu = (means * sizes[:, None]).sum(axis=0) / sizes.sum()
+    pooled_var = ((variances + means**2) * sizes[:, None]).sum(axis=0) / sizes.sum() - mu**2
+    pooled = _dispersion(mu, pooled_var)
+    if dispersion_model == "trend":  # Splatter/muscat: one mean–dispersion curve, read at each type's own mean
+        dispersion = _trend(mu, pooled)(means)
+        dispersion = np.where(means > 0, dispersion, pooled)
+    elif dispersion_model == "per-type":
+        dispersion = np.where((sizes[:, None] >= min_group_cells) & (means > 0), _dispersion(means, variances), pooled)
+    else:
+        dispersion = np.repeat(pooled[None, :], len(names), axis=0)
+    var = reference.var[[]].copy()
     if extra:
         expressed = np.flatnonzero(mu > 0)
         low = expressed[mu[expressed] <= np.percentile(mu[expressed], 25)]  # ≈ 7 % of the UMIs at 28k genes
-        pick = rng.choice(low, size=extra)
+        pick = effects.choice(low, size=extra)
         means = np.hstack([means, np.repeat(mu[pick][None, :], len(names), axis=0)])
-        dispersion = np.concatenate([dispersion, dispersion[pick]])
+        dispersion = np.hstack([dispersion, np.repeat(pooled[pick][None, :], len(names), axis=0)])
         var = pd.DataFrame(index=pd.Index(list(var.index) + [f"NULL-{i:05d}" for i in range(extra)]))
-    proportions = np.bincount(index, minlength=len(names)) / len(index)
-    batch_of = rng.integers(0, n_batches, size=n_cells)
-    group_of = np.empty(n_cells, dtype=int)
-    for b in range(n_batches):  # each batch draws only the groups present in it, in their real proportions
-        here = np.flatnonzero(batch_of == b)
-        p = proportions * allowed[b]
-        group_of[here] = rng.choice(len(names), size=len(here), p=p / p.sum())
     width = means.shape[1]
     if n_batches == 1:
         factor = np.ones((1, len(names), width))
     elif batch_effect == "global":
-        factor = np.repeat(np.exp(rng.normal(0.0, batch_strength, size=(n_batches, 1, width))), len(names), axis=1)
+        factor = np.repeat(np.exp(effects.normal(0.0, batch_strength, size=(n_batches, 1, width))), len(names), axis=1)
     else:
-        factor = np.exp(rng.normal(0.0, batch_strength, size=(n_batches, len(names), width)))
+        factor = np.exp(effects.normal(0.0, batch_strength, size=(n_batches, len(names), width)))
+    proportions = sizes / sizes.sum()
+    batch_of = draws.integers(0, n_batches, size=n_cells)
+    group_of = np.empty(n_cells, dtype=int)
+    for b in range(n_batches):  # each batch draws only the groups present in it, in their real proportions
+        here = np.flatnonzero(batch_of == b)
+        p = proportions * allowed[b]
+        group_of[here] = draws.choice(len(names), size=len(here), p=p / p.sum())
+    by_group = [libsize[index == k] for k in range(len(names))]
+    lib = np.empty(n_cells)
+    for k in range(len(names)):  # each cell's depth from a real cell of its group
+        hit = np.flatnonzero(group_of == k)
+        lib[hit] = draws.choice(by_group[k], size=len(hit))
+    shape = 1.0 / dispersion
     rows = []
-    for start in range(0, n_cells, 2000):  # chunks keep the dense draw small
-        g, b = group_of[start:start + 2000], batch_of[start:start + 2000]
-        lib = np.array([rng.choice(libsize[index == k]) for k in g])
-        mean = means[g] * factor[b, g] * (lib / libsize.mean())[:, None]
-        shape = 1.0 / dispersion
-        lam = rng.gamma(shape, mean / shape)  # gamma–Poisson = negative binomial
-        rows.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
+    block = max(1, min(2000, 5_000_000 // width))
+    for start in range(0, n_cells, block):  # blocks keep the dense draw small
+        g, b = group_of[start:start + block], batch_of[start:start + block]
+        mean = means[g] * factor[b, g] * (lib[start:start + block] / libsize.mean())[:, None]
+        lam = draws.gamma(shape[g], mean / shape[g])  # gamma–Poisson = negative binomial
+        rows.append(sp.csr_matrix(draws.poisson(lam).astype(np.float32)))
+        del mean, lam
     obs = pd.DataFrame({"sim_group": pd.Categorical(names[group_of].astype(str)),
                         "batch": pd.Categorical([f"batch{b}" for b in batch_of])},
                        index=[f"sim_{i}" for i in range(n_cells)])

@@ -27,7 +27,8 @@ from ..sources import Source, WheelMember, fetch, registry
 from ..timing import Stopwatch
 from .simulation import simulate
 
-__all__ = ["Analysis", "LEIDEN_ITERATIONS", "QCThresholds", "analyse", "backend", "harmony", "leiden", "load_sample",
+__all__ = ["Analysis", "LEIDEN_ITERATIONS", "QCThresholds", "analyse", "backend", "harmony", "leiden", "load_h5ad",
+           "load_sample",
            "plot_qc", "plot_scaling", "qc_thresholds", "scaling", "warm_up"]
 
 registry.register(Source(
@@ -90,6 +91,49 @@ def load_sample():
         raise SourceError(f"The sample is not raw counts (largest distance to an integer {worst}); check the source.")
     adata = ad.AnnData(sp.csr_matrix(counts.astype(np.float32)), obs=pd.DataFrame(index=table.index),
                        var=pd.DataFrame(index=table.columns))
+    adata.var_names_make_unique()
+    return adata
+
+
+def _is_counts(matrix, *, sample: int = 200_000) -> bool:
+    """Whole, non-negative numbers (checked on up to ``sample`` stored values, spread over the matrix)."""
+    values = matrix.data if hasattr(matrix, "data") and hasattr(matrix, "indptr") else np.asarray(matrix).ravel()
+    if values.size > sample:
+        values = values[:: values.size // sample]
+    return bool(values.size == 0 or (values.min() >= 0 and np.all(np.abs(values - np.rint(values)) < 1e-3)))
+
+
+def load_h5ad(path: str):
+    """Raw counts from an ``.h5ad``: ``X`` when it holds whole numbers, else ``layers["counts"]`` /
+    ``layers["raw_counts"]`` or ``raw.X`` (CELLxGENE files keep normalised values in ``X``).
+
+    Raises
+    ------
+    SourceError
+        No raw counts anywhere: the message lists where it looked.
+    """
+    require("anndata", extra="singlecell")
+    import anndata as ad  # noqa: PLC0415
+    import scipy.sparse as sp  # noqa: PLC0415
+
+    adata = ad.read_h5ad(path)
+    where = ["X"]
+    if not _is_counts(adata.X):
+        found = None
+        for layer in ("counts", "raw_counts"):
+            where.append(f"layers[{layer!r}]")
+            if layer in adata.layers and _is_counts(adata.layers[layer]):
+                found = adata.layers[layer]
+                break
+        if found is None and adata.raw is not None:
+            where.append("raw.X")
+            if adata.raw.n_vars == adata.n_vars and _is_counts(adata.raw.X):
+                found = adata.raw.X
+        if found is None:
+            raise SourceError(f"{path} holds no raw counts (looked in {', '.join(where)}: not whole non-negative "
+                              "numbers — normalised or log values). Pass the raw UMI counts, e.g. in layers['counts'].")
+        adata = ad.AnnData(found, obs=adata.obs, var=adata.var)
+    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
     adata.var_names_make_unique()
     return adata
 

@@ -192,6 +192,30 @@ class TopicModel:
             out[topic] = centre / max(float(np.linalg.norm(centre)), 1e-12)
         return out
 
+    def assign(self, new: np.ndarray, fitted: np.ndarray, *, threshold: float | None = None,
+               batch: int = 65_536) -> np.ndarray:
+        """Topic of each row of ``new``: the fitted topic whose centroid (from ``fitted``, the embeddings this model
+        was fitted on) is most similar by cosine; −1 below ``threshold``. How a model fitted on a sample labels the
+        rest of a corpus too large to fit whole (``batch`` rows at a time bounds the memory)."""
+        centres = self.centroids(fitted)
+        if not centres:
+            raise InputError("This model found no topics: nothing to assign documents to.")
+        topics = np.fromiter(centres, dtype=int)
+        matrix = np.stack([centres[t] for t in topics]).T
+        new = np.asarray(new, dtype=np.float32)
+        if new.ndim != 2 or new.shape[1] != matrix.shape[0]:
+            raise InputError(f"new embeddings must be rows of {matrix.shape[0]} numbers. Got shape {new.shape}.")
+        out = np.empty(len(new), dtype=int)
+        for start in range(0, len(new), batch):
+            rows = new[start:start + batch]
+            rows = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+            sims = rows @ matrix
+            best = sims.argmax(axis=1)
+            labels = topics[best]
+            if threshold is not None:
+                labels = np.where(sims[np.arange(len(rows)), best] >= threshold, labels, -1)
+            out[start:start + len(rows)] = labels
+        return out
 
     def reduce(self, embeddings: np.ndarray, *, n_topics: int | None = None, distance: float | None = None,
                by: str = "embeddings") -> TopicModel:

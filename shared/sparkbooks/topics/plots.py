@@ -12,7 +12,7 @@ from ..exceptions import InputError
 if TYPE_CHECKING:
     from .model import TopicModel
 
-__all__ = ["hierarchy_figure", "show", "topic_map", "topics_over_time"]
+__all__ = ["MAX_MAP_BYTES", "MAX_MAP_POINTS", "hierarchy_figure", "show", "topic_map", "topics_over_time"]
 
 
 def _wrap(text: str, width: int = 60, limit: int = 240) -> str:
@@ -23,28 +23,42 @@ def _wrap(text: str, width: int = 60, limit: int = 240) -> str:
     return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
 
 
+#: Documents drawn on the map at most: plotly.js inline (≈ 4.8 MB) plus ≈ 300 bytes per point with its hover text
+#: keeps the page under :data:`MAX_MAP_BYTES` whatever the corpus size (NVIDIA's own 1M-review demo samples 1 %).
+MAX_MAP_POINTS = 15_000
+MAX_MAP_BYTES = 10_000_000
+
+
 def topic_map(coords: np.ndarray, labels: np.ndarray, names: dict[int, str], *, hover: Sequence[str],
-              top: int = 20, title: str = "Documents by topic"):
+              top: int = 20, title: str = "Documents by topic", max_points: int | None = MAX_MAP_POINTS, seed: int = 0):
     """An interactive plotly scatter of the 2-D layout, coloured by topic, with each document on hover.
 
     The ``top`` largest topics get their own colour and legend entry; smaller topics are drawn
-    as "other topics" and outliers in light grey, so the legend stays readable.
+    as "other topics" and outliers in light grey, so the legend stays readable. Above ``max_points``
+    documents a seeded uniform sample is drawn (the legend still counts every document, the title says so),
+    so the page stays under :data:`MAX_MAP_BYTES` at a million documents.
     """
     import plotly.graph_objects as go  # noqa: PLC0415
 
     labels = np.asarray(labels)
+    if len(coords) != len(labels) or len(hover) != len(labels):
+        raise InputError(f"{len(coords)} points, {len(labels)} labels and {len(hover)} hover texts: one each per document.")
+    drawn = np.arange(len(labels))
+    if max_points is not None and len(labels) > max_points:
+        drawn = np.sort(np.random.default_rng(seed).choice(len(labels), max_points, replace=False))
+        title = f"{title} — a seeded sample of {max_points:,} of {len(labels):,} drawn"
     sizes = {k: int(np.sum(labels == k)) for k in names}
     shown = sorted(names, key=lambda k: (-sizes[k], k))[:top]
+    rest_all = ~np.isin(labels, shown) & (labels >= 0)
     groups = [(f"{k}: {names[k]}", labels == k, None) for k in shown]
-    rest = ~np.isin(labels, shown) & (labels >= 0)
-    groups += [("other topics", rest, "#9e9e9e"), ("outliers", labels < 0, "#dddddd")]
+    groups += [("other topics", rest_all, "#9e9e9e"), ("outliers", labels < 0, "#dddddd")]
     figure = go.Figure()
-    kind = go.Scattergl if len(labels) > 20_000 else go.Scatter  # SVG is exact and light up to ~20k points
+    kind = go.Scattergl if len(drawn) > 20_000 else go.Scatter  # SVG is exact and light up to ~20k points
     for name, mask, colour in groups:
         if not mask.any():
             continue
-        idx = np.flatnonzero(mask)
-        figure.add_trace(kind(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{name} ({len(idx):,})",
+        idx = drawn[mask[drawn]]
+        figure.add_trace(kind(x=coords[idx, 0], y=coords[idx, 1], mode="markers", name=f"{name} ({int(mask.sum()):,})",
                               text=[_wrap(hover[i]) for i in idx], hovertemplate="%{text}<extra>" + _wrap(name, 40) + "</extra>",
                               marker={"size": 4, "opacity": 0.75 if colour is None else 0.4,
                                       **({"color": colour} if colour else {})}))

@@ -45,10 +45,11 @@ def bus_bandwidth(nbytes: float, seconds: float, world_size: int) -> Bandwidth:
     return Bandwidth(algbw, algbw * 2 * (world_size - 1) / world_size)
 
 
-def sweep(launch, sizes: Sequence[int], *, iterations: int = 5, warmup: int = 2, timeout: float = 600.0):
+def sweep(launch, sizes: Sequence[int], *, iterations: int = 20, warmup: int = 5, timeout: float = 600.0):
     """All-reduce ``sizes`` (bytes, float32) on every rank of ``launch``; one row per size (a DataFrame).
 
-    Columns: ``bytes``, ``seconds`` (median over ranks' max of ``iterations`` timed calls),
+    Timed like nccl-tests' ``all_reduce_perf`` (its defaults: 5 warm-up and 20 timed iterations, no barrier
+    between them). Columns: ``bytes``, ``seconds`` (per call: the slowest rank's time for all ``iterations`` ÷ iterations),
     ``algbw_GBps``, ``busbw_GBps``, ``ranks``, ``backend``.
     """
     import pandas as pd  # noqa: PLC0415
@@ -63,9 +64,10 @@ def sweep(launch, sizes: Sequence[int], *, iterations: int = 5, warmup: int = 2,
     return pd.DataFrame(rows)
 
 
-def sweep_args(sizes: Sequence[int], *, out: Path | str = "/tmp/sparkbooks-sweep.json", iterations: int = 5,
-               warmup: int = 2) -> list[str]:
-    """The worker's arguments for a sweep: every node passes the same sizes and counts (only rank 0 writes ``out``)."""
+def sweep_args(sizes: Sequence[int], *, out: Path | str = "/tmp/sparkbooks-sweep.json", iterations: int = 20,
+               warmup: int = 5) -> list[str]:
+    """The worker's arguments for a sweep: every node passes the same sizes and counts (only rank 0 — on node 0,
+    static rendezvous — writes ``out``; node 1's ``out`` is never opened)."""
     if not sizes or min(sizes) < 4:
         raise InputError("sizes must be a non-empty list of byte counts ≥ 4.")
     return ["--out", str(out), "--iterations", str(iterations), "--warmup", str(warmup), "--sizes", *map(str, sizes)]
@@ -107,8 +109,8 @@ def _worker(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sparkbooks.training.collectives")
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", type=int, nargs="+", required=True)
-    parser.add_argument("--iterations", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--iterations", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
     args = parser.parse_args(argv)
     ctx = distributed.init_worker()
     rows = []
@@ -116,17 +118,19 @@ def _worker(argv: Sequence[str] | None = None) -> None:
         buffer = torch.ones(max(1, nbytes // 4), dtype=torch.float32, device=ctx.device)
         for _ in range(args.warmup):
             dist.all_reduce(buffer)
-        times = []
+        # As nccl-tests' all_reduce_perf: one barrier, `iterations` calls back to back, one synchronisation,
+        # time per call = elapsed / iterations (a barrier per call would add its latency to every small size).
+        dist.barrier()
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
         for _ in range(args.iterations):
-            dist.barrier()
-            start = time.perf_counter()
             dist.all_reduce(buffer)
-            if ctx.device.type == "cuda":
-                torch.cuda.synchronize()
-            elapsed = torch.tensor([time.perf_counter() - start], dtype=torch.float64, device=ctx.device)
-            dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # an all-reduce ends when its slowest rank does
-            times.append(float(elapsed))
-        seconds = sorted(times)[len(times) // 2]
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = torch.tensor([(time.perf_counter() - start) / args.iterations], dtype=torch.float64, device=ctx.device)
+        dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)  # the job ends when its slowest rank does
+        seconds = float(elapsed)
         rate = bus_bandwidth(buffer.numel() * 4, seconds, ctx.world_size)
         rows.append({"bytes": buffer.numel() * 4, "seconds": seconds, "algbw_GBps": rate.algbw / 1e9,
                      "busbw_GBps": rate.busbw / 1e9, "ranks": ctx.world_size, "backend": ctx.backend})

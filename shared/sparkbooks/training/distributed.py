@@ -1,13 +1,22 @@
 """Run a worker module on N ranks with torch.distributed's own launcher, ``torchrun``.
 
 One launch helper serves every multi-rank playbook (``fine-tune``, ``pretrain``): it builds the
-``torchrun`` command (c10d rendezvous, no restarts), runs it as a :class:`~sparkbooks.services.Service`
+``torchrun`` command (static rendezvous, no restarts), runs it as a :class:`~sparkbooks.services.Service`
 (its own process group, log file, stopped whatever happens), shows the workers' progress lines,
 and turns torchrun's failures into errors that say what to check:
 
 * the rendezvous endpoint cannot be reached within ``rendezvous_timeout`` → :class:`RendezvousError`
   naming ``host:port``, the firewall and the network interface variables;
 * a rank dies → torchrun stops the others and :class:`RankFailedError` names the rank and its last lines.
+
+**Why static rendezvous.** With ``--rdzv-backend=c10d`` torchrun ignores ``--node-rank`` ("node_rank is only
+used for static rdzv_backend", ``torch/distributed/run.py``) and numbers the nodes by sorting (address, pid):
+rank 0 — the rank that writes metrics, checkpoints and adapters — lands on whichever agent sorts first, and
+the store's host is guessed by matching the endpoint against this machine's names (which can fail for a QSFP
+address, pytorch#79388). ``--rdzv-backend=static`` pins both: node ``--node-rank=0`` hosts the TCP store on
+the endpoint's port, its workers are ranks ``0 … nproc_per_node-1``, and every worker's ``MASTER_ADDR`` is the
+endpoint's address (node 0's link address), not an FQDN a direct cable cannot resolve. A node started early
+waits up to ``rendezvous_timeout`` for node 0's store.
 
 On one machine with CPUs: ``Launch(nproc_per_node=2)`` (gloo over loopback). ``backend="auto"`` asks the
 device policy (:func:`sparkbooks.devices.dist_backend`): NCCL only where it works and every rank of this node
@@ -28,12 +37,23 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from .. import devices, log, services
 from ..exceptions import InputError, RankFailedError, RendezvousError, ServiceExitError
 
-__all__ = ["Launch", "Torchrun", "WorkerContext", "init_worker", "run", "worker_progress"]
+__all__ = ["LINK_VARIABLES", "Launch", "SPARK_LINK_EXAMPLE", "Torchrun", "WorkerContext", "from_rank_zero",
+           "init_worker", "link_environment", "run", "worker_progress"]
+
+#: The variables that put NCCL, gloo and UCX on the link between the nodes (NVIDIA's pytorch-fine-tune
+#: docker-compose.yml sets the first three; NCCL_IB_HCA names the RDMA devices NCCL may use).
+LINK_VARIABLES = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "NCCL_IB_HCA")
+#: What :func:`link_environment` reads on a DGX Spark cabled on its second QSFP port: the port is two PCIe ×4
+#: halves (``rocep1s0f1`` and ``roceP2p1s0f1``), and NCCL reaches full bandwidth only with both named
+#: (dgx-spark-playbooks#102/#103: ≈3 → 23.7 GB/s). An example for the printed command when no link is up here.
+SPARK_LINK_EXAMPLE = {"NCCL_SOCKET_IFNAME": "enp1s0f1np1", "GLOO_SOCKET_IFNAME": "enp1s0f1np1",
+                      "UCX_NET_DEVICES": "enp1s0f1np1", "NCCL_IB_HCA": "rocep1s0f1,roceP2p1s0f1"}
 
 BACKENDS = ("gloo", "nccl", "auto")
 _PROGRESS = re.compile(rb"^(?:\[[^\]]*\]:?)?\s*progress: (.*)$")
@@ -62,6 +82,9 @@ class Launch:
     collective_timeout: float = 60.0
     threads_per_rank: int | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    #: NCCL/gloo/UCX interface variables for every node's workers, as (name, value) pairs; ``None`` reads them
+    #: from the interface that holds the endpoint's address on this machine (:func:`link_environment`).
+    link_env: tuple[tuple[str, str], ...] | Mapping[str, str] | None = None
 
     def __post_init__(self) -> None:
         if self.nproc_per_node < 1 or self.nnodes < 1:
@@ -78,6 +101,11 @@ class Launch:
             host, _, port = self.endpoint.rpartition(":")
             if not host or not port.isdigit():
                 raise InputError(f"endpoint must look like HOST:PORT (got {self.endpoint!r}).")
+        if self.link_env is None:
+            found = link_environment(self.endpoint.rpartition(":")[0]) if self.nnodes > 1 and self.endpoint else {}
+            object.__setattr__(self, "link_env", tuple(found.items()))
+        elif isinstance(self.link_env, Mapping):
+            object.__setattr__(self, "link_env", tuple(self.link_env.items()))
 
     @property
     def world_size(self) -> int:
@@ -113,29 +141,97 @@ class Launch:
         return replace(self, endpoint=f"127.0.0.1:{services.free_port()}")
 
     def command(self, module: str, args: Sequence[str] = ()) -> list[str]:
-        """The ``torchrun`` command line (as ``python -m torch.distributed.run``) for this node."""
+        """The ``torchrun`` command line (as ``python -m torch.distributed.run``) for this node.
+
+        Static rendezvous: ``--node-rank`` is honoured (node 0's workers are ranks 0…), node 0 hosts the
+        store at the endpoint, and the workers' ``MASTER_ADDR`` is the endpoint's host (see the module docstring).
+        """
         launch = self.resolved()
         timeout = max(1, round(launch.rendezvous_timeout))
         return [sys.executable, "-m", "torch.distributed.run",
                 f"--nnodes={launch.nnodes}", f"--nproc-per-node={launch.nproc_per_node}",
-                f"--node-rank={launch.node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={launch.endpoint}",
-                f"--rdzv-id={launch.run_id}", f"--rdzv-conf=join_timeout={timeout},read_timeout={timeout}",
+                f"--node-rank={launch.node_rank}", "--rdzv-backend=static", f"--rdzv-endpoint={launch.endpoint}",
+                f"--rdzv-id={launch.run_id}", f"--rdzv-conf=timeout={timeout}",
                 "--max-restarts=0", "--monitor-interval=0.5", "-m", module, *args]
 
     def command_for_node(self, node_rank: int, module: str, args: Sequence[str] = ()) -> str:
-        """The exact shell command to type on node ``node_rank`` (e.g. the second Spark)."""
+        """The exact shell command to type on node ``node_rank`` (e.g. the second Spark).
+
+        It carries the link variables (:attr:`link_env`) read on this node: twin Sparks name their QSFP
+        interfaces and RDMA devices alike.
+        """
         other = replace(self.resolved(), node_rank=node_rank)
-        env = f"SPARKBOOKS_DIST_BACKEND={self.backend} "
-        return env + shlex.join(["torchrun", *other.command(module, args)[3:]])
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (("SPARKBOOKS_DIST_BACKEND", self.backend), *self.link_env))
+        return env + " " + shlex.join(["torchrun", *other.command(module, args)[3:]])
 
     def environment(self) -> dict[str, str]:
-        """Variables every worker reads in :func:`init_worker`."""
+        """Variables every worker reads in :func:`init_worker` (and NCCL/gloo/UCX read: :attr:`link_env`)."""
         env = {"SPARKBOOKS_DIST_BACKEND": self.backend,
                "SPARKBOOKS_DIST_TIMEOUT": str(self.collective_timeout),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **dict(self.link_env)}
         if self.threads_per_rank:
             env["OMP_NUM_THREADS"] = str(self.threads_per_rank)
         return env
+
+
+def _interface_holding(address: str) -> str | None:
+    """The network interface of this machine that holds IPv4 ``address`` (Linux ``SIOCGIFADDR``), or ``None``."""
+    import fcntl  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+    import struct  # noqa: PLC0415
+
+    try:
+        wanted = socket.inet_aton(socket.gethostbyname(address))
+    except OSError:
+        return None
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        for _, name in socket.if_nameindex():
+            try:
+                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
+            except OSError:
+                continue  # no IPv4 address on this interface
+            if packed[20:24] == wanted:
+                return name
+    return None
+
+
+def _pci_address(path: Path) -> str | None:
+    try:
+        return Path(os.path.realpath(path)).name
+    except OSError:
+        return None
+
+
+def link_environment(address: str, *, interface: str | None = None, sys_root: Path | str = "/") -> dict[str, str]:
+    """The NCCL / gloo / UCX variables for the link that carries ``address`` on this machine.
+
+    ``NCCL_SOCKET_IFNAME``, ``GLOO_SOCKET_IFNAME`` and ``UCX_NET_DEVICES`` name the interface that holds
+    ``address`` (or ``interface``); ``NCCL_IB_HCA`` names every RDMA device on the same PCI
+    bus:device.function in any PCI domain — a DGX Spark's QSFP port is two PCIe ×4 halves (``0000:01:00.1`` →
+    ``rocep1s0f1`` and ``0002:01:00.1`` → ``roceP2p1s0f1``) and full bandwidth needs both. Empty for a loopback or
+    foreign address. Variables already set in this process's environment win (the user's choice).
+    """
+    import ipaddress  # noqa: PLC0415
+
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return {}
+    except ValueError:
+        if address == "localhost":
+            return {}
+    name = interface or _interface_holding(address)
+    if not name:
+        return {}
+    root = Path(sys_root)
+    env = {"NCCL_SOCKET_IFNAME": name, "GLOO_SOCKET_IFNAME": name, "UCX_NET_DEVICES": name}
+    pci = _pci_address(root / "sys/class/net" / name / "device")
+    if pci and ":" in pci:
+        slot = pci.split(":", 1)[1]  # bus:device.function, without the PCI domain
+        halves = sorted(hca.name for hca in (root / "sys/class/infiniband").glob("*")
+                        if (_pci_address(hca / "device") or "").split(":", 1)[-1] == slot)
+        if halves:
+            env["NCCL_IB_HCA"] = ",".join(halves)
+    return {k: os.environ.get(k, v) for k, v in env.items()}
 
 
 class Torchrun(services.Service):
@@ -176,8 +272,11 @@ def run(launch: Launch, module: str, args: Sequence[str] = (), *, timeout: float
     """
     job = Torchrun(launch, module, args, env=env)
     started = time.perf_counter()
+    peers = [n for n in range(job.launch.nnodes) if n != job.launch.node_rank]
     with job:
         last_shown, last_line = started, b""
+        if peers:  # say at once what the other node(s) must type, then again with every heartbeat until they join
+            log.info(_waiting(job, peers, 0.0))
         while job.running:
             time.sleep(0.2)
             if time.perf_counter() - started > timeout:
@@ -186,13 +285,36 @@ def run(launch: Launch, module: str, args: Sequence[str] = (), *, timeout: float
                                        f"{job.log_tail()}")
             if time.perf_counter() - last_shown >= every:
                 line = _last_progress(job)
-                shown = line.decode(errors="replace") if line and line != last_line else "still running"
-                log.info(f"  {module} … {shown} ({log.format_seconds(time.perf_counter() - started)})")
+                elapsed = time.perf_counter() - started
+                if peers and line is None and not _workers_started(job):
+                    log.info(_waiting(job, peers, elapsed))
+                else:
+                    shown = line.decode(errors="replace") if line and line != last_line else "still running"
+                    log.info(f"  {module} … {shown} ({log.format_seconds(elapsed)})")
                 last_shown, last_line = time.perf_counter(), line or last_line
         code = job.returncode
         if code != 0:
             raise _diagnose(job, code)
     return time.perf_counter() - started
+
+
+def _waiting(job: Torchrun, peers: Sequence[int], elapsed: float) -> str:
+    """The heartbeat while this node waits at the rendezvous: how long, and each peer's exact command."""
+    lines = [f"  {job.module} … waiting for node(s) {', '.join(map(str, peers))} at {job.launch.endpoint} "
+             f"({log.format_seconds(elapsed)} of {job.launch.rendezvous_timeout:.0f} s). Run there:"]
+    lines += [f"    node {n}: {job.launch.command_for_node(n, job.module, job.args)}" for n in peers]
+    return "\n".join(lines)
+
+
+def _workers_started(job: Torchrun) -> bool:
+    """Whether torchrun got past the rendezvous: its agent forks the workers only once every node joined."""
+    pid = job.pid
+    if pid is None:
+        return False
+    try:
+        return any(Path(task, "children").read_text().split() for task in Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return True  # no /proc (not Linux): stop saying "waiting" rather than say it wrongly
 
 
 def _last_progress(job: Torchrun) -> bytes | None:
@@ -213,11 +335,19 @@ def _diagnose(job: Torchrun, code: int | None) -> Exception:
             or "DistStoreError" in text:
         host, _, port = (launch.endpoint or "").rpartition(":")
         tail = job.log_tail(3)  # the rendezvous error itself; the traceback above it says nothing more
+        if launch.node_rank == 0 and launch.nnodes > 1:  # node 0 hosts the store: the others never came
+            others = "\n".join(f"  node {n}: {launch.command_for_node(n, job.module, job.args)}"
+                               for n in range(1, launch.nnodes))
+            where = (f"This node (node 0) hosted the store at {launch.endpoint}; the other node(s) did not join. Start "
+                     f"them with:\n{others}\nand check that {host} is reachable from them (ping {host}) and TCP port "
+                     f"{port} is open in this box's firewall.")
+        else:
+            where = (f"Check that node 0 is started with the same --rdzv-endpoint (it hosts the store), that {host} is "
+                     f"reachable from this box (ping {host}) and that TCP port {port} is open in its firewall.")
         return RendezvousError(
-            f"The ranks did not meet at {launch.endpoint} within {launch.rendezvous_timeout:.0f} s. Check that node 0 "
-            f"is started with the same --rdzv-endpoint, that {host} is reachable from this box (ping {host}) and that "
-            f"TCP port {port} is open in its firewall; on machines with several interfaces set GLOO_SOCKET_IFNAME / "
-            f"NCCL_SOCKET_IFNAME to the one that carries {host}.\n{tail}")
+            f"The ranks did not meet at {launch.endpoint} within {launch.rendezvous_timeout:.0f} s. {where} On machines "
+            f"with several interfaces set GLOO_SOCKET_IFNAME / NCCL_SOCKET_IFNAME to the one that carries {host}."
+            f"\n{tail}")
     # torchrun's report puts the rank that failed first under "Root Cause"; the rest it stopped (SIGTERM).
     cause = text.split("Root Cause", 1)[-1] if "Root Cause" in text else text.split("Failures:")[-1]
     rank = _FAILED_RANK.search(cause)
@@ -254,6 +384,20 @@ def init_worker() -> WorkerContext:
         device = torch.device("cpu")
     dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
     return WorkerContext(dist.get_rank(), dist.get_world_size(), local_rank, backend, device)
+
+
+def from_rank_zero(context: WorkerContext, load):
+    """``load()`` run on rank 0 only, its result sent to every rank (``broadcast_object_list``).
+
+    What a worker reads from disk — its config, data, a checkpoint to resume from — comes from node 0's disk:
+    node 1 needs the repository and the model at the same paths, not a copy of node 0's files (a node with a
+    stale or missing copy would otherwise train on other data, or resume from other weights).
+    """
+    import torch.distributed as dist  # noqa: PLC0415
+
+    box = [load() if context.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0, device=context.device if context.backend == "nccl" else None)
+    return box[0]
 
 
 def worker_progress(context: WorkerContext, message: str) -> None:

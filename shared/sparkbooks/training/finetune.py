@@ -17,8 +17,10 @@ The pieces, each a short call in the ``fine-tune`` playbook:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,10 +36,10 @@ from .. import fileio, log, sources
 from ..exceptions import InputError, SourceError, require
 from ..settings import settings
 
-__all__ = ["LINEAR_TARGETS", "STAND_IN", "SWEEP_ID", "TRAIN_ID", "Task", "TrainRun", "available_bytes",
-           "base_model", "birth_task", "check_fits", "default_backend", "evaluate", "load", "merge",
-           "merge_to_gguf", "node_commands", "planned_vs_measured", "run_dir", "scaling", "to_gguf", "tokenise",
-           "train"]
+__all__ = ["LINEAR_TARGETS", "STAND_IN", "SWEEP_ID", "TRAIN_ID", "Task", "TrainRun", "WORKER", "available_bytes",
+           "base_model", "birth_task", "check_fits", "default_backend", "evaluate", "load", "merge", "merge_to_gguf",
+           "node_commands", "overlap", "planned_vs_measured", "prepare", "release_memory", "run_dir", "scaling",
+           "to_gguf", "tokenise", "train"]
 
 STAND_IN = "stand-in"
 #: Every linear layer of a Llama-style block, as the official 8B recipe targets.
@@ -84,12 +86,16 @@ class Task:
 
 
 def birth_task(n_train: int = 256, n_held_out: int = 40, *, seed: int = 0,
-               unseen_templates: Sequence[str] = ()) -> Task:
-    """Birth sentences → {person, city, country, year}: training items from seeds ≠ the held-out seed.
+               unseen_templates: Sequence[str] = (), held_out_share: float = 1 / 3) -> Task:
+    """Birth sentences → {person, city, country, year} whose held-out answers never occur in training.
 
-    A training sentence identical to a held-out one is dropped, so the held-out score is on text
-    the model never saw. ``unseen_templates`` (names from
-    :data:`sparkbooks.documents.biographies.TEMPLATES`) are left out of training altogether: the
+    The people, cities and years are split first: each first name, surname, city and year belongs
+    to the held-out side with probability ``held_out_share`` (a hash of the seed and the value, so
+    the split needs no list of them). A held-out sentence's person (first *and* last name), city and
+    year are all held-out values; a training sentence contains none anywhere in its text — not even
+    as a distractor. So every held-out answer is a new person, place and year (:func:`overlap`
+    checks it). Both splits cycle through the templates in turn; ``unseen_templates`` (names from
+    :data:`sparkbooks.documents.biographies.TEMPLATES`) are left out of training altogether, so the
     held-out sentences built from them measure whether the model learned the task or the templates.
     """
     from ..documents import BIRTH_INSTRUCTION, BIRTH_SCHEMA, birth_sentences  # noqa: PLC0415
@@ -97,17 +103,75 @@ def birth_task(n_train: int = 256, n_held_out: int = 40, *, seed: int = 0,
 
     if n_train < 1 or n_held_out < 1:
         raise InputError("n_train and n_held_out must be ≥ 1.")
+    if not 0 < held_out_share < 1:
+        raise InputError(f"held_out_share must be in (0, 1) (got {held_out_share}).")
     names = [name for name, _, _ in TEMPLATES]
     unknown = sorted(set(unseen_templates) - set(names))
     if unknown or len(set(unseen_templates)) >= len(names):
         raise InputError(f"unseen_templates must name some, not all, of {names} (got {list(unseen_templates)}).")
-    held_out = birth_sentences(n_held_out, seed=seed)
-    for item in held_out:
-        item["unseen_template"] = item["template"] in unseen_templates
-    seen = {item["text"] for item in held_out}
-    train = [item for item in birth_sentences(n_train, seed=seed + 1_000)
-             if item["text"] not in seen and item["template"] not in unseen_templates]
+
+    def held(kind: str, value: object) -> bool:
+        digest = hashlib.sha256(f"{seed}:{kind}:{value}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < held_out_share
+
+    def answer_held(item: dict) -> bool:
+        first, last = item["expected"]["person"].split(" ", 1)
+        e = item["expected"]
+        return held("first", first) and held("last", last) and held("city", e["city"]) and held("year", e["year"])
+
+    train_templates = [t for t in names if t not in unseen_templates]
+    held_by = {t: [] for t in names}
+    train_by = {t: [] for t in train_templates}
+    need_held, need_train = -(-n_held_out // len(names)), -(-n_train // len(train_templates))
+    seen_values: dict[str, set] = {"first": set(), "last": set(), "city": set(), "year": set()}
+    for chunk in range(100):  # rejection sampling from ever more sentences (3 chunks suffice at the default share)
+        pool = birth_sentences(4_000, seed=seed * 7_919 + 1_000_003 * chunk)
+        for item in pool:
+            first, last = item["expected"]["person"].split(" ", 1)
+            for kind, value in (("first", first), ("last", last), ("city", item["expected"]["city"]),
+                                ("year", item["expected"]["year"])):
+                seen_values[kind].add(value)
+        banned = re.compile(r"\b(" + "|".join(sorted(
+            (re.escape(str(v)) for kind, values in seen_values.items() for v in values if held(kind, v)),
+            key=len, reverse=True)) + r")\b")
+        for item in pool:
+            bucket = held_by[item["template"]]
+            if len(bucket) < need_held and answer_held(item):
+                bucket.append({**item, "unseen_template": item["template"] in unseen_templates})
+            elif (item["template"] in train_by and len(train_by[item["template"]]) < need_train
+                  and not banned.search(item["text"])):
+                train_by[item["template"]].append(item)
+        if all(len(b) >= need_held for b in held_by.values()) and all(len(b) >= need_train for b in train_by.values()):
+            break
+    else:
+        raise InputError(f"Could not draw {n_held_out} held-out and {n_train} training sentences with held_out_share "
+                         f"{held_out_share}: move it towards 1/3.")
+    # Both splits cycle through the templates, as birth_sentences does; a value first met in a later chunk may have
+    # slipped into an earlier training sentence, so the training split is checked once more against every value.
+    held_out = [held_by[t][i] for i in range(need_held) for t in names][:n_held_out]
+    train = [train_by[t][i] for i in range(need_train) for t in train_templates]
+    train = [item for item in train if not banned.search(item["text"])][:n_train]
     return Task("birth sentences → JSON", BIRTH_INSTRUCTION, BIRTH_SCHEMA, train, held_out)
+
+
+def overlap(task: Task) -> dict[str, int]:
+    """How many held-out sentences have an answer that occurs anywhere in a training sentence, per field.
+
+    ``person`` counts full names; ``first``/``last`` name parts; ``city``; ``year``. All zero for
+    :func:`birth_task`'s split: the check the guide's sentence about new people, places and years is rendered from.
+    """
+    text = "\n".join(item["text"] for item in task.train)
+    words = set(re.findall(r"\w+", text))
+    counts = {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0}
+    for item in task.held_out:
+        e = item["expected"]
+        first, _, last = e["person"].partition(" ")
+        counts["person"] += e["person"] in text
+        counts["first"] += first in words
+        counts["last"] += last in words
+        counts["city"] += re.search(rf"\b{re.escape(e['city'])}\b", text) is not None
+        counts["year"] += str(e["year"]) in words
+    return counts
 
 
 def tokenise(tokenizer, task: Task, items: Sequence[dict], *, max_len: int = 256) -> list[dict[str, list[int]]]:
@@ -177,9 +241,38 @@ def train(base: Path, task: Task, *, launch, out_dir: Path, steps: int = 12, glo
         From :func:`sparkbooks.training.distributed.run`; checkpoints written before the failure stay valid.
     """
     import pandas as pd  # noqa: PLC0415
-    from transformers import AutoTokenizer  # noqa: PLC0415
 
     from . import distributed  # noqa: PLC0415
+
+    config = prepare(base, task, launch=launch, out_dir=out_dir, steps=steps, global_batch=global_batch, lr=lr,
+                     warmup_steps=warmup_steps, lora_rank=lora_rank, lora_alpha=lora_alpha, targets=targets, seed=seed,
+                     max_len=max_len, dtype=dtype, checkpoint_every=checkpoint_every, resume=resume,
+                     gradient_checkpointing=gradient_checkpointing, fault=fault, stop_after=stop_after)
+    out_dir = Path(out_dir)
+    wall = distributed.run(launch, WORKER, [str(out_dir / "config.json")], timeout=timeout)
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    history = pd.DataFrame(metrics["history"])
+    timed = _timed_steps(history, metrics["resumed_from"])
+    memory = sorted(metrics["memory"], key=lambda m: m["rank"])
+    return TrainRun(history=history, ranks=metrics["world_size"], backend=metrics["backend"], wall_s=wall,
+                    tokens_per_s=float(timed["tokens"].sum() / timed["seconds"].sum()), adapter=out_dir / "adapter", out_dir=out_dir, trainable_params=metrics["trainable_params"],
+                    resumed_from=metrics["resumed_from"], config=config, memory=memory)
+
+
+WORKER = "sparkbooks.training.finetune_worker"
+
+
+def prepare(base: Path, task: Task, *, launch, out_dir: Path, steps: int = 12, global_batch: int = 8,
+            lr: float = 2e-3, warmup_steps: int = 2, lora_rank: int = 16, lora_alpha: int = 32,
+            targets: Sequence[str] = LINEAR_TARGETS, seed: int = 0, max_len: int = 256, dtype: str = "float32",
+            checkpoint_every: int = 0, resume: bool = False, gradient_checkpointing: bool = False,
+            fault: tuple[int, int] | None = None, stop_after: int | None = None) -> dict:
+    """Check the run fits, then write its ``config.json`` and tokenised ``train.jsonl`` into ``out_dir``; return the config.
+
+    :func:`train` calls it before launching; on its own it is what a node writes without starting a job.
+    Only node 0's copy is ever read (rank 0 sends it to every rank).
+    """
+    from transformers import AutoTokenizer  # noqa: PLC0415
 
     _require_training()
     if global_batch % launch.world_size:
@@ -190,7 +283,6 @@ def train(base: Path, task: Task, *, launch, out_dir: Path, steps: int = 12, glo
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(base)
     data = tokenise(tokenizer, task, task.train, max_len=max_len)
-    fileio.write_text_atomic(out_dir / "train.jsonl", "".join(json.dumps(d) + "\n" for d in data))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     config = {"base_dir": str(base), "data": str(out_dir / "train.jsonl"), "out_dir": str(out_dir), "steps": steps,
               "global_batch": global_batch, "lr": lr, "warmup_steps": warmup_steps, "lora_rank": lora_rank,
@@ -201,16 +293,10 @@ def train(base: Path, task: Task, *, launch, out_dir: Path, steps: int = 12, glo
         config["fail_at_step"], config["fail_rank"] = fault
     check_fits(base, config, data, micro_batch=global_batch // launch.world_size, ranks_here=launch.nproc_per_node,
                device="cuda" if launch.backend == "nccl" else "cpu")
+    fileio.write_text_atomic(out_dir / "train.jsonl", "".join(json.dumps(d) + "\n" for d in data))
     fileio.write_json_atomic(out_dir / "config.json", config)
     (out_dir / "metrics.json").unlink(missing_ok=True)
-    wall = distributed.run(launch, "sparkbooks.training.finetune_worker", [str(out_dir / "config.json")], timeout=timeout)
-    metrics = json.loads((out_dir / "metrics.json").read_text())
-    history = pd.DataFrame(metrics["history"])
-    timed = _timed_steps(history, metrics["resumed_from"])
-    memory = sorted(metrics["memory"], key=lambda m: m["rank"])
-    return TrainRun(history=history, ranks=metrics["world_size"], backend=metrics["backend"], wall_s=wall,
-                    tokens_per_s=float(timed["tokens"].sum() / timed["seconds"].sum()), adapter=out_dir / "adapter", out_dir=out_dir, trainable_params=metrics["trainable_params"],
-                    resumed_from=metrics["resumed_from"], config=config, memory=memory)
+    return config
 
 
 def planned_vs_measured(run: TrainRun, shape=None):
@@ -305,9 +391,11 @@ def node_commands(launch, *, node_rank: int, work_dir: Path, sweep_sizes: Sequen
     """The commands node ``node_rank`` types, in order, to join the playbook's two multi-node jobs.
 
     The link sweep and the training run use fixed rendezvous ids (:data:`SWEEP_ID`, :data:`TRAIN_ID`),
-    so each command meets the matching job on node 0. ``work_dir`` must be the same path on every
-    node (a shared file system, or copied after node 0 writes the config): the workers read their
-    config and data from it.
+    so each command meets the matching job on node 0 (static rendezvous: ``--node-rank`` is honoured, so
+    rank 0 is on node 0 whichever node starts first). Node 1 needs the repository and the model folder at
+    the same paths, nothing from ``work_dir``: rank 0 sends the config, data and any checkpoint to every
+    rank, and writes every output on node 0. The commands carry the launch's link variables
+    (``NCCL_SOCKET_IFNAME``, ``GLOO_SOCKET_IFNAME``, ``UCX_NET_DEVICES``, ``NCCL_IB_HCA``).
     """
     from .collectives import sweep_args  # noqa: PLC0415
 
@@ -317,10 +405,29 @@ def node_commands(launch, *, node_rank: int, work_dir: Path, sweep_sizes: Sequen
 
 
 def scaling(one: TrainRun, many: TrainRun) -> dict[str, float]:
-    """Tokens/s on 1 rank and on N, per rank, and the scaling efficiency = (tokens/s N) / (N × tokens/s 1)."""
-    return {"tokens_per_s_1": one.tokens_per_s, f"tokens_per_s_{many.ranks}": many.tokens_per_s,
-            "per_rank_tokens_per_s": many.tokens_per_s / many.ranks,
-            "scaling_efficiency": many.tokens_per_s / (many.ranks * one.tokens_per_s)}
+    """Tokens/s on 1 rank and on N over the *same* steps, per rank, and the scaling efficiency = (tokens/s N) / (N × tokens/s 1).
+
+    Only the steps both runs timed count (each run's first step is warm-up): the same global batches, so
+    the same tokens, on both sides — a longer run's later steps (other batches, other lengths) would
+    otherwise weigh on one side only. ``steps`` lists them.
+
+    Raises
+    ------
+    InputError
+        The runs timed no step in common (the 1-rank run must run at least 2 steps of the same schedule).
+    """
+    timed_one, timed_many = _timed_steps(one.history, one.resumed_from), _timed_steps(many.history, many.resumed_from)
+    common = sorted(set(timed_one["step"]) & set(timed_many["step"]))
+    if not common:
+        raise InputError("The 1-rank and N-rank runs timed no step in common: run the 1-rank run for ≥ 2 steps.")
+
+    def rate(timed) -> float:
+        rows = timed[timed["step"].isin(common)]
+        return float(rows["tokens"].sum() / rows["seconds"].sum())
+
+    r1, rn = rate(timed_one), rate(timed_many)
+    return {"tokens_per_s_1": r1, f"tokens_per_s_{many.ranks}": rn, "per_rank_tokens_per_s": rn / many.ranks,
+            "scaling_efficiency": rn / (many.ranks * r1), "steps": [int(x) for x in common]}
 
 
 def default_backend(ranks_per_node: int = 1) -> str:
@@ -347,6 +454,22 @@ def load(base: Path, adapter: Path | None = None, *, dtype: str = "float32", dev
             warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
             model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     return model.eval(), tokenizer
+
+
+def release_memory(device: str) -> None:
+    """Give freed tensors back: a garbage collection, and on a GPU ``torch.cuda.empty_cache()``.
+
+    After ``del model`` the caching allocator keeps the blocks reserved; on a DGX Spark's unified memory
+    those ≈ 16 GB (an 8B model in BF16) are then missing for the training workers started next.
+    ``device`` is the one the device policy chose ("cpu" or "cuda…"), so no GPU is probed here.
+    """
+    import gc  # noqa: PLC0415
+
+    gc.collect()
+    if device.startswith("cuda"):
+        import torch  # noqa: PLC0415
+
+        torch.cuda.empty_cache()
 
 
 def _quiet_transformers() -> None:

@@ -7,6 +7,8 @@ Started by :func:`sparkbooks.training.finetune.train` through :func:`sparkbooks.
   same global batch whatever the number of ranks (a per-epoch permutation from the seed); rank
   ``r`` takes every ``world``-th example of it. The loss is normalised by the global count of
   answer tokens, so 1 rank and N ranks compute the same gradient.
+* **Node 0 owns every file**: rank 0 (pinned to node 0 by the static rendezvous) reads the config, data and
+  checkpoint and sends them to every rank, and it alone writes checkpoints, metrics and the adapter.
 * **Checkpoints** every ``checkpoint_every`` steps: adapter weights, optimizer, schedule, losses
   and RNG state in one file written atomically, then ``latest.json`` pointing at it; a run with
   ``resume`` continues from it and reaches the same losses as an unbroken run.
@@ -81,15 +83,23 @@ def _recorder(saved: dict[int, int], parameters: set[int]):
     return pack
 
 
+def _read_inputs(config_path: Path) -> tuple[dict, list[dict]]:
+    """The run's config and tokenised examples, as node 0 wrote them (read on rank 0 only)."""
+    config = json.loads(config_path.read_text())
+    return config, [json.loads(line) for line in Path(config["data"]).read_text().splitlines()]
+
+
 def main(argv: list[str] | None = None) -> None:
     import torch  # noqa: PLC0415
     import torch.distributed as dist  # noqa: PLC0415
 
-    config = json.loads(Path((argv or sys.argv[1:])[0]).read_text())
+    config_path = Path((argv or sys.argv[1:])[0])
     rss_start = _rss_bytes()
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     ctx = distributed.init_worker()
+    # Node 0's config and data for every rank: the path on node 1 need not exist (nor hold a stale copy).
+    config, examples = distributed.from_rank_zero(ctx, lambda: _read_inputs(config_path))
 
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict  # noqa: PLC0415
     from torch.nn.parallel import DistributedDataParallel  # noqa: PLC0415
@@ -109,24 +119,24 @@ def main(argv: list[str] | None = None) -> None:
     model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
     parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    out = Path(config["out_dir"])
+    checkpoints = out / "checkpoints"
+    # Node 0's checkpoint, loaded into every rank before DDP is built (DDP broadcasts rank 0's weights at construction).
+    state = distributed.from_rank_zero(ctx, lambda: ckpt.load_latest(checkpoints)) if config.get("resume") else None
+    if state is not None:
+        set_peft_model_state_dict(model, state["adapter"])
     ddp = DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
     optimizer = torch.optim.AdamW(trainable, lr=config["lr"], weight_decay=0.0)
     schedule = get_cosine_schedule_with_warmup(optimizer, config["warmup_steps"], config["steps"])
 
-    examples = [json.loads(line) for line in Path(config["data"]).read_text().splitlines()]
-    out = Path(config["out_dir"])
-    checkpoints = out / "checkpoints"
     start_step, history = 0, []
     activation_bytes = activation_tokens = activation_width = activation_keep = 0
-    if config.get("resume"):
-        state = ckpt.load_latest(checkpoints)
-        if state is not None:
-            set_peft_model_state_dict(model, state["adapter"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            torch.set_rng_state(state["rng"])
-            start_step, history = state["step"], state["history"]
-            distributed.worker_progress(ctx, f"resumed from step {start_step}")
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        torch.set_rng_state(state["rng"])
+        start_step, history = state["step"], state["history"]
+        distributed.worker_progress(ctx, f"resumed from step {start_step}")
 
     ddp.train()
     last = min(config["steps"], config.get("stop_after") or config["steps"])

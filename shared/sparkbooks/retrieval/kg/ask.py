@@ -1,33 +1,53 @@
-"""Questions answered from the graph or from the chunks — the same LLM, the same prompt, the same scoring.
+"""Questions answered from the graph or from the chunks — the same LLM, the same prompt, the same token budget, scored alike.
 
-*Graph retrieval* links the entities named in a question to nodes (whole-word match, longest
-names first), reads the facts on paths of up to ``hops`` edges from them (a fixed traversal, the
-names passed as query parameters — never spliced into Cypher), and gives those facts to the LLM as
-one numbered passage. *Vector retrieval* gives it the chunks nearest the question. Answers are
-scored by :func:`sparkbooks.retrieval.rag.answer.matches` against the key. :func:`ask_cypher` is the other
+*Graph retrieval* (:class:`GraphRetriever`) links the entities a question names to nodes by
+**embedding similarity** — each span of the question against every node name, as GraphRAG's local
+search links a query to entities — never by the key's own spelling; reads the facts on paths of up to
+``hops`` edges from them (a fixed traversal, names passed as query parameters, never spliced into
+Cypher), ranks them nearest first and, within a hop, by similarity to the question, and keeps as many
+as fit ``budget_tokens``. *Vector retrieval* (:func:`vector_context`) fills **the same budget** with
+the chunks nearest the question, the last one cut to fit. Each reply is scored by :func:`score`:
+right when it names the answer and no rival of the same kind (a reply listing every capital it was
+given is not right), plus **supporting-path recall** — the share of the chain of facts the question
+needs that its context held, as HotpotQA scores supporting facts. :func:`ask_cypher` is the other
 graph route: the LLM writes Cypher against the declared schema, and the query runs only if
 :func:`~sparkbooks.retrieval.kg.store.check_read_only` passes it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 
-from ..chunking import Chunk
+import numpy as np
+
+from ..chunking import Chunk, normalise
 from ...llm.client import Endpoint, chat
-from ..rag.answer import Answer, answer, matches
+from ..rag.answer import Answer, answer
+from .gold import Question, Triple
 from .store import GraphStore, UnsafeQueryError
 
-__all__ = ["Asked", "CYPHER_PROMPT", "CypherAnswer", "ask_cypher", "ask_graph", "ask_vector", "compare", "facts_passage",
-           "link_entities", "score"]
+__all__ = ["Asked", "CYPHER_PROMPT", "CypherAnswer", "GraphRetriever", "ask_cypher", "ask_graph", "ask_vector",
+           "compare", "comparisons", "contains", "facts_passage", "holm", "link_entities", "score", "summarise",
+           "support_recall", "vector_context"]
 
 CYPHER_PROMPT = (
     "Write one read-only Cypher query that answers the question from this graph. Nodes: (:Entity {name, kind}) where "
     "kind is country, city, continent or currency. Relationships: (:Entity)-[:Fact {relation}]->(:Entity) where "
     "relation is one of capital (country to city), located_in (city to country, country to continent), currency "
     "(country to currency), borders (country to country). Reply with the query only.")
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+_WORDS = {"capital": "has the capital", "located_in": "is located in", "currency": "uses the currency",
+          "borders": "borders"}
+
+
+def contains(text: str, accepted: Iterable[str]) -> bool:
+    """An accepted answer occurs in ``text`` as whole words (citations dropped; "one" does not match inside "none")."""
+    text = normalise(_CITATION.sub(" ", text))
+    return any(re.search(rf"(?<!\w){re.escape(normalise(a))}(?!\w)", text) for a in accepted if a.strip())
 
 
 def link_entities(question: str, names: Sequence[str]) -> list[str]:
@@ -41,45 +61,158 @@ def link_entities(question: str, names: Sequence[str]) -> list[str]:
     return [name for _, _, name in sorted(found)]
 
 
+def _sentence(subject: str, relation: str, obj: str) -> str:
+    return f"{subject} {_WORDS.get(relation, relation.replace('_', ' '))} {obj}."
+
+
 def facts_passage(facts: Sequence[tuple[int, str, str, str]], entities: Sequence[str]) -> Chunk:
     """The facts as one passage the answer prompt can cite ("Denmark borders Germany.")."""
-    words = {"capital": "has the capital", "located_in": "is located in", "currency": "uses the currency",
-             "borders": "borders"}
-    text = "\n".join(f"{s} {words.get(r, r.replace('_', ' '))} {o}." for _, s, r, o in facts)
+    text = "\n".join(_sentence(s, r, o) for _, s, r, o in facts)
+    count = len(text.split())
     return Chunk("graph#facts", "graph", "facts about " + ", ".join(entities) if entities else "no entity found",
-                 None, text or "(no facts)", len(text.split()))
+                 None, text or "(no facts)", count)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
 
 
 @dataclass
 class Asked:
-    """An answer and the passages it was given."""
+    """An answer, the passages it was given, the graph facts among them, and the context's size in tokens."""
 
     answer: Answer
     context: list[Chunk]
+    facts: list[tuple[int, str, str, str]] = field(default_factory=list)
+    tokens: int = 0
+    entities: list[str] = field(default_factory=list)
 
     @property
     def context_text(self) -> str:
         return " ".join(c.text for c in self.context)
 
 
-def ask_graph(endpoint: Endpoint, store: GraphStore, question: str, *, names: Sequence[str] | None = None,
+class GraphRetriever:
+    """Entity linking by embedding similarity, a ``hops``-edge traversal, and the facts that fit ``budget_tokens``.
+
+    ``embed`` (texts → unit vectors) links every 1–``max_words``-word span of the question to its most similar node
+    name when the cosine is at least ``threshold`` (spans may not overlap; the best first); without ``embed`` names
+    are linked by whole-word match (:func:`link_entities`). ``count`` measures tokens (``None``: words).
+    """
+
+    def __init__(self, store: GraphStore, *, embed: Callable[[Sequence[str]], np.ndarray] | None = None,
+                 hops: int = 3, budget_tokens: int | None = None, limit: int = 30, threshold: float = 0.8,
+                 max_words: int = 5, count: Callable[[str], int] | None = None) -> None:
+        self.store, self.embed, self.hops, self.budget, self.limit = store, embed, hops, budget_tokens, limit
+        self.threshold, self.max_words, self.count = threshold, max_words, count or _words
+        self.names = store.names()
+        self._name_vectors = embed(self.names) if embed is not None and self.names else None
+        self._fact_vectors: dict[str, np.ndarray] = {}
+
+    def link(self, question: str) -> list[str]:
+        """The nodes the question names, in the order it names them."""
+        if self._name_vectors is None:
+            return link_entities(question, self.names)
+        words = re.findall(r"[\w'’.-]+", question)
+        words = [w.strip(".") for w in words]
+        spans = [(i, j, " ".join(words[i:j])) for i in range(len(words))
+                 for j in range(i + 1, min(len(words), i + self.max_words) + 1)]
+        if not spans:
+            return []
+        sims = self.embed([text for _, _, text in spans]) @ self._name_vectors.T
+        best = sims.argmax(axis=1)
+        ranked = sorted(((float(sims[n, best[n]]), n) for n in range(len(spans))), reverse=True)
+        taken: list[tuple[int, int, str]] = []
+        for sim, n in ranked:
+            i, j, _ = spans[n]
+            if sim < self.threshold:
+                break
+            name = self.names[best[n]]
+            if all(j <= a or i >= b for a, b, _ in taken) and name not in {t[2] for t in taken}:
+                taken.append((i, j, name))
+        return [name for _, _, name in sorted(taken)]
+
+    def _rank(self, question: str, facts: list[tuple[int, str, str, str]]) -> list[tuple[int, str, str, str]]:
+        """Nearest hop first; within a hop, the facts most similar to the question first (alphabetical without ``embed``)."""
+        if self.embed is None or not facts:
+            return facts
+        sentences = [_sentence(s, r, o) for _, s, r, o in facts]
+        new = [t for t in dict.fromkeys(sentences) if t not in self._fact_vectors]
+        if new:
+            self._fact_vectors.update(zip(new, self.embed(new)))
+        q = self.embed([question])[0]
+        sim = {t: float(self._fact_vectors[t] @ q) for t in sentences}
+        return [f for _, f in sorted(zip(sentences, facts), key=lambda x: (x[1][0], -sim[x[0]]))]
+
+    def __call__(self, question: str) -> tuple[Chunk, list[tuple[int, str, str, str]], list[str]]:
+        entities = self.link(question)
+        limit = self.limit if self.budget is None else 100_000
+        facts = self._rank(question, self.store.neighbourhood(entities, hops=self.hops, limit=limit)) if entities else []
+        if self.budget is not None:
+            kept, used = [], 0
+            for f in facts:
+                cost = self.count(_sentence(*f[1:])) + 1  # the line break between facts
+                if used + cost > self.budget:
+                    continue  # a shorter fact further down may still fit (the order is the priority)
+                kept.append(f)
+                used += cost
+            facts = kept
+        return facts_passage(facts, entities), facts, entities
+
+
+def ask_graph(endpoint: Endpoint, store: GraphStore | GraphRetriever, question: str, *, names: Sequence[str] | None = None,
               hops: int = 3, limit: int = 30, max_tokens: int = 32, seed: int = 0) -> Asked:
-    """Link, traverse, answer: the LLM sees only the facts found within ``hops`` of the question's entities."""
-    entities = link_entities(question, names if names is not None else store.names())
-    facts = store.neighbourhood(entities, hops=hops, limit=limit) if entities else []
-    passage = facts_passage(facts, entities)
-    return Asked(answer(endpoint, question, [passage], max_tokens=max_tokens, seed=seed), [passage])
+    """Link, traverse, answer: the LLM sees only the facts found within ``hops`` of the question's entities.
+
+    ``store`` is a :class:`GraphRetriever` (embedding linking, token budget) or a bare store (whole-word linking against
+    ``names`` or every node, the ``limit`` nearest facts)."""
+    retriever = store if isinstance(store, GraphRetriever) else GraphRetriever(store, hops=hops, limit=limit)
+    if names is not None:
+        retriever.names = list(names)
+    passage, facts, entities = retriever(question)
+    tokens = retriever.count(passage.text) if facts else 0
+    return Asked(answer(endpoint, question, [passage], max_tokens=max_tokens, seed=seed), [passage], facts, tokens,
+                 entities)
+
+
+def vector_context(question: str, *, retriever, chunks_by_id: Mapping[str, Chunk], k: int = 2,
+                   budget_tokens: int | None = None, count: Callable[[str], int] | None = None) -> list[Chunk]:
+    """The ``k`` nearest chunks; with ``budget_tokens``, as many nearest chunks as fill it, the last one cut to fit."""
+    if budget_tokens is None:
+        return [chunks_by_id[i] for i in retriever.search([question], k).ids[0]]
+    count = count or _words
+    out, used = [], 0
+    for i in retriever.search([question], min(len(chunks_by_id), 32)).ids[0]:
+        c = chunks_by_id[i]
+        cost = count(c.text)
+        if used + cost <= budget_tokens:
+            out.append(c)
+            used += cost
+            continue
+        words = c.text.split()
+        low, high = 0, len(words)  # the longest prefix that fits what is left
+        while low < high:
+            mid = (low + high + 1) // 2
+            low, high = (mid, high) if count(" ".join(words[:mid])) <= budget_tokens - used else (low, mid - 1)
+        if low:
+            out.append(dataclasses.replace(c, text=" ".join(words[:low]), tokens=low))
+        break
+    return out
 
 
 def ask_vector(endpoint: Endpoint, question: str, *, retriever, chunks_by_id: dict[str, Chunk], k: int = 2,
+               budget_tokens: int | None = None, count: Callable[[str], int] | None = None,
                max_tokens: int = 32, seed: int = 0) -> Asked:
-    """The ``k`` nearest chunks (any retriever with ``search(questions, k)``), then the same answer prompt."""
-    context = [chunks_by_id[i] for i in retriever.search([question], k).ids[0]]
-    return Asked(answer(endpoint, question, context, max_tokens=max_tokens, seed=seed), context)
+    """The nearest chunks (``k``, or as many as fill ``budget_tokens``), then the same answer prompt."""
+    context = vector_context(question, retriever=retriever, chunks_by_id=chunks_by_id, k=k, budget_tokens=budget_tokens,
+                             count=count)
+    tokens = sum((count or _words)(c.text) for c in context)
+    return Asked(answer(endpoint, question, context, max_tokens=max_tokens, seed=seed), context, tokens=tokens)
 
 
-def compare(questions, methods: dict, *, concurrency: int = 1):
-    """Ask every question by every method (``name → function(question) → Asked``); one scored table."""
+def compare(questions, methods: dict, *, concurrency: int = 1, rivals: Mapping[str, Sequence[str]] | None = None,
+            support: Mapping[str, Callable[[Question, Asked], float]] | None = None):
+    """Ask every question by every method (``name → function(question) → Asked``); one scored table (see :func:`score`)."""
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
     import pandas as pd  # noqa: PLC0415
@@ -88,7 +221,7 @@ def compare(questions, methods: dict, *, concurrency: int = 1):
     with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         for name, method in methods.items():
             replies = list(pool.map(lambda q, m=method: m(q.question), questions))
-            tables.append(score(questions, [r.answer for r in replies], [r.context_text for r in replies], method=name))
+            tables.append(score(questions, replies, method=name, rivals=rivals, support=(support or {}).get(name)))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -120,15 +253,105 @@ def ask_cypher(endpoint: Endpoint, store: GraphStore, question: str, *, max_toke
     return CypherAnswer(question, query, "", "", table.head(5).values.tolist())
 
 
-def score(questions, answers: Sequence[Answer], contexts: Sequence[str], *, method: str):
-    """One row per question: hops, correct (an accepted answer in the reply as whole words), whether the context
-    given held an accepted answer at all (retrieval's share of a miss), refused, seconds."""
+def support_recall(question: Question, asked: Asked, *, forms: Callable[[str], Iterable[str]] | None = None,
+                   stated_in: Mapping[Triple, Sequence[str]] | None = None) -> float:
+    """Share of the question's supporting facts its context held (HotpotQA's supporting-fact recall).
+
+    Graph context: a supporting fact is held when a fact given has its relation and, on each end, a node whose names
+    (``forms``: the system's own names for a node; default the name itself) include the key's name — strict, the key
+    maps no name. Chunk context (``stated_in``: fact → the passages stating it): when a chunk of such a passage was
+    given and the part given names the fact's other end (the passage's own country may be "it").
+    """
+    if not question.support:
+        return math.nan
+    names = (lambda n: {normalise(f) for f in forms(n)}) if forms else (lambda n: {normalise(n)})  # noqa: E731
+    held = 0
+    for t in question.support:
+        if asked.facts:
+            ends = {(normalise(t.subject), normalise(t.object))}
+            if t.relation == "borders":
+                ends.add((normalise(t.object), normalise(t.subject)))
+            held += any(r == t.relation and any(a in names(s) and b in names(o) for a, b in ends)
+                        for _, s, r, o in asked.facts)
+        elif stated_in:
+            docs = set(stated_in.get(t.key(), ()))
+            held += any(c.doc in docs and any(_named(end, c.text) for end in (t.subject, t.object)
+                                              if not c.heading or end != c.heading) for c in asked.context)
+    return held / len(question.support)
+
+
+def _named(entity: str, text: str) -> bool:
+    """Whether ``text`` names ``entity`` (a currency "Name (CODE)" also by its code)."""
+    code = re.match(r".*\(([A-Z]{2,4})\)$", entity)
+    return contains(text, [entity, code[1]] if code else [entity])
+
+
+def score(questions, asked: Sequence[Asked], *, method: str, rivals: Mapping[str, Sequence[str]] | None = None,
+          support: Callable[[Question, Asked], float] | None = None):
+    """One row per question: correct, whether the context held an accepted answer, supporting-path recall, tokens given.
+
+    *correct*: an accepted answer occurs in the reply as whole words and — with ``rivals`` (accepted answer → the
+    other entities of its kind) — no rival does: a reply that lists every capital it was given is not right.
+    """
     import pandas as pd  # noqa: PLC0415
 
     rows = []
-    for q, a, context in zip(questions, answers, contexts, strict=True):
-        rows.append({"id": q.id, "hops": q.hops, "method": method,
-                     "correct": a.found and matches(a.text, q.answers).contained,
-                     "answer_in_context": matches(context, q.answers).contained, "refused": not a.found,
-                     "question": q.question, "answer": a.text, "seconds": a.seconds})
+    for q, a in zip(questions, asked, strict=True):
+        text = a.answer.text if a.answer.found else ""
+        others = [r for ans in q.answers for r in (rivals or {}).get(ans, ())
+                  if not contains(r, q.answers) and not contains(ans, [r])]  # "Guinea" is no rival of "Papua New Guinea"
+        right = contains(text, q.answers) and not contains(text, others)
+        rows.append({"id": q.id, "hops": q.hops, "method": method, "correct": bool(right),
+                     "answer_in_context": contains(a.context_text, q.answers), "refused": not a.answer.found,
+                     "support_recall": support(q, a) if support else math.nan, "context_tokens": a.tokens,
+                     "question": q.question, "answer": a.answer.text, "seconds": a.answer.seconds})
     return pd.DataFrame(rows)
+
+
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm–Bonferroni adjusted p-values (step-down, kept monotone): a family of comparisons tested at one level."""
+    order = sorted(p_values, key=p_values.get)
+    out, running = {}, 0.0
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * p_values[name]))
+        out[name] = running
+    return out
+
+
+def summarise(table):
+    """Per method: questions, right, accuracy with its Wilson 95% interval, accuracy per hop count, answer in context,
+    supporting-path recall and mean context tokens."""
+    import pandas as pd  # noqa: PLC0415
+
+    from ...intervals import wilson  # noqa: PLC0415
+
+    rows = {}
+    for method, g in table.groupby("method", sort=False):
+        k, n = int(g["correct"].sum()), len(g)
+        low, high = wilson(k, n)
+        row = {"questions": n, "right": k, "accuracy": k / n, "low": low, "high": high}
+        row |= {f"{h}-hop": v for h, v in g.groupby("hops")["correct"].mean().items()}
+        row |= {"in context": g["answer_in_context"].mean(), "support": g["support_recall"].mean(),
+                "tokens": g["context_tokens"].mean()}
+        rows[method] = row
+    return pd.DataFrame(rows).T
+
+
+def comparisons(table, pairs: Sequence[tuple[str, str]], *, seed: int = 0):
+    """Each (A, B) on the same questions: accuracy difference with a paired bootstrap 95% interval, discordant counts,
+    the exact McNemar p and its Holm-adjusted value over the family ``pairs``."""
+    import pandas as pd  # noqa: PLC0415
+
+    from ...intervals import mcnemar, paired_bootstrap  # noqa: PLC0415
+
+    right = {m: g.sort_values("id")["correct"].astype(bool).tolist() for m, g in table.groupby("method")}
+    rows = {}
+    for a, b in pairs:
+        test = mcnemar(right[a], right[b])
+        diff = paired_bootstrap([float(x) for x in right[a]], [float(x) for x in right[b]], seed=seed)
+        rows[f"{a} − {b}"] = {"a": a, "b": b, "difference": diff.value, "low": diff.low, "high": diff.high,
+                             "only_a": test.only_a, "only_b": test.only_b, "p": test.p_value}
+    out = pd.DataFrame(rows).T
+    adjusted = holm(dict(zip(out.index, out["p"].astype(float))))
+    out["p_holm"] = [adjusted[i] for i in out.index]
+    return out

@@ -8,21 +8,24 @@
   every pair of distinct surface forms (after :func:`.resolve.surface_key`) whose entity the answer key knows, a
   pair is *true* when the key maps both to one entity and *predicted* when the resolver puts them in one cluster.
   Missed merges lower recall; the key judges pairs, it never maps a name at scoring time.
+* :func:`resolution_scores` — resolvers judged on **every surface form the key lists** for the scored text (names,
+  ISO-3 codes, each currency's three spellings), whatever the extractor happened to write: merging nothing, the
+  string rules, the rules with the aliases the text declares, and those with MiniLM similarity.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import combinations
 
 from ...llm.client import Endpoint
 from ..rag.baselines import closed_book_answers
 from .ask import Asked
 from .gold import name_key
-from .resolve import Resolver, surface_key
+from .resolve import Resolver, resolve, surface_key
 
-__all__ = ["closed_book", "null_resolver", "pairwise_scores"]
+__all__ = ["closed_book", "null_resolver", "pairwise_scores", "resolution_scores"]
 
 
 def closed_book(endpoint: Endpoint, question: str, *, max_tokens: int = 32, seed: int = 0) -> Asked:
@@ -44,7 +47,8 @@ def pairwise_scores(resolver: Resolver, surfaces: Iterable[str], key: Mapping[st
     """Pairwise precision, recall and F1 of ``resolver`` over the ``surfaces`` the answer ``key`` knows.
 
     ``key`` maps a normalised surface form (:func:`.gold.name_key`) to its entity. With no predicted pair precision
-    is 1 (nothing wrong was merged); with no true pair recall is 1 (nothing was there to merge).
+    is NaN, with no true pair recall is NaN (nothing to judge, not a perfect score); F1 = 2·right / (true + predicted),
+    NaN only when there is neither.
     """
     known: dict[str, str] = {}
     for s in surfaces:
@@ -58,9 +62,26 @@ def pairwise_scores(resolver: Resolver, surfaces: Iterable[str], key: Mapping[st
         true += same_entity
         predicted += same_cluster
         right += same_entity and same_cluster
-    precision = right / predicted if predicted else 1.0
-    recall = right / true if true else 1.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision = right / predicted if predicted else float("nan")
+    recall = right / true if true else float("nan")
+    f1 = 2 * right / (true + predicted) if true + predicted else float("nan")  # the harmonic mean, defined with either
     return {"surfaces": len(known), "true_pairs": true, "predicted_pairs": predicted, "right_pairs": right,
             "missed_merges": true - right, "wrong_merges": predicted - right, "precision": precision,
             "recall": recall, "f1": f1}
+
+
+def resolution_scores(surfaces: Mapping[str, str], *, texts: Sequence[str] = (),
+                      embed: Callable[[Sequence[str]], object] | None = None, threshold: float = 0.92):
+    """Pairwise scores of four resolvers over ``surfaces`` (each form the text writes → its entity, as
+    :attr:`.gold.KnowledgeBase.surfaces`): one row each, with the resolvers themselves in ``.attrs["resolvers"]``."""
+    import pandas as pd  # noqa: PLC0415
+
+    key = {name_key(s): e for s, e in surfaces.items()}
+    forms = list(surfaces)
+    resolvers = {"merges nothing": null_resolver(forms), "string rules": resolve(forms),
+                 "rules + text's aliases": resolve(forms, texts=texts)}
+    if embed is not None:
+        resolvers["rules + aliases + MiniLM"] = resolve(forms, texts=texts, embed=embed, threshold=threshold)
+    table = pd.DataFrame({name: pairwise_scores(r, forms, key) for name, r in resolvers.items()}).T
+    table.attrs["resolvers"] = resolvers
+    return table

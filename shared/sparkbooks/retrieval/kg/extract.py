@@ -2,7 +2,7 @@
 
 The schema (subject, relation from the declared set — or any string for open text —, object, and an
 evidence quote) goes to the server as ``response_format``, so llama.cpp, vLLM and NIM decode only
-strings that parse: the official playbook's "extraction always errors" cannot happen here. What can
+strings that parse (NVIDIA's playbook asks Ollama for a JSON array and regex-parses the reply). What can
 still go wrong is counted, never raised: an answer cut off at ``max_tokens`` (not schema-valid), and
 a triple whose evidence is not a quote of its chunk or whose subject or object is not in that
 evidence (dropped by :func:`check_evidence` — the model made it up).

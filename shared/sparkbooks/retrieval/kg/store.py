@@ -53,24 +53,34 @@ def check_read_only(query: str) -> str:
 
 
 class GraphStore:
-    """Entities and facts in a LadybugDB file at ``path`` (created with its schema when new)."""
+    """Entities and facts in a LadybugDB file at ``path`` (created with its schema when new).
 
-    def __init__(self, path: str | Path) -> None:
+    ``read_only=True`` opens an existing file through LadybugDB's read-only mode — the database itself then refuses
+    every write, whatever passes :func:`check_read_only`: the way to answer questions from a graph.
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         import ladybug  # noqa: PLC0415
 
         self.path = Path(path).expanduser()
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise InputError(f"cannot open {self.path} read-only: it does not exist — write the graph first "
+                             "(GraphStore(path).add(...)), then reopen it with read_only=True")
         parent = self.path.parent
         if not parent.is_dir() or not os.access(parent, os.W_OK):
             why = ("is not writable" if parent.is_dir() else "is a file, not a folder" if parent.exists()
                    else "does not exist")
             raise InputError(f"cannot write the graph database at {self.path}: {parent} {why} — pass a writable folder")
         try:
-            self._db = ladybug.Database(str(self.path))
+            self._db = ladybug.Database(str(self.path), read_only=read_only)
         except RuntimeError as exc:
             raise InputError(f"cannot open the graph database {self.path}: {exc}. Another process may hold it "
                              "(a kernel that opened it keeps it until it exits), or the file is not a LadybugDB database.") from None
         self._con = ladybug.Connection(self._db)
         self._lock = threading.Lock()  # one query at a time on this connection, from any thread
+        if read_only:
+            return
         self._con.execute("CREATE NODE TABLE IF NOT EXISTS Entity(name STRING PRIMARY KEY, kind STRING)")
         self._con.execute("CREATE REL TABLE IF NOT EXISTS Fact(FROM Entity TO Entity, relation STRING, "
                           "evidence STRING, chunk STRING)")
@@ -79,6 +89,10 @@ class GraphStore:
         """Run one query and read its whole result as a DataFrame, under the lock."""
         with self._lock:
             return self._con.execute(query, dict(parameters or {})).get_as_df()
+
+    def _writable(self) -> None:
+        if self.read_only:
+            raise InputError(f"{self.path} was opened read-only: open it with GraphStore(path) to write")
 
     def close(self) -> None:
         self._con.close()
@@ -92,6 +106,7 @@ class GraphStore:
 
     def add(self, facts: Iterable[tuple[str, str, str, str, str]], kinds: Mapping[str, str] | None = None) -> int:
         """MERGE (subject, relation, object, evidence, chunk) facts; a fact already there is left as it is."""
+        self._writable()
         kinds = kinds or {}
         n = 0
         for s, r, o, evidence, chunk in facts:
@@ -111,6 +126,7 @@ class GraphStore:
         """
         import pandas as pd  # noqa: PLC0415
 
+        self._writable()
         if self.counts() != (0, 0):
             raise InputError(f"bulk_load needs an empty database and {self.path} holds {self.counts()} "
                              "(entities, facts); use add() to merge into it")
@@ -139,17 +155,26 @@ class GraphStore:
         return list(self._execute("MATCH (n:Entity) RETURN n.name AS name")["name"])
 
     def neighbourhood(self, names: Iterable[str], *, hops: int = 2, limit: int = 30) -> list[tuple[int, str, str, str]]:
-        """Facts on paths of up to ``hops`` edges from the named entities, nearest first: (hop, subject, relation, object)."""
+        """Facts within ``hops`` edges of the named entities, nearest first: (hop, subject, relation, object).
+
+        A breadth-first walk, one query per hop over the frontier's edges (names are query parameters): a fact's hop
+        is one more than the nearer of its two ends — what ``*1..hops`` paths give, without reading every path
+        (through a hub, millions of walks share a few thousand facts).
+        """
         seen: dict[tuple[str, str, str], int] = {}
-        for name in names:  # a parameter, never spliced into the query text
-            rows = self._execute(
-                f"MATCH p = (a:Entity {{name: $n}})-[:Fact*1..{int(hops)}]-(b:Entity) "
-                "RETURN rels(p) AS rels, nodes(p) AS nodes", {"n": name})
-            for rels, nodes in zip(rows["rels"], rows["nodes"]):
-                named = {(n["_ID"]["table"], n["_ID"]["offset"]): n["name"] for n in nodes}
-                for depth, rel in enumerate(rels, start=1):
-                    src, dst = (named[(rel[k]["table"], rel[k]["offset"])] for k in ("_SRC", "_DST"))
-                    seen[src, rel["relation"], dst] = min(seen.get((src, rel["relation"], dst), depth), depth)
+        visited = set(names)
+        frontier = sorted(visited)
+        for depth in range(1, int(hops) + 1):
+            if not frontier:
+                break
+            rows = self._execute("MATCH (a:Entity)-[f:Fact]->(b:Entity) WHERE a.name IN $n OR b.name IN $n "
+                                 "RETURN a.name AS s, f.relation AS r, b.name AS o", {"n": frontier})
+            reached = set()
+            for s_, r, o in zip(rows["s"], rows["r"], rows["o"]):
+                seen.setdefault((s_, r, o), depth)
+                reached.update((s_, o))
+            frontier = sorted(reached - visited)
+            visited |= reached
         return sorted((d, *k) for k, d in seen.items())[:limit]
 
     def query(self, cypher: str, parameters: Mapping[str, object] | None = None):

@@ -4,28 +4,48 @@ The prompt asks for a few words taken from the numbered passages, each claim fol
 number in brackets (``[2]``), and the exact sentence :data:`REFUSAL` when the passages do not hold
 the answer. Citations are mapped back to chunk ids. (A JSON-schema reply was tried first on eight
 development questions that are not in the frozen set: the 135M stand-in then answered "not in the
-documents" to everything it could answer; free text answered half of them.) :func:`score` checks
-answers against the key: exact and whole-word normalised match, whether a cited chunk holds the gold passage, refusals
-on unanswerable questions and false refusals on answerable ones.
+documents" to everything it could answer; free text answered half of them.)
+
+:func:`score` scores replies as the field does:
+
+* **exact match** and **token F1** after SQuAD's normalisation (lower case, punctuation and the articles
+  *a*, *an*, *the* removed, whitespace collapsed), the maximum over the accepted answers — the metrics
+  of SQuAD and NQ-open. A reply that merely *contains* an accepted answer earns nothing extra, so a
+  reply stuffed with short answers ("Yes, none; right once…") scores no exact match and little F1.
+* **citation recall and precision** in ALCE's sense (Gao et al., 2023), with the gold passage as the
+  support judge instead of ALCE's NLI model: an answer's citations *recall* support when one cited
+  chunk holds the gold passage; a citation is *precise* when its chunk holds it. An answer without
+  citations scores 0 on both.
+* each reply's **status**: ``answered``, ``refused`` (it says :data:`REFUSAL`), ``truncated`` (the
+  server stopped at the token limit, ``finish_reason == "length"``) or ``empty`` (no text, e.g. a
+  reasoning model that spent its budget thinking). Only ``answered`` replies are answers: a
+  truncated or empty reply scores 0 and is counted apart, never as a wrong answer nor a refusal.
 """
 
 from __future__ import annotations
 
+import collections
 import re
+import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..chunking import Chunk, normalise
 from ...llm.client import Endpoint, Reply, chat
 
-__all__ = ["Answer", "Match", "REFUSAL", "SYSTEM_PROMPT", "answer", "matches", "messages", "score", "summary"]
+__all__ = ["Answer", "Match", "REFUSAL", "STATUSES", "SYSTEM_PROMPT", "answer", "exact_match", "matches", "messages",
+           "normalize_answer", "sample", "score", "strip_citations", "summary", "token_f1"]
 
 REFUSAL = "not in the documents"
 SYSTEM_PROMPT = (
     "Answer the question in a few words, using only the numbered passages, and cite the passage you used by its "
     f"number in brackets, like [2]. If the passages do not contain the answer, reply exactly: {REFUSAL}."
 )
+#: A reply's status; only ``answered`` replies are scored as answers.
+STATUSES = ("answered", "refused", "truncated", "empty")
 _CITATION = re.compile(r"\[(\d{1,2})\]")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def messages(question: str, context: Sequence[Chunk]) -> list[dict[str, str]]:
@@ -37,75 +57,169 @@ def messages(question: str, context: Sequence[Chunk]) -> list[dict[str, str]]:
 
 @dataclass
 class Answer:
-    """One reply: what the model said, which chunks it cited, and the context it was given."""
+    """One reply: what the model said, which chunks it cited, the context it was given, and why it stopped."""
 
     question: str
-    found: bool
+    found: bool  # False when the reply is the refusal
     text: str
     cited: list[str]
     context: list[str]
     valid: bool  # every cited number names a passage that was given
     reply: Reply | None = field(default=None, repr=False)
+    finish_reason: str | None = None  # the server's: "stop", or "length" when the token limit cut the reply
 
     @property
     def seconds(self) -> float:
         return self.reply.total_s if self.reply else 0.0
 
+    @property
+    def status(self) -> str:
+        """``empty``, ``truncated``, ``refused`` or ``answered`` (in that order of precedence)."""
+        if not strip_citations(self.text).strip():
+            return "empty"
+        if self.finish_reason == "length":
+            return "truncated"
+        return "answered" if self.found else "refused"
+
 
 def answer(endpoint: Endpoint, question: str, context: Sequence[Chunk], *, max_tokens: int = 64,
            on_text: Callable[[str], None] | None = None, seed: int = 0) -> Answer:
-    """Ask ``endpoint`` to answer from ``context`` (streamed: ``on_text`` sees each piece); citations mapped to chunk ids."""
-    reply = chat(endpoint, messages(question, context), max_tokens=max_tokens, seed=seed, on_text=on_text)
+    """Ask ``endpoint`` to answer from ``context`` (streamed: ``on_text`` sees each piece); citations mapped to chunk ids.
+
+    Reasoning is switched off (``enable_thinking: false`` for templates that have the switch, such as
+    Nemotron 3 and Qwen3): a short cited answer needs no thinking, and a thinking model would spend the
+    token budget before answering. The server's ``finish_reason`` is kept, so a reply cut at
+    ``max_tokens`` is flagged ``truncated`` rather than scored as an answer.
+    """
+    reply = chat(endpoint, messages(question, context), max_tokens=max_tokens, seed=seed, on_text=on_text,
+                 reasoning=False)
     numbers = [int(n) for n in _CITATION.findall(reply.text)]
     cited = [context[n - 1].id for n in numbers if 1 <= n <= len(context)]
     refused = normalise(REFUSAL) in normalise(reply.text)
     return Answer(question, not refused, reply.text.strip(), list(dict.fromkeys(cited)), [c.id for c in context],
-                  valid=all(1 <= n <= len(context) for n in numbers), reply=reply)
+                  valid=all(1 <= n <= len(context) for n in numbers), reply=reply, finish_reason=reply.finish_reason)
+
+
+def strip_citations(text: str) -> str:
+    """The reply without its ``[n]`` citation marks."""
+    return _CITATION.sub(" ", text)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, punctuation and articles removed, whitespace collapsed.
+
+    >>> normalize_answer("The  AssertionError!")
+    'assertionerror'
+    """
+    text = text.lower().translate(_PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, accepted: Sequence[str]) -> float:
+    """1.0 when the normalised prediction (citations removed) equals a normalised accepted answer, else 0.0."""
+    pred = normalize_answer(strip_citations(prediction))
+    return float(any(pred == normalize_answer(a) for a in accepted))
+
+
+def token_f1(prediction: str, accepted: Sequence[str]) -> float:
+    """SQuAD's token F1 (bag of normalised tokens), the best over the accepted answers; 0.0 for none.
+
+    >>> round(token_f1("It raises AssertionError [1].", ["AssertionError"]), 3)
+    0.5
+    """
+    pred = normalize_answer(strip_citations(prediction)).split()
+    best = 0.0
+    for a in accepted:
+        gold = normalize_answer(a).split()
+        common = sum((collections.Counter(pred) & collections.Counter(gold)).values())
+        if common and pred and gold:
+            precision, recall = common / len(pred), common / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+        elif not pred and not gold:
+            best = max(best, 1.0)
+    return best
 
 
 @dataclass(frozen=True)
 class Match:
-    """How an answer meets the key: ``exact`` equality, or an accepted answer ``contained`` as whole words."""
+    """The old containment reading (kept for ``txt2kg``'s graph answers): ``exact`` equality, or ``contained``."""
 
     exact: bool
     contained: bool
 
 
 def matches(answer_text: str, accepted: Sequence[str]) -> Match:
-    """exact: the normalised answer, without citations and end punctuation, equals an accepted answer;
-    or an accepted answer occurs in it as whole words ("one" does not match inside "none")."""
+    """Whether an accepted answer equals the reply, or occurs in it as whole words.
+
+    Not the rag scorer any more: containment credits a reply stuffed with short answers (the constant
+    reply "Yes, none; right once: one is false, zero or True [1]." contained an accepted answer of 12 of
+    the 52 frozen questions). :func:`score` uses :func:`exact_match` and :func:`token_f1`.
+    """
     text = normalise(_CITATION.sub(" ", answer_text)).strip(" .;:")
     exact = any(text == normalise(a) for a in accepted)
     contained = any(re.search(rf"(?<!\w){re.escape(normalise(a))}(?!\w)", text) for a in accepted)
     return Match(exact, bool(contained))
 
 
+def sample(questions: Sequence[Mapping], n: int | None, *, seed: int) -> list[Mapping]:
+    """``n`` of ``questions`` drawn at random with ``seed`` (in their original order); all of them when ``n`` is None.
+
+    The questions sent to a slow model are a seeded random sample, never the first ``n`` by id: the ids
+    follow the corpus's topics, so the first few would all come from the same documents.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    if n is None or n >= len(questions):
+        return list(questions)
+    picked = np.random.default_rng(seed).choice(len(questions), size=n, replace=False)
+    return [questions[i] for i in sorted(int(i) for i in picked)]
+
+
 def score(questions: Sequence[Mapping], answers: Sequence[Answer], gold: Mapping[str, set[str]]):
-    """One row per question: answerable, gold in context, refused, correct, citation correct, seconds, tokens."""
+    """One row per question: status, exact match, F1, citation recall and precision, gold in context, seconds, tokens.
+
+    Scores apply to answerable questions; an unanswerable one is right when its status is ``refused``.
+    """
     import pandas as pd  # noqa: PLC0415
 
     rows = []
     for q, a in zip(questions, answers):
         answerable = bool(q["answers"])
-        match = matches(a.text, q["answers"]) if answerable and a.found else Match(False, False)
-        rows.append({"id": q["id"], "answerable": answerable, "gold_in_context": bool(gold[q["id"]] & set(a.context)),
-                     "refused": not a.found, "exact": match.exact, "correct": match.contained,
-                     "citation_correct": answerable and bool(gold[q["id"]] & set(a.cited)),
+        status = a.status
+        scored = answerable and status == "answered"
+        holds_gold = [c in gold[q["id"]] for c in a.cited]
+        rows.append({"id": q["id"], "answerable": answerable, "status": status,
+                     "gold_in_context": bool(gold[q["id"]] & set(a.context)),
+                     "refused": status == "refused", "truncated": status == "truncated",
+                     "em": exact_match(a.text, q["answers"]) if scored else 0.0,
+                     "f1": token_f1(a.text, q["answers"]) if scored else 0.0,
+                     "citation_recall": float(scored and any(holds_gold)),
+                     "citation_precision": sum(holds_gold) / len(holds_gold) if scored and holds_gold else 0.0,
                      "citations_valid": a.valid, "answer": a.text, "cited": ", ".join(a.cited),
                      "seconds": a.seconds, "tokens": a.reply.completion_tokens if a.reply else 0})
-    return pd.DataFrame(rows).set_index("id")
+    columns = ["id", "answerable", "status", "gold_in_context", "refused", "truncated", "em", "f1", "citation_recall",
+               "citation_precision", "citations_valid", "answer", "cited", "seconds", "tokens"]
+    flags = {c: bool for c in ("answerable", "gold_in_context", "refused", "truncated", "citations_valid")}
+    return pd.DataFrame(rows, columns=columns).astype(flags).set_index("id")  # typed even when empty (your own folder)
 
 
 def summary(table) -> dict[str, float]:
-    """The headline rates: accuracy and citation correctness on answerable questions, refusals on both kinds."""
+    """The headline rates: EM, F1 and citations on answerable questions; refusals, truncations on each kind."""
+    nan = float("nan")
     answerable, unanswerable = table[table["answerable"]], table[~table["answerable"]]
     hit = answerable[answerable["gold_in_context"]]
+
+    def mean(frame, column: str) -> float:
+        return float(frame[column].mean()) if len(frame) else nan
+
     return {"answerable": len(answerable), "unanswerable": len(unanswerable),
-            "accuracy": float(answerable["correct"].mean()),
-            "exact_match": float(answerable["exact"].mean()),
-            "citation_correct": float(answerable["citation_correct"].mean()),
-            "refusal_rate_unanswerable": float(unanswerable["refused"].mean()) if len(unanswerable) else float("nan"),
-            "false_refusal_rate": float(answerable["refused"].mean()),
-            "gold_in_context": float(answerable["gold_in_context"].mean()),
-            "accuracy_when_gold_in_context": float(hit["correct"].mean()) if len(hit) else float("nan"),
-            "citations_valid": float(table["citations_valid"].mean())}
+            "exact_match": mean(answerable, "em"), "f1": mean(answerable, "f1"),
+            "citation_recall": mean(answerable, "citation_recall"),
+            "citation_precision": mean(answerable, "citation_precision"),
+            "refusal_rate_unanswerable": mean(unanswerable, "refused"),
+            "false_refusal_rate": mean(answerable, "refused"),
+            "truncated_rate": mean(table, "truncated"),
+            "empty_rate": float((table["status"] == "empty").mean()) if len(table) else nan,
+            "gold_in_context": mean(answerable, "gold_in_context"),
+            "em_when_gold_in_context": mean(hit, "em"),
+            "citations_valid": mean(table, "citations_valid")}

@@ -2,9 +2,11 @@
 
 * :func:`constant_answers` — the same reply to every question. The default, :data:`CONSTANT_REPLY`, is the
   practitioners' review's probe of the scorer's floor: short accepted answers ("yes", "none", "one", "True", "0")
-  strung together, with a citation of passage 1; whatever it scores, the scorer gives away for nothing.
+  strung together, with a citation of passage 1; whatever it scores, the scorer gives away for nothing
+  (the old whole-word containment scorer credited it on 12 of 52 questions; exact match on none).
 * :func:`echo_answers` — the first retrieved passage, verbatim, cited as [1]: what retrieval alone "answers".
-  A scorer that counts an answer contained anywhere in the reply scores this as highly as retrieval is good.
+  A scorer that counts an answer contained anywhere in the reply scored this as highly as retrieval is good
+  (52 of 52 on the frozen key); exact match gives it nothing and token F1 little (a passage is long).
 * :func:`closed_book_answers` — the same LLM asked the question with no passages at all: what it knows already.
 
 Each returns :class:`~.answer.Answer` objects built exactly as :func:`.answer.answer` builds the model's
@@ -35,7 +37,8 @@ def as_answer(question: str, text: str, context: Sequence[Chunk], *, reply: Repl
     cited = [context[n - 1].id for n in numbers if 1 <= n <= len(context)]
     refused = normalise(REFUSAL) in normalise(text)
     return Answer(question, not refused, text.strip(), list(dict.fromkeys(cited)), [c.id for c in context],
-                  valid=all(1 <= n <= len(context) for n in numbers), reply=reply)
+                  valid=all(1 <= n <= len(context) for n in numbers), reply=reply,
+                  finish_reason=reply.finish_reason if reply else "stop")
 
 
 def constant_answers(questions: Sequence[Mapping], contexts: Mapping[str, Sequence[Chunk]], *,
@@ -56,6 +59,7 @@ def closed_book_answers(endpoint: Endpoint, questions: Sequence[Mapping], *, max
     out = []
     for q in questions:
         reply = chat(endpoint, [{"role": "system", "content": CLOSED_BOOK_PROMPT},
-                                {"role": "user", "content": q["question"]}], max_tokens=max_tokens, seed=seed)
+                                {"role": "user", "content": q["question"]}], max_tokens=max_tokens, seed=seed,
+                     reasoning=False)
         out.append(as_answer(q["question"], reply.text, [], reply=reply))
     return out

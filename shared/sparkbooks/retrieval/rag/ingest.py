@@ -2,6 +2,10 @@
 
 :func:`ingest` never lets one bad file stop a batch: an encrypted or corrupt PDF, an empty file, an
 unsupported type or text that is not UTF-8 is skipped with its reason in :attr:`Ingestion.report`.
+
+A document's id is its path relative to the ingested folder (``a/notes.txt``), not its file name: a
+folder is read recursively, and two ``notes.txt`` in two sub-folders are two documents, cited apart
+and re-indexed apart.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from ..chunking import Section
 from ...exceptions import DocumentUnreadableError as UnreadableDocument
 from ...exceptions import InputError, MissingDependencyError
 
-__all__ = ["Ingestion", "SUPPORTED", "extract", "folder_files", "ingest"]
+__all__ = ["Ingestion", "SUPPORTED", "doc_id", "extract", "folder_files", "ingest"]
 
 SUPPORTED = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt")
 
@@ -60,7 +64,7 @@ def _text(path: Path) -> str:
                                  "convert it with `iconv -f <encoding> -t utf-8`") from None
 
 
-def _pdf(path: Path) -> list[Section]:
+def _pdf(path: Path, doc: str) -> list[Section]:
     pypdf = _need("pypdf")
     PdfReadError = pypdf.errors.PdfReadError  # noqa: N806
 
@@ -74,7 +78,7 @@ def _pdf(path: Path) -> list[Section]:
         sections = []
         for number, page in enumerate(reader.pages, start=1):
             text = page.extract_text() or ""
-            sections.extend(_split_page(path.name, number, text, starts))
+            sections.extend(_split_page(doc, number, text, starts))
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:
         if isinstance(exc, UnreadableDocument):
             raise
@@ -135,7 +139,7 @@ def _sections(name: str, blocks: Iterable[tuple[bool, str]], *, heading: str = "
     return sections
 
 
-def _html(path: Path) -> list[Section]:
+def _html(path: Path, doc: str) -> list[Section]:
     soup = _need("bs4").BeautifulSoup(_text(path), "html.parser")
     for junk in soup(["script", "style", "nav", "footer"]):
         junk.decompose()
@@ -148,10 +152,10 @@ def _html(path: Path) -> list[Section]:
                 yield False, node.get_text() if node.name == "pre" else node.get_text(" ", strip=True)
 
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
-    return _sections(path.name, blocks(), heading=title, kind="HTML")
+    return _sections(doc, blocks(), heading=title, kind="HTML")
 
 
-def _markdown(path: Path) -> list[Section]:
+def _markdown(path: Path, doc: str) -> list[Section]:
     tokens = _need("markdown_it").MarkdownIt("commonmark").parse(_text(path))
 
     def blocks() -> Iterator[tuple[bool, str]]:
@@ -163,26 +167,33 @@ def _markdown(path: Path) -> list[Section]:
             elif token.type in ("fence", "code_block"):
                 yield False, token.content.rstrip("\n")
 
-    return _sections(path.name, blocks(), kind="Markdown")
+    return _sections(doc, blocks(), kind="Markdown")
 
 
-def _plain(path: Path) -> list[Section]:
-    return [Section(path.name, path.stem, _text(path))]
+def _plain(path: Path, doc: str) -> list[Section]:
+    return [Section(doc, path.stem, _text(path))]
 
 
 _READERS = {".pdf": _pdf, ".html": _html, ".htm": _html, ".md": _markdown, ".markdown": _markdown, ".txt": _plain}
 
 
-def extract(path: Path) -> list[Section]:
-    """The text sections of one file; raises :class:`~sparkbooks.exceptions.DocumentUnreadableError` with the reason."""
+def extract(path: Path, *, doc: str | None = None) -> list[Section]:
+    """The text sections of one file (``doc``: the document id, its file name by default); raises
+    :class:`~sparkbooks.exceptions.DocumentUnreadableError` with the reason."""
     path = Path(path)
+    doc = doc or path.name
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise UnreadableDocument(f"unsupported type {path.suffix or '(no extension)'!r}: "
                                  f"supported are {', '.join(SUPPORTED)}")
     if path.stat().st_size == 0:
         raise UnreadableDocument("empty file")
-    return reader(path)
+    return reader(path, doc)
+
+
+def doc_id(path: Path, root: Path) -> str:
+    """The document id of ``path``: its path relative to ``root``, with ``/`` separators (``a/notes.txt``)."""
+    return Path(path).expanduser().resolve().relative_to(Path(root).expanduser().resolve()).as_posix()
 
 
 def folder_files(folder: str | Path) -> list[Path]:
@@ -197,20 +208,33 @@ def folder_files(folder: str | Path) -> list[Path]:
     return found
 
 
-def ingest(paths: Iterable[Path]) -> Ingestion:
-    """Extract every file; a file that fails is reported and skipped, never fatal to the batch."""
+def ingest(paths: Iterable[Path], *, root: str | Path | None = None) -> Ingestion:
+    """Extract every file; a file that fails is reported and skipped, never fatal to the batch.
+
+    Document ids (and the report's ``file`` column) are paths relative to ``root``: the ingested folder.
+    Without ``root``, the deepest folder that holds every file (a flat folder's ids are its file names).
+    """
+    import os  # noqa: PLC0415
+
+    paths = sorted(Path(p) for p in paths)
+    if root is None:
+        root = os.path.commonpath([str(p.resolve().parent) for p in paths]) if paths else "."
     done = Ingestion()
-    for path in sorted(Path(p) for p in paths):
+    for path in paths:
         start = time.perf_counter()
         try:
-            sections = extract(path)
+            doc = doc_id(path, Path(root))
+        except ValueError:
+            raise InputError(f"{path} is not inside the ingested folder {root}") from None
+        try:
+            sections = extract(path, doc=doc)
         except (UnreadableDocument, OSError) as exc:
-            done.rows.append({"file": path.name, "type": path.suffix.lower().lstrip("."), "status": "skipped",
+            done.rows.append({"file": doc, "type": path.suffix.lower().lstrip("."), "status": "skipped",
                               "reason": str(exc), "sections": 0, "pages": 0, "chars": 0,
                               "seconds": time.perf_counter() - start})
             continue
         done.sections.extend(sections)
-        done.rows.append({"file": path.name, "type": path.suffix.lower().lstrip("."), "status": "ok", "reason": "",
+        done.rows.append({"file": doc, "type": path.suffix.lower().lstrip("."), "status": "ok", "reason": "",
                           "sections": len(sections), "pages": len({s.page for s in sections if s.page}),
                           "chars": sum(len(s.text) for s in sections), "seconds": time.perf_counter() - start})
     return done

@@ -3,7 +3,9 @@
 Every retriever maps a list of questions to ranked chunk ids. :func:`evaluate` scores rankings
 against gold passages: a question is found at the first rank whose chunk contains its gold
 passage (any chunk holding it counts, since overlapping chunks and repeated topics hold the same
-text), giving recall@k with a Wilson interval and MRR.
+text), giving recall@k with a Wilson interval and MRR. :func:`holm` adjusts the p-values of several
+paired comparisons made on the same questions (Holm, 1979), so "A beats B" survives only when it
+would across the whole family of comparisons.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import numpy as np
 
 from ..chunking import Chunk, normalise
 from ...exceptions import MissingDependencyError
-from ...intervals import wilson
+from ...intervals import mcnemar, wilson
 from .index import VectorIndex
 
-__all__ = ["Bm25", "Dense", "Hybrid", "Ranked", "evaluate", "gold_chunks", "hits", "rrf"]
+__all__ = ["Bm25", "Dense", "Hybrid", "Ranked", "compare", "evaluate", "gold_chunks", "gold_sections", "hits", "holm", "rrf",
+           "section_chunks"]
 
 
 @dataclass
@@ -34,12 +37,17 @@ class Ranked:
 
 
 class Dense:
-    """Nearest chunks in the vector index to the embedded question (one query at a time, as a user asks)."""
+    """Nearest chunks in the vector index to the embedded question (one query at a time, as a user asks).
+
+    Questions go through ``embed.query`` when the embedder has one (a served asymmetric model needs
+    ``input_type="query"`` or its query instruction); otherwise through ``embed`` itself.
+    """
 
     name = "dense"
 
     def __init__(self, index: VectorIndex, embed: Callable[[Sequence[str]], np.ndarray]) -> None:
-        self.index, self.embed = index, embed
+        self.index = index
+        self.embed = getattr(embed, "query", embed)
 
     def search(self, questions: Sequence[str], k: int = 10) -> Ranked:
         out = Ranked([])
@@ -117,6 +125,28 @@ def gold_chunks(chunks: Sequence[Chunk], passages: Mapping[str, str | None]) -> 
     return out
 
 
+def gold_sections(sections: Sequence, passages: Mapping[str, str | None]) -> dict[str, set[tuple[str, str]]]:
+    """For each question id, the ``(document, heading)`` sections whose text holds its gold passage.
+
+    Keyed by section, not chunk, the answer key does not depend on the chunker: any chunk size scores
+    (a gold passage a chunk boundary splits is still found in its section). Sections of one document
+    under one heading (PDF pages) are joined first, as the chunker joins them.
+    """
+    joined: dict[tuple[str, str], list[str]] = {}
+    for s in sections:
+        joined.setdefault((s.doc, s.heading), []).append(s.text)
+    texts = [(key, normalise(" ".join(parts))) for key, parts in joined.items()]
+    return {qid: {key for key, text in texts if passage and normalise(passage) in text} for qid, passage in passages.items()}
+
+
+def section_chunks(chunks: Sequence[Chunk], keys: Mapping[str, set[tuple[str, str]]]) -> dict[str, set[str]]:
+    """For each question id, the ids of the chunks cut from its gold sections (see :func:`gold_sections`)."""
+    by_section: dict[tuple[str, str], set[str]] = {}
+    for c in chunks:
+        by_section.setdefault((c.doc, c.heading), set()).add(c.id)
+    return {qid: set().union(*(by_section.get(k, set()) for k in ks)) if ks else set() for qid, ks in keys.items()}
+
+
 def evaluate(ranked: Ranked, question_ids: Sequence[str], gold: Mapping[str, set[str]], *,
              ks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
     """recall@k (with 95% Wilson bounds), MRR and p50/p95 query latency over the answerable questions."""
@@ -139,3 +169,40 @@ def evaluate(ranked: Ranked, question_ids: Sequence[str], gold: Mapping[str, set
 def hits(ranked: Ranked, question_ids: Sequence[str], gold: Mapping[str, set[str]], *, k: int) -> list[bool]:
     """For each answerable question (in order), whether a gold chunk is in the top ``k``: for paired tests."""
     return [bool(gold[q] & set(ids[:k])) for q, ids in zip(question_ids, ranked.ids) if gold[q]]
+
+
+def holm(p_values: Mapping[str, float]) -> dict[str, float]:
+    """Holm–Bonferroni adjusted p-values (step-down, kept monotone), by the same keys.
+
+    >>> holm({"a": 0.01, "b": 0.04, "c": 0.03})
+    {'a': 0.03, 'c': 0.06, 'b': 0.06}
+    """
+    order = sorted(p_values, key=lambda name: p_values[name])
+    adjusted, running = {}, 0.0
+    for i, name in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * float(p_values[name])))
+        adjusted[name] = round(running, 12)
+    return adjusted
+
+
+def compare(ranked: Mapping[str, Ranked], question_ids: Sequence[str], gold: Mapping[str, set[str]], *,
+            pairs: Sequence[tuple[str, str]], ks: Sequence[int] = (1, 5), alpha: float = 0.05):
+    """Every pair of retrievers at every k by the exact McNemar test, p-values Holm-adjusted across the whole table.
+
+    Returns a DataFrame, one row per (k, a, b): discordant counts, raw and adjusted p, and the verdict
+    the adjusted p gives ("a better", "b better" or "no difference").
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for k in ks:
+        right = {name: hits(rk, question_ids, gold, k=k) for name, rk in ranked.items()}
+        for a, b in pairs:
+            test = mcnemar(right[a], right[b])
+            rows.append({"k": k, "a": a, "b": b, "only_a": test.only_a, "only_b": test.only_b, "p": test.p_value})
+    adjusted = holm({i: r["p"] for i, r in enumerate(rows)})
+    for i, row in enumerate(rows):
+        row["p_holm"] = adjusted[i]
+        better = row["a"] if row["only_a"] > row["only_b"] else row["b"]
+        row["verdict"] = f"{better} better" if adjusted[i] < alpha else "no difference"
+    return pd.DataFrame(rows)

@@ -3,16 +3,19 @@
 Modules: :mod:`~sparkbooks.training.pretrain.corpus` (news prose → BPE → token files),
 :mod:`~sparkbooks.training.pretrain.model` (sizes, FLOPs per token, measured peak, the tokens/s claim),
 :mod:`~sparkbooks.training.pretrain.fp4` (simulated NVFP4 GEMMs, the recipe's ingredients),
-:mod:`~sparkbooks.training.pretrain.run` (the launch and its record), and the torchrun
+:mod:`~sparkbooks.training.pretrain.run` (the launch, its record, the seed-level NVFP4 ablation), and the torchrun
 :mod:`~sparkbooks.training.pretrain.worker`.
 """
 
 from . import baselines
 from .corpus import Corpus, check_fits, documents, load_tokenizer, prepare
 from .fp4 import RECIPES, Recipe
-from .model import SIZES, ModelSize, claim_table, flops_per_token, largest_model, matmul_peak, parameter_counts
-from .run import PretrainRun, compare, default_precision, node_command, train, train_variants
+from .model import (SIZES, ModelSize, claim_table, flops_per_token, largest_model, matmul_peak, parameter_counts,
+                    spec_peak)
+from .run import (Ablation, PretrainRun, ablation, compare, default_precision, node_command, seed_interval, train,
+                  train_variants)
 
-__all__ = ["Corpus", "ModelSize", "PretrainRun", "RECIPES", "Recipe", "SIZES", "baselines", "check_fits",
-           "claim_table", "compare", "default_precision", "documents", "flops_per_token", "largest_model",
-           "load_tokenizer", "matmul_peak", "node_command", "parameter_counts", "prepare", "train", "train_variants"]
+__all__ = ["Ablation", "Corpus", "ModelSize", "PretrainRun", "RECIPES", "Recipe", "SIZES", "ablation", "baselines",
+           "check_fits", "claim_table", "compare", "default_precision", "documents", "flops_per_token",
+           "largest_model", "load_tokenizer", "matmul_peak", "node_command", "parameter_counts", "prepare",
+           "seed_interval", "spec_peak", "train", "train_variants"]

@@ -15,6 +15,8 @@ Smoothing (stated, not tuned on the validation split):
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -22,10 +24,12 @@ import numpy as np
 
 from ...exceptions import InputError
 
-__all__ = ["DISCOUNT", "NgramBaselines", "Targets", "bigram_table", "ngram_baselines", "unigram_table", "window_targets"]
+__all__ = ["DISCOUNT", "NgramBaselines", "Targets", "bigram_sample", "bigram_table", "known_word_share", "ngram_baselines",
+           "unigram_table", "window_targets", "word_set"]
 
 #: The bigram's absolute discount (Kneser–Ney's usual 0.75).
 DISCOUNT = 0.75
+_WORD = re.compile(r"[A-Za-z]+")
 
 
 @dataclass(frozen=True)
@@ -109,3 +113,47 @@ def ngram_baselines(train: np.ndarray, val: np.ndarray, *, vocab_size: int, seq_
                           windows=int(prev.shape[0]), seq_len=seq_len, train_tokens=int(train.size),
                           smoothing=f"unigram add-one; bigram interpolated absolute discounting d = {discount} "
                                     f"to the unigram")
+
+
+def bigram_sample(train: np.ndarray, prompt: Sequence[int], *, vocab_size: int, tokens: int, seed: int = 0,
+                  temperature: float = 0.8, top_k: int = 40, discount: float = DISCOUNT) -> list[int]:
+    """Continue ``prompt`` by ``tokens`` ids drawn from the bigram table, as the worker samples the model.
+
+    The same temperature and top-k as :func:`sparkbooks.training.pretrain.worker._sample`, so the two samples
+    can be set side by side: what pair statistics alone write.
+    """
+    train = np.asarray(train, dtype=np.int64)
+    table, unigram = bigram_table(train, vocab_size), unigram_table(train, vocab_size)
+    rng = np.random.default_rng(seed)
+    ids = list(prompt)
+    every = np.arange(vocab_size)
+    for _ in range(tokens):
+        p = _bigram_probability(np.full(vocab_size, ids[-1]), every, table, unigram, vocab_size, discount)
+        logits = np.log(p) / temperature
+        top = np.argsort(logits)[-top_k:]
+        weights = np.exp(logits[top] - logits[top].max())
+        ids.append(int(top[rng.choice(len(top), p=weights / weights.sum())]))
+    return ids
+
+
+def word_set(texts: Sequence[str], *, min_count: int = 5, min_length: int = 3) -> set[str]:
+    """The lower-cased words of ``texts`` with at least ``min_length`` letters seen at least ``min_count`` times.
+
+    A dictionary to check samples against: the thresholds leave out the initials, codes and one-off names
+    that would let random letters pass as words.
+    """
+    from collections import Counter  # noqa: PLC0415
+
+    counts = Counter(w.lower() for t in texts for w in _WORD.findall(t) if len(w) >= min_length)
+    return {w for w, c in counts.items() if c >= min_count}
+
+
+def known_word_share(text: str, words: set[str], *, prompt: str = "", min_length: int = 3) -> float:
+    """The share of the words of ``text`` (after ``prompt``, at least ``min_length`` letters) found in ``words``.
+
+    A crude, readable measure of a sample: random bytes score near 0, prose near 1; 0 when the sample holds no
+    such word. The last word is left out (the sample may stop inside it).
+    """
+    body = text[len(prompt):] if prompt and text.startswith(prompt) else text
+    found = [w for w in _WORD.findall(body)[:-1] if len(w) >= min_length]
+    return sum(w.lower() in words for w in found) / len(found) if found else 0.0

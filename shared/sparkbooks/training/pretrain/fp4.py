@@ -14,9 +14,13 @@ core, simulated; the speed of one is not. On Blackwell, Transformer Engine runs 
 * ``weight_2d`` — weights scaled per 16×16 tile, so forward and dgrad see the *same* quantised W
   (1×16 blocks quantise W along K for forward and along N for dgrad: two different weights);
 * ``hadamard`` — a random Hadamard transform (16×16, random signs) on both wgrad inputs along the
-  token dimension, which spreads a block's outliers; ``Hᵀ H = I`` so without quantisation it changes nothing;
+  token dimension, which spreads a block's outliers; ``Hᵀ H = I`` so without quantisation it changes nothing.
+  As in Transformer Engine, one sign vector is shared by every module and redrawn once per training
+  iteration (:func:`next_iteration`), not per call;
 * ``stochastic`` — gradients rounded stochastically (unbiased), weights and activations to nearest;
-* ``keep_last`` — the last decoder blocks stay in high precision.
+* ``keep_last`` — the last decoder blocks stay in high precision. An ablation should hold this share fixed
+  across its variants (``convert(..., keep_last=k)``), or it measures the share as well as the recipe:
+  :func:`high_precision_share` states it.
 
 :func:`nvfp4` is :func:`sparkbooks.quant.nvfp4_torch.nvfp4`, the one NVFP4 implementation, which nvfp4-fit's
 :func:`sparkbooks.quant.nvfp4` also runs.
@@ -28,9 +32,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ...exceptions import InputError
 from ...quant.nvfp4_torch import BLOCK, nvfp4
 
-__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "convert", "hadamard", "nvfp4"]
+__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "Signs", "convert", "hadamard", "high_precision_share", "next_iteration",
+           "nvfp4"]
 
 
 @dataclass(frozen=True)
@@ -72,15 +78,38 @@ def _rht_tokens(t: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
     return rotated.reshape(-1, t.shape[1])
 
 
+class Signs:
+    """The random Hadamard signs of the current training iteration, shared by every :class:`NVFP4Linear` of a model.
+
+    :meth:`redraw` (called once per optimizer step through :func:`next_iteration`) draws a new vector from the
+    model's seeded generator; a layer used before any redraw draws the first vector itself.
+    """
+
+    def __init__(self, generator: torch.Generator | None):
+        self.generator = generator
+        self.value: torch.Tensor | None = None
+        self.draws = 0
+
+    def redraw(self) -> torch.Tensor:
+        device = self.generator.device if self.generator is not None else "cpu"
+        self.value = torch.where(torch.rand(BLOCK, generator=self.generator, device=device) < 0.5, -1.0, 1.0)
+        self.draws += 1
+        return self.value
+
+    def current(self) -> torch.Tensor:
+        return self.value if self.value is not None else self.redraw()
+
+
 class _NVFP4Matmul(torch.autograd.Function):
     # Autocast is off inside: the quantised operands are multiplied in float32, as the tensor core accumulates
     # (under BF16 autocast a float32 matmul would be cast back to BF16 and round the simulated values again).
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, recipe: Recipe, generator: torch.Generator | None):
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, recipe: Recipe, generator: torch.Generator | None,
+                signs: Signs | None):
         with torch.autocast(device_type=x.device.type, enabled=False):
             wq = nvfp4(weight, tile=BLOCK if recipe.weight_2d else 1)
             ctx.save_for_backward(x, weight, wq)
-            ctx.recipe, ctx.generator = recipe, generator
+            ctx.recipe, ctx.generator, ctx.signs = recipe, generator, signs
             return nvfp4(x) @ wq.t()
 
     @staticmethod
@@ -94,24 +123,26 @@ class _NVFP4Matmul(torch.autograd.Function):
             grad_x = nvfp4(grad_out, **sr) @ w_n
             # wgrad: reduce over the tokens M — both operands in blocks along M, rotated first if asked.
             g, a = grad_out.float(), x.float()
-            if recipe.hadamard:
-                signs = torch.where(torch.rand(BLOCK, generator=generator, device=x.device) < 0.5, -1.0, 1.0)
+            if recipe.hadamard:  # this iteration's signs, the same in every module
+                signs = (ctx.signs or Signs(generator)).current().to(x.device)
                 g, a = _rht_tokens(g, signs), _rht_tokens(a, signs)
             grad_w = nvfp4(g.t().contiguous(), **sr) @ nvfp4(a.t().contiguous()).t()
-        return grad_x.to(x.dtype), grad_w.to(weight.dtype), None, None
+        return grad_x.to(x.dtype), grad_w.to(weight.dtype), None, None, None
 
 
 class NVFP4Linear(torch.nn.Module):
     """A linear layer whose GEMMs run in simulated NVFP4 (the weight stays a float32 master copy)."""
 
-    def __init__(self, linear: torch.nn.Linear, recipe: Recipe, generator: torch.Generator | None = None):
+    def __init__(self, linear: torch.nn.Linear, recipe: Recipe, generator: torch.Generator | None = None,
+                 signs: Signs | None = None):
         super().__init__()
         self.weight, self.bias = linear.weight, linear.bias
         self.recipe, self.generator = recipe, generator
+        self.signs = signs if signs is not None else Signs(generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        y = _NVFP4Matmul.apply(x.reshape(-1, shape[-1]), self.weight, self.recipe, self.generator)
+        y = _NVFP4Matmul.apply(x.reshape(-1, shape[-1]), self.weight, self.recipe, self.generator, self.signs)
         y = y.reshape(*shape[:-1], -1)
         return y + self.bias if self.bias is not None else y
 
@@ -119,23 +150,46 @@ class NVFP4Linear(torch.nn.Module):
         return f"{self.weight.shape[1]} → {self.weight.shape[0]}, {self.recipe.name}"
 
 
-def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0) -> list[str]:
+def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0, keep_last: int | None = None) -> list[str]:
     """Swap the linear layers of a Llama-style model's decoder blocks for :class:`NVFP4Linear`; return their names.
 
     The embeddings and the LM head stay in high precision (as in the paper), and so do the last
-    ``recipe.keep_last`` blocks. One seeded generator, on the model's device (convert after ``.to(device)``),
-    drives the random signs and stochastic rounding.
+    ``keep_last`` blocks (default: ``recipe.keep_last``; give every variant of an ablation the same number).
+    One seeded generator, on the model's device (convert after ``.to(device)``), drives stochastic rounding
+    and the Hadamard signs, which every converted layer shares (:class:`Signs`).
     """
     layers = model.model.layers
+    keep = recipe.keep_last if keep_last is None else keep_last
+    if not 0 <= keep <= len(layers):
+        raise InputError(f"keep_last must be in 0…{len(layers)} (the model's blocks); got {keep}.")
     device = next(model.parameters()).device  # the generator must live where the tensors are (a CUDA one on a GPU)
     generator = torch.Generator(device=device).manual_seed(seed)
+    signs = Signs(generator)
     converted = []
     for index, block in enumerate(layers):
-        if index >= len(layers) - recipe.keep_last:
+        if index >= len(layers) - keep:
             continue
         for name, module in list(block.named_modules()):
             for child_name, child in list(module.named_children()):
                 if isinstance(child, torch.nn.Linear):
-                    setattr(module, child_name, NVFP4Linear(child, recipe, generator))
+                    setattr(module, child_name, NVFP4Linear(child, recipe, generator, signs))
                     converted.append(f"layers.{index}.{name + '.' if name else ''}{child_name}")
     return converted
+
+
+def next_iteration(model: torch.nn.Module) -> None:
+    """Start a training iteration: redraw the Hadamard signs every converted layer of ``model`` shares."""
+    layer = next((m for m in model.modules() if isinstance(m, NVFP4Linear)), None)
+    if layer is not None and layer.recipe.hadamard:
+        layer.signs.redraw()
+
+
+def high_precision_share(model: torch.nn.Module) -> float:
+    """The share of the model's matmul weights (decoder blocks and LM head) that stays out of NVFP4.
+
+    Training FLOPs per token are 6 per matmul weight, so this is also the share of the matmul FLOPs
+    (attention's score products aside) that runs in high precision.
+    """
+    total = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Linear, NVFP4Linear)))
+    low = sum(m.weight.numel() for m in model.modules() if isinstance(m, NVFP4Linear))
+    return 1 - low / total

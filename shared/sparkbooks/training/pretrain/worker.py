@@ -31,6 +31,7 @@ import numpy as np
 from .. import checkpoints as ckpt
 from .. import distributed
 from ... import fileio
+from ...exceptions import InputError
 
 __all__ = ["batch_offsets", "main"]
 
@@ -123,16 +124,27 @@ def _run(config: dict, ctx) -> bool:
 
     size = model_lib.ModelSize(**config["size"])
     model = model_lib.build(size, vocab_size=config["vocab_size"], seq_len=seq_len, seed=seed).to(ctx.device)
+    initial = None
+    if config.get("init_from"):  # continue from another run's final weights (the ablation's shared checkpoint)
+        initial = ckpt.load_latest(Path(config["init_from"]))
+        if initial is None:
+            raise InputError(f"no checkpoint in {config['init_from']}: train the run it names with save_final=True")
+        model.load_state_dict(initial["model"])
     generator = None
     if config.get("recipe"):
         recipe = fp4.RECIPES[config["recipe"]]
-        fp4.convert(model, recipe, seed=seed)
+        fp4.convert(model, recipe, seed=seed, keep_last=config.get("keep_last"))
         generator = next((m.generator for m in model.modules() if isinstance(m, fp4.NVFP4Linear)), None)
+    high_precision = fp4.high_precision_share(model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config["weight_decay"]},
                                    {"params": no_decay, "weight_decay": 0.0}],
                                   lr=config["lr"], betas=(0.9, 0.95), eps=1e-8)
+    if initial is not None and initial.get("optimizer") is not None:
+        optimizer.load_state_dict(initial["optimizer"])  # Adam's moments too: a continuation, not a restart
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = config["lr"]
     schedule = get_cosine_schedule_with_warmup(optimizer, config["warmup_steps"], config["steps"])
     ddp = DistributedDataParallel(model, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
     runner = torch.compile(ddp) if config.get("compile") else ddp
@@ -166,7 +178,7 @@ def _run(config: dict, ctx) -> bool:
             samples.append({"step": step, "text": _sample(model, tokenizer, config["sample_prompt"],
                                                            tokens=config["sample_tokens"], seed=seed, device=ctx.device)})
 
-    if start == 0:
+    if start == 0 and config.get("eval_start", True):
         evaluate_now(0)
     diverged = None
     last = min(config["steps"], config.get("stop_after") or config["steps"])
@@ -178,6 +190,7 @@ def _run(config: dict, ctx) -> bool:
         begun = time.perf_counter()
         offsets = batch_offsets(step, n_tokens=len(train_tokens), seq_len=seq_len, batch_size=batch, seed=seed)
         rows = _windows(train_tokens, offsets[ctx.rank::ctx.world_size], seq_len).to(ctx.device)
+        fp4.next_iteration(model)  # new Hadamard signs for this iteration, shared by every module
         with autocast():
             logits = runner(input_ids=rows[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1))
@@ -216,11 +229,14 @@ def _run(config: dict, ctx) -> bool:
         if diverged is not None:
             fileio.write_json_atomic(out / "diverged.json", diverged)
         else:
+            if config.get("save_final"):  # the weights and optimizer another run continues from (init_from)
+                ckpt.save(out / "final", last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                                "step": last})
             fileio.write_json_atomic(out / "metrics.json", {
                 "history": history, "evals": evals, "samples": samples, "window_losses": window_losses,
                 "world_size": ctx.world_size, "backend": ctx.backend, "device": str(ctx.device),
                 "threads": torch.get_num_threads(), "resumed_from": start, "wall_s": time.perf_counter() - began,
-                "parameters": sum(p.numel() for p in model.parameters())})
+                "parameters": sum(p.numel() for p in model.parameters()), "high_precision_share": high_precision})
     dist.barrier()
     return diverged is None
 

@@ -1,0 +1,101 @@
+"""Robustness: every controller scored on the same randomised C-MuJoCo models — mass, gear, action delay, sensor noise.
+
+A policy that scores 1,000 on the model it trained on may fall on a robot whose pole is heavier,
+whose motor is weaker, whose actions arrive a step late or whose sensors are noisy. Domain
+randomisation's usual ranges (Isaac Lab's ``EventTerm`` randomisers, MuJoCo Playground's
+``randomize`` functions) for a pendulum: pole mass ×U(0.5, 2) (inertia scaled with it, the same
+shape), actuator gear ×U(0.7, 1.3), 0–2 control steps of action delay, Gaussian observation noise of
+σ 0.01. :func:`draw` draws ``n`` such worlds once; :func:`score` plays every controller on *the same*
+worlds from the same starts in Gymnasium's own environment (C MuJoCo, double precision), so a
+difference between controllers is a difference between controllers, not between draws.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..exceptions import InputError
+from .tasks import _gym, check_task
+
+__all__ = ["Perturbation", "ROBUST_TASKS", "draw", "play", "score"]
+
+#: Tasks whose pole body and actuator the perturbations name.
+ROBUST_TASKS = ("InvertedPendulum-v5",)
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One randomised world: pole mass and gear multipliers, action delay in control steps, observation noise σ."""
+
+    mass_scale: float = 1.0
+    gear_scale: float = 1.0
+    delay: int = 0
+    noise: float = 0.0
+
+
+def draw(n: int, *, seed: int = 0, mass: tuple[float, float] = (0.5, 2.0), gear: tuple[float, float] = (0.7, 1.3),
+         max_delay: int = 2, noise: float = 0.01) -> list[Perturbation]:
+    """``n`` worlds: mass ×U(mass), gear ×U(gear), delay uniform in 0…``max_delay`` steps, noise σ ``noise``."""
+    if n < 1 or max_delay < 0 or noise < 0 or not (0 < mass[0] <= mass[1]) or not (0 < gear[0] <= gear[1]):
+        raise InputError(f"draw() needs n ≥ 1, max_delay ≥ 0, noise ≥ 0 and positive ranges low ≤ high; got n={n}, "
+                         f"mass={mass}, gear={gear}, max_delay={max_delay}, noise={noise}.")
+    rng = np.random.default_rng(seed)
+    return [Perturbation(float(rng.uniform(*mass)), float(rng.uniform(*gear)), int(rng.integers(0, max_delay + 1)),
+                         float(noise)) for _ in range(n)]
+
+
+def _perturbed(env_id: str, p: Perturbation):
+    """Gymnasium's ``env_id`` with its model edited in place (edits survive resets: they live in the model)."""
+    env = _gym().make(env_id)
+    model = env.unwrapped.model
+    pole = model.body("pole").id
+    model.body_mass[pole] *= p.mass_scale
+    model.body_inertia[pole] *= p.mass_scale  # same shape, heavier: inertia scales with mass
+    model.actuator_gear[:, 0] *= p.gear_scale
+    return env
+
+
+def play(env_id: str, policy: Callable[[np.ndarray], np.ndarray], world: Perturbation, *, seed: int = 0) -> float:
+    """One episode of ``policy`` in ``world``: the return (Gymnasium's reward, 1 per step upright, 1,000 at most).
+
+    The policy sees ``obs + N(0, σ²)``; the action it returns reaches the motor ``delay`` steps later
+    (zeros until then). Start state and noise are seeded by ``seed``.
+    """
+    if env_id not in ROBUST_TASKS:
+        raise InputError(f"Perturbations are defined for {', '.join(ROBUST_TASKS)} (they name its pole and "
+                         f"actuator), not {env_id!r}.")
+    check_task(env_id)
+    env = _perturbed(env_id, world)
+    rng = np.random.default_rng(seed)
+    try:
+        obs, _ = env.reset(seed=seed)
+        queue = deque([np.zeros(env.action_space.shape, dtype=np.float32)] * world.delay)
+        total, done = 0.0, False
+        while not done:
+            queue.append(np.asarray(policy(obs + rng.normal(0.0, world.noise, obs.shape)), dtype=np.float32))
+            obs, reward, terminated, truncated, _ = env.step(queue.popleft())
+            total += float(reward)
+            done = terminated or truncated
+    finally:
+        env.close()
+    return total
+
+
+def score(env_id: str, policies: Mapping[str, Callable[[np.ndarray], np.ndarray]], worlds: list[Perturbation], *,
+          seed: int = 0):
+    """Returns of every policy on every world (rows: worlds, with their perturbation; columns: policies).
+
+    World ``i`` starts from reset seed ``seed + i`` for every policy: the same bodies, starts and noise draws.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    if not worlds or not policies:
+        raise InputError("score() needs at least one world and one policy.")
+    rows = []
+    for i, world in enumerate(worlds):
+        rows.append(asdict(world) | {name: play(env_id, act, world, seed=seed + i) for name, act in policies.items()})
+    return pd.DataFrame(rows)
