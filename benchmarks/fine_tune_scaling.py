@@ -68,9 +68,9 @@ def main() -> None:
         scale = finetune.scaling(runs[1], runs[2])
 
         model, tokenizer = finetune.load(base)
-        before = finetune.evaluate(model, tokenizer, task)
+        before = finetune.evaluate(model, tokenizer, task, threads=1)  # one thread: 2 on a busy 2-core VM stall
         model, tokenizer = finetune.load(base, runs[2].adapter)
-        after = finetune.evaluate(model, tokenizer, task)
+        after = finetune.evaluate(model, tokenizer, task, threads=1)
         del model
         finetune.release_memory("cpu")
         # the fair base: the untuned model decoding under the JSON schema with one worked example (the stand-in's GGUF)
@@ -110,6 +110,9 @@ def main() -> None:
     print("tuned vs untuned:", intervals.mcnemar(list(after["all_ok"]), list(before["all_ok"])).verdict("tuned", "untuned"))
     print("tuned vs constrained base:",
           intervals.mcnemar(list(after["all_ok"]), list(constrained["all_ok"])).verdict("tuned", "constrained base"))
+    cities = [item["expected"]["city"] for item in task.held_out]
+    print(f"the same, whole cities as the unit ({len(set(cities))} held-out cities, {len({i['expected']['person'] for i in task.held_out})} "
+          f"persons): sign-flip p = {finetune.clustered_sign_flip(list(served['all_ok']), list(constrained['all_ok']), cities):.2g} (served)")
     print("served vs torch: ", intervals.mcnemar(list(served["all_ok"]), list(after["all_ok"])).verdict("served", "torch"))
     print(json.dumps({"tokens_per_s_1": round(scale["tokens_per_s_1"], 1), "tokens_per_s_2": round(scale["tokens_per_s_2"], 1),
                       "scaling_efficiency": round(scale["scaling_efficiency"], 3), "busbw_GBps": round(busbw, 3),

@@ -103,6 +103,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if _SESSION_RUNS:  # what each playbook cost this session, beside the minutes its guide promises
+        terminalreporter.section("playbook runs (cpu profile)")
+        stated = {pb.slug: pb.minutes.get("cpu") for pb in sb.catalog.discover()}
+        total = 0.0
+        for slug, outcome in _SESSION_RUNS[0]._outcomes.items():
+            if isinstance(outcome, str):
+                terminalreporter.line(f"{slug:<18} failed")
+                continue
+            total += outcome.seconds
+            terminalreporter.line(f"{slug:<18} {outcome.seconds:7.1f} s   (guide states {stated.get(slug)} min)")
+            for claim in _claims_of(outcome):  # the run's headlines: what a reader of the CI log can check
+                terminalreporter.line(f"    {claim['verdict']:<13} {claim['name']}: {claim['value']} vs "
+                                      f"{claim['baseline']} {claim['baseline_value']} ({claim['evidence']})")
+        terminalreporter.line(f"{'all':<18} {total:7.1f} s")
     if _UNLISTED_SKIPS:
         terminalreporter.section("files skipped in CI for a reason that is not listed (the run fails)", red=True)
         for nodeid, reason in _UNLISTED_SKIPS:
@@ -110,6 +124,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
 
 
 # ---- Each playbook executed once, on first request --------------------------------------------------------------------
+
+#: the session's PlaybookRuns (at most one), for the cost table in the terminal summary
+_SESSION_RUNS: list["PlaybookRuns"] = []
+
+
+def _claims_of(outcome: runner.RunResult) -> list[dict]:
+    import json  # noqa: PLC0415
+
+    try:
+        return json.loads(outcome.results.read_text()).get("claims", []) if outcome.results else []
+    except (OSError, ValueError):
+        return []
+
 
 class PlaybookFailed(Exception):
     """A playbook's cpu run failed; raised for that playbook's tests only."""
@@ -122,6 +149,7 @@ class PlaybookRuns:
     """
 
     def __init__(self, root: Path) -> None:
+        _SESSION_RUNS.append(self)
         self.runs, self.site = root / "runs", root / "site"
         self.servers_before = llama_server_pids()  # before any playbook of this session ran
         self.servers_before_run: dict[str, set[int]] = {}  # llama-server pids just before and just after each run

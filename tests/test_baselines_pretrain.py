@@ -53,15 +53,59 @@ def test_bigram_beats_unigram_on_structured_text_and_ties_on_shuffled_text():
 
 def test_windows_are_the_workers_validation_windows():
     torch = pytest.importorskip("torch")
-    from sparkbooks.training.pretrain import worker
+    from sparkbooks.training.pretrain import corpus, worker
 
     val = np.arange(1000) % 251
     prev, nxt = baselines.window_targets(val, seq_len=16, windows=10)
-    rows = worker._windows(val, [i * 16 for i in range(10)], 16)
+    rows = worker._windows(val, corpus.eval_offsets(len(val), seq_len=16, windows=10), 16)
     assert torch.equal(torch.from_numpy(prev), rows[:, :-1]) and torch.equal(torch.from_numpy(nxt), rows[:, 1:])
     assert baselines.window_targets(val[:40], seq_len=16, windows=10)[0].shape == (2, 16)  # only whole windows
     with pytest.raises(InputError, match="no window"):
         baselines.window_targets(val[:10], seq_len=16, windows=10)
+
+
+def test_validation_windows_spread_over_at_least_fifty_documents():
+    from sparkbooks.training.pretrain import corpus
+
+    rng = np.random.default_rng(3)  # 222 held-out documents of 500–4,000 tokens, each ended by the end-of-text id 0
+    val = np.concatenate([np.append(rng.integers(1, 259, rng.integers(500, 4000)), 0) for _ in range(222)])
+    offsets = corpus.eval_offsets(len(val), seq_len=64, windows=64)
+    assert len(offsets) == 64 and offsets[0] == 0 and offsets[-1] == len(val) - 65  # first to last token
+    assert np.all(np.diff(offsets) >= 64)  # never overlapping
+    assert corpus.documents_spanned(val, offsets, seq_len=64, eot=0) >= 50
+    assert corpus.documents_spanned(val, np.arange(64) * 64, seq_len=64, eot=0) <= 3  # consecutive windows: the old way
+    short = corpus.eval_offsets(100, seq_len=16, windows=64)  # fewer fit than asked: every whole window, in order
+    assert len(short) == 6 and short[-1] == 100 - 17 and np.all(np.diff(short) >= 16)
+
+
+def test_trigram_is_computed_by_hand_and_sums_to_one_for_every_context():
+    # trigram on 0 1 2 0 1 2 0 1 3: c(0,1,·) = 3 with 2 and 3 seen (n = 2); P(2 | 0 1) = (2 − d)/3 + d · 2/3 · P_bi(2 | 1)
+    train = np.array([0, 1, 2, 0, 1, 2, 0, 1, 3])
+    v, d = 4, baselines.DISCOUNT
+    uni = baselines.unigram_table(train, v)
+    bigram = baselines._bigram_probability(np.array([1]), np.array([2]), baselines.bigram_table(train, v), uni, v, d)
+    tri = baselines._trigram_probability(np.array([0]), np.array([1]), np.array([2]), baselines.trigram_table(train, v),
+                                         bigram, v, d)
+    assert tri[0] == pytest.approx((2 - d) / 3 + d * 2 / 3 * bigram[0], rel=1e-12)
+    rng = np.random.default_rng(4)
+    text = rng.integers(0, 6, 400)
+    table, bt = baselines.trigram_table(text, 6), baselines.bigram_table(text, 6)
+    u = baselines.unigram_table(text, 6)
+    for a in range(6):
+        for b in range(6):
+            nxt = np.arange(6)
+            bp = baselines._bigram_probability(np.full(6, b), nxt, bt, u, 6, d)
+            total = baselines._trigram_probability(np.full(6, a), np.full(6, b), nxt, table, bp, 6, d).sum()
+            assert total == pytest.approx(1.0, abs=1e-12), (a, b)
+
+
+def test_trigram_beats_bigram_where_two_tokens_fix_the_next():
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 4, 60_000)  # x[t] = (x[t−1] + x[t−2]) mod 4 with 5 % noise: a bigram cannot see x[t−2]
+    for t in range(2, a.size):
+        a[t] = (a[t - 1] + a[t - 2]) % 4 if rng.random() > 0.05 else a[t]
+    got = baselines.ngram_baselines(a[:40_000], a[40_000:], vocab_size=4, seq_len=64, windows=200)
+    assert got.trigram_ce < got.bigram_ce - 0.5 and len(got.trigram_windows) == got.windows == 200
 
 
 def test_a_bigram_sample_follows_the_table_and_words_are_checked_against_the_corpus():

@@ -62,3 +62,25 @@ def test_closed_book_sends_no_passages_and_is_scored_without_context():
     scored = rag_answer.score(QUESTIONS, answers, GOLD)
     assert scored.loc["q1", "em"] == 1.0 and not scored.loc["q1", "gold_in_context"]
     assert not scored.loc["q2", "refused"]  # an answer to an unanswerable question: not a refusal
+
+
+def test_a_wrong_reply_citing_the_gold_passage_earns_no_citation_credit():
+    """Review 49 #3: the constant reply cites [1]; when [1] held the gold passage it scored citation recall 0.83."""
+    contexts = {"q1": CONTEXT, "q2": CONTEXT}
+    constant = rag_answer.score(QUESTIONS, baselines.constant_answers(QUESTIONS, contexts), GOLD)
+    assert constant.loc["q1", "cited"] == "ops.md#0001" and constant.loc["q1", "citation_recall"] == 0.0
+    assert constant.loc["q1", "citation_precision"] == 0.0
+    right = rag_answer.score(QUESTIONS, [baselines.as_answer("?", "Matrix multiplication [1]", CONTEXT)] * 2, GOLD)
+    assert right.loc["q1", "citation_recall"] == 1.0 and right.loc["q1", "citation_precision"] == 1.0
+
+
+def test_the_scorers_floor_is_the_best_single_constant_and_punctuation_matches_nothing():
+    """Review 49 #4: "None" or "False" alone is right on 2 of 52; "?" matched q31's accepted answer "_*"."""
+    key = sb.retrieval.rag.load_questions(Path(__file__).parents[1] / "playbooks" / "rag" / "questions.json")
+    asked = [q for q in key if q["answers"]]
+    reply, em = baselines.best_constant(asked)
+    assert em == 2 / 52 and sum(rag_answer.exact_match(reply, q["answers"]) for q in asked) == 2
+    assert all(sum(rag_answer.exact_match(a, q["answers"]) for q in asked) <= 2 for q2 in asked for a in q2["answers"])
+    assert rag_answer.exact_match("?", ["_*", "underscore"]) == 0.0 and rag_answer.token_f1("?", ["_*"]) == 0.0
+    assert rag_answer.exact_match("underscore", ["_*", "underscore"]) == 1.0
+    assert baselines.best_constant([{"id": "u", "answers": []}]) == ("", 0.0)

@@ -158,3 +158,19 @@ def test_analyse_clusters_through_the_shared_leiden():
     source = inspect.getsource(workflow.analyse)
     assert "leiden(adata, resolution=resolution, seed=seed, use_backend=name)" in source
     assert "rsc.tl.leiden" not in source and "sc.tl.leiden" not in source
+
+
+# ---- what the GPU path installs (issue 52 item 9) -------------------------------------------------------------------
+
+def test_the_gpu_extra_installs_the_cupy_rapids_singlecell_imports():
+    """rapids-singlecell imports cupy without requiring it: `pip install -e '.[gpu]'` alone left single-cell's GPU path
+    unimportable (then the rapids_singlecell kind, which only sees the package installed, would pick a path that dies)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    gpu = pyproject["project"]["optional-dependencies"]["gpu"]
+    names = {re.match(r"[A-Za-z0-9._-]+", r).group(0).lower(): r for r in gpu}
+    assert "rapids-singlecell-cu13" in names and "cupy-cuda13x" in names, sorted(names)
+    assert "[ctk]" in names["cupy-cuda13x"]  # the CUDA toolkit libraries cupy loads, as pip wheels

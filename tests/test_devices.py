@@ -42,6 +42,10 @@ _GPU_LIBRARIES = {"cudf", "cuml", "cupy", "rapids_singlecell", "nx_cugraph", "cu
 _HARDWARE_READERS = {"hardware.py", "catalog.py", "doctor.py", "devices.py"}
 
 
+#: the device policy's own modules: the only place that measures the GPU (devices asks, device_probe measures)
+_POLICY_MODULES = {"devices.py", "device_probe.py", "device_report.py"}
+
+
 def _dotted(node: ast.AST) -> str:
     parts = []
     while isinstance(node, ast.Attribute):
@@ -93,7 +97,7 @@ def _notebook_cells(path: Path):
 def _sources():
     """(where, filename, source) for the package, the benchmarks and every notebook's code cells."""
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.name != "devices.py" or path.parent != PACKAGE:
+        if path.name not in _POLICY_MODULES or path.parent != PACKAGE:
             yield str(path.relative_to(REPO)), path.name, path.read_text()
     for path in sorted((REPO / "benchmarks").glob("*.py")):
         yield str(path.relative_to(REPO)), path.name, path.read_text()
@@ -194,6 +198,14 @@ def test_libraries_need_to_be_installed_and_cuda_to_work():
     assert not no_cuda.can("cugraph") and "no NVIDIA driver" in no_cuda.reason("cugraph")
 
 
+def test_rapids_singlecell_needs_the_cupy_it_imports():
+    """rapids-singlecell imports cupy without requiring it: installed alone, the GPU single-cell path dies on import."""
+    without = devices.Devices(torch_cuda=1, cudf=True, installed=("cudf", "rapids_singlecell"))
+    assert not without.can("rapids_singlecell") and without.reason("rapids_singlecell") == "cupy is not installed"
+    assert devices.Devices(torch_cuda=1, cudf=True, installed=("cudf", "rapids_singlecell", "cupy")).can("rapids_singlecell")
+    assert devices.Devices(cudf=True).reason("rapids_singlecell") == "rapids_singlecell and cupy are not installed"
+
+
 def test_summary_names_the_gpu_never_a_product():
     line = devices.Devices(torch_cuda=1, cuda_name="NVIDIA H200", compute_capability="9.0", nccl=True,
                            available_bytes=139 * GIB).summary()
@@ -290,3 +302,15 @@ def test_a_faked_discrete_gpu_reports_the_drivers_free_memory(tmp_path, monkeypa
     devices.refresh()
     cpu = devices.probe()  # the cpu policy starts no child: torch is never asked
     assert cpu.torch_cuda == 0 and cpu.gpus and "NVIDIA H200 not used" in cpu.summary()
+
+
+def test_the_policy_api_stays_at_sparkbooks_devices():
+    """devices asks, device_probe measures, device_report holds the answer: callers still find every name in devices."""
+    from sparkbooks import device_probe, device_report
+
+    assert devices.GPU is device_probe.GPU and devices.CudfProbe is device_probe.CudfProbe
+    assert devices.Devices is device_report.Devices and devices.KINDS is device_report.KINDS
+    assert devices.probe_cudf is device_probe.probe_cudf and devices.gpus is device_probe.gpus
+    assert devices._query_gpus is device_probe._query_gpus and devices._CUDF_PROBE == device_probe.CUDF_PROBE
+    with pytest.raises(InputError, match="No GPU work kind 'tpu': use one of cuda, torch"):
+        devices.use_gpu("tpu")

@@ -33,7 +33,8 @@ def test_second_node_command_is_the_same_job_with_its_own_rank():
     # torchrun's own argument parser accepts it and reads what node 1 must get
     from torch.distributed.run import get_args_parser
 
-    args = get_args_parser().parse_args(shlex.split(there)[2:])
+    words = shlex.split(there)
+    args = get_args_parser().parse_args(words[words.index("torchrun") + 1:])
     assert (args.nnodes, args.node_rank, args.rdzv_endpoint, args.module) == ("2", 1, "10.0.0.1:29500", True)
     assert args.training_script == "sparkbooks.training.collectives" and args.training_script_args == ["--out", "x.json"]
 
@@ -67,6 +68,40 @@ def test_link_check_names_the_fixes_only_when_slow():
     assert "NCCL_IB_HCA" in str(check)
     fast = pd.DataFrame({"bytes": [2**30], "busbw_GBps": [23.7]})
     assert collectives.check_link(fast, limit_bytes_per_s=25e9).healthy
+
+
+def test_link_fixes_credit_the_nccl_release_build_for_3_to_23_gbps():
+    """dgx-spark-playbooks PR #103: with MTU 9000 and NCCL_IB_HCA already set a development-branch NCCL plateaued at
+    3.04 GB/s; the release tag v2.28.9-1 gave 23.74 (review 46 item 4: the fixes credited MTU + HCA alone)."""
+    fixes = collectives.KNOWN_FIXES
+    assert "release" in fixes[0] and "v2.28.9-1" in fixes[0] and "PR #103" in fixes[0]  # the decisive one first
+    assert any("MTU 9000" in f for f in fixes) and any("both PCIe halves" in f for f in fixes)
+    slow = collectives.check_link(__import__("pandas").DataFrame({"bytes": [2**30], "busbw_GBps": [3.04]}),
+                                  limit_bytes_per_s=25e9)
+    assert str(slow).splitlines()[1].startswith("  fix: NCCL built from a release tag")
+
+
+def test_collective_timeout_outlasts_a_cold_peer_loading_weights(monkeypatch):
+    """Rank 0 waits in broadcast while a cold node 1 still loads 16 GB of weights: 60 s was too short (review 46
+    item 8). Ten minutes, torch's NCCL default, on both nodes: node 1's workers default to it, and its printed command
+    carries any other value."""
+    launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="gloo", link_env={})
+    assert launch.collective_timeout == distributed.COLLECTIVE_TIMEOUT == 600
+    assert launch.environment()["SPARKBOOKS_DIST_TIMEOUT"] == "600.0"
+    assert "SPARKBOOKS_DIST_TIMEOUT" not in launch.command_for_node(1, "sparkbooks.training.collectives")  # the default
+    longer = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", link_env={}, collective_timeout=1800)
+    assert "SPARKBOOKS_DIST_TIMEOUT=1800 " in longer.command_for_node(1, "sparkbooks.training.collectives")
+    seen = {}
+    import torch.distributed as dist
+
+    monkeypatch.delenv("SPARKBOOKS_DIST_TIMEOUT", raising=False)
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "SPARKBOOKS_DIST_BACKEND": "gloo"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(dist, "get_rank", lambda: 0)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 1)
+    distributed.init_worker()
+    assert seen["timeout"].total_seconds() == 600  # a worker started without the variable waits as long
 
 
 def test_all_reduce_sweep_on_two_gloo_ranks():
@@ -117,10 +152,27 @@ def test_full_fine_tuning_costs_eight_bytes_per_bf16_parameter_sixteen_mixed_and
     fp32 = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1,
                                              weight_bytes=4.0), overhead=0)
     assert (fp32.weights + fp32.gradients + fp32.optimizer) / tm.LLAMA_3_2_3B.params == pytest.approx(16.0)
-    two = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1, ranks=2),
-                             overhead=0)
-    assert two.optimizer == pytest.approx(one.optimizer / 2) and two.gradients == pytest.approx(one.gradients / 2)
-    assert two.activations == one.activations  # sharding does not split a rank's micro-batch
+    two = tm.training_memory(tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1, ranks=2,
+                                            weight_bytes=4.0), overhead=0)
+    assert two.optimizer == pytest.approx(fp32.optimizer / 2) and two.gradients == pytest.approx(fp32.gradients / 2)
+    assert two.activations == fp32.activations  # sharding does not split a rank's micro-batch
+
+
+def test_two_spark_full_sft_pays_fsdp2s_fp32_upcast():
+    """NVIDIA's two-Spark 3B full SFT is accelerate FSDP2 with mixed_precision bf16 (config_finetuning.yaml), and
+    accelerate's fsdp2_prepare_model upcasts trainable parameters to FP32: 16 B/param sharded over 2, not 8 (review 46
+    item 5). The one-Spark recipe (plain Trainer, BF16 adamw_torch) stays at 8."""
+    recipe = tm.TrainRecipe("3B", tm.LLAMA_3_2_3B, method="full", micro_batch=1, seq_len=1, ranks=2)
+    two = tm.training_memory(recipe, overhead=0)
+    assert (two.gradients + two.optimizer) * 2 / tm.LLAMA_3_2_3B.params == pytest.approx(12.0)  # FP32 grad + 2 moments
+    assert two.weights * 2 / tm.LLAMA_3_2_3B.params == pytest.approx(4.0, rel=0.05)  # FP32 shard + one BF16 layer
+    table = tm.recipe_table(seq_lens=(2048,))
+    full = table.query("recipe == 'Llama 3.2 3B full SFT' and not checkpointing").iloc[0]
+    assert float(full["2× DGX Spark"].split()[1]) >= 104  # was 92.9 at 8 B/param
+    assert full["2× DGX Spark"].startswith("✓")  # 104.8 of 119.7 GiB: still fits
+    lora_one, lora_two = (tm.training_memory(tm.TrainRecipe(**{**tm.OFFICIAL_RECIPES[1].__dict__, "ranks": n}))
+                          for n in (1, 2))
+    assert lora_two.optimizer == pytest.approx(lora_one.optimizer / 2)  # LoRA adapters: FP32 already, FSDP1 shards
 
 
 def test_checkpointing_and_qlora_cut_what_they_should():
@@ -228,7 +280,38 @@ def test_sweep_times_back_to_back_calls_like_nccl_tests(tmp_path, monkeypatch):
     for key, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
                        "MASTER_PORT": str(sb.services.free_port()), "SPARKBOOKS_DIST_BACKEND": "gloo"}.items():
         monkeypatch.setenv(key, value)
+    # the worker ends in finish_worker(), whose os._exit(0) would end pytest itself with status 0, silently
+    monkeypatch.setattr(distributed, "finish_worker", lambda: dist.destroy_process_group())
     collectives._worker(["--out", str(tmp_path / "s.json"), "--sizes", "4096"])
     assert calls["barrier"] <= 1  # one before the timed loop, none per call
     assert calls["all_reduce"] == 5 + 20 + 1  # warm-up, timed, the max-reduce of the time
     assert json.loads((tmp_path / "s.json").read_text())[0]["bytes"] == 4096
+
+
+_ABORTED_RANK_LOG = """progress: step 8/8 loss 2.901 (1,234 tokens/s)
+terminate called after throwing an instance of 'gloo::IoException'
+  what():  [../third_party/gloo/gloo/transport/tcp/pair.cc:598] Connection closed by peer [127.0.0.1]:41234
+Traceback (most recent call last):
+  File "/venv/lib/python3.11/site-packages/torch/distributed/run.py", line 905, in main
+    run(args)
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+======================================================
+Root Cause (first observed failure):
+[0]:
+  rank      : 1 (local_rank: 1)
+  exitcode  : -6 (pid: 4272)
+  traceback : Signal 6 (SIGABRT) received by PID 4272
+======================================================
+"""
+
+
+def test_a_rank_killed_by_a_signal_is_reported_with_its_own_last_lines(tmp_path):
+    # CI once saw "rank 1 exited with exit code -6" and only torchrun's traceback: the rank's own
+    # "terminate called …" line, the only one that says why, sat above the 25 lines shown.
+    job = distributed.Torchrun.__new__(distributed.Torchrun)
+    job.launch, job.module, job.args = distributed.Launch(nproc_per_node=2).resolved(), "some.worker", []
+    job.log_path = tmp_path / "torchrun.log"
+    job.log_path.write_text(_ABORTED_RANK_LOG + "\n".join(f"  torchrun frame {i}" for i in range(40)) + "\n")
+    error = distributed._diagnose(job, 1)
+    assert isinstance(error, sb.RankFailedError) and "rank 1 exited with exit code -6" in str(error)
+    assert "Connection closed by peer" in str(error) and "step 8/8" in str(error)

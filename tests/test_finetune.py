@@ -10,7 +10,7 @@ import pytest
 
 import sparkbooks as sb
 from sparkbooks.training import distributed
-from sparkbooks.training import finetune
+from sparkbooks.training import finetune, finetune_memory
 from sparkbooks.training.finetune_worker import batch_indices
 
 pytest.importorskip("peft")
@@ -68,6 +68,68 @@ def test_held_out_split_never_overlaps_training():
         finetune.birth_task(10, 10, unseen_templates=["sonnet"])
     with pytest.raises(sb.InputError, match="held_out_share"):
         finetune.birth_task(10, 10, held_out_share=1.0)
+
+
+def test_every_held_out_sentence_is_about_a_person_of_its_own():
+    """Review 46 item 3: 100 held-out sentences held only 30 distinct persons, 6 first names and 9 cities (closed lists
+    split by hash), so McNemar's "independent items" overstated the evidence. Now each has its own person and place."""
+    t = finetune.birth_task(256, 100, seed=0, unseen_templates=["married", "parenthesis"])
+    people = [i["expected"]["person"] for i in t.held_out]
+    assert len(set(people)) == 100
+    assert len({p.split(" ", 1)[0] for p in people}) == 100 and len({p.split(" ", 1)[1] for p in people}) == 100
+    assert all(i["expected"]["person"] in i["text"] for i in t.held_out)
+    assert finetune.overlap(t) == {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0}
+    assert len({i["expected"]["city"] for i in t.held_out}) == 100  # a birthplace of its own, too
+    assert all(f"{i['expected']['city']}, {i['expected']['country']}" in i["text"] for i in t.held_out)
+    assert len({i["expected"]["country"] for i in t.held_out}) >= 12  # clusters for clustered_sign_flip
+    assert sum(i["unseen_template"] for i in t.held_out) == 25
+    assert finetune.birth_task(256, 100, seed=0).held_out[0] == finetune.birth_task(256, 100, seed=0).held_out[0]
+
+
+def test_the_clustered_test_counts_cities_not_sentences():
+    """Ten sentences per city, the tuned model better in 3 of 4 cities: McNemar on 30 vs 10 discordant sentences says
+    p ≈ 0.002, but 4 clusters cannot reach p < 0.125 (here 0.625) — the cluster-aware test must say so."""
+    a = [True] * 10 + [True] * 10 + [True] * 10 + [False] * 10
+    b = [False] * 30 + [True] * 10
+    cities = [c for c in "ABCD" for _ in range(10)]
+    assert sb.intervals.mcnemar(a, b).p_value < 0.01
+    assert finetune.clustered_sign_flip(a, b, cities) == pytest.approx(10 / 16)  # |±10±10±10±10| ≥ 20: 10 of 16
+    assert finetune.clustered_sign_flip(a[:30], b[:30], cities[:30]) == pytest.approx(2 / 8)
+    assert finetune.clustered_sign_flip(a, a, cities) == 1.0
+    many = [f"c{i}" for i in range(20) for _ in range(2)]  # 20 clusters: sampled flips, same answer within noise
+    sampled = finetune.clustered_sign_flip([True] * 40, [False] * 40, many)
+    assert sampled < 1e-3
+    with pytest.raises(sb.InputError, match="one entry per item"):
+        finetune.clustered_sign_flip([True], [True, False], ["a"])
+
+
+def test_evaluate_caps_torch_threads_and_restores_them(tiny_base, task):
+    import torch
+
+    model, tokenizer = finetune.load(tiny_base)
+    before = torch.get_num_threads()
+    seen = []
+    original = torch.set_num_threads
+    try:
+        torch.set_num_threads = lambda n: (seen.append(n), original(n))
+        table = finetune.evaluate(model, tokenizer, task, items=task.held_out[:2], max_new_tokens=2, threads=1)
+    finally:
+        torch.set_num_threads = original
+    assert len(table) == 2 and seen == [1, before] and torch.get_num_threads() == before
+
+
+def test_a_checkpoint_is_loaded_onto_the_cpu_before_rank_zero_broadcasts_it(tmp_path, monkeypatch):
+    """Review 46 item 8: without map_location, pickled CUDA tensors land on each receiver's saved device index."""
+    import torch
+
+    from sparkbooks.training import checkpoints
+
+    checkpoints.save(tmp_path, 3, {"w": torch.ones(2)})
+    seen = {}
+    real = torch.load
+    monkeypatch.setattr(torch, "load", lambda *a, **k: (seen.update(k), real(*a, **k))[1])
+    state = checkpoints.load_latest(tmp_path)
+    assert seen.get("map_location") == "cpu" and state["w"].device.type == "cpu"
 
 
 def test_batches_cover_every_example_once_per_epoch():
@@ -152,7 +214,7 @@ def test_node_one_gets_the_commands_of_both_jobs_with_node_zeros_ids(tmp_path):
 
     launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")
     sweep, train = finetune.node_commands(launch, node_rank=1, work_dir=tmp_path, sweep_sizes=[2**20, 2**30])
-    parsed = [get_args_parser().parse_args(shlex.split(c)[2:]) for c in (sweep, train)]
+    parsed = [get_args_parser().parse_args(w[w.index("torchrun") + 1:]) for w in map(shlex.split, (sweep, train))]
     assert [p.rdzv_id for p in parsed] == [finetune.SWEEP_ID, finetune.TRAIN_ID]
     assert all(p.node_rank == 1 and p.rdzv_endpoint == "10.0.0.1:29500" for p in parsed)
     assert parsed[1].training_script_args == [str(finetune.run_dir(tmp_path, 2) / "config.json")]
@@ -179,7 +241,7 @@ def test_unified_memory_counts_page_cache_as_available(tmp_path, monkeypatch):
     monkeypatch.setattr(devices, "_MEMINFO", meminfo)
     monkeypatch.setattr(torch.cuda, "mem_get_info", lambda *a: (8 * GiB, 119 * GiB))
     plan = types.SimpleNamespace(total=12 * GiB, activations=6 * GiB, weights=2 * GiB)  # above 8 GiB, far below 100
-    monkeypatch.setattr(finetune, "_plan", lambda *a, **k: (None, plan))
+    monkeypatch.setattr(finetune_memory, "_plan", lambda *a, **k: (None, plan))
     data = [{"input_ids": [1, 2, 3, 4], "labels": [-100, -100, 3, 4]}]
     devices.refresh(devices.Devices(policy="auto", torch_cuda=1, cuda_name="NVIDIA GB10", unified_memory=True,
                                     nccl=True, installed=("torch",)))
@@ -207,8 +269,9 @@ def test_node_one_started_first_still_leaves_every_output_on_node_zero(tiny_base
     launch = distributed.Launch(nproc_per_node=1, nnodes=2, endpoint=f"127.0.0.1:{sb.services.free_port()}",
                                 threads_per_rank=1, collective_timeout=30, rendezvous_timeout=90).named(finetune.TRAIN_ID)
     settings = {"steps": 4, "global_batch": 4, "lr": 1e-2, "lora_rank": 4, "lora_alpha": 8, "checkpoint_every": 2}
-    # node 1's disk holds its own copy at "the same path" (here: its own folder), as a second Spark would
-    finetune.prepare(tiny_base, task, launch=launch, out_dir=node1, **settings)
+    # node 1 has the repository and the model, nothing else: its config path does not exist there (review 46 item 8,
+    # "node 1 needs no files" was untested while node 1 got its own config and data)
+    node1.mkdir()
     command = finetune.node_commands(launch, node_rank=1, work_dir=tmp_path, sweep_sizes=[4096])[1]
     command = command.replace(str(finetune.run_dir(tmp_path, 2) / "config.json"), str(node1 / "config.json"))
     env_words = shlex.split(command)[: shlex.split(command).index("torchrun")]
@@ -225,11 +288,12 @@ def test_node_one_started_first_still_leaves_every_output_on_node_zero(tiny_base
     assert run.ranks == 2 and len(run.history) == 4
     assert (node0 / "metrics.json").is_file() and (node0 / "adapter" / "adapter_config.json").is_file()
     assert (node0 / "checkpoints" / "latest.json").is_file()
-    assert sorted(p.name for p in node1.iterdir()) == ["config.json", "train.jsonl"]  # nothing written on node 1
+    assert list(node1.iterdir()) == []  # nothing read from node 1's disk, nothing written there
 
 
 def test_node_one_command_carries_the_link_variables_with_both_pcie_halves(tmp_path, monkeypatch):
-    """A Spark's QSFP port is two PCIe x4 halves; NCCL_IB_HCA must name both (dgx-spark-playbooks#102/#103)."""
+    """A Spark's QSFP port is two PCIe x4 halves; one cable's 200 Gb/s needs NCCL_IB_HCA naming both
+    (dgx-spark-playbooks#102, PR #103)."""
     import os
 
     from torch.distributed.run import get_args_parser

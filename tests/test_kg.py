@@ -241,7 +241,7 @@ def test_analysis_and_the_interactive_page_work_offline(tmp_path):
                           ("Germany", "capital", "Berlin"), ("Odense", "located_in", "Denmark")],
                          columns=["subject", "relation", "object"])
     g = graph.to_networkx(facts)
-    result = graph.analyse(g)
+    result = graph.measure(g)
     assert result.backend == graph.backend() == "networkx"  # no nx-cugraph and no GPU on this machine
     assert sum(result.pagerank.values()) == pytest.approx(1.0)
     assert result.top(1)[0][0] == "Berlin"  # the end of the longest chain of links (Odense → Denmark → Germany → Berlin)
@@ -257,7 +257,7 @@ def test_analysis_says_whether_the_communities_follow_the_seed(monkeypatch):
     import networkx as nx
 
     g = nx.MultiDiGraph([("a", "b"), ("b", "c"), ("c", "a"), ("d", "e")])
-    assert graph.analyse(g, use="networkx").seeded
+    assert graph.measure(g, use="networkx").seeded
     backends = []
     real_rank, real_louvain = nx.pagerank, nx.community.louvain_communities
 
@@ -271,7 +271,7 @@ def test_analysis_says_whether_the_communities_follow_the_seed(monkeypatch):
 
     monkeypatch.setattr(nx, "pagerank", pagerank)
     monkeypatch.setattr(nx.community, "louvain_communities", louvain)
-    gpu = graph.analyse(g, use="cugraph")
+    gpu = graph.measure(g, use="cugraph")
     assert backends == ["cugraph", "cugraph"] and gpu.backend == "cugraph" and not gpu.seeded
 
 

@@ -282,10 +282,14 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_r
     values, results = recorded(playbook_runs, "fine-tune")
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["tuned_accuracy"] > values["base_accuracy"]
-    assert "tuned better (exact McNemar" in notes["tuned_accuracy"]  # significant on these sentences, not just higher
+    assert "tuned better (exact McNemar" in notes["base_accuracy"]  # over free text: significant, not just higher
     low, high = (float(x) for x in re.search(r"95% CI ([0-9.]+)–([0-9.]+)", notes["tuned_accuracy"]).groups())
     assert low <= values["tuned_accuracy"] <= high
-    assert abs(values["served_accuracy"] - values["tuned_accuracy"]) <= 0.1
+    # the headline is against the fair base on held-out persons (one each), with a city-clustered test beside it
+    assert "100 held-out sentences (one person and place each)" in notes["tuned_accuracy"]
+    assert "country-clustered" in notes["tuned_accuracy"] and 0 < values["tuned_vs_base_country_clustered_p"] <= 1
+    served = float(re.search(r"served q8_0: ([0-9.]+)", notes["torch_accuracy"]).group(1))
+    assert abs(served - values["torch_accuracy"]) <= 0.1 and "identical answers" in notes["torch_accuracy"]
     assert 0.8 < values["planner_activations_ratio"] < 1.25
     assert values["tokens_per_s_2_ranks"] > 0 and values["tokens_per_s_1_rank"] > 0
     assert values["scaling_efficiency"] == pytest.approx(
@@ -293,6 +297,7 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_r
     assert values["allreduce_busbw_GBps"] > 0 and "loopback" in notes["allreduce_busbw_GBps"]
     assert values["held_out_answers_in_training"] == 0  # new people, places and years (issue 46 item 2)
     assert "constrained" in notes["base_constrained_accuracy"] and "steps 2–3" in notes["scaling_efficiency"]
+    assert "1 thread per rank on a CPU: core scaling" in notes["scaling_efficiency"]  # review 46 item 7
     assert "tuned_vs_constrained_base" in {c["name"] for c in results["claims"]}
     assert any("SmolLM2" in s and "Llama 3.1 8B" in s for s in results["stand_ins"])
     assert (playbook_runs("fine-tune") / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
@@ -310,12 +315,15 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(play
     assert "of 6:" in notes["retrieval_differences"]  # three pairs at two depths, Holm-adjusted together
     assert 0 <= values["answer_em"] <= 1 and "6 answerable (seeded sample)" in notes["answer_em"]
     assert 0 <= values["answer_f1"] <= 1 and "bootstrap" in notes["answer_f1"]
-    assert values["scorer_floor_em"] <= 0.02 and "containment scorer: 12" in notes["scorer_floor_em"]
+    # the floor is the best single constant reply (2 of 52 frozen questions share the answer "None"/"False"/"zero")
+    assert values["scorer_floor_em"] == round(2 / 52, 3) and "containment scorer credited it on 12" in notes["scorer_floor_em"]
+    # the reply budget fits: few replies cut at answer_tokens (was 14 of 18 at 64 tokens without the blank-line stop)
+    assert values["answers_truncated"] <= 0.2 * 18, notes["answers_truncated"]
     assert {"constant_em", "echo_em", "closed_book_em", "constant_f1", "echo_f1"} <= set(values)
     assert 0 <= values["refusal_rate_unanswerable"] <= 1 and "of 12" in notes["refusal_rate_unanswerable"]
     assert 0.5 <= values["gate_auroc"] <= 1 and "near-miss" in notes["gate_auroc"]
     assert "out of fold" in notes["gate_refusals"] and "out of fold" in notes["gate_false_refusals"]
-    assert values["limiting_stage"] in ("retrieval", "generation") and "drawn with seed 0" in notes["limiting_stage"]
+    assert values["limiting_stage"] in ("retrieval", "generation", "undecided") and "drawn with seed 0" in notes["limiting_stage"]
     assert {c["name"] for c in results["claims"]} >= {"answer_em_vs_constant", "answer_f1_vs_echo", "gate_vs_no_gate"}
     assert values["embed_chunks_per_s"] > 0 and values["generate_p50_s"] > 0
     assert any("SmolLM2" in s and "Nemotron" in s for s in results["stand_ins"])
@@ -323,6 +331,18 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(play
     assert "reopened: 876 chunks; same top 5: True" in notebook and "written twice, still 876" in notebook
     assert (playbook_runs("rag") / "work" / "index.db").is_dir()
     assert_no_server_left(playbook_runs, "rag")
+    # the ANN frontier on real tweet vectors: exact search scores 1.0, recall rises with ef / nprobe, the first crossing
+    import pandas as pd
+
+    assert values["ann_exact_recall"] == 1.0 and "threads" in notes["ann_exact_qps"]
+    frontier = pd.read_csv(playbook_runs("rag") / "work" / "ann_frontier.csv")
+    assert frontier["engine"].nunique() == 3
+    for key, curve in zip(("faiss_hnsw", "faiss_ivf", "lite_hnsw"), (g for _, g in frontier.groupby("engine", sort=False))):
+        curve = curve.sort_values("value")
+        assert curve["recall@10"].iloc[-1] >= curve["recall@10"].iloc[0]
+        reached = curve[curve["recall@10"] >= 0.95]["value"]
+        assert values[f"ann_{key}_first"] == (reached.iloc[0] if len(reached) else curve["value"].iloc[-1])
+    assert {"ann_faiss_hnsw_vs_exact", "ann_lite_hnsw_vs_exact"} <= {c["name"] for c in results["claims"]}
 
 
 @pytest.mark.slow
@@ -370,15 +390,26 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
     assert values["val_loss"] < values["bigram_ce"] < values["unigram_ce"]
     assert claims["beats_bigram"]["verdict"] == "holds" and claims["beats_unigram"]["verdict"] == "holds"
     assert values["val_loss"] < math.log(results["params"]["vocab_size"]) - 0.5  # well below a uniform guess
+    # review 47: the windows spread over ≥ 50 held-out articles (were 3), and the trigram table is a claim too, its
+    # verdict wherever it falls and the same as its interval says
+    assert int(re.search(r"spread over (\d+) of", notes["val_loss"]).group(1)) >= 50
+    trigram = claims["beats_trigram"]
+    assert values["trigram_ce"] < values["bigram_ce"] and trigram["baseline"] == "trigram_ce"
+    assert trigram["verdict"] == ("holds" if trigram["high"] < 0 else "does not hold" if trigram["low"] > 0 else "not decided")
     assert values["mfu"] > 0.01 and values["tokens_per_s"] > 0 and values["matmul_peak_GFLOPs"] > 0
     # over the nominal (spec) peak, named; the timed peak is below it, so MFU over it is the larger figure
     assert 0 < values["mfu_nominal"] < min(values["mfu"], 1) and "FLOP/cycle" in notes["mfu_nominal"]
     # sized on NVIDIA's measured Station rates: 1,399 TFLOP/s BF16, 2,347 TFLOP/s NVFP4, over 6 FLOPs · 250k tokens/s
     assert values["claim_max_params_station_bf16_B"] == pytest.approx(1_399e12 / (6 * 250_000) / 1e9, abs=0.01)
     assert values["claim_max_params_station_nvfp4_B"] == pytest.approx(2_347e12 / (6 * 250_000) / 1e9, abs=0.01)
-    # the ablation: ≥ 5 seeds, every gap with a seed-level interval and the verdict that interval gives
-    for recipe in results["params"]["recipes"]:
+    # the ablation: ≥ 5 seeds, every gap with a seed-level interval and the verdict that interval gives; every run from
+    # scratch (no checkpoint) on ≥ a quarter of the main run's tokens (review 47: was 6 steps from an annealed checkpoint)
+    p = results["params"]
+    for recipe in p["recipes"]:
         note = notes[f"val_loss_gap_{recipe}"]
+        tokens = int(re.search(r"([0-9,]+) tokens per run", note).group(1).replace(",", ""))
+        assert "from scratch" in note and tokens >= 0.25 * p["steps"] * p["batch_size"] * p["seq_len"]
+        assert "master weights unquantised" in notes[f"master_gap_{recipe}"]
         low, high = (float(x) for x in re.search(r"seed-level 95% CI ([-+0-9.]+)…([-+0-9.]+)", note).groups())
         assert low <= values[f"val_loss_gap_{recipe}"] <= high and int(re.search(r"(\d+) seeds", note).group(1)) >= 5
         verdict = "above the baseline" if low > 0 else "below the baseline" if high < 0 else "not distinguishable"
@@ -392,8 +423,10 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
     shares = {json.loads((run / "metrics.json").read_text())["high_precision_share"]
               for run in (work / "ablation").glob("seed*/nvfp4_*")}
     assert len(shares) == 1 and 0 < shares.pop() < 0.5  # the same high-precision share in every NVFP4 variant
+    assert all(json.loads(c.read_text())["init_from"] is None for c in (work / "ablation").glob("seed*/*/config.json"))
     notebook = (playbook_runs("pretrain") / "pretrain.ipynb").read_text()
     assert "torchrun --nnodes=2" in notebook and "seed-level interval" in notebook
+    assert "DGX Spark (GB10): sm_121 — not in TE's NVFP4 training list" in notebook  # computed from TE's documented SMs
     assert any("simulated" in s for s in results["stand_ins"])
 
 
@@ -514,7 +547,10 @@ def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_f
     assert values["pseudobulk_fdr"] <= 0.06 and values["pseudobulk_power"] >= 0.8
     assert values["wilcoxon_fdr"] > 2 * max(values["pseudobulk_fdr"], 0.05)
     assert any(c["name"] == "pseudobulk_fdr_below_wilcoxon" and c["verdict"] == "holds" for c in results["claims"])
-    assert values["official_leiden_iterations"] >= 1 and "logreg max 1,000" in notes["official_leiden_iterations"]
+    # iterations counted (Leiden to convergence needs ≥ 2: the last finds no gain), lbfgs's count beside its cap
+    assert values["official_leiden_iterations"] >= 2 and "of max 1,000" in notes["official_leiden_iterations"]
+    # related subtypes seen in one batch each: apart without correction, merged by Harmony (its known failure)
+    assert values["related_purity_none"] > 0.85 and values["related_purity_harmony"] < values["related_purity_none"] - 0.1
     assert values["regress_out_cells_misplaced"] > 0  # the reason regress-out is off, measured on this run
     assert values["compile_s"] > 0 and "warm" in notes["workflow_s"]
     # NVIDIA's step list on 4 simulated batches: Harmony's clusters find the types and not the batches

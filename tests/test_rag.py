@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sparkbooks as sb
 from sparkbooks.retrieval.chunking import Chunk, Section, chunk, normalise
 from sparkbooks.exceptions import ChecksumMismatchError, DatabaseUnreachableError, IndexMismatchError, ServiceStartError
-from sparkbooks.retrieval.rag import answer, corpus, ingest, retrieve
+from sparkbooks.retrieval.rag import answer, ingest, retrieve
+from sparkbooks.retrieval.rag import pydoc_corpus as corpus
 from sparkbooks.retrieval.rag import server as server_module
 from sparkbooks.retrieval.rag.index import VectorIndex
 
@@ -566,3 +568,99 @@ def test_questions_keyed_by_section_score_at_any_chunk_size():
     split = retrieve.gold_chunks(chunk(sections, max_tokens=24, overlap_tokens=4, count_tokens=count),
                                  {q["id"]: q["gold"] for q in key})
     assert sum(not split[q["id"]] for q in key) > 0  # the passage key loses some at 24 tokens: why sections
+
+
+def _clustered_unit(n: int, dim: int, *, seed: int, centres: np.ndarray) -> np.ndarray:
+    """Overlapping clusters (noise as large as the centres' spread), so a small ef misses neighbours."""
+    rng = np.random.default_rng(seed)
+    x = centres[rng.integers(0, len(centres), n)] + rng.standard_normal((n, dim)).astype(np.float32) * 0.35
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_the_ann_frontier_rises_with_ef_exact_scores_one_and_the_first_crossing_is_reported():
+    from sparkbooks.retrieval.rag import ann
+
+    centres = np.random.default_rng(9).standard_normal((20, 48)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    base, queries = _clustered_unit(4000, 48, seed=1, centres=centres), _clustered_unit(150, 48, seed=2, centres=centres)
+    truth, data = ann.exact(base, queries, k=10, repeats=2), ann.AnnData(base, queries, "clustered test vectors")
+    assert truth.ids.shape == (150, 10) and truth.qps > 0
+    assert ann.recall_at_k(truth.ids, data, truth).min() == 1.0  # exact search finds the exact top 10
+    brute = np.argsort(-(queries @ base.T), axis=1)[:, :10]  # by hand: numpy's full sort agrees
+    assert ann.recall_at_k(brute, data, truth).mean() == 1.0
+    # a tie is not a miss: a duplicate of the 10th neighbour returned in its place still counts
+    twin = np.vstack([base, base[truth.ids[0, 9]]])
+    swapped = truth.ids.copy()
+    swapped[0, 9] = len(base)
+    assert ann.recall_at_k(swapped, ann.AnnData(twin, queries, 'twin'), truth)[0] == 1.0
+    hnsw = ann.faiss_hnsw(base, m=8, ef_construction=16, grid=(10, 16, 64, 256))
+    table = pd.concat([ann.frontier(hnsw, data, truth, repeats=2),
+                       ann.frontier(ann.faiss_ivf(base, nlist=64, grid=(1, 4, 64)), data, truth, repeats=2)])
+    curve = table[table["knob"] == "ef"].sort_values("value")
+    assert curve["recall@10"].iloc[-1] >= curve["recall@10"].iloc[0] and curve["recall@10"].iloc[0] < 0.95
+    assert (table["recall low"] <= table["recall@10"]).all() and (table["recall@10"] <= table["recall high"]).all()
+    assert (table["QPS low"] <= table["QPS"]).all() and (table["QPS"] <= table["QPS high"]).all()
+    ivf = table[table["knob"] == "nprobe"].set_index("value")
+    assert ivf.loc[64, "recall@10"] == 1.0  # nprobe = nlist scans every cell: exact
+    first = ann.first_reaching(table, target=0.95)
+    for name, row in first.iterrows():
+        curve = table[table["engine"] == name].sort_values("value")
+        reached = curve[curve["recall@10"] >= 0.95]["value"]
+        assert len(reached), f"{name} never reaches 0.95 on this grid:\n{curve}"
+        assert row["value"] == reached.iloc[0] and (curve[curve["value"] < row["value"]]["recall@10"] < 0.95).all()
+    never = ann.first_reaching(table.assign(**{"recall@10": 0.5}), target=0.95)
+    assert (never["value"] == -1).all()
+    with pytest.raises(sb.InputError, match="target must be in"):
+        ann.first_reaching(table, target=1.5)
+
+
+def test_milvus_lite_turns_the_same_ef_and_nprobe_knobs(tmp_path):
+    from sparkbooks.retrieval.rag import ann
+
+    centres = np.random.default_rng(9).standard_normal((10, 32)).astype(np.float32)
+    base, queries = _clustered_unit(1500, 32, seed=3, centres=centres), _clustered_unit(40, 32, seed=4, centres=centres)
+    truth = ann.exact(base, queries, k=10, repeats=1)
+    lite = ann.milvus(base, tmp_path / "ann.db", index_type="IVF_FLAT", grid=(1, 128))
+    try:
+        table = ann.frontier(lite, ann.AnnData(base, queries, 'test'), truth, repeats=1).set_index("value")
+    finally:
+        lite.close()
+    assert table.loc[128, "recall@10"] == 1.0 and table.loc[1, "recall@10"] < table.loc[128, "recall@10"]
+    assert lite.name.startswith("Milvus Lite IVF_FLAT (nlist 128)") and not (tmp_path / "ann.db").exists()
+
+
+def test_no_stage_is_named_limiting_when_most_replies_were_cut_off():
+    """Review 49 #5: 5 of 6 answerable replies truncated measured the token budget, not the generator."""
+    import pandas as pd
+
+    def table(statuses, gold_in_context, em):
+        return pd.DataFrame({"answerable": True, "status": statuses, "gold_in_context": gold_in_context, "em": em})
+
+    cut = table(["truncated"] * 4 + ["answered"] * 2, [True] * 6, [0.0] * 6)
+    assert answer.limiting_stage(cut) == "undecided"
+    assert answer.limiting_stage(table(["answered"] * 6, [True] * 6, [0.0] * 6)) == "generation"
+    assert answer.limiting_stage(table(["answered"] * 6, [False] * 4 + [True] * 2, [0.0] * 4 + [1.0] * 2)) == "retrieval"
+    assert answer.limiting_stage(table(["truncated"] * 3 + ["answered"] * 3, [True] * 6, [0.0] * 6)) == "generation"
+
+
+def test_the_guides_spark_commands_are_the_current_ones():
+    """Review 49 #6: vLLM dropped `--task embed` (use `--runner pooling`); a Spark needs an arm64 Milvus GPU image."""
+    text = (Path(__file__).parents[1] / "playbooks" / "rag" / "rag.ipynb").read_text()
+    assert "--task embed" not in text and "--runner pooling" in text
+    assert "gpu-arm64" in text and "milvus:*-gpu" not in text
+    assert "--task embed" not in sb.retrieval.rag.Embedder.__doc__
+
+
+def test_an_answer_ends_at_its_first_blank_line_and_the_budget_fits_it():
+    """Item 2 of the lead's brief: 14 of 18 stand-in replies ran into a 64-token budget, rambling on in new paragraphs."""
+    from .scripted_server import scripted
+
+    ctx = _chunks(2)
+    with scripted([{"content": "text 1 [1]"}]) as (url, requests):
+        said = answer.answer(sb.llm.connect(url), "What is it?", ctx)
+    assert requests[0]["stop"] == ["\n\n"] and requests[0]["max_tokens"] == 128 and said.status == "answered"
+    from sparkbooks.retrieval.rag import baselines
+
+    with scripted([{"content": "text 1"}]) as (url, requests):
+        baselines.closed_book_answers(sb.llm.connect(url), [{"id": "q", "question": "What?", "answers": ["x"]}])
+    assert requests[0]["stop"] == ["\n\n"]  # the closed-book baseline ends by the same rule

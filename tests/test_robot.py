@@ -218,6 +218,26 @@ def test_evaluation_never_moves_the_training_actor(warp_ready):
         assert torch.allclose(p - 1.0, before[name], atol=1e-6) and p.device == env.device
 
 
+
+def test_evaluating_on_another_device_leaves_the_training_actor_where_it_trains(warp_ready):
+    """Issue 52 item 1, as it shows on a GPU, reproduced on the CPU with the `meta` device: the old
+    `runner.get_inference_policy(device=...)` moved the training actor itself, so the next learn() fed the batch's
+    observations to an actor on another device and died (iteration 6 on the spark profile)."""
+    import contextlib
+    import copy
+    import io
+
+    _, OnPolicyRunner, TensorDict = batched._rsl()
+    env = batched.PendulumBatch(2, device=warp_ready)
+    with contextlib.redirect_stdout(io.StringIO()):
+        runner = OnPolicyRunner(env, copy.deepcopy(batched.ppo_config()), log_dir=None, device=str(env.device))
+        runner.learn(1)
+        batched._policy_fn(runner, TensorDict, device="meta")  # an evaluation copy somewhere else
+        assert {p.device for p in runner.alg.get_policy().parameters()} == {env.device}
+        runner.alg.train_mode()
+        runner.learn(1)  # the chunked loop goes on: observations and actor still share a device
+    assert all(p.device == env.device for p in runner.alg.get_policy().parameters())
+
 # Issue 51: the field's statistics (the seed as the unit), equal timing, conformance, export, robustness.
 from sparkbooks.robot import stats  # noqa: E402
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sparkbooks import runner
+from sparkbooks import run_isolation, runner
 from sparkbooks.exceptions import NotebookExecutionError, ParameterError
 
 from .conftest import cli_env
@@ -162,7 +162,7 @@ def _gone(pid: int, *, timeout: float) -> bool:
 HOLD_LOCK = """
 import sys, time
 from pathlib import Path
-from sparkbooks import runner
+from sparkbooks import run_isolation, runner
 with runner.run_lock("fixture-failures", Path(sys.argv[1]) / "fixture-failures"):
     print("locked", flush=True)
     if sys.argv[2] == "crash":
@@ -290,7 +290,7 @@ def test_the_next_run_removes_what_a_killed_run_left(fixture_home, tmp_path):
 
 def test_kernel_sockets_are_private_and_short(tmp_path):
     runtime = runner.kernel_runtime_dir("a-rather-long-playbook-slug-for-a-guide", tmp_path / ("x" * 100) / "runs" / "slug")
-    manager = runner._kernel_manager_class(runtime)()
+    manager = run_isolation.kernel_manager_class(runtime)()
     assert manager.ip == str(runtime / "kernel-ipc") and manager.connection_file == str(runtime / "kernel.json")
     assert len(f"{manager.ip}-5".encode()) <= 107  # AF_UNIX's limit on Linux, whatever the runs folder
 
@@ -300,6 +300,15 @@ def test_cli_run_prints_no_kernel_transport_warning(fixture_home, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "without encryption" not in done.stderr + done.stdout and "WARNING" not in done.stderr
     assert "KeyboardInterrupt" not in done.stderr + done.stdout
+
+
+def test_a_line_a_cell_sends_to_the_terminal_reaches_sparkbooks_run_while_the_cell_runs(fixture_home, tmp_path):
+    # node 0 waiting for node 1 prints the command to type there: inside a cell, print() shows only when the
+    # cell ends (`sparkbooks run` draws papermill's bar); log.terminal also writes to the kernel's own stderr
+    env = cli_env(SPARKBOOKS_HOME=str(fixture_home))
+    done = _cli("run", "fixture-failures", "--no-progress", "-p", "size", "4", "--out", str(tmp_path), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "[fixture-failures] fixture: size is 4" in done.stderr
 
 
 def test_shutting_down_a_finished_kernel_sends_it_no_sigint(monkeypatch):
@@ -313,7 +322,7 @@ def test_shutting_down_a_finished_kernel_sends_it_no_sigint(monkeypatch):
         sent.append(self.shutting_down)
 
     monkeypatch.setattr(AsyncKernelManager, "_async_interrupt_kernel", interrupt)
-    manager = runner._kernel_manager_class(Path("/nowhere"))()
+    manager = run_isolation.kernel_manager_class(Path("/nowhere"))()
     manager.shutting_down = True  # jupyter_client interrupts first thing in every shutdown
     asyncio.run(manager._async_interrupt_kernel())
     manager.shutting_down = False  # a user's interrupt still goes through

@@ -2,7 +2,8 @@
 
 The package has two layers, and the folder shows them. **Files at the top are the engine** —
 catalog, parameters, session, runner, render, notebook, sources, corpora, services, timing, log,
-fileio, exceptions, settings, hardware, accel, devices, claims, doctor, intervals, lazy, cli — which runs and renders
+fileio, exceptions, settings, hardware, accel, devices (device_probe, device_report), claims (evidence,
+claim_checks), doctor, intervals, lazy, cli, run_isolation — which runs and renders
 playbooks and is imported here, light (no pandas, torch, nbformat). **Every folder is a field**
 (finance, singlecell, llm, documents, quant, fit, training, retrieval, topics, dataframes, robot):
 it uses only the engine's public names and other fields' public modules, and is imported on first
@@ -63,7 +64,8 @@ from .timing import Stopwatch
 __version__ = "0.1.0"
 
 #: Engine modules besides those imported above, loaded on first use (they pull in nbformat, papermill, jinja2).
-ENGINE_LAZY = ("cli", "corpora", "doctor", "fileio", "intervals", "lazy", "notebook", "render", "runner")
+ENGINE_LAZY = ("claim_checks", "cli", "corpora", "device_probe", "device_report", "doctor", "evidence", "fileio",
+               "intervals", "lazy", "notebook", "render", "run_isolation", "runner")
 #: Fields: one folder each, loaded on first use (``sb.finance.cvar``, ``sb.retrieval.rag``).
 FIELDS = ("dataframes", "documents", "finance", "fit", "llm", "quant", "retrieval", "robot", "singlecell", "topics",
           "training")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time as _time
@@ -10,7 +11,7 @@ from contextlib import contextmanager
 
 from .settings import settings
 
-__all__ = ["debug", "format_seconds", "heartbeat", "info", "progress", "warning"]
+__all__ = ["debug", "format_seconds", "heartbeat", "info", "progress", "terminal", "warning"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -35,6 +36,22 @@ def _emit(level: int, msg: str, time: float | None) -> float:
 def info(msg: str, *, time: float | None = None) -> float:
     """Print ``msg`` (``{time_passed}`` filled from ``time``) and return a start time."""
     return _emit(1, msg, time)
+
+
+def terminal(msg: str, *, time: float | None = None) -> float:
+    """:func:`info`, and inside a playbook's kernel also on the terminal of ``sparkbooks run``.
+
+    A kernel's ``sys.stderr`` goes into the cell's output, which the CLI shows only when the cell ends;
+    the kernel process's own stderr (``sys.__stderr__``) is the terminal's. Lines a user must see while a
+    cell waits — node 0 waiting for node 1, with the command to type there — go to both.
+    """
+    if time is not None:
+        msg = msg.format(time_passed=format_seconds(_time.perf_counter() - time))
+    now = info(msg)
+    if (os.environ.get("SPARKBOOKS_PLAYBOOK") and sys.__stderr__ is not None and sys.stderr is not sys.__stderr__
+            and settings.verbosity >= 1):
+        print(f"[{os.environ['SPARKBOOKS_PLAYBOOK']}] {msg}", file=sys.__stderr__, flush=True)
+    return now
 
 
 def debug(msg: str, *, time: float | None = None) -> float:

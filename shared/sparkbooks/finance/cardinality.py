@@ -21,6 +21,9 @@ no open node can beat the best portfolio (``"optimal"``), when the proven gap ``
 relative MIP gap — is at most ``gap_target``, after ``max_supports`` LPs (``"support limit"``: a count, so every
 machine stops at the same point) or after ``time_limit`` seconds. :func:`solve_milp` is the same model as one
 HiGHS MILP, for sizes where it finishes.
+
+One algorithm — the search, its bounds and its portfolios share the node state — so it stays one module
+above the package's ~350-line guide.
 """
 
 from __future__ import annotations
@@ -338,6 +341,8 @@ def solve(problem: cv.CVaRProblem, k: int, *, time_limit: float = 45.3, pool: in
     return CardinalityResult(weights=best.weights, cash=best.cash, objective=best.objective, bound=lower,
                              seconds=time.perf_counter() - start, supports=state["lps"], status=status,
                              history=history, nodes=state["nodes"], open_nodes=len(heap))
+
+
 def solve_milp(problem: cv.CVaRProblem, k: int, *, time_limit: float = 600.0, relax: bool = False):
     """NVIDIA's cardinality model as one MILP solved by HiGHS (scipy ``milp``), through this package's LP builder.
 

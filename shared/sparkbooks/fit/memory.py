@@ -11,7 +11,8 @@ A device has fast GPU memory (HBM, or GB10's unified LPDDR5X) and, on a DGX Stat
 reachable by offload. A verdict says which one a model needs, and a decode speed bound follows
 from the bytes read per token and each tier's bandwidth.
 
-Architecture numbers carry their public source; :func:`arch_from_gguf` reads them from a GGUF header.
+Architecture numbers carry their public source (:mod:`.architecture`, which also reads them from a GGUF
+header); the machines and their memory tiers are :mod:`.machines`. Both modules' names are importable from here.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from ..exceptions import InputError
 from ..quant.formats import NUMBER_FORMATS, bits_per_weight
+from .architecture import NEMOTRON_3_NANO, GgufModel, ModelArch, arch_from_gguf
+from .machines import CLAIM_DEVICES, DEVICES, DGX_SPARK, DGX_STATION, DGX_STATION_HBM, TWO_SPARKS, Device, GiB
 
 __all__ = [
     "BITS_PER_WEIGHT",
@@ -48,104 +49,8 @@ __all__ = [
     "weight_bytes",
 ]
 
-GiB = 2**30
-
 #: Bits per weight including block-scale overhead, from the one table of formats (:data:`sparkbooks.quant.NUMBER_FORMATS`).
 BITS_PER_WEIGHT: dict[str, float] = {name: f.bits_per_weight for name, f in NUMBER_FORMATS.items()}
-
-
-@dataclass(frozen=True)
-class ModelArch:
-    """The architecture numbers that decide memory, with where they come from."""
-
-    name: str
-    total_params: float
-    active_params: float
-    n_layers: int
-    n_attention_layers: int
-    n_kv_heads: int
-    head_dim: int
-    max_context: int
-    source: str
-    n_state_layers: int = 0
-    state_elements_per_layer: int = 0
-    state_bytes_per_element: float = 2.0  # 4 where the SSM cache is FP32 (mamba_ssm_cache_dtype)
-    attention: str = "GQA"
-    mla_latent_dim: int = 0  # MLA caches one compressed latent (kv_lora_rank + rope dims) per layer
-    indexer_dim: int = 0  # DeepSeek sparse attention keeps an extra indexer key per token per layer
-    n_window_layers: int = 0  # layers that only keep the last `window` tokens (sliding / chunked)
-    window: int = 0
-    kv_known: bool = True  # False: the attention layout is not public in our sources; the verdict says "KV unknown"
-    bf16_params: float = 0.0  # kept in BF16 by low-bit checkpoints (embeddings, attention, …); the rest takes the format
-    bf16_source: str = "every parameter at the format (no published mixed-precision layout)"
-
-    @property
-    def kv_elements_per_layer_token(self) -> int:
-        per = self.mla_latent_dim if self.mla_latent_dim else 2 * self.n_kv_heads * self.head_dim
-        return per + self.indexer_dim
-
-    @property
-    def kv_elements_per_token(self) -> int:
-        """Elements cached per token of context at full length (all attention layers)."""
-        return self.n_attention_layers * self.kv_elements_per_layer_token
-
-
-# Nemotron 3 Nano 30B-A3B (NemotronH hybrid): 52 layers = 23 Mamba-2 + 23 MoE + 6 GQA attention
-# ("MEMEM*EMEMEM*…" pattern), 2 KV groups × 128 channels, Mamba-2 with 64 heads × 64 dims × 128 state,
-# 8 groups, conv kernel 4. Parameters: 31.6B total, 3.2B active (3.6B with embeddings).
-# Its NVFP4 checkpoint keeps the 6 attention layers, the 6 Mamba layers feeding them and the
-# (untied) embeddings in BF16: 2·131,072·2,688 + 6·23.4M + 6·38.7M = 1.077B parameters.
-NEMOTRON_3_NANO = ModelArch(
-    name="Nemotron 3 Nano 30B-A3B",
-    total_params=31.6e9,
-    active_params=3.6e9,
-    n_layers=52,
-    n_attention_layers=6,
-    n_kv_heads=2,
-    head_dim=128,
-    max_context=262_144,
-    source=("NVIDIA Nemotron 3 Nano technical report and model card (31.6B total / 3.2B active + embeddings); "
-            "layer pattern and dims from Megatron-Bridge Nemotron3NanoProvider (hybrid_layer_pattern, "
-            "num_query_groups=2, kv_channels=128, mamba_num_heads=64, mamba_head_dim=64, mamba_state_dim=128)"),
-    n_state_layers=23,
-    # SSM state 64 heads × 64 × 128 + conv state (4096 + 2·8·128) × (4 − 1)
-    state_elements_per_layer=64 * 64 * 128 + (64 * 64 + 2 * 8 * 128) * 3,
-    bf16_params=1.077e9,
-    bf16_source=("NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 model card: attention layers and the Mamba layers feeding "
-                 "them stay BF16 — embeddings 2·131,072·2,688 + 6 × 23.4M attention + 6 × 38.7M Mamba = 1.077B"),
-)
-
-
-@dataclass(frozen=True)
-class Device:
-    """Memory a model server can use on one machine: fast GPU memory and, where there is one, an offload tier.
-
-    ``usable_bytes`` is what the GPU allocates from (what vLLM's ``--gpu-memory-utilization``
-    covers): HBM on a GB300, the unified LPDDR5X on a GB10. ``offload_bytes`` is CPU memory the GPU
-    reaches over NVLink-C2C by offloading (``--cpu-offload-gb``) or unified-memory allocation, at
-    ``offload_bandwidth`` — far slower than ``bandwidth``.
-    """
-
-    name: str
-    usable_bytes: float
-    note: str = ""
-    bandwidth: float = 0.0
-    offload_bytes: float = 0.0
-    offload_bandwidth: float = 0.0
-
-
-DGX_SPARK = Device("DGX Spark", 119.7 * GiB, "GB10: 128 GB LPDDR5X shared with the CPU; CUDA sees ~119.7 GiB; 273 GB/s",
-                   bandwidth=273e9)
-TWO_SPARKS = Device("2× DGX Spark", 2 * 119.7 * GiB,
-                    "two GB10s over ConnectX-7, tensor-parallel (each reads half the weights); link latency not counted",
-                    bandwidth=2 * 273e9)
-DGX_STATION_HBM = Device("DGX Station (HBM)", 288e9, "GB300 GPU memory only: 288 GB HBM3e at 8 TB/s", bandwidth=8e12)
-DGX_STATION = Device("DGX Station (HBM + LPDDR5X)", 288e9,
-                     "288 GB HBM3e at 8 TB/s, then 496 GB LPDDR5X over NVLink-C2C at 396 GB/s by offload",
-                     bandwidth=8e12, offload_bytes=496e9, offload_bandwidth=396e9)
-DEVICES: tuple[Device, ...] = (DGX_SPARK, DGX_STATION_HBM, DGX_STATION)
-#: The machines NVIDIA's claims name: one Spark, two Sparks linked, a Station on its HBM and with its CPU memory.
-CLAIM_DEVICES: tuple[Device, ...] = (DGX_SPARK, TWO_SPARKS, DGX_STATION_HBM, DGX_STATION)
 
 
 def weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
@@ -213,73 +118,6 @@ def fit_table(arch: ModelArch, *, formats: Sequence[str] = ("bf16", "fp8", "nvfp
                 row[f"{dev.name} headroom_GiB"] = (dev.usable_bytes * utilization - need) / GiB
             rows.append(row)
     return pd.DataFrame(rows).round(2)
-
-
-@dataclass(frozen=True)
-class GgufModel:
-    """What a GGUF header says: the architecture numbers and the weight bytes as stored (quantised)."""
-
-    arch: ModelArch
-    weight_bytes: float
-
-
-def arch_from_gguf(path: Path, *, name: str | None = None) -> GgufModel:
-    """Architecture numbers and the exact weight bytes, read from a GGUF file's header.
-
-    Hybrid files (per-layer ``head_count_kv`` arrays, as ``nemotron_h`` writes) count only the
-    layers with KV heads as attention and the ``ssm.*`` layers as state. Sliding-window files are
-    refused unless the header says which layers slide: the cache size depends on it.
-    """
-    from gguf import GGUFReader  # noqa: PLC0415 - optional, pure-Python GGUF parser
-
-    reader = GGUFReader(str(path))
-
-    def field(key: str):
-        f = reader.fields.get(key)
-        return None if f is None else f.contents()
-
-    arch_name = field("general.architecture")
-    if arch_name is None:
-        raise InputError(f"{Path(path).name} has no general.architecture key: not a model GGUF.")
-    layers = int(field(f"{arch_name}.block_count"))
-    heads_field = field(f"{arch_name}.attention.head_count")
-    heads = max(heads_field) if isinstance(heads_field, list) else int(heads_field)
-    embed = int(field(f"{arch_name}.embedding_length"))
-    head_dim = int(field(f"{arch_name}.attention.key_length") or embed // heads)
-    kv_field = field(f"{arch_name}.attention.head_count_kv")
-    per_layer_kv = kv_field if isinstance(kv_field, list) else [int(kv_field or heads)] * layers
-    attention_kv = sorted({int(h) for h in per_layer_kv if int(h) > 0})
-    if len(attention_kv) > 1:
-        raise InputError(f"{Path(path).name}: attention layers have different KV head counts {attention_kv}; "
-                         "describe it with ModelArch by hand.")
-    window = field(f"{arch_name}.attention.sliding_window")
-    if window:
-        raise InputError(f"{Path(path).name} uses a {int(window)}-token sliding window on some layers and the header "
-                         "does not say which; the KV cache depends on it. Describe the model with "
-                         "ModelArch(n_window_layers=…, window=…) from its config.json.")
-    n_attention = sum(1 for h in per_layer_kv if int(h) > 0)
-    state_layers, state_elements = 0, 0
-    if field(f"{arch_name}.ssm.state_size") is not None:
-        d_state = int(field(f"{arch_name}.ssm.state_size"))
-        d_inner = int(field(f"{arch_name}.ssm.inner_size"))
-        groups = int(field(f"{arch_name}.ssm.group_count") or 1)
-        kernel = int(field(f"{arch_name}.ssm.conv_kernel"))
-        ffn = field(f"{arch_name}.feed_forward_length")
-        ffn = ffn if isinstance(ffn, list) else [int(ffn or 0)] * layers
-        # A recurrent layer has neither KV heads nor a feed-forward block (llama.cpp's nemotron_h rule).
-        state_layers = sum(1 for h, f in zip(per_layer_kv, ffn) if int(h) == 0 and int(f) == 0)
-        state_elements = d_inner * d_state + (d_inner + 2 * groups * d_state) * (kernel - 1)
-    params = float(sum(int(t.n_elements) for t in reader.tensors))
-    stored = float(sum(int(t.n_bytes) for t in reader.tensors))
-    arch = ModelArch(
-        name=name or str(field("general.name") or Path(path).stem),
-        total_params=params, active_params=params, n_layers=layers, n_attention_layers=n_attention,
-        n_kv_heads=attention_kv[0] if attention_kv else 0, head_dim=head_dim,
-        max_context=int(field(f"{arch_name}.context_length") or 0), source=f"GGUF header of {Path(path).name}",
-        n_state_layers=state_layers, state_elements_per_layer=state_elements,
-        state_bytes_per_element=4.0 if state_layers else 2.0,  # llama.cpp keeps recurrent state in F32
-    )
-    return GgufModel(arch, stored)
 
 
 SHORT_CONTEXT = 8_192

@@ -24,7 +24,11 @@ Per rank, in bytes, every term a reader can redo by hand:
 * **logits** = tokens whose loss is taken × vocabulary × 4 B × 3 (FP32 logits, their log-softmax
   kept for the backward pass, and its gradient);
 * **FSDP** (``FULL_SHARD`` over N ranks) divides weights, gradients and optimizer state by N and
-  gathers one layer's full weights at a time; activations are per rank (its own micro-batch).
+  gathers one layer's full weights at a time; activations are per rank (its own micro-batch). Full
+  fine-tuning over N > 1 ranks is accelerate's FSDP2 (NVIDIA's two-Spark ``config_finetuning.yaml``:
+  ``fsdp_version: 2``, ``mixed_precision: bf16``): ``fsdp2_prepare_model`` upcasts every trainable
+  parameter to FP32 (the compute is cast back to BF16 per layer), so weights, gradients and AdamW's
+  moments are FP32: 4 + 4 + 8 = **16 B** per parameter, not the one-Spark recipe's 8.
 
 A fixed allowance covers the CUDA context and allocator slack on a GPU (none on a CPU).
 """
@@ -171,6 +175,8 @@ class TrainMemory:
 def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES) -> TrainMemory:
     """Peak bytes per rank for ``recipe`` (see the module docstring for every term)."""
     s, r = recipe.shape, recipe
+    if r.method == "full" and r.ranks > 1 and r.weight_bytes < 4:  # accelerate's FSDP2 upcast (module docstring)
+        r = replace(r, weight_bytes=4.0, master_weights=False)
     norms = s.layers * 2 * s.hidden + s.hidden
     linear = s.params - s.embedding_params - norms
     if r.method == "qlora":  # NF4 linears; kbit preparation casts embeddings, head and norms to FP32
@@ -186,7 +192,7 @@ def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES
     moments = 2 * state_dtype if r.optimizer == "adamw" else 2.0
     master = 4.0 if (r.master_weights and full and r.weight_bytes < 4) else 0.0
     shard = r.ranks
-    largest_layer = max(sum(a * b for a, b in s.matrix_shapes().values()), 1) * r.weight_bytes
+    largest_layer = max(sum(a * b for a, b in s.matrix_shapes().values()), 1) * r.activation_bytes  # gathered for compute
     weights_rank = weights / shard + (largest_layer if shard > 1 else 0.0)  # one layer gathered at a time
     tokens = r.micro_batch * r.seq_len
     lora_width = r.lora_rank * len(r.targets) if r.method != "full" else 0
@@ -206,7 +212,8 @@ def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES
 _ALPACA = ("NVIDIA dgx-spark-playbooks pytorch-fine-tune: Alpaca, --batch_size 8 per device, --seq_length 2048 "
            "(the padded worst case; Alpaca samples are shorter), model loaded in BF16, adamw_torch (moments in BF16, "
            "no FP32 master), no gradient checkpointing unless --gradient_checkpointing — except the 70B QLoRA script, "
-           "whose prepare_model_for_kbit_training turns it on; FSDP2 FULL_SHARD on two Sparks")
+           "whose prepare_model_for_kbit_training turns it on. Two Sparks: accelerate FULL_SHARD — FSDP2 with FP32 upcast "
+           "for the 3B full SFT (config_finetuning.yaml), FSDP1 for LoRA (config_fsdp_lora.yaml)")
 #: The official recipes (Llama3_3B_full_finetuning.py, Llama3_8B_LoRA_finetuning.py, Llama3_70B_qLoRA_finetuning.py).
 OFFICIAL_RECIPES: tuple[TrainRecipe, ...] = (
     TrainRecipe("Llama 3.2 3B full SFT", LLAMA_3_2_3B, method="full", source=_ALPACA),

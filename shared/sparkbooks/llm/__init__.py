@@ -6,6 +6,7 @@
 * :mod:`~sparkbooks.llm.tools` — native and schema-routed tool calling;
 * :mod:`~sparkbooks.llm.extraction` — schema-constrained JSON, validated and scored;
 * :mod:`~sparkbooks.llm.loadtest` — repeated single streams, concurrency and prompt-length sweeps (TTFT, TPOT, ITL), consistency checks;
+* :mod:`~sparkbooks.llm.cache_audit` — timed prompts no cache can answer, each TTFT audited against the server's cache figures;
 * :mod:`~sparkbooks.llm.llamacpp` — build/find ``llama-server`` and run it as a service (:func:`stand_in`);
 * :mod:`~sparkbooks.llm.chat_widget` — an ipywidgets chat box (imported on first use).
 """

@@ -93,6 +93,8 @@ def build_flags() -> list[str]:
         return list(CMAKE_FLAGS)
     flags = [*CMAKE_FLAGS, "-DGGML_CUDA=ON", f"-DCMAKE_CUDA_COMPILER={nvcc}"]
     if report.compute_capability:
+        # the plain number (121 on GB10): the pinned sources' ggml-cuda/CMakeLists.txt turns 12X into 12Xa, the
+        # architecture-specific target Blackwell's FP4 tensor-core instructions need (checked in 0.3.36's sdist)
         flags.append(f"-DCMAKE_CUDA_ARCHITECTURES={report.compute_capability.replace('.', '')}")
     return flags
 

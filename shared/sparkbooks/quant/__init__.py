@@ -1,6 +1,7 @@
 """Number formats: NVFP4, MXFP4, FP8, INT4 fake quantisation (:mod:`.formats`; NVFP4's arithmetic, on torch
-tensors on any device, in :mod:`.nvfp4_torch`, which pretraining's GEMMs use too), and recipes scored on a real
-LLM (:mod:`.evaluate`)."""
+tensors on any device, in :mod:`.nvfp4_torch`, which pretraining's GEMMs use too), recipes scored on a real
+LLM (:mod:`.evaluate`) — the stand-in model it loads (:mod:`.stand_in_lm`) and the verdict on "without losing
+intelligence" (:mod:`.intelligence`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .formats import (
     round_to_float,
 )
 
-SUBMODULES = ("evaluate", "formats", "nvfp4_torch")
+SUBMODULES = ("evaluate", "formats", "intelligence", "nvfp4_torch", "stand_in_lm")
 __all__ = sorted({*SUBMODULES,
                   *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -16,25 +16,27 @@ Intervals are percentile bootstraps over documents (tokens of one document are n
 
 :func:`intelligence_verdict` judges "without losing intelligence" by NVIDIA's own tolerance —
 task accuracy within one point of the unquantised model — so the verdict can come out either way.
+:func:`intelligence_verdict` (in :mod:`.intelligence`) judges "without losing intelligence" by NVIDIA's own
+tolerance — task accuracy within one point of the unquantised model — so the verdict can come out either way.
+The stand-in model and its token windows are :mod:`.stand_in_lm`. Both modules' names are importable from here.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..exceptions import InputError, require
+from ..exceptions import InputError
 from ..intervals import bootstrap_interval
 from .formats import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
+from .intelligence import NVIDIA_TOLERANCE, IntelligenceVerdict, Ratio, intelligence_verdict, paired_ratio
+from .stand_in_lm import StandInLM, load_stand_in_lm, stand_in_folder, token_windows
 
 __all__ = [
     "IntelligenceVerdict",
@@ -92,78 +94,6 @@ RECIPES: tuple[QuantRecipe, ...] = (
     QuantRecipe("INT4 g128", "int4"),
     QuantRecipe("NVFP4 W4A4", "nvfp4", activations=True),
 )
-
-
-@dataclass(frozen=True)
-class StandInLM:
-    """The stand-in language model (a transformers causal LM in eval mode) and its tokenizer."""
-
-    model: Any
-    tokenizer: Any
-
-
-def stand_in_folder() -> Path:
-    """SmolLM2-135M-Instruct as a transformers folder: dequantised from the shipped Q4_1 GGUF (checksum-verified) to
-    float32 once, then cached as safetensors (the GGUF load takes ~20 s, the folder well under a second).
-
-    The one copy ``nvfp4-fit`` scores and ``fine-tune`` trains. Nothing is fetched from a model hub.
-    """
-    for module in ("torch", "transformers", "accelerate", "gguf"):
-        require(module, extra="models")
-    import torch  # noqa: PLC0415
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
-    from transformers.utils import logging as hf_logging  # noqa: PLC0415
-
-    from .. import log, sources  # noqa: PLC0415
-    from ..llm.llamacpp import STAND_IN_SOURCE  # noqa: PLC0415
-    from ..settings import settings  # noqa: PLC0415
-
-    gguf = sources.fetch(STAND_IN_SOURCE)
-    target = Path(settings.cache_dir) / "models" / f"smollm2-135m-instruct-from-{gguf.parent.name}"
-    if (target / "model.safetensors").is_file():
-        return target
-    start = log.info("dequantising the stand-in GGUF to a transformers folder (once, ~20 s)")
-    hf_logging.disable_progress_bar()  # one bar per tensor says nothing a reader needs
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # dequantised already: save it as plain float32 weights
-    model.config.__dict__.pop("quantization_config", None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)  # whole or absent: a second process never reads half a folder
-    log.info(f"cached at {target} ({{time_passed}})", time=start)
-    return target
-
-
-def load_stand_in_lm() -> StandInLM:
-    """SmolLM2-135M-Instruct in float32 from :func:`stand_in_folder`, in evaluation mode."""
-    import torch  # noqa: PLC0415
-    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: PLC0415
-
-    folder = stand_in_folder()
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    return StandInLM(model.eval(), tokenizer)
-
-
-def token_windows(tokenizer, texts: Sequence[str], *, length: int = 256, n: int | None = None):
-    """The first ``length`` tokens of each text long enough to fill them, as a ``(documents, length)`` tensor."""
-    import torch  # noqa: PLC0415
-
-    windows = []
-    for text in texts:
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) >= length:
-            windows.append(ids[:length])
-        if n is not None and len(windows) == n:
-            break
-    if not windows:
-        raise InputError(f"No text has {length} tokens: lower `length` or pass longer documents.")
-    return torch.tensor(windows, dtype=torch.long)
 
 
 @dataclass(frozen=True)
@@ -280,84 +210,6 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
         })
     tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
     return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored, pooled)
-
-
-#: NVIDIA's tolerance for a 4-bit checkpoint, and where it is written. NVIDIA judges NVFP4 by task accuracy against
-#: BF16: Nemotron 3 Nano 30B-A3B NVFP4 scores 77.4 on MMLU-Pro against the BF16 model's 78.3 — within one point.
-NVIDIA_TOLERANCE = {
-    "points": 0.01,
-    "text": "task accuracy within one point of the unquantised model",
-    "source": "huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 (MMLU-Pro 77.4 vs BF16 78.3, "
-              "huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16)",
-}
-
-
-@dataclass(frozen=True)
-class IntelligenceVerdict:
-    """Whether a recipe keeps a model's accuracy within a stated tolerance, decided by a paired interval.
-
-    ``word`` is ``"reproduced"`` (the interval of the accuracy change lies above −tolerance),
-    ``"refuted"`` (it lies below) or ``"not decided"`` (it straddles the line).
-    """
-
-    claim: str
-    word: str
-    accuracy_change: float
-    low: float
-    high: float
-    tolerance: float
-    evidence: str
-
-    def __str__(self) -> str:
-        return f"{self.word}: {self.evidence}"
-
-
-def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE scales", points: float | None = None,
-                         n_boot: int = 2000, seed: int = 0) -> IntelligenceVerdict:
-    """"Without losing intelligence", judged by NVIDIA's tolerance (:data:`NVIDIA_TOLERANCE`) on next-token accuracy.
-
-    The change in next-token accuracy (recipe − unquantised baseline, on the same tokens) gets a 95 %
-    paired bootstrap interval over documents. Reproduced when the whole interval lies above
-    −``points``; refuted when it lies below; otherwise not decided — so the verdict can go either way.
-    The evidence also gives Δperplexity, the KL percentiles and the same-top-token rate.
-    """
-    from ..intervals import paired_bootstrap  # noqa: PLC0415
-
-    points = NVIDIA_TOLERANCE["points"] if points is None else points
-    d = comparison.per_doc[comparison.per_doc["recipe"] == recipe].sort_values("doc")
-    if d.empty:
-        raise InputError(f"{recipe!r} was not scored; recipes: {', '.join(comparison.summary.index)}.")
-    diff = paired_bootstrap(list(d["acc"]), list(d["base_acc"]), n_boot=n_boot, seed=seed)
-    change, low, high = float(d["acc"].mean() - d["base_acc"].mean()), diff.low, diff.high
-    word = "reproduced" if low >= -points else "refuted" if high < -points else "not decided"
-    row = comparison.summary.loc[recipe]
-    evidence = (f"{recipe} vs the unquantised model on {comparison.tokens:,} held-out tokens: next-token accuracy "
-                f"{100 * change:+.2f} points (95% CI {100 * low:+.2f} to {100 * high:+.2f}; tolerance −{100 * points:.0f} "
-                f"point, {NVIDIA_TOLERANCE['text']}, after NVIDIA's model card); perplexity {100 * (row['ppl_ratio'] - 1):+.1f}%; "
-                f"KL mean {row['kl']:.4f}, 99% {row['kl_p99']:.3f}, 99.9% {row['kl_p999']:.3f} nats; "
-                f"same top token {100 * row['top1']:.1f}%")
-    return IntelligenceVerdict("… without losing intelligence", word, change, low, high, points, evidence)
-
-
-@dataclass(frozen=True)
-class Ratio:
-    """A ratio of means and its 95% bootstrap interval."""
-
-    value: float
-    low: float
-    high: float
-
-
-def paired_ratio(per_doc, recipe: str, reference: str, *, metric: str = "kl", n_boot: int = 2000,
-                 seed: int = 0) -> Ratio:
-    """``mean(metric | recipe) / mean(metric | reference)`` with a 95% interval from resampling the same documents."""
-    a = per_doc[per_doc["recipe"] == recipe].sort_values("doc")[metric].to_numpy()
-    b = per_doc[per_doc["recipe"] == reference].sort_values("doc")[metric].to_numpy()
-    if len(a) != len(b) or not len(a):
-        raise InputError(f"{recipe!r} and {reference!r} were not scored on the same documents.")
-    pairs = np.column_stack([a, b])
-    low, high = bootstrap_interval(pairs, lambda x: float(x[:, 0].mean() / x[:, 1].mean()), n_boot=n_boot, seed=seed)
-    return Ratio(float(a.mean() / b.mean()), low, high)
 
 
 def plot_comparison(summary):

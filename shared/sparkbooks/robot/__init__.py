@@ -9,8 +9,10 @@
 - :mod:`.lqr` — the classical controller a learned pendulum policy is held against;
 - :mod:`.export` — a trained policy as ONNX and TorchScript files, checked against torch and timed;
 - :mod:`.video` — an offscreen rollout (MuJoCo's renderer through EGL or OSMesa) as an animated GIF;
-- :mod:`.batched` — the GPU path: one MuJoCo Warp batch of thousands of copies (Warp's CPU device where
-  no GPU is seen), checked against MuJoCo's C engine, and rsl_rl's PPO (Isaac Lab's) trained on it;
+- :mod:`.warp_batch` — the GPU path's simulator: one MuJoCo Warp batch of thousands of copies (Warp's CPU
+  device where the device policy gives no GPU), timed; :mod:`.warp_conformance` checks it against MuJoCo's C engine;
+- :mod:`.pendulum_batch` — InvertedPendulum-v5's rules on that batch, an rsl_rl environment (domain randomisation);
+- :mod:`.batched` — rsl_rl's PPO (Isaac Lab's) trained on it, evaluated in Gymnasium, checkpointed and resumed;
 - :mod:`.robustness` — policies and LQR scored on randomised C-MuJoCo models (mass, gear, delay, noise).
 """
 
@@ -42,6 +44,8 @@ def _choose_gl() -> None:
 
 _choose_gl()
 
-from . import batched, export, lqr, robustness, stats, tasks, train, video  # noqa: E402
+from . import (batched, export, lqr, pendulum_batch, robustness, stats, tasks, train, video,  # noqa: E402
+               warp_batch, warp_conformance)
 
-__all__ = ["RENDER_PROBLEM", "batched", "export", "lqr", "robustness", "stats", "tasks", "train", "video"]
+__all__ = ["RENDER_PROBLEM", "batched", "export", "lqr", "pendulum_batch", "robustness", "stats", "tasks", "train",
+           "video", "warp_batch", "warp_conformance"]

@@ -1,13 +1,16 @@
 """Single-cell RNA-seq: the scanpy / rapids-singlecell workflow, annotation that earns its names, simulation with a
 known answer, and the integration metrics of the field.
 
-* :mod:`~sparkbooks.singlecell.workflow` — load, QC (fixed or MAD), doublets, normalise, HVG, PCA, Harmony,
+* :mod:`~sparkbooks.singlecell.inputs` — the bundled sample or your own ``.h5ad``, as raw counts with gene symbols;
+* :mod:`~sparkbooks.singlecell.workflow` — QC (fixed or MAD), doublets, normalise, HVG, PCA, Harmony,
   neighbours, UMAP, Leiden, markers — timed per step with the library that ran it;
 * :mod:`~sparkbooks.singlecell.annotation` — marker-based names with an enforced expression check, reference
   label transfer, a Leiden resolution sweep;
-* :mod:`~sparkbooks.singlecell.simulation` — negative-binomial cells with global or cell-type-specific batch effects;
+* :mod:`~sparkbooks.singlecell.simulation` — negative-binomial cells with global or cell-type-specific batch effects
+  and related subtypes (:mod:`~sparkbooks.singlecell.sampling` draws them at a cost that follows the non-zeros);
 * :mod:`~sparkbooks.singlecell.integration` — iLISI / cLISI, batch and cell-type ASW, per-batch centring;
-* :mod:`~sparkbooks.singlecell.official` — NVIDIA's notebook step list on scanpy, timed beside their GPU seconds.
+* :mod:`~sparkbooks.singlecell.official` — NVIDIA's notebook step list on scanpy, timed beside their GPU seconds
+  (:mod:`~sparkbooks.singlecell.inplace`: its regress-out and PCA without whole-matrix copies).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from .integration import (
     lisi,
     silhouette_batch,
     silhouette_label,
+    subtype_purity,
 )
 from .simulation import simulate
 from .workflow import (
@@ -59,5 +63,5 @@ __all__ = [
     "best_guess", "bras", "centre_batches", "compare", "earned", "graph_connectivity", "isolated_labels", "lisi",
     "load_h5ad", "load_sample", "marker_panel", "naming_sensitivity", "plot_qc", "plot_scaling", "qc_thresholds",
     "reference_agreement", "reference_check", "reference_labels", "reference_table", "resolution_sweep", "scaling",
-    "silhouette_batch", "silhouette_label", "simulate", "subcluster", "warm_up",
+    "silhouette_batch", "silhouette_label", "simulate", "subcluster", "subtype_purity", "warm_up",
 ]

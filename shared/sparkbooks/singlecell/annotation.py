@@ -39,7 +39,7 @@ import numpy as np
 from ..exceptions import InputError
 from .workflow import backend, leiden
 
-__all__ = ["KNOWN_CONFUSIONS", "LINEAGE", "MARKERS", "annotate", "best_guess", "earned", "marker_panel",
+__all__ = ["AMBIGUOUS_MARGIN", "KNOWN_CONFUSIONS", "LINEAGE", "MARKERS", "annotate", "best_guess", "earned", "marker_panel",
            "naming_sensitivity", "reference_agreement", "reference_check", "reference_labels", "reference_table",
            "resolution_sweep", "subcluster"]
 
@@ -55,6 +55,10 @@ MARKERS: dict[str, list[str]] = {
     "Platelets": ["PPBP", "PF4", "GP9"],
 }
 _HOUSEKEEPING = re.compile(r"^(RPL|RPS|MRPL|MRPS|MT-)", re.I)
+
+
+#: Top two reference lineages closer than this share of a cluster's cells: the reference cannot judge it.
+AMBIGUOUS_MARGIN = 0.2
 
 
 def _expressed_share(adata, genes: Sequence[str], cells: np.ndarray) -> dict[str, float]:
@@ -243,7 +247,8 @@ def reference_labels(adata, *, groupby: str = "leiden", C: float = 0.1, seed: in
 
 def reference_table(adata, reference_lineages: set[str], *, groupby: str = "leiden"):
     """The per-cluster verdicts of :func:`reference_labels` from ``obs["reference_label"]`` and ``obs["cell_type"]``
-    (split out so a renamed cluster can be re-judged without refitting)."""
+    (split out so a renamed cluster can be re-judged without refitting). ``ambiguous`` — not judged — when the
+    name's lineage is one of the reference's top two and they lie within :data:`AMBIGUOUS_MARGIN` of each other."""
     import pandas as pd  # noqa: PLC0415
 
     lineage_of_ref = adata.obs["reference_label"].astype(str).map(LINEAGE).fillna("other")
@@ -260,7 +265,13 @@ def reference_table(adata, reference_lineages: set[str], *, groupby: str = "leid
             verdict, agreement = f"not judged (no {lineage} in the reference)", np.nan
         else:
             agreement = float(lineages.get(lineage, 0) / len(members))
-            verdict = "agrees" if lineages.index[0] == lineage else "disagrees"
+            shares = lineages / len(members)
+            close = len(shares) > 1 and shares.iloc[0] - shares.iloc[1] < AMBIGUOUS_MARGIN
+            if close and lineage in shares.index[:2]:  # the reference cannot tell its top two apart here
+                verdict = (f"ambiguous ({shares.index[0]} {shares.iloc[0]:.0%} vs {shares.index[1]} "
+                           f"{shares.iloc[1]:.0%})")
+            else:
+                verdict = "agrees" if lineages.index[0] == lineage else "disagrees"
         rows.append({"cluster": cluster, "cells": len(members), "cell_type": name,
                      "reference_label": counts.index[0], "share": round(counts.iloc[0] / len(members), 2),
                      "reference_lineage": lineages.index[0], "lineage_share": round(lineages.iloc[0] / len(members), 2),

@@ -35,7 +35,7 @@ from ..exceptions import InputError
 from .workflow import backend, harmony, leiden
 
 __all__ = ["IntegrationBenchmark", "benchmark", "bras", "centre_batches", "compare", "graph_connectivity",
-           "isolated_labels", "knn_graph", "lisi", "silhouette_batch", "silhouette_label"]
+           "isolated_labels", "knn_graph", "lisi", "silhouette_batch", "silhouette_label", "subtype_purity"]
 
 
 def _neighbours(embedding: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +192,19 @@ def silhouette_batch(embedding: np.ndarray, batches: Sequence, labels: Sequence)
     """Batch ASW as scib computes it: within each cell type, mean of 1 − |silhouette of batch| (Euclidean, nearest
     other batch); then the mean over types. scib-metrics now prefers :func:`bras`; both are reported."""
     return _batch_silhouette(embedding, batches, labels, metric="euclidean", between="nearest")
+
+
+def subtype_purity(embedding: np.ndarray, labels: Sequence, among: Sequence, *, k: int = 15) -> float:
+    """Among the cells labelled one of ``among`` (related subtypes), the mean share of each one's ``k`` nearest such
+    cells that carry its own label: 1 = the subtypes kept apart, 1/len(among) = merged (what Harmony does to two
+    related subtypes seen in different batches). Not a scib-metrics metric: cLISI over all cells hides it."""
+    labels = np.asarray(labels).astype(str)
+    keep = np.isin(labels, np.asarray(among).astype(str))
+    if len(np.unique(labels[keep])) < 2:
+        raise InputError(f"subtype_purity needs at least two of {list(among)} present.")
+    _, indices = _neighbours(np.asarray(embedding)[keep], k)
+    own = labels[keep]
+    return float((own[indices] == own[:, None]).mean())
 
 
 def centre_batches(embedding: np.ndarray, batches: Sequence) -> np.ndarray:

@@ -73,9 +73,38 @@ def _trend(mu: np.ndarray, dispersion: np.ndarray, bins: int = 30):
     return curve
 
 
+def _split(names, means, dispersion, sizes, subtypes, n_programme: int, fold: float, rng):
+    """Each group named in ``subtypes`` → that many subtypes: the parent's profile with its own programme of
+    ``n_programme`` genes (disjoint, from the parent's expressed upper half) × ``fold``; sizes shared equally."""
+    unknown = set(map(str, subtypes)) - set(map(str, names))
+    if unknown:
+        raise InputError(f"subtypes names groups that are not in the data: {sorted(unknown)} (groups: {list(names)}).")
+    out_names, parent, out_means, out_disp, out_sizes = [], [], [], [], []
+    for k, name in enumerate(names):
+        m = int(subtypes.get(name, subtypes.get(str(name), 1)))
+        if m < 2:
+            out_names.append(str(name)), parent.append(k), out_means.append(means[k]), out_disp.append(dispersion[k])
+            out_sizes.append(sizes[k])
+            continue
+        expressed = np.flatnonzero(means[k] > 0)
+        upper = expressed[means[k][expressed] >= np.median(means[k][expressed])]
+        if len(upper) < m * n_programme:
+            raise InputError(f"{name!r} expresses too few genes for {m} programmes of {n_programme}.")
+        picks = rng.choice(upper, size=m * n_programme, replace=False).reshape(m, n_programme)
+        for j in range(m):
+            profile = means[k].copy()
+            profile[picks[j]] *= fold
+            out_names.append(f"{name}/{j + 1}"), parent.append(k), out_means.append(profile)
+            out_disp.append(dispersion[k]), out_sizes.append(sizes[k] / m)
+    return (np.array(out_names, dtype=object), np.array(parent), np.vstack(out_means), np.vstack(out_disp),
+            np.array(out_sizes, dtype=float))
+
+
 def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int = 1, batch_strength: float = 0.5,
              batch_effect: str = "global", absent: Mapping[Any, Sequence[int]] | None = None,
-             n_genes: int | None = None, seed: int = 0, dispersion_model: str = "pooled", min_group_cells: int = 30):
+             n_genes: int | None = None, seed: int = 0, dispersion_model: str = "pooled", min_group_cells: int = 30,
+             sampler: str = "gamma-poisson", subtypes: Mapping[Any, int] | None = None, programme_genes: int = 40,
+             programme_fold: float = 2.0, weights: Mapping[Any, float] | None = None):
     """``n_cells`` simulated cells from a per-group negative-binomial fit of ``reference`` (raw counts, sparse or dense).
 
     ``dispersion_model``: ``pooled`` (default) — one dispersion per gene for every type; ``trend`` fits one mean–dispersion curve across genes (running median of the
@@ -87,11 +116,24 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
     count depends on ``n_cells``: every size of one ``seed`` shares the same batch effect. The reference is
     never densified, and cells are drawn in blocks of about 5 million values (≈ 40 MB each).
 
+    ``subtypes`` splits a group into related subtypes (``{"T cells": 3}`` → ``T cells/1`` … ``/3``, the parent's
+    name in ``obs["sim_lineage"]``): each keeps the parent's whole profile — its markers are shared — and switches on
+    its own gene programme, ``programme_genes`` genes of the parent's expressed half multiplied together by
+    ``programme_fold`` (a correlated module, drawn from its own random stream), the parent's cells shared equally.
+    ``weights`` multiplies a group's share of the cells (a parent's weight applies to each of its subtypes): a
+    sample of blood's lymphocytes, not the tissue sample's myeloid majority. Name subtypes in ``absent`` to put
+    two related ones in different batches: the case where an integration
+    that aligns nearest neighbours across batches merges them.
+
+    ``sampler``: ``gamma-poisson`` (default) draws every entry; ``sparse`` draws the same distribution at a cost
+    in proportion to the non-zeros (:mod:`~sparkbooks.singlecell.sampling`: ≈ 10× faster at NVIDIA's width) —
+    different draws, so a different data set from the same seed.
+
     Raises
     ------
     InputError
         ``batch_effect`` is neither ``global`` nor ``celltype``, ``absent`` removes a group from every batch,
-        or ``n_genes`` is below the reference's gene count.
+        ``n_genes`` is below the reference's gene count, or ``sampler`` is unknown.
     """
     import anndata as ad  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
@@ -101,17 +143,12 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
         raise InputError(f"batch_effect must be 'global' or 'celltype'. Got {batch_effect!r} instead.")
     if dispersion_model not in ("trend", "per-type", "pooled"):
         raise InputError(f"dispersion_model must be 'trend', 'per-type' or 'pooled'. Got {dispersion_model!r} instead.")
+    if sampler not in ("gamma-poisson", "sparse"):
+        raise InputError(f"sampler must be 'gamma-poisson' or 'sparse'. Got {sampler!r} instead.")
     effects = np.random.default_rng([seed, 0])  # batch factors, null genes: independent of n_cells
     draws = np.random.default_rng([seed, 1])  # cells: which group, batch, depth, counts
     groups = np.asarray(groups)
     names, index = np.unique(groups, return_inverse=True)
-    allowed = np.ones((n_batches, len(names)), dtype=bool)
-    for group, batches in (absent or {}).items():
-        hit = np.flatnonzero(names.astype(str) == str(group))
-        if hit.size:
-            allowed[list(batches), hit[0]] = False
-    if not allowed.any(axis=0).all():
-        raise InputError("absent removes a group from every batch: each group needs at least one batch.")
     n_ref = reference.n_vars
     extra = 0 if n_genes is None else n_genes - n_ref
     if extra < 0:
@@ -127,6 +164,17 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
         dispersion = np.where((sizes[:, None] >= min_group_cells) & (means > 0), _dispersion(means, variances), pooled)
     else:
         dispersion = np.repeat(pooled[None, :], len(names), axis=0)
+    parent = np.arange(len(names))  # the real group whose cells each (sub)type copies
+    if subtypes:
+        names, parent, means, dispersion, sizes = _split(names, means, dispersion, sizes, subtypes, programme_genes,
+                                                         programme_fold, np.random.default_rng([seed, 2]))
+    allowed = np.ones((n_batches, len(names)), dtype=bool)
+    for group, batches in (absent or {}).items():
+        hit = np.flatnonzero(names.astype(str) == str(group))
+        if hit.size:
+            allowed[list(batches), hit[0]] = False
+    if not allowed.any(axis=0).all():
+        raise InputError("absent removes a group from every batch: each group needs at least one batch.")
     var = reference.var[[]].copy()
     if extra:
         expressed = np.flatnonzero(mu > 0)
@@ -142,6 +190,8 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
         factor = np.repeat(np.exp(effects.normal(0.0, batch_strength, size=(n_batches, 1, width))), len(names), axis=1)
     else:
         factor = np.exp(effects.normal(0.0, batch_strength, size=(n_batches, len(names), width)))
+    if weights:
+        sizes = sizes * np.array([float(weights.get(str(n), weights.get(str(n).split("/")[0], 1.0))) for n in names])
     proportions = sizes / sizes.sum()
     batch_of = draws.integers(0, n_batches, size=n_cells)
     group_of = np.empty(n_cells, dtype=int)
@@ -149,12 +199,23 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
         here = np.flatnonzero(batch_of == b)
         p = proportions * allowed[b]
         group_of[here] = draws.choice(len(names), size=len(here), p=p / p.sum())
-    by_group = [libsize[index == k] for k in range(len(names))]
-    lib = np.empty(n_cells)
+    level = np.empty(n_cells, dtype=np.int64)  # the real cell whose depth each cell copies
     for k in range(len(names)):  # each cell's depth from a real cell of its group
         hit = np.flatnonzero(group_of == k)
-        lib[hit] = draws.choice(by_group[k], size=len(hit))
+        level[hit] = draws.choice(np.flatnonzero(index == parent[k]), size=len(hit))
+    lib = libsize[level]
     shape = 1.0 / dispersion
+    obs = pd.DataFrame({"sim_group": pd.Categorical(names[group_of].astype(str)),
+                        "batch": pd.Categorical([f"batch{b}" for b in batch_of])},
+                       index=[f"sim_{i}" for i in range(n_cells)])
+    if subtypes:
+        obs["sim_lineage"] = pd.Categorical(np.array([str(n).split("/")[0] for n in names])[group_of])
+    if sampler == "sparse":
+        from .sampling import draw_counts  # noqa: PLC0415
+
+        X = draw_counts(means, shape, factor, depth=libsize / libsize.mean(), level=level, group_of=group_of,
+                        batch_of=batch_of, rng=draws)
+        return ad.AnnData(X, obs=obs, var=var)
     rows = []
     block = max(1, min(2000, 5_000_000 // width))
     for start in range(0, n_cells, block):  # blocks keep the dense draw small
@@ -163,7 +224,4 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
         lam = draws.gamma(shape[g], mean / shape[g])  # gamma–Poisson = negative binomial
         rows.append(sp.csr_matrix(draws.poisson(lam).astype(np.float32)))
         del mean, lam
-    obs = pd.DataFrame({"sim_group": pd.Categorical(names[group_of].astype(str)),
-                        "batch": pd.Categorical([f"batch{b}" for b in batch_of])},
-                       index=[f"sim_{i}" for i in range(n_cells)])
     return ad.AnnData(sp.vstack(rows).tocsr(), obs=obs, var=var)

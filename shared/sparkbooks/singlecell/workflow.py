@@ -22,24 +22,15 @@ from typing import Any
 import numpy as np
 
 from .. import devices
-from ..exceptions import InputError, SourceError, require
-from ..sources import Source, WheelMember, fetch, registry
+from ..exceptions import InputError, require
 from ..timing import Stopwatch
+from .inputs import load_h5ad, load_sample
 from .simulation import simulate
 
 __all__ = ["Analysis", "LEIDEN_ITERATIONS", "QCThresholds", "analyse", "backend", "harmony", "leiden", "load_h5ad",
            "load_sample",
            "plot_qc", "plot_scaling", "qc_thresholds", "scaling", "warm_up"]
 
-registry.register(Source(
-    name="celltypist-sample-counts",
-    filename="sample_cell_by_gene.csv",
-    origin=WheelMember("celltypist", "1.7.1", "celltypist/data/samples/sample_cell_by_gene.csv"),
-    sha256="0d729bd7a9e4d8f5a8ccc167f222530f4ece8d334b939d21b796bd77daf967f2",
-    size=53_473_636,
-    description="559 cells × 32,786 genes, raw UMI counts (celltypist sample data)",
-    license="MIT",
-))
 
 
 #: Leiden's iterations on either backend. The resolution sweep, the clustering, sub-clustering and the
@@ -71,71 +62,6 @@ def leiden(adata, *, resolution: float, seed: int = 0, key_added: str = "leiden"
 def backend() -> str:
     """``"rapids_singlecell"`` when the device policy runs it (installed, cuDF works, not ``SPARKBOOKS_ACCELERATOR=cpu``), else ``"scanpy"``."""
     return "rapids_singlecell" if devices.use_gpu("rapids_singlecell") else "scanpy"
-
-
-def load_sample():
-    """The celltypist sample: 559 cells × 32,786 genes of raw UMI counts, as a sparse AnnData.
-
-    The CSV stores counts as decimals; they are checked to be whole numbers (to 1e-3) and rounded.
-    """
-    require("anndata", extra="singlecell")
-    import anndata as ad  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
-    import scipy.sparse as sp  # noqa: PLC0415
-
-    table = pd.read_csv(fetch("celltypist-sample-counts"), index_col=0)
-    values = table.to_numpy(dtype=np.float64)
-    counts = np.rint(values)
-    worst = float(np.max(np.abs(values - counts))) if values.size else 0.0
-    if worst > 1e-3 or counts.min() < 0:
-        raise SourceError(f"The sample is not raw counts (largest distance to an integer {worst}); check the source.")
-    adata = ad.AnnData(sp.csr_matrix(counts.astype(np.float32)), obs=pd.DataFrame(index=table.index),
-                       var=pd.DataFrame(index=table.columns))
-    adata.var_names_make_unique()
-    return adata
-
-
-def _is_counts(matrix, *, sample: int = 200_000) -> bool:
-    """Whole, non-negative numbers (checked on up to ``sample`` stored values, spread over the matrix)."""
-    values = matrix.data if hasattr(matrix, "data") and hasattr(matrix, "indptr") else np.asarray(matrix).ravel()
-    if values.size > sample:
-        values = values[:: values.size // sample]
-    return bool(values.size == 0 or (values.min() >= 0 and np.all(np.abs(values - np.rint(values)) < 1e-3)))
-
-
-def load_h5ad(path: str):
-    """Raw counts from an ``.h5ad``: ``X`` when it holds whole numbers, else ``layers["counts"]`` /
-    ``layers["raw_counts"]`` or ``raw.X`` (CELLxGENE files keep normalised values in ``X``).
-
-    Raises
-    ------
-    SourceError
-        No raw counts anywhere: the message lists where it looked.
-    """
-    require("anndata", extra="singlecell")
-    import anndata as ad  # noqa: PLC0415
-    import scipy.sparse as sp  # noqa: PLC0415
-
-    adata = ad.read_h5ad(path)
-    where = ["X"]
-    if not _is_counts(adata.X):
-        found = None
-        for layer in ("counts", "raw_counts"):
-            where.append(f"layers[{layer!r}]")
-            if layer in adata.layers and _is_counts(adata.layers[layer]):
-                found = adata.layers[layer]
-                break
-        if found is None and adata.raw is not None:
-            where.append("raw.X")
-            if adata.raw.n_vars == adata.n_vars and _is_counts(adata.raw.X):
-                found = adata.raw.X
-        if found is None:
-            raise SourceError(f"{path} holds no raw counts (looked in {', '.join(where)}: not whole non-negative "
-                              "numbers — normalised or log values). Pass the raw UMI counts, e.g. in layers['counts'].")
-        adata = ad.AnnData(found, obs=adata.obs, var=adata.var)
-    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
-    adata.var_names_make_unique()
-    return adata
 
 
 @dataclass(frozen=True)

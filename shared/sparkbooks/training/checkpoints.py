@@ -38,10 +38,14 @@ def latest_step(directory: Path) -> int | None:
 
 
 def load_latest(directory: Path) -> dict[str, Any] | None:
-    """The newest checkpoint's state, or ``None`` when ``directory`` holds none."""
+    """The newest checkpoint's state on the CPU, or ``None`` when ``directory`` holds none.
+
+    Loaded to the CPU (``map_location``): rank 0 reads it and broadcasts it pickled, and CUDA tensors would
+    land on each receiver's *saved* device index; the model and optimizer copy it onto their own device.
+    """
     import torch  # noqa: PLC0415
 
     latest = fileio.read_json(Path(directory) / "latest.json")
     if not latest:
         return None
-    return torch.load(Path(directory) / latest["file"], weights_only=False)
+    return torch.load(Path(directory) / latest["file"], weights_only=False, map_location="cpu")

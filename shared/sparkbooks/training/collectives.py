@@ -23,9 +23,17 @@ from ..exceptions import InputError
 
 __all__ = ["Bandwidth", "KNOWN_FIXES", "LinkCheck", "bus_bandwidth", "check_link", "sweep", "sweep_args"]
 
-#: The fixes that raised two Sparks from ~3 GB/s to 23.7 GB/s busbw in users' reports.
-KNOWN_FIXES = ("MTU 9000 on the QSFP interface (`ip link set <if> mtu 9000` on both boxes)",
-               "NCCL_IB_HCA set to the ConnectX-7 devices (`ibv_devices` lists them), so NCCL uses RoCE, not TCP",
+#: What users of NVIDIA's NCCL playbook changed on a slow two-Spark link, most decisive first. The jump from
+#: ≈3 GB/s to 23.7 GB/s (``all_gather_perf`` busbw, dgx-spark-playbooks PR #103) came from the NCCL *build*:
+#: with MTU 9000 and NCCL_IB_HCA already set, a development-branch NCCL plateaued at 3.04 GB/s, and the
+#: release tag (v2.28.9-1, the only change between the two runs) gave 23.74 GB/s. MTU and both HCA halves are
+#: what the single-cable maximum needs once NCCL is sound (PR #103's other root causes).
+KNOWN_FIXES = ("NCCL built from a release tag, not a development branch (NVIDIA's NCCL playbook clones v2.28.9-1; "
+               "`python -c 'import torch; print(torch.cuda.nccl.version())'` shows what torch loads): a dev build "
+               "plateaued at 3 GB/s where v2.28.9-1 reached 23.7 (dgx-spark-playbooks PR #103)",
+               "MTU 9000 on the QSFP interface (`ip link set <if> mtu 9000` on both boxes)",
+               "NCCL_IB_HCA naming both PCIe halves of the QSFP port (e.g. rocep1s0f1,roceP2p1s0f1; `ibv_devices` "
+               "lists them), so NCCL uses RoCE on both, not TCP or one half",
                "NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME set to the QSFP interface, not the 1 GbE or Wi-Fi one")
 
 
@@ -138,7 +146,7 @@ def _worker(argv: Sequence[str] | None = None) -> None:
                                          f"busbw {rate.busbw / 1e9:.2f} GB/s")
     if ctx.rank == 0:
         fileio.write_json_atomic(Path(args.out), rows)
-    dist.destroy_process_group()
+    distributed.finish_worker()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ device policy (:func:`sparkbooks.devices.dist_backend`): NCCL only where it work
 gets its own CUDA device, gloo otherwise (always under ``SPARKBOOKS_ACCELERATOR=cpu``). On two DGX Sparks:
 ``Launch(nproc_per_node=1, nnodes=2, endpoint="10.0.0.1:29500", backend="nccl")`` here, and
 :meth:`Launch.command_for_node` prints the exact command for the second box. Workers call
-:func:`init_worker` (the process group with a bounded timeout) and print ``progress: …`` lines.
+:func:`init_worker` (the process group with a bounded timeout) and print ``progress: …`` lines
+(:mod:`~sparkbooks.training.worker_side`); the link variables come from :mod:`~sparkbooks.training.links`.
 """
 
 from __future__ import annotations
@@ -36,29 +37,22 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from .. import devices, log, services
 from ..exceptions import InputError, RankFailedError, RendezvousError, ServiceExitError
+from .links import LINK_VARIABLES, SPARK_LINK_EXAMPLE, link_environment
+from .worker_side import COLLECTIVE_TIMEOUT, WorkerContext, finish_worker, from_rank_zero, init_worker, worker_progress
 
-__all__ = ["LINK_VARIABLES", "Launch", "SPARK_LINK_EXAMPLE", "Torchrun", "WorkerContext", "from_rank_zero",
-           "init_worker", "link_environment", "run", "worker_progress"]
-
-#: The variables that put NCCL, gloo and UCX on the link between the nodes (NVIDIA's pytorch-fine-tune
-#: docker-compose.yml sets the first three; NCCL_IB_HCA names the RDMA devices NCCL may use).
-LINK_VARIABLES = ("NCCL_SOCKET_IFNAME", "GLOO_SOCKET_IFNAME", "UCX_NET_DEVICES", "NCCL_IB_HCA")
-#: What :func:`link_environment` reads on a DGX Spark cabled on its second QSFP port: the port is two PCIe ×4
-#: halves (``rocep1s0f1`` and ``roceP2p1s0f1``), and NCCL reaches full bandwidth only with both named
-#: (dgx-spark-playbooks#102/#103: ≈3 → 23.7 GB/s). An example for the printed command when no link is up here.
-SPARK_LINK_EXAMPLE = {"NCCL_SOCKET_IFNAME": "enp1s0f1np1", "GLOO_SOCKET_IFNAME": "enp1s0f1np1",
-                      "UCX_NET_DEVICES": "enp1s0f1np1", "NCCL_IB_HCA": "rocep1s0f1,roceP2p1s0f1"}
+__all__ = ["COLLECTIVE_TIMEOUT", "LINK_VARIABLES", "Launch", "SPARK_LINK_EXAMPLE", "Torchrun", "WorkerContext", "finish_worker",
+           "from_rank_zero", "init_worker", "link_environment", "run", "worker_progress"]
 
 BACKENDS = ("gloo", "nccl", "auto")
 _PROGRESS = re.compile(rb"^(?:\[[^\]]*\]:?)?\s*progress: (.*)$")
 _FAILED_RANK = re.compile(r"rank\s*:\s*(\d+)")
 _EXITCODE = re.compile(r"exitcode\s*:\s*(-?\d+)")
+
+
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,7 @@ class Launch:
     endpoint: str | None = None
     backend: str = "gloo"
     rendezvous_timeout: float = 60.0
-    collective_timeout: float = 60.0
+    collective_timeout: float = COLLECTIVE_TIMEOUT
     threads_per_rank: int | None = None
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     #: NCCL/gloo/UCX interface variables for every node's workers, as (name, value) pairs; ``None`` reads them
@@ -158,10 +152,13 @@ class Launch:
         """The exact shell command to type on node ``node_rank`` (e.g. the second Spark).
 
         It carries the link variables (:attr:`link_env`) read on this node: twin Sparks name their QSFP
-        interfaces and RDMA devices alike.
+        interfaces and RDMA devices alike; and ``collective_timeout`` when it is not the default both nodes share.
         """
         other = replace(self.resolved(), node_rank=node_rank)
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (("SPARKBOOKS_DIST_BACKEND", self.backend), *self.link_env))
+        own = [("SPARKBOOKS_DIST_BACKEND", self.backend)]
+        if self.collective_timeout != COLLECTIVE_TIMEOUT:  # node 1's workers default to the same; carry any other
+            own.append(("SPARKBOOKS_DIST_TIMEOUT", f"{self.collective_timeout:g}"))
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in (*own, *self.link_env))
         return env + " " + shlex.join(["torchrun", *other.command(module, args)[3:]])
 
     def environment(self) -> dict[str, str]:
@@ -172,66 +169,6 @@ class Launch:
         if self.threads_per_rank:
             env["OMP_NUM_THREADS"] = str(self.threads_per_rank)
         return env
-
-
-def _interface_holding(address: str) -> str | None:
-    """The network interface of this machine that holds IPv4 ``address`` (Linux ``SIOCGIFADDR``), or ``None``."""
-    import fcntl  # noqa: PLC0415
-    import socket  # noqa: PLC0415
-    import struct  # noqa: PLC0415
-
-    try:
-        wanted = socket.inet_aton(socket.gethostbyname(address))
-    except OSError:
-        return None
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        for _, name in socket.if_nameindex():
-            try:
-                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))  # SIOCGIFADDR
-            except OSError:
-                continue  # no IPv4 address on this interface
-            if packed[20:24] == wanted:
-                return name
-    return None
-
-
-def _pci_address(path: Path) -> str | None:
-    try:
-        return Path(os.path.realpath(path)).name
-    except OSError:
-        return None
-
-
-def link_environment(address: str, *, interface: str | None = None, sys_root: Path | str = "/") -> dict[str, str]:
-    """The NCCL / gloo / UCX variables for the link that carries ``address`` on this machine.
-
-    ``NCCL_SOCKET_IFNAME``, ``GLOO_SOCKET_IFNAME`` and ``UCX_NET_DEVICES`` name the interface that holds
-    ``address`` (or ``interface``); ``NCCL_IB_HCA`` names every RDMA device on the same PCI
-    bus:device.function in any PCI domain — a DGX Spark's QSFP port is two PCIe ×4 halves (``0000:01:00.1`` →
-    ``rocep1s0f1`` and ``0002:01:00.1`` → ``roceP2p1s0f1``) and full bandwidth needs both. Empty for a loopback or
-    foreign address. Variables already set in this process's environment win (the user's choice).
-    """
-    import ipaddress  # noqa: PLC0415
-
-    try:
-        if ipaddress.ip_address(address).is_loopback:
-            return {}
-    except ValueError:
-        if address == "localhost":
-            return {}
-    name = interface or _interface_holding(address)
-    if not name:
-        return {}
-    root = Path(sys_root)
-    env = {"NCCL_SOCKET_IFNAME": name, "GLOO_SOCKET_IFNAME": name, "UCX_NET_DEVICES": name}
-    pci = _pci_address(root / "sys/class/net" / name / "device")
-    if pci and ":" in pci:
-        slot = pci.split(":", 1)[1]  # bus:device.function, without the PCI domain
-        halves = sorted(hca.name for hca in (root / "sys/class/infiniband").glob("*")
-                        if (_pci_address(hca / "device") or "").split(":", 1)[-1] == slot)
-        if halves:
-            env["NCCL_IB_HCA"] = ",".join(halves)
-    return {k: os.environ.get(k, v) for k, v in env.items()}
 
 
 class Torchrun(services.Service):
@@ -276,7 +213,7 @@ def run(launch: Launch, module: str, args: Sequence[str] = (), *, timeout: float
     with job:
         last_shown, last_line = started, b""
         if peers:  # say at once what the other node(s) must type, then again with every heartbeat until they join
-            log.info(_waiting(job, peers, 0.0))
+            log.terminal(_waiting(job, peers, 0.0))
         while job.running:
             time.sleep(0.2)
             if time.perf_counter() - started > timeout:
@@ -287,10 +224,10 @@ def run(launch: Launch, module: str, args: Sequence[str] = (), *, timeout: float
                 line = _last_progress(job)
                 elapsed = time.perf_counter() - started
                 if peers and line is None and not _workers_started(job):
-                    log.info(_waiting(job, peers, elapsed))
+                    log.terminal(_waiting(job, peers, elapsed))
                 else:
                     shown = line.decode(errors="replace") if line and line != last_line else "still running"
-                    log.info(f"  {module} … {shown} ({log.format_seconds(elapsed)})")
+                    log.terminal(f"  {module} … {shown} ({log.format_seconds(elapsed)})")
                 last_shown, last_line = time.perf_counter(), line or last_line
         code = job.returncode
         if code != 0:
@@ -355,52 +292,15 @@ def _diagnose(job: Torchrun, code: int | None) -> Exception:
     which = f"rank {rank.group(1)}" if rank else "a rank"
     how = f" with exit code {exitcode.group(1)}" if exitcode else ""
     return RankFailedError(f"torchrun ({job.module}) failed: {which} exited{how}, and torchrun stopped the other "
-                           f"ranks. Last lines:\n{tail}")
+                           f"ranks. The ranks' last lines:\n{_ranks_tail(text)}\ntorchrun's report:\n{tail}")
 
 
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a worker knows about its place in the job."""
+def _ranks_tail(text: str, lines: int = 15) -> str:
+    """The workers' last lines: what the log holds before torchrun's own traceback (the agent's, which comes last).
 
-    rank: int
-    world_size: int
-    local_rank: int
-    backend: str
-    device: Any
-
-
-def init_worker() -> WorkerContext:
-    """Inside a torchrun worker: join the process group (gloo or nccl, bounded timeout) and return the context."""
-    import torch  # noqa: PLC0415
-    import torch.distributed as dist  # noqa: PLC0415
-
-    backend = os.environ.get("SPARKBOOKS_DIST_BACKEND", "gloo")
-    timeout = float(os.environ.get("SPARKBOOKS_DIST_TIMEOUT", "60"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if backend == "nccl":
-        torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-    dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout))
-    return WorkerContext(dist.get_rank(), dist.get_world_size(), local_rank, backend, device)
-
-
-def from_rank_zero(context: WorkerContext, load):
-    """``load()`` run on rank 0 only, its result sent to every rank (``broadcast_object_list``).
-
-    What a worker reads from disk — its config, data, a checkpoint to resume from — comes from node 0's disk:
-    node 1 needs the repository and the model at the same paths, not a copy of node 0's files (a node with a
-    stale or missing copy would otherwise train on other data, or resume from other weights).
+    A rank killed by a signal (SIGABRT from a C++ ``terminate``, say) says why only there; torchrun's report
+    after it names the signal, not the cause.
     """
-    import torch.distributed as dist  # noqa: PLC0415
-
-    box = [load() if context.rank == 0 else None]
-    dist.broadcast_object_list(box, src=0, device=context.device if context.backend == "nccl" else None)
-    return box[0]
-
-
-def worker_progress(context: WorkerContext, message: str) -> None:
-    """Print a ``progress:`` line from rank 0 (what :func:`run` shows the user)."""
-    if context.rank == 0:
-        print(f"progress: {message}", flush=True)
+    head, marker, after = text.rpartition("Traceback (most recent call last):")
+    workers = head if marker and "ChildFailedError" in after else text
+    return "\n".join(workers.strip().splitlines()[-lines:]) or "(none)"

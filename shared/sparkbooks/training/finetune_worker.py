@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None) -> None:
             "history": history, "memory": memory, "world_size": ctx.world_size, "backend": ctx.backend,
             "trainable_params": trainable_count, "resumed_from": start_step,
             "threads": torch.get_num_threads()})
-    dist.barrier()
-    dist.destroy_process_group()
+    distributed.finish_worker()
 
 
 if __name__ == "__main__":

@@ -5,14 +5,15 @@
 * :mod:`~sparkbooks.retrieval.kg.resolve` — entity resolution (string rules, then MiniLM similarity) and triple scores;
 * :mod:`~sparkbooks.retrieval.kg.store` — :class:`GraphStore` on LadybugDB (embedded Cypher), read-only query check;
 * :mod:`~sparkbooks.retrieval.kg.graph` — PageRank, communities, degrees (nx-cugraph on a GPU), interactive and static pictures;
-* :mod:`~sparkbooks.retrieval.kg.ask` — answers from graph facts or from chunks, scored alike.
+* :mod:`~sparkbooks.retrieval.kg.ask` — answers from graph facts or from chunks, the same budget for both;
+* :mod:`~sparkbooks.retrieval.kg.answer_scores` — those answers scored alike: rivals, supporting-path recall, comparisons.
 
 Chunking is :mod:`sparkbooks.retrieval.chunking`, shared with ``rag``.
 """
 
 from __future__ import annotations
 
-from . import ask, baselines, extract, gold, graph, resolve, store
+from . import answer_scores, ask, baselines, extract, gold, graph, resolve, store
 from .store import GraphStore, UnsafeQueryError, check_read_only
 
-__all__ = ["GraphStore", "UnsafeQueryError", "ask", "baselines", "check_read_only", "extract", "gold", "graph", "resolve", "store"]
+__all__ = ["GraphStore", "UnsafeQueryError", "answer_scores", "ask", "baselines", "check_read_only", "extract", "gold", "graph", "resolve", "store"]

@@ -6,28 +6,27 @@ search links a query to entities — never by the key's own spelling; reads the 
 ``hops`` edges from them (a fixed traversal, names passed as query parameters, never spliced into
 Cypher), ranks them nearest first and, within a hop, by similarity to the question, and keeps as many
 as fit ``budget_tokens``. *Vector retrieval* (:func:`vector_context`) fills **the same budget** with
-the chunks nearest the question, the last one cut to fit. Each reply is scored by :func:`score`:
-right when it names the answer and no rival of the same kind (a reply listing every capital it was
-given is not right), plus **supporting-path recall** — the share of the chain of facts the question
-needs that its context held, as HotpotQA scores supporting facts. :func:`ask_cypher` is the other
-graph route: the LLM writes Cypher against the declared schema, and the query runs only if
+the chunks nearest the question, the last one cut to fit. Each reply is scored by :func:`score`
+(:mod:`.answer_scores`, whose names are importable from here too): right when it names the answer and no
+rival of the same kind, plus **supporting-path recall**, as HotpotQA scores supporting facts.
+:func:`ask_cypher` is the other graph route: the LLM writes Cypher against the declared schema, and the query runs only if
 :func:`~sparkbooks.retrieval.kg.store.check_read_only` passes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..chunking import Chunk, normalise
+from ..chunking import Chunk
 from ...llm.client import Endpoint, chat
 from ..rag.answer import Answer, answer
-from .gold import Question, Triple
+from .answer_scores import comparisons, contains, holm, score, summarise, support_recall
+from .gold import Question
 from .store import GraphStore, UnsafeQueryError
 
 __all__ = ["Asked", "CYPHER_PROMPT", "CypherAnswer", "GraphRetriever", "ask_cypher", "ask_graph", "ask_vector",
@@ -39,15 +38,8 @@ CYPHER_PROMPT = (
     "kind is country, city, continent or currency. Relationships: (:Entity)-[:Fact {relation}]->(:Entity) where "
     "relation is one of capital (country to city), located_in (city to country, country to continent), currency "
     "(country to currency), borders (country to country). Reply with the query only.")
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 _WORDS = {"capital": "has the capital", "located_in": "is located in", "currency": "uses the currency",
           "borders": "borders"}
-
-
-def contains(text: str, accepted: Iterable[str]) -> bool:
-    """An accepted answer occurs in ``text`` as whole words (citations dropped; "one" does not match inside "none")."""
-    text = normalise(_CITATION.sub(" ", text))
-    return any(re.search(rf"(?<!\w){re.escape(normalise(a))}(?!\w)", text) for a in accepted if a.strip())
 
 
 def link_entities(question: str, names: Sequence[str]) -> list[str]:
@@ -251,107 +243,3 @@ def ask_cypher(endpoint: Endpoint, store: GraphStore, question: str, *, max_toke
     except RuntimeError as exc:  # the database refused it: a syntax or binder error
         return CypherAnswer(question, query, "", str(exc).splitlines()[0], [])
     return CypherAnswer(question, query, "", "", table.head(5).values.tolist())
-
-
-def support_recall(question: Question, asked: Asked, *, forms: Callable[[str], Iterable[str]] | None = None,
-                   stated_in: Mapping[Triple, Sequence[str]] | None = None) -> float:
-    """Share of the question's supporting facts its context held (HotpotQA's supporting-fact recall).
-
-    Graph context: a supporting fact is held when a fact given has its relation and, on each end, a node whose names
-    (``forms``: the system's own names for a node; default the name itself) include the key's name — strict, the key
-    maps no name. Chunk context (``stated_in``: fact → the passages stating it): when a chunk of such a passage was
-    given and the part given names the fact's other end (the passage's own country may be "it").
-    """
-    if not question.support:
-        return math.nan
-    names = (lambda n: {normalise(f) for f in forms(n)}) if forms else (lambda n: {normalise(n)})  # noqa: E731
-    held = 0
-    for t in question.support:
-        if asked.facts:
-            ends = {(normalise(t.subject), normalise(t.object))}
-            if t.relation == "borders":
-                ends.add((normalise(t.object), normalise(t.subject)))
-            held += any(r == t.relation and any(a in names(s) and b in names(o) for a, b in ends)
-                        for _, s, r, o in asked.facts)
-        elif stated_in:
-            docs = set(stated_in.get(t.key(), ()))
-            held += any(c.doc in docs and any(_named(end, c.text) for end in (t.subject, t.object)
-                                              if not c.heading or end != c.heading) for c in asked.context)
-    return held / len(question.support)
-
-
-def _named(entity: str, text: str) -> bool:
-    """Whether ``text`` names ``entity`` (a currency "Name (CODE)" also by its code)."""
-    code = re.match(r".*\(([A-Z]{2,4})\)$", entity)
-    return contains(text, [entity, code[1]] if code else [entity])
-
-
-def score(questions, asked: Sequence[Asked], *, method: str, rivals: Mapping[str, Sequence[str]] | None = None,
-          support: Callable[[Question, Asked], float] | None = None):
-    """One row per question: correct, whether the context held an accepted answer, supporting-path recall, tokens given.
-
-    *correct*: an accepted answer occurs in the reply as whole words and — with ``rivals`` (accepted answer → the
-    other entities of its kind) — no rival does: a reply that lists every capital it was given is not right.
-    """
-    import pandas as pd  # noqa: PLC0415
-
-    rows = []
-    for q, a in zip(questions, asked, strict=True):
-        text = a.answer.text if a.answer.found else ""
-        others = [r for ans in q.answers for r in (rivals or {}).get(ans, ())
-                  if not contains(r, q.answers) and not contains(ans, [r])]  # "Guinea" is no rival of "Papua New Guinea"
-        right = contains(text, q.answers) and not contains(text, others)
-        rows.append({"id": q.id, "hops": q.hops, "method": method, "correct": bool(right),
-                     "answer_in_context": contains(a.context_text, q.answers), "refused": not a.answer.found,
-                     "support_recall": support(q, a) if support else math.nan, "context_tokens": a.tokens,
-                     "question": q.question, "answer": a.answer.text, "seconds": a.answer.seconds})
-    return pd.DataFrame(rows)
-
-
-def holm(p_values: Mapping[str, float]) -> dict[str, float]:
-    """Holm–Bonferroni adjusted p-values (step-down, kept monotone): a family of comparisons tested at one level."""
-    order = sorted(p_values, key=p_values.get)
-    out, running = {}, 0.0
-    for i, name in enumerate(order):
-        running = max(running, min(1.0, (len(order) - i) * p_values[name]))
-        out[name] = running
-    return out
-
-
-def summarise(table):
-    """Per method: questions, right, accuracy with its Wilson 95% interval, accuracy per hop count, answer in context,
-    supporting-path recall and mean context tokens."""
-    import pandas as pd  # noqa: PLC0415
-
-    from ...intervals import wilson  # noqa: PLC0415
-
-    rows = {}
-    for method, g in table.groupby("method", sort=False):
-        k, n = int(g["correct"].sum()), len(g)
-        low, high = wilson(k, n)
-        row = {"questions": n, "right": k, "accuracy": k / n, "low": low, "high": high}
-        row |= {f"{h}-hop": v for h, v in g.groupby("hops")["correct"].mean().items()}
-        row |= {"in context": g["answer_in_context"].mean(), "support": g["support_recall"].mean(),
-                "tokens": g["context_tokens"].mean()}
-        rows[method] = row
-    return pd.DataFrame(rows).T
-
-
-def comparisons(table, pairs: Sequence[tuple[str, str]], *, seed: int = 0):
-    """Each (A, B) on the same questions: accuracy difference with a paired bootstrap 95% interval, discordant counts,
-    the exact McNemar p and its Holm-adjusted value over the family ``pairs``."""
-    import pandas as pd  # noqa: PLC0415
-
-    from ...intervals import mcnemar, paired_bootstrap  # noqa: PLC0415
-
-    right = {m: g.sort_values("id")["correct"].astype(bool).tolist() for m, g in table.groupby("method")}
-    rows = {}
-    for a, b in pairs:
-        test = mcnemar(right[a], right[b])
-        diff = paired_bootstrap([float(x) for x in right[a]], [float(x) for x in right[b]], seed=seed)
-        rows[f"{a} − {b}"] = {"a": a, "b": b, "difference": diff.value, "low": diff.low, "high": diff.high,
-                             "only_a": test.only_a, "only_b": test.only_b, "p": test.p_value}
-    out = pd.DataFrame(rows).T
-    adjusted = holm(dict(zip(out.index, out["p"].astype(float))))
-    out["p_holm"] = [adjusted[i] for i in out.index]
-    return out

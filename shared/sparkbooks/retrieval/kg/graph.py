@@ -1,6 +1,6 @@
 """Graph analysis with networkx — run by nx-cugraph on a GPU with no code change — and pictures of the graph.
 
-``analyse`` times PageRank, Louvain communities and the degree distribution. networkx dispatches
+``measure`` times PageRank, Louvain communities and the degree distribution. networkx dispatches
 each call to a backend: when the device policy runs nx-cugraph (installed, CUDA works, not
 ``SPARKBOOKS_ACCELERATOR=cpu``) the same calls run on it (as ``cudf.pandas`` does for pandas), and the
 result says which backend ran — and whether the seed held: nx-cugraph's Louvain ignores ``seed``
@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 
-__all__ = ["Analysis", "analyse", "backend", "draw", "iframe", "interactive_html", "show", "to_networkx"]
+__all__ = ["GraphMeasures", "backend", "draw", "iframe", "interactive_html", "measure", "show", "to_networkx"]
 
 _PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
             "#17becf"]
@@ -43,7 +43,7 @@ def to_networkx(facts):
 
 
 @dataclass
-class Analysis:
+class GraphMeasures:
     backend: str
     pagerank: dict[str, float]
     communities: list[set[str]]
@@ -58,7 +58,7 @@ class Analysis:
         return sorted(self.pagerank.items(), key=lambda kv: -kv[1])[:k]
 
 
-def analyse(graph, *, seed: int = 0, use: str | None = None) -> Analysis:
+def measure(graph, *, seed: int = 0, use: str | None = None) -> GraphMeasures:
     """PageRank (on the directed graph), Louvain communities and degrees (undirected), each timed, on ``use`` or the best backend."""
     import networkx as nx  # noqa: PLC0415
 
@@ -75,10 +75,10 @@ def analyse(graph, *, seed: int = 0, use: str | None = None) -> Analysis:
     seconds["louvain"] = time.perf_counter() - start
     communities = sorted((set(p) for p in parts), key=lambda p: (-len(p), sorted(p)))
     degrees = Counter(d for _, d in undirected.degree())
-    return Analysis(use, dict(rank), communities, degrees, seconds, seeded=use != "cugraph")
+    return GraphMeasures(use, dict(rank), communities, degrees, seconds, seeded=use != "cugraph")
 
 
-def interactive_html(graph, analysis: Analysis, *, title: str = "knowledge graph", height: int = 560) -> str:
+def interactive_html(graph, analysis: GraphMeasures, *, title: str = "knowledge graph", height: int = 560) -> str:
     """A standalone HTML page drawing the graph with vis-network, inlined from pyvis's copy (works offline)."""
     lib = resources.files("pyvis") / "lib" / "vis-9.1.2"
     script, style = (lib / "vis-network.min.js").read_text(), (lib / "vis-network.css").read_text()
@@ -116,7 +116,7 @@ def show(page: str, *, height: int = 580) -> None:
     display({"text/html": iframe(page, height=height)}, raw=True)
 
 
-def draw(graph, analysis: Analysis, *, ax=None, seed: int = 0, labels: int = 25):
+def draw(graph, analysis: GraphMeasures, *, ax=None, seed: int = 0, labels: int = 25):
     """A static picture: spring layout, colour = community, size = PageRank; the ``labels`` highest-ranked nodes named."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
     import networkx as nx  # noqa: PLC0415

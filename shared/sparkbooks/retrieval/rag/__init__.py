@@ -1,11 +1,12 @@
 """RAG in a box: documents → sections → chunks → vectors in Milvus → dense, BM25 and hybrid retrieval → cited answers.
 
-* :mod:`~sparkbooks.retrieval.rag.corpus` — the committed Python Language Reference corpus (Markdown, HTML, one PDF);
+* :mod:`~sparkbooks.retrieval.rag.pydoc_corpus` — the committed Python Language Reference corpus (Markdown, HTML, one PDF);
 * :mod:`~sparkbooks.retrieval.rag.ingest` — PDF/HTML/Markdown to sections with pages and headings, bad files reported;
 * :mod:`~sparkbooks.retrieval.rag.index` — :class:`VectorIndex` on Milvus Lite (a file) or a Milvus server (a URI);
 * :mod:`~sparkbooks.retrieval.rag.retrieve` — dense, BM25, reciprocal rank fusion, recall@k / MRR on an answer key;
 * :mod:`~sparkbooks.retrieval.rag.answer` — cited answers or a refusal through any OpenAI-compatible server, scored
   by exact match, token F1 and ALCE-style citation recall/precision;
+* :mod:`~sparkbooks.retrieval.rag.ann` — a recall@10 / QPS frontier of HNSW and IVF on real MiniLM tweet vectors;
 * :mod:`~sparkbooks.retrieval.rag.gate` — a refusal gate on the retrieval score, calibrated on near-miss questions;
 * this module — the frozen question set, the embedder (local MiniLM or a ``/v1/embeddings`` server), the ask box.
 
@@ -26,16 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from ...exceptions import ChecksumMismatchError, InputError
-from . import answer, baselines, corpus, gate, index, ingest, retrieve
+from . import ann, answer, baselines, gate, index, ingest, pydoc_corpus, retrieve
 from .index import VectorIndex
 
 __all__ = ["AskBox", "Embedder", "NEAR_MISS", "NEAR_MISS_SHA256", "QUERY_PREFIXES", "QUESTIONS", "QUESTIONS_SHA256",
-           "VectorIndex", "answer", "baselines", "corpus", "gate", "index", "ingest", "load_questions", "retrieve"]
+           "VectorIndex", "ann", "answer", "baselines", "gate", "index", "ingest", "load_questions", "pydoc_corpus",
+           "retrieve"]
 
-QUESTIONS = corpus.CORPUS_DIR.parent / "questions.json"
+QUESTIONS = pydoc_corpus.CORPUS_DIR.parent / "questions.json"
 #: The frozen question set's sha256 (written 2026-11-30, before any retrieval or prompt was tried).
 QUESTIONS_SHA256 = "8d45e0724a35fe389b0953df1e207461f7cc8baa161ea61c8f67c60458aa1a30"
-NEAR_MISS = corpus.CORPUS_DIR.parent / "questions_nearmiss.json"
+NEAR_MISS = pydoc_corpus.CORPUS_DIR.parent / "questions_nearmiss.json"
 #: The near-miss unanswerable questions' sha256 (written 2026-12-06 from the topic list, before any gate score was seen).
 NEAR_MISS_SHA256 = "536d0cd6d6c7b363d958de25435421146539b4ef1b46de153c401c894d6e888d"
 
@@ -75,7 +77,7 @@ class Prefixes(NamedTuple):
 class Embedder:
     """Unit-length embeddings from the local all-MiniLM-L6-v2 (``base_url=None``) or an OpenAI-compatible server.
 
-    On a Spark: ``vllm serve Qwen/Qwen3-Embedding-0.6B --task embed --port 8001`` and ``Embedder(base_url="http://localhost:8001/v1",
+    On a Spark: ``vllm serve Qwen/Qwen3-Embedding-0.6B --runner pooling --port 8001`` and ``Embedder(base_url="http://localhost:8001/v1",
     model="Qwen/Qwen3-Embedding-0.6B")``. ``last_seconds`` is the time the last call took.
 
     Queries go through :meth:`query`, passages through the call itself. For a served model each request

@@ -13,9 +13,11 @@ documents" to everything it could answer; free text answered half of them.)
   of SQuAD and NQ-open. A reply that merely *contains* an accepted answer earns nothing extra, so a
   reply stuffed with short answers ("Yes, none; right once…") scores no exact match and little F1.
 * **citation recall and precision** in ALCE's sense (Gao et al., 2023), with the gold passage as the
-  support judge instead of ALCE's NLI model: an answer's citations *recall* support when one cited
-  chunk holds the gold passage; a citation is *precise* when its chunk holds it. An answer without
-  citations scores 0 on both.
+  support judge instead of ALCE's NLI model: a *right* answer's citations (exact match, or token F1 ≥
+  :data:`CITATION_F1`) *recall* support when one cited chunk holds the gold passage; a citation is
+  *precise* when its chunk holds it. A wrong answer, or one without citations, scores 0 on both (ALCE
+  checks the cited passage against the sentence; a wrong sentence citing the gold chunk is not supported).
+  Accepted answers that normalise to nothing (``"_*"``) are skipped, so bare punctuation matches nothing.
 * each reply's **status**: ``answered``, ``refused`` (it says :data:`REFUSAL`), ``truncated`` (the
   server stopped at the token limit, ``finish_reason == "length"``) or ``empty`` (no text, e.g. a
   reasoning model that spent its budget thinking). Only ``answered`` replies are answers: a
@@ -33,14 +35,24 @@ from dataclasses import dataclass, field
 from ..chunking import Chunk, normalise
 from ...llm.client import Endpoint, Reply, chat
 
-__all__ = ["Answer", "Match", "REFUSAL", "STATUSES", "SYSTEM_PROMPT", "answer", "exact_match", "matches", "messages",
-           "normalize_answer", "sample", "score", "strip_citations", "summary", "token_f1"]
+__all__ = ["ANSWER_STOP", "Answer", "CITATION_F1", "Match", "REFUSAL", "STATUSES", "SYSTEM_PROMPT", "UNDECIDED_TRUNCATION", "answer",
+           "exact_match", "limiting_stage", "matches", "messages", "normalize_answer", "sample", "score", "strip_citations",
+           "summary", "token_f1"]
 
 REFUSAL = "not in the documents"
 SYSTEM_PROMPT = (
     "Answer the question in a few words, using only the numbered passages, and cite the passage you used by its "
     f"number in brackets, like [2]. If the passages do not contain the answer, reply exactly: {REFUSAL}."
 )
+#: Where a reply ends: the first blank line (NQ-open-style short answers stop at a line break). A small model that
+#: rambles on after its answer in new paragraphs ("The answer is: None.\n\n* Every Python…") is cut there with
+#: ``finish_reason == "stop"``, not at the token budget; a reply that overruns the budget inside its first paragraph
+#: is still ``truncated``.
+ANSWER_STOP: tuple[str, ...] = ("\n\n",)
+#: Token F1 from which a reply counts as right for citation scoring (besides an exact match).
+CITATION_F1 = 0.5
+#: Above this share of truncated or empty answerable replies, which stage limits quality is not decided.
+UNDECIDED_TRUNCATION = 0.5
 #: A reply's status; only ``answered`` replies are scored as answers.
 STATUSES = ("answered", "refused", "truncated", "empty")
 _CITATION = re.compile(r"\[(\d{1,2})\]")
@@ -82,17 +94,18 @@ class Answer:
         return "answered" if self.found else "refused"
 
 
-def answer(endpoint: Endpoint, question: str, context: Sequence[Chunk], *, max_tokens: int = 64,
-           on_text: Callable[[str], None] | None = None, seed: int = 0) -> Answer:
+def answer(endpoint: Endpoint, question: str, context: Sequence[Chunk], *, max_tokens: int = 128,
+           on_text: Callable[[str], None] | None = None, seed: int = 0, stop: Sequence[str] = ANSWER_STOP) -> Answer:
     """Ask ``endpoint`` to answer from ``context`` (streamed: ``on_text`` sees each piece); citations mapped to chunk ids.
 
     Reasoning is switched off (``enable_thinking: false`` for templates that have the switch, such as
     Nemotron 3 and Qwen3): a short cited answer needs no thinking, and a thinking model would spend the
     token budget before answering. The server's ``finish_reason`` is kept, so a reply cut at
-    ``max_tokens`` is flagged ``truncated`` rather than scored as an answer.
+    ``max_tokens`` is flagged ``truncated`` rather than scored as an answer. The reply ends at ``stop``
+    (:data:`ANSWER_STOP`, the first blank line): the answer is its first paragraph.
     """
     reply = chat(endpoint, messages(question, context), max_tokens=max_tokens, seed=seed, on_text=on_text,
-                 reasoning=False)
+                 reasoning=False, **({"stop": list(stop)} if stop else {}))
     numbers = [int(n) for n in _CITATION.findall(reply.text)]
     cited = [context[n - 1].id for n in numbers if 1 <= n <= len(context)]
     refused = normalise(REFUSAL) in normalise(reply.text)
@@ -118,7 +131,12 @@ def normalize_answer(text: str) -> str:
 def exact_match(prediction: str, accepted: Sequence[str]) -> float:
     """1.0 when the normalised prediction (citations removed) equals a normalised accepted answer, else 0.0."""
     pred = normalize_answer(strip_citations(prediction))
-    return float(any(pred == normalize_answer(a) for a in accepted))
+    return float(any(pred == gold for gold in _scorable(accepted)))
+
+
+def _scorable(accepted: Sequence[str]) -> list[str]:
+    """The accepted answers that survive normalisation: one that normalises to "" (``"_*"``) would match bare punctuation."""
+    return [gold for gold in (normalize_answer(a) for a in accepted) if gold]
 
 
 def token_f1(prediction: str, accepted: Sequence[str]) -> float:
@@ -129,14 +147,12 @@ def token_f1(prediction: str, accepted: Sequence[str]) -> float:
     """
     pred = normalize_answer(strip_citations(prediction)).split()
     best = 0.0
-    for a in accepted:
-        gold = normalize_answer(a).split()
+    for a in _scorable(accepted):
+        gold = a.split()
         common = sum((collections.Counter(pred) & collections.Counter(gold)).values())
         if common and pred and gold:
             precision, recall = common / len(pred), common / len(gold)
             best = max(best, 2 * precision * recall / (precision + recall))
-        elif not pred and not gold:
-            best = max(best, 1.0)
     return best
 
 
@@ -187,20 +203,41 @@ def score(questions: Sequence[Mapping], answers: Sequence[Answer], gold: Mapping
         answerable = bool(q["answers"])
         status = a.status
         scored = answerable and status == "answered"
+        em, f1 = (exact_match(a.text, q["answers"]), token_f1(a.text, q["answers"])) if scored else (0.0, 0.0)
+        # a citation supports a reply only when the reply is right (EM, or F1 ≥ 0.5): ALCE judges the cited passage
+        # against the sentence; without its NLI model a wrong reply citing the gold chunk (the constant reply's [1])
+        # must not earn citation credit
+        right = em == 1.0 or f1 >= CITATION_F1
         holds_gold = [c in gold[q["id"]] for c in a.cited]
         rows.append({"id": q["id"], "answerable": answerable, "status": status,
                      "gold_in_context": bool(gold[q["id"]] & set(a.context)),
                      "refused": status == "refused", "truncated": status == "truncated",
-                     "em": exact_match(a.text, q["answers"]) if scored else 0.0,
-                     "f1": token_f1(a.text, q["answers"]) if scored else 0.0,
-                     "citation_recall": float(scored and any(holds_gold)),
-                     "citation_precision": sum(holds_gold) / len(holds_gold) if scored and holds_gold else 0.0,
+                     "em": em, "f1": f1,
+                     "citation_recall": float(scored and right and any(holds_gold)),
+                     "citation_precision": sum(holds_gold) / len(holds_gold) if scored and right and holds_gold else 0.0,
                      "citations_valid": a.valid, "answer": a.text, "cited": ", ".join(a.cited),
                      "seconds": a.seconds, "tokens": a.reply.completion_tokens if a.reply else 0})
     columns = ["id", "answerable", "status", "gold_in_context", "refused", "truncated", "em", "f1", "citation_recall",
                "citation_precision", "citations_valid", "answer", "cited", "seconds", "tokens"]
     flags = {c: bool for c in ("answerable", "gold_in_context", "refused", "truncated", "citations_valid")}
     return pd.DataFrame(rows, columns=columns).astype(flags).set_index("id")  # typed even when empty (your own folder)
+
+
+def limiting_stage(table) -> str:
+    """``retrieval``, ``generation``, or ``undecided`` when over half the answerable replies were cut off or empty.
+
+    Retrieval loses the questions whose gold passage never reached the context; generation loses those it had in
+    context and still got wrong. A truncated reply says nothing about the generator's reading — only about the
+    token budget — so when they dominate, no stage is named.
+    """
+    answerable = table[table["answerable"]]
+    if not len(answerable):
+        return "undecided"
+    if answerable["status"].isin(["truncated", "empty"]).mean() > UNDECIDED_TRUNCATION:
+        return "undecided"
+    lost_to_retrieval = 1 - answerable["gold_in_context"].mean()
+    lost_to_generation = answerable["gold_in_context"].mean() - answerable["em"].mean()
+    return "generation" if lost_to_generation > lost_to_retrieval else "retrieval"
 
 
 def summary(table) -> dict[str, float]:

@@ -17,13 +17,14 @@ Each returns :class:`~.answer.Answer` objects built exactly as :func:`.answer.an
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from ..chunking import Chunk, normalise
 from ...llm.client import Endpoint, Reply, chat
-from .answer import _CITATION, REFUSAL, Answer
+from .answer import _CITATION, ANSWER_STOP, REFUSAL, Answer
 
-__all__ = ["CLOSED_BOOK_PROMPT", "CONSTANT_REPLY", "as_answer", "closed_book_answers", "constant_answers",
-           "echo_answers"]
+__all__ = ["CLOSED_BOOK_PROMPT", "CONSTANT_REPLY", "Floor", "as_answer", "best_constant", "closed_book_answers",
+           "constant_answers", "echo_answers"]
 
 #: One reply for every question: short accepted answers of the frozen key strung together (issue 49's probe).
 CONSTANT_REPLY = "Yes, none; right once: one is false, zero or True [1]."
@@ -47,6 +48,30 @@ def constant_answers(questions: Sequence[Mapping], contexts: Mapping[str, Sequen
     return [as_answer(q["question"], reply, contexts[q["id"]]) for q in questions]
 
 
+class Floor(NamedTuple):
+    """The best single constant reply and its exact match over the questions."""
+
+    reply: str
+    exact_match: float
+
+
+def best_constant(questions: Sequence[Mapping]) -> Floor:
+    """The single reply that scores the highest exact match over ``questions``, and that score: the scorer's floor.
+
+    Every accepted answer of the key is tried as the one reply to every question (only those can match exactly),
+    so a key with repeated short answers ("None" on two questions) shows its floor however the probe is worded.
+    """
+    from .answer import exact_match  # noqa: PLC0415
+
+    answerable = [q for q in questions if q["answers"]]
+    if not answerable:
+        return Floor("", 0.0)
+    candidates = sorted({a for q in answerable for a in q["answers"]})
+    scores = {c: sum(exact_match(c, q["answers"]) for q in answerable) / len(answerable) for c in candidates}
+    best = max(candidates, key=lambda c: (scores[c], c))
+    return Floor(best, scores[best])
+
+
 def echo_answers(questions: Sequence[Mapping], contexts: Mapping[str, Sequence[Chunk]]) -> list[Answer]:
     """The first passage of each question's context, verbatim, cited as [1] (no passage: an empty reply)."""
     return [as_answer(q["question"], f"{ctx[0].text} [1]" if ctx else "", ctx)
@@ -60,6 +85,6 @@ def closed_book_answers(endpoint: Endpoint, questions: Sequence[Mapping], *, max
     for q in questions:
         reply = chat(endpoint, [{"role": "system", "content": CLOSED_BOOK_PROMPT},
                                 {"role": "user", "content": q["question"]}], max_tokens=max_tokens, seed=seed,
-                     reasoning=False)
+                     reasoning=False, stop=list(ANSWER_STOP))  # the RAG answer's stop rule: a fair comparison
         out.append(as_answer(q["question"], reply.text, [], reply=reply))
     return out

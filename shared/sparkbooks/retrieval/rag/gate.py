@@ -1,6 +1,7 @@
 """A refusal gate decided in code: refuse before the LLM is asked when retrieval finds nothing close enough.
 
-NVIDIA's RAG refusal recipe, in numbers: each question's **gate score** is the cosine similarity of
+A rule to put in front of the LLM (the guide calibrates it and scores it out of fold; Step 6 still asks the LLM
+every question, so its own refusals are measured apart): each question's **gate score** is the cosine similarity of
 its best dense match (:func:`top_scores`); a question scoring below a threshold is refused without
 calling the LLM. The threshold is calibrated on answerable questions and on **near-miss**
 unanswerable ones — questions about topics the documents discuss, asking for facts they do not

@@ -169,14 +169,19 @@ class VectorIndex:
         res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
-    def search(self, vectors: np.ndarray, k: int = 10) -> list[list[tuple[str, float]]]:
-        """The ``k`` nearest chunk ids (with inner-product scores) for each query vector."""
+    def search(self, vectors: np.ndarray, k: int = 10, *, params: dict | None = None) -> list[list[tuple[str, float]]]:
+        """The ``k`` nearest chunk ids (with inner-product scores) for each query vector.
+
+        ``params`` overrides the index type's search parameters (``{"ef": 128}`` for HNSW, ``{"nprobe": 32}`` for
+        IVF_FLAT): the knob a recall/speed frontier turns (:mod:`~sparkbooks.retrieval.rag.ann`).
+        """
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
         if vectors.shape[1] != self.dim:
             raise IndexMismatchError(f"The query vectors are {vectors.shape[1]}-dimensional; the index holds "
                                      f"{self.dim}-dimensional ones from {self.model}.")
         hits = self.client.search(self.collection, data=vectors.tolist(), limit=k,
-                                  search_params={"metric_type": "IP", "params": SEARCH_PARAMS[self.index_type]})
+                                  search_params={"metric_type": "IP",
+                                                 "params": SEARCH_PARAMS[self.index_type] if params is None else params})
         return [[(h["id"], float(h["distance"])) for h in row] for row in hits]
 
     def chunks(self, ids: Sequence[str] | None = None) -> list[Chunk]:

@@ -3,7 +3,8 @@
 Modules: :mod:`~sparkbooks.training.pretrain.corpus` (news prose → BPE → token files),
 :mod:`~sparkbooks.training.pretrain.model` (sizes, FLOPs per token, measured peak, the tokens/s claim),
 :mod:`~sparkbooks.training.pretrain.fp4` (simulated NVFP4 GEMMs, the recipe's ingredients),
-:mod:`~sparkbooks.training.pretrain.run` (the launch, its record, the seed-level NVFP4 ablation), and the torchrun
+:mod:`~sparkbooks.training.pretrain.run` (the launch and its record), :mod:`~sparkbooks.training.pretrain.study` (the
+seed-level NVFP4 ablation, from scratch), and the torchrun
 :mod:`~sparkbooks.training.pretrain.worker`.
 """
 
@@ -12,8 +13,8 @@ from .corpus import Corpus, check_fits, documents, load_tokenizer, prepare
 from .fp4 import RECIPES, Recipe
 from .model import (SIZES, ModelSize, claim_table, flops_per_token, largest_model, matmul_peak, parameter_counts,
                     spec_peak)
-from .run import (Ablation, PretrainRun, ablation, compare, default_precision, node_command, seed_interval, train,
-                  train_variants)
+from .run import PretrainRun, compare, default_precision, node_command, train, train_variants
+from .study import Ablation, ablation, seed_interval
 
 __all__ = ["Ablation", "Corpus", "ModelSize", "PretrainRun", "RECIPES", "Recipe", "SIZES", "ablation", "baselines",
            "check_fits", "claim_table", "compare", "default_precision", "documents", "flops_per_token",

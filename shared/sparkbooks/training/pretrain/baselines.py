@@ -1,8 +1,11 @@
-"""The trivial language models a pretrained model must beat: unigram and bigram tables counted from the training split.
+"""The trivial language models a pretrained model must beat: unigram, bigram and trigram tables counted from the
+training split.
 
-Both are scored on exactly the validation windows the worker scores (:func:`sparkbooks.training.pretrain.worker._evaluate`):
-window ``i`` is tokens ``i·T … i·T + T`` of the validation split, and each of its ``T`` next tokens is predicted
-from what precedes it — the unigram table ignores the context, the bigram table reads the one token before.
+All are scored on exactly the validation windows the worker scores (:func:`sparkbooks.training.pretrain.worker._evaluate`):
+window ``i`` is the ``T + 1`` tokens from :func:`sparkbooks.training.pretrain.corpus.eval_offsets`'s ``i``-th offset
+(spread over the whole split), and each of its ``T`` next tokens is predicted from what precedes it *inside the window*
+(the model's context restarts at each window too) — the unigram table ignores the context, the bigram table reads the
+one token before, the trigram table the two before (the window's first prediction has one: the bigram's).
 The result is the mean cross-entropy in nats per token, per window and overall, on the same footing as ``val_loss``.
 
 Smoothing (stated, not tuned on the validation split):
@@ -10,7 +13,10 @@ Smoothing (stated, not tuned on the validation split):
 * **unigram** — add-one (Laplace) over the tokenizer's whole vocabulary: ``P(b) = (c(b) + 1) / (N + V)``;
 * **bigram** — interpolated absolute discounting with ``d = 0.75`` (the discount Kneser–Ney uses), backing off to
   the unigram above: ``P(b | a) = max(c(a, b) − d, 0) / c(a) + d · n(a) / c(a) · P(b)`` where ``n(a)`` is the
-  number of distinct tokens seen after ``a``; an ``a`` never seen in training falls back to ``P(b)``.
+  number of distinct tokens seen after ``a``; an ``a`` never seen in training falls back to ``P(b)``;
+* **trigram** — the same discounting one order up, backing off to the bigram:
+  ``P(c | a, b) = max(c(a, b, c) − d, 0) / c(a, b) + d · n(a, b) / c(a, b) · P(c | b)``; an unseen ``(a, b)`` falls
+  back to ``P(c | b)``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import numpy as np
 from ...exceptions import InputError
 
 __all__ = ["DISCOUNT", "NgramBaselines", "Targets", "bigram_sample", "bigram_table", "known_word_share", "ngram_baselines",
-           "unigram_table", "window_targets", "word_set"]
+           "trigram_table", "unigram_table", "window_targets", "word_set"]
 
 #: The bigram's absolute discount (Kneser–Ney's usual 0.75).
 DISCOUNT = 0.75
@@ -34,16 +40,19 @@ _WORD = re.compile(r"[A-Za-z]+")
 
 @dataclass(frozen=True)
 class NgramBaselines:
-    """Unigram and bigram cross-entropy (nats/token) of the validation windows, overall and per window."""
+    """Unigram, bigram and trigram cross-entropy (nats/token) of the validation windows, overall and per window."""
 
     unigram_ce: float
     bigram_ce: float
+    trigram_ce: float
     unigram_windows: list[float]
     bigram_windows: list[float]
+    trigram_windows: list[float]
     windows: int
     seq_len: int
     train_tokens: int
-    smoothing: str = f"unigram add-one; bigram interpolated absolute discounting d = {DISCOUNT} to the unigram"
+    smoothing: str = (f"unigram add-one; bigram and trigram interpolated absolute discounting d = {DISCOUNT}, "
+                      f"each backing off to the order below")
 
 
 class Targets(NamedTuple):
@@ -53,16 +62,22 @@ class Targets(NamedTuple):
     following: np.ndarray
 
 
-def window_targets(tokens: np.ndarray, *, seq_len: int, windows: int) -> Targets:
-    """(previous token, next token) for every prediction of the first ``windows`` consecutive windows, shape (w, T).
+def _window_rows(tokens: np.ndarray, *, seq_len: int, windows: int) -> np.ndarray:
+    """The validation windows, shape (w, T + 1), at the worker's offsets."""
+    from .corpus import eval_offsets  # noqa: PLC0415
 
-    The same windows as the worker's evaluation: ``min(windows, (len − 1) // seq_len)`` of them.
-    """
     tokens = np.asarray(tokens, dtype=np.int64)
-    usable = min(windows, (len(tokens) - 1) // seq_len)
-    if usable < 1:
-        raise InputError(f"{len(tokens)} validation tokens hold no window of {seq_len} + 1 tokens.")
-    rows = np.stack([tokens[i * seq_len:i * seq_len + seq_len + 1] for i in range(usable)])
+    offsets = eval_offsets(len(tokens), seq_len=seq_len, windows=windows)
+    return np.stack([tokens[o:o + seq_len + 1] for o in offsets])
+
+
+def window_targets(tokens: np.ndarray, *, seq_len: int, windows: int) -> Targets:
+    """(previous token, next token) for every prediction of the validation windows, shape (w, T).
+
+    The worker's windows: ``min(windows, (len − 1) // seq_len)`` of them, spread over the split
+    (:func:`sparkbooks.training.pretrain.corpus.eval_offsets`).
+    """
+    rows = _window_rows(tokens, seq_len=seq_len, windows=windows)
     return Targets(rows[:, :-1], rows[:, 1:])
 
 
@@ -94,9 +109,38 @@ def _bigram_probability(prev: np.ndarray, nxt: np.ndarray, table, unigram: np.nd
     return np.where(seen, p, unigram[nxt])
 
 
+def trigram_table(train: np.ndarray, vocab_size: int):
+    """The counts the interpolated trigram needs: sorted triple keys ``(a·V + b)·V + c`` with their counts, and per
+    context ``a·V + b`` (sorted keys) its count c(a, b ·) and the number of distinct tokens after it n(a, b ·)."""
+    train = np.asarray(train, dtype=np.int64)
+    v = vocab_size
+    keys, counts = np.unique((train[:-2] * v + train[1:-1]) * v + train[2:], return_counts=True)
+    contexts, first = np.unique(keys // v, return_index=True)
+    context_counts = np.add.reduceat(counts, first).astype(np.float64)
+    distinct = np.diff(np.append(first, len(keys))).astype(np.float64)
+    return keys, counts.astype(np.float64), contexts, context_counts, distinct
+
+
+def _lookup(keys: np.ndarray, values: np.ndarray, query: np.ndarray) -> np.ndarray:
+    at = np.clip(np.searchsorted(keys, query), 0, len(keys) - 1)
+    return np.where(keys[at] == query, values[at], 0.0)
+
+
+def _trigram_probability(prev2: np.ndarray, prev: np.ndarray, nxt: np.ndarray, table, bigram_p: np.ndarray,
+                         vocab_size: int, discount: float) -> np.ndarray:
+    keys, counts, contexts, context_counts, distinct = table
+    context = prev2 * vocab_size + prev
+    c_abc = _lookup(keys, counts, context * vocab_size + nxt)
+    c_ab, n_ab = _lookup(contexts, context_counts, context), _lookup(contexts, distinct, context)
+    seen = c_ab > 0
+    safe = np.where(seen, c_ab, 1.0)
+    p = np.maximum(c_abc - discount, 0.0) / safe + discount * n_ab / safe * bigram_p
+    return np.where(seen, p, bigram_p)
+
+
 def ngram_baselines(train: np.ndarray, val: np.ndarray, *, vocab_size: int, seq_len: int, windows: int,
                     discount: float = DISCOUNT) -> NgramBaselines:
-    """Unigram and bigram cross-entropy of ``val``'s first ``windows`` windows of ``seq_len``, counted from ``train``.
+    """Unigram, bigram and trigram cross-entropy of ``val``'s ``windows`` windows of ``seq_len``, counted from ``train``.
 
     ``train`` and ``val`` are token arrays (a corpus's ``tokens("train")`` / ``tokens("val")``); ``vocab_size`` is
     the tokenizer's. Per-window losses come back too, for a paired comparison with the model's ``window_losses``.
@@ -104,15 +148,22 @@ def ngram_baselines(train: np.ndarray, val: np.ndarray, *, vocab_size: int, seq_
     if not 0 < discount < 1:
         raise InputError(f"discount must be in (0, 1); got {discount}.")
     train = np.asarray(train, dtype=np.int64)
-    prev, nxt = window_targets(val, seq_len=seq_len, windows=windows)
+    rows = _window_rows(val, seq_len=seq_len, windows=windows)
+    prev, nxt = rows[:, :-1], rows[:, 1:]
     unigram = unigram_table(train, vocab_size)
     uni = -np.log(unigram[nxt])
-    bi = -np.log(_bigram_probability(prev, nxt, bigram_table(train, vocab_size), unigram, vocab_size, discount))
-    return NgramBaselines(unigram_ce=float(uni.mean()), bigram_ce=float(bi.mean()),
+    bigram_p = _bigram_probability(prev, nxt, bigram_table(train, vocab_size), unigram, vocab_size, discount)
+    bi = -np.log(bigram_p)
+    tri_p = bigram_p.copy()  # the window's first prediction sees one token: the bigram's
+    tri_p[:, 1:] = _trigram_probability(rows[:, :-2], rows[:, 1:-1], rows[:, 2:], trigram_table(train, vocab_size),
+                                        bigram_p[:, 1:], vocab_size, discount)
+    tri = -np.log(tri_p)
+    return NgramBaselines(unigram_ce=float(uni.mean()), bigram_ce=float(bi.mean()), trigram_ce=float(tri.mean()),
                           unigram_windows=uni.mean(axis=1).tolist(), bigram_windows=bi.mean(axis=1).tolist(),
+                          trigram_windows=tri.mean(axis=1).tolist(),
                           windows=int(prev.shape[0]), seq_len=seq_len, train_tokens=int(train.size),
-                          smoothing=f"unigram add-one; bigram interpolated absolute discounting d = {discount} "
-                                    f"to the unigram")
+                          smoothing=f"unigram add-one; bigram and trigram interpolated absolute discounting "
+                                    f"d = {discount}, each backing off to the order below")
 
 
 def bigram_sample(train: np.ndarray, prompt: Sequence[int], *, vocab_size: int, tokens: int, seed: int = 0,

@@ -5,7 +5,9 @@
 * :func:`prepare` — a seeded split *by document* (no article is in both halves), a byte-level BPE
   (Hugging Face ``tokenizers``) trained on the training documents only, every document encoded with
   an end-of-text token between documents, saved as ``uint16`` token files beside the tokenizer;
-* :func:`check_fits` — the corpus holds at least one batch and one validation window, before any rank starts.
+* :func:`check_fits` — the corpus holds at least one batch and one validation window, before any rank starts;
+* :func:`eval_offsets` — where the validation windows start: spread evenly over the whole held-out split, so a
+  loss averages over many articles (:func:`documents_spanned` counts them), not over the first few.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 from ... import fileio
 from ...exceptions import InputError
 
-__all__ = ["Corpus", "EOT", "META", "check_fits", "documents", "load", "load_tokenizer", "prepare"]
+__all__ = ["Corpus", "EOT", "META", "check_fits", "documents", "documents_spanned", "eval_offsets", "load",
+           "load_tokenizer", "prepare"]
 
 EOT = "<|endoftext|>"
 
@@ -161,3 +164,30 @@ def check_fits(corpus: Corpus, *, seq_len: int, batch_size: int, vocab_size: int
         raise InputError(f"The model's vocabulary ({vocab_size:,}) is smaller than the tokenizer's "
                          f"({corpus.vocab_size:,}): ids ≥ {vocab_size:,} would index past the embedding. "
                          f"Build the model with vocab_size={corpus.vocab_size}.")
+
+
+def eval_offsets(n_tokens: int, *, seq_len: int, windows: int) -> np.ndarray:
+    """Start offsets of the validation windows: ``windows`` windows of ``seq_len + 1`` tokens spread evenly from the
+    first token to the last, never overlapping (as many as fit, where fewer fit).
+
+    Consecutive windows from the start would score only the first few held-out articles; evenly spaced ones score
+    as many articles as there are windows (nanoGPT averages random batches over the split for the same reason).
+    The worker and the n-gram baselines both use these offsets, so their losses are on the same windows.
+    """
+    usable = min(windows, (n_tokens - 1) // seq_len)
+    if usable < 1:
+        raise InputError(f"{n_tokens} validation tokens hold no window of {seq_len} + 1 tokens.")
+    if usable == 1:
+        return np.zeros(1, dtype=np.int64)
+    return np.floor(np.linspace(0, n_tokens - seq_len - 1, usable)).astype(np.int64)
+
+
+def documents_spanned(tokens: np.ndarray, offsets, *, seq_len: int, eot: int) -> int:
+    """How many documents (separated by the end-of-text id ``eot``) the windows at ``offsets`` take tokens from."""
+    tokens = np.asarray(tokens)
+    ends = np.flatnonzero(tokens == eot)  # document k is the tokens after end k−1 up to end k
+    docs: set[int] = set()
+    for o in offsets:
+        first, last = np.searchsorted(ends, [o, o + seq_len], side="left")
+        docs.update(range(int(first), int(last) + 1))
+    return len(docs)

@@ -15,8 +15,11 @@ core, simulated; the speed of one is not. On Blackwell, Transformer Engine runs 
   (1×16 blocks quantise W along K for forward and along N for dgrad: two different weights);
 * ``hadamard`` — a random Hadamard transform (16×16, random signs) on both wgrad inputs along the
   token dimension, which spreads a block's outliers; ``Hᵀ H = I`` so without quantisation it changes nothing.
-  As in Transformer Engine, one sign vector is shared by every module and redrawn once per training
-  iteration (:func:`next_iteration`), not per call;
+  As in Transformer Engine, one sign vector is shared by every module and **fixed for the whole run**: TE's
+  ``nvfp4.rst`` ("a single random sign vector is shared across all linear layers throughout training … this vector
+  is fixed") and ``nvfp4_tensor.py::get_wgrad_sign_vector``, whose hard-coded 16 signs are :data:`TE_SIGNS`
+  (``diag(s)`` applied before ``H``, the same transform as TE's ``x @ (S·H)`` on rows). ``convert(..., signs="seeded")``
+  draws a different fixed vector from the seed instead (a run-level draw, still never redrawn);
 * ``stochastic`` — gradients rounded stochastically (unbiased), weights and activations to nearest;
 * ``keep_last`` — the last decoder blocks stay in high precision. An ablation should hold this share fixed
   across its variants (``convert(..., keep_last=k)``), or it measures the share as well as the recipe:
@@ -35,8 +38,8 @@ import torch
 from ...exceptions import InputError
 from ...quant.nvfp4_torch import BLOCK, nvfp4
 
-__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "Signs", "convert", "hadamard", "high_precision_share", "next_iteration",
-           "nvfp4"]
+__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "Signs", "TE_NVFP4_TRAINING_SM", "TE_SIGNS", "convert", "hadamard",
+           "high_precision_share", "nvfp4", "quantisation_off", "te_trains_nvfp4_on"]
 
 
 @dataclass(frozen=True)
@@ -78,26 +81,43 @@ def _rht_tokens(t: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
     return rotated.reshape(-1, t.shape[1])
 
 
-class Signs:
-    """The random Hadamard signs of the current training iteration, shared by every :class:`NVFP4Linear` of a model.
+#: Transformer Engine's Hadamard sign vector (``transformer_engine/pytorch/tensor/nvfp4_tensor.py::get_wgrad_sign_vector``,
+#: the same in ``custom_recipes/reference_nvfp4.py``): hard-coded, shared by every layer, never redrawn.
+TE_SIGNS = (1.0, 1.0, 1.0, -1.0, 1.0, -1.0, -1.0, -1.0, -1.0, -1.0, -1.0, 1.0, -1.0, 1.0, -1.0, -1.0)
 
-    :meth:`redraw` (called once per optimizer step through :func:`next_iteration`) draws a new vector from the
-    model's seeded generator; a layer used before any redraw draws the first vector itself.
+#: Compute capabilities on which Transformer Engine documents NVFP4 *training* (``docs/features/low_precision_training/
+#: nvfp4/nvfp4.rst``, "Supported devices": "Training: SM 10.0, SM 10.3 · Inference: SM 10.0+"; TE commit d0067d0d).
+TE_NVFP4_TRAINING_SM: tuple[tuple[int, int], ...] = ((10, 0), (10, 3))
+TE_SUPPORT_SOURCE = ("Transformer Engine nvfp4.rst, 'Supported devices': Training SM 10.0, SM 10.3; Inference SM 10.0+ "
+                     "(its runtime check, quantization.py::_compute_nvfp4_support, only asks for compute capability "
+                     "≥ 10.0, so it does not refuse sm_12x: untested, not unsupported-by-error)")
+
+
+def te_trains_nvfp4_on(capability: tuple[int, int]) -> bool:
+    """Whether Transformer Engine documents NVFP4 training on a GPU of ``capability`` (GB10 / DGX Spark: (12, 1) → False)."""
+    return tuple(capability) in TE_NVFP4_TRAINING_SM
+
+
+class Signs:
+    """The random Hadamard signs every :class:`NVFP4Linear` of a model shares, fixed for the whole run (as in TE).
+
+    ``source="te"``: Transformer Engine's hard-coded vector (:data:`TE_SIGNS`); ``"seeded"``: one vector drawn from
+    ``seed`` when the model is converted. Either way it never changes during training.
     """
 
-    def __init__(self, generator: torch.Generator | None):
-        self.generator = generator
-        self.value: torch.Tensor | None = None
-        self.draws = 0
-
-    def redraw(self) -> torch.Tensor:
-        device = self.generator.device if self.generator is not None else "cpu"
-        self.value = torch.where(torch.rand(BLOCK, generator=self.generator, device=device) < 0.5, -1.0, 1.0)
-        self.draws += 1
-        return self.value
+    def __init__(self, source: str = "te", *, seed: int = 0):
+        if source == "te":
+            self.value = torch.tensor(TE_SIGNS)
+        elif source == "seeded":
+            draw = torch.rand(BLOCK, generator=torch.Generator().manual_seed(seed))
+            self.value = torch.where(draw < 0.5, -1.0, 1.0)
+        else:
+            raise InputError(f"Unknown Hadamard sign source {source!r}: use 'te' (Transformer Engine's fixed vector) "
+                             f"or 'seeded' (one vector drawn from the seed, fixed for the run).")
+        self.source = source
 
     def current(self) -> torch.Tensor:
-        return self.value if self.value is not None else self.redraw()
+        return self.value
 
 
 class _NVFP4Matmul(torch.autograd.Function):
@@ -123,8 +143,8 @@ class _NVFP4Matmul(torch.autograd.Function):
             grad_x = nvfp4(grad_out, **sr) @ w_n
             # wgrad: reduce over the tokens M — both operands in blocks along M, rotated first if asked.
             g, a = grad_out.float(), x.float()
-            if recipe.hadamard:  # this iteration's signs, the same in every module
-                signs = (ctx.signs or Signs(generator)).current().to(x.device)
+            if recipe.hadamard:  # the run's fixed signs, the same in every module
+                signs = (ctx.signs or Signs()).current().to(x.device)
                 g, a = _rht_tokens(g, signs), _rht_tokens(a, signs)
             grad_w = nvfp4(g.t().contiguous(), **sr) @ nvfp4(a.t().contiguous()).t()
         return grad_x.to(x.dtype), grad_w.to(weight.dtype), None, None, None
@@ -138,9 +158,12 @@ class NVFP4Linear(torch.nn.Module):
         super().__init__()
         self.weight, self.bias = linear.weight, linear.bias
         self.recipe, self.generator = recipe, generator
-        self.signs = signs if signs is not None else Signs(generator)
+        self.signs = signs if signs is not None else Signs()
+        self.quantise = True  # False inside quantisation_off: the master weights, unquantised
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.quantise:
+            return torch.nn.functional.linear(x, self.weight, self.bias)
         shape = x.shape
         y = _NVFP4Matmul.apply(x.reshape(-1, shape[-1]), self.weight, self.recipe, self.generator, self.signs)
         y = y.reshape(*shape[:-1], -1)
@@ -150,13 +173,15 @@ class NVFP4Linear(torch.nn.Module):
         return f"{self.weight.shape[1]} → {self.weight.shape[0]}, {self.recipe.name}"
 
 
-def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0, keep_last: int | None = None) -> list[str]:
+def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0, keep_last: int | None = None,
+            signs: str = "te") -> list[str]:
     """Swap the linear layers of a Llama-style model's decoder blocks for :class:`NVFP4Linear`; return their names.
 
     The embeddings and the LM head stay in high precision (as in the paper), and so do the last
     ``keep_last`` blocks (default: ``recipe.keep_last``; give every variant of an ablation the same number).
-    One seeded generator, on the model's device (convert after ``.to(device)``), drives stochastic rounding
-    and the Hadamard signs, which every converted layer shares (:class:`Signs`).
+    One seeded generator, on the model's device (convert after ``.to(device)``), drives stochastic rounding.
+    The Hadamard signs, shared by every converted layer and fixed for the run, are Transformer Engine's
+    (``signs="te"``) or drawn once from ``seed`` (``signs="seeded"``).
     """
     layers = model.model.layers
     keep = recipe.keep_last if keep_last is None else keep_last
@@ -164,7 +189,7 @@ def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0, keep_last:
         raise InputError(f"keep_last must be in 0…{len(layers)} (the model's blocks); got {keep}.")
     device = next(model.parameters()).device  # the generator must live where the tensors are (a CUDA one on a GPU)
     generator = torch.Generator(device=device).manual_seed(seed)
-    signs = Signs(generator)
+    shared = Signs(signs, seed=seed)
     converted = []
     for index, block in enumerate(layers):
         if index >= len(layers) - keep:
@@ -172,16 +197,29 @@ def convert(model: torch.nn.Module, recipe: Recipe, *, seed: int = 0, keep_last:
         for name, module in list(block.named_modules()):
             for child_name, child in list(module.named_children()):
                 if isinstance(child, torch.nn.Linear):
-                    setattr(module, child_name, NVFP4Linear(child, recipe, generator, signs))
+                    setattr(module, child_name, NVFP4Linear(child, recipe, generator, shared))
                     converted.append(f"layers.{index}.{name + '.' if name else ''}{child_name}")
     return converted
 
 
-def next_iteration(model: torch.nn.Module) -> None:
-    """Start a training iteration: redraw the Hadamard signs every converted layer of ``model`` shares."""
-    layer = next((m for m in model.modules() if isinstance(m, NVFP4Linear)), None)
-    if layer is not None and layer.recipe.hadamard:
-        layer.signs.redraw()
+class quantisation_off:  # noqa: N801 (a context manager read like a function)
+    """``with quantisation_off(model):`` every :class:`NVFP4Linear` multiplies its float32 master weights unquantised.
+
+    Scoring the same weights both ways separates damage done by NVFP4 *training* (the master weights learnt
+    worse) from the forward pass's own rounding at evaluation time.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.layers = [m for m in model.modules() if isinstance(m, NVFP4Linear)]
+
+    def __enter__(self):
+        for layer in self.layers:
+            layer.quantise = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for layer in self.layers:
+            layer.quantise = True
 
 
 def high_precision_share(model: torch.nn.Module) -> float:

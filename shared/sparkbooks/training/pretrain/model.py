@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ...exceptions import InputError
 
-__all__ = ["CLAIM_SOURCE", "MEASURED_RATES", "MeasuredRate", "ModelSize", "Peak", "SIZES", "SpecPeak", "build",
+__all__ = ["CLAIM_SOURCE", "COMPUTE_CAPABILITY", "MEASURED_RATES", "MeasuredRate", "ModelSize", "Peak", "SIZES", "SpecPeak", "build",
            "claim_table", "flops_per_token", "largest_model", "matmul_peak", "parameter_counts", "spec_peak"]
 
 
@@ -36,8 +36,10 @@ class ModelSize:
     mlp: int
 
 
-#: Named sizes: ``tiny`` is the cpu profile's, ``large`` the benchmark's biggest; ``gpu`` a start on a Spark.
+#: Named sizes: ``tiny`` is the cpu profile's, ``micro`` its NVFP4 ablation's (ten runs from scratch must fit the
+#: cpu minutes), ``large`` the benchmark's biggest; ``gpu`` a start on a Spark.
 SIZES = {
+    "micro": ModelSize(hidden=64, layers=2, heads=2, mlp=192),
     "tiny": ModelSize(hidden=128, layers=4, heads=4, mlp=384),
     "small": ModelSize(hidden=256, layers=4, heads=4, mlp=768),
     "medium": ModelSize(hidden=384, layers=6, heads=6, mlp=1024),
@@ -204,15 +206,19 @@ class MeasuredRate:
     source: str
 
 
+# NVIDIA's words carry the rates only ("~1399" and "~2347 Model TFLOP/s/GPU", mock data, sequence 4,096, global batch
+# 64); the MFU shares below (rate over the 2.5 / 15 PFLOP/s dense GB300 peaks of fit.models) are this module's ratios.
 _STATION_README = ("NVIDIA, station-nvfp4-pretraining playbook README (DGX Station GB300): Llama 3.1 8B pretraining "
                    "measured at ≈ 1,399 TFLOP/s in BF16 and ≈ 2,347 TFLOP/s in NVFP4 with the last 4 layers in BF16 "
-                   "(their figures; as shares of a 2.5 / 15 PFLOP/s dense GB300 peak, 56 % and 15.6 % are our ratios)")
+                   "(model TFLOP/s per GPU, mock data, sequence 4,096, global batch 64)")
 #: NVIDIA's own measured pretraining rates on a DGX Station: what the claim table is calibrated on.
 MEASURED_RATES: tuple[MeasuredRate, ...] = (
     MeasuredRate("DGX Station (GB300)", "bf16", 1_399e12, 0.56, "Llama 3.1 8B, BF16", _STATION_README),
     MeasuredRate("DGX Station (GB300)", "nvfp4", 2_347e12, 0.156, "Llama 3.1 8B, NVFP4, last 4 layers BF16",
                  _STATION_README),
 )
+#: Compute capability of each machine in the claim table (GB300 = SM 10.3; GB10 = SM 12.1, NVIDIA's CUDA GPU list).
+COMPUTE_CAPABILITY: dict[str, tuple[int, int]] = {"DGX Station (GB300)": (10, 3), "DGX Spark (GB10)": (12, 1)}
 #: Where "250,000 tokens/s" most likely comes from.
 CLAIM_SOURCE = ("NVIDIA station-nanochat playbook: nanochat pretraining of a ≈ 1 B-parameter model in FP8 on a "
                 "DGX Station — the likely source of the \"250k tokens/s\" figure")
@@ -241,6 +247,7 @@ def claim_table(tokens_per_s: float = 250_000):
     import pandas as pd  # noqa: PLC0415
 
     from ...fit.models import MACHINE_PEAKS  # noqa: PLC0415
+    from . import fp4  # noqa: PLC0415 (torch: imported only here)
 
     measured = {(r.machine, r.format): r for r in MEASURED_RATES}
     rows = []
@@ -253,6 +260,11 @@ def claim_table(tokens_per_s: float = 250_000):
             else:
                 low, high, how = _mfu_for(fmt, machine.dense_flops)
                 basis = f"assumption: MFU {how}"
+            sm = COMPUTE_CAPABILITY.get(machine.name)
+            if fmt == "nvfp4" and sm is not None and not fp4.te_trains_nvfp4_on(sm):
+                basis += (f"; no documented NVFP4 training path: Transformer Engine lists NVFP4 training for SM "
+                          f"{' / '.join(f'{a}.{b}' for a, b in fp4.TE_NVFP4_TRAINING_SM)} only, this machine is "
+                          f"sm_{sm[0]}{sm[1]} — a rate if NVFP4 training ran here, unverified")
             rows.append({"machine": machine.name, "format": fmt, "dense peak (PFLOP/s)": peak / 1e15,
                          "MFU low": low, "MFU high": high,
                          "largest model low (B)": largest_model(tokens_per_s, peak, low) / 1e9,

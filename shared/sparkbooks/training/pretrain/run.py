@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .. import distributed
 from ... import fileio
@@ -19,8 +19,7 @@ from . import corpus as corpus_lib
 from . import fp4
 from . import model as model_lib
 
-__all__ = ["Ablation", "PretrainRun", "ablation", "compare", "default_precision", "node_command", "seed_interval", "train",
-           "train_variants"]
+__all__ = ["PretrainRun", "compare", "default_precision", "node_command", "train", "train_variants"]
 
 WORKER = "sparkbooks.training.pretrain.worker"
 
@@ -90,7 +89,8 @@ def train(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, size: str | model
           checkpoint_every: int = 0, resume: bool = False, sample_prompt: str = "The government said",
           sample_tokens: int = 24, stop_after: int | None = None, timeout: float = 3600.0,
           fault: tuple[int, int] | None = None, nan_at_step: int | None = None, save_final: bool = False,
-          init_from: str | None = None, keep_last: int | None = None, eval_start: bool = True) -> PretrainRun:
+          init_from: str | None = None, keep_last: int | None = None, eval_start: bool = True,
+          hadamard_signs: str = "te") -> PretrainRun:
     """Pretrain a fresh model of ``size`` on ``corpus`` with torchrun on every rank of ``launch``.
 
     ``batch_size`` windows of ``seq_len`` tokens per step whatever the number of ranks (it must split
@@ -100,7 +100,8 @@ def train(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, size: str | model
     and replaces that folder's checkpoints. ``save_final=True`` keeps the last weights and optimizer in
     ``out_dir/final``; ``init_from`` (such a folder) starts from them instead of a random initialisation.
     ``keep_last`` overrides the recipe's number of decoder blocks kept in high precision; ``eval_start=False``
-    skips the evaluation before the first step.
+    skips the evaluation before the first step. ``hadamard_signs``: the recipe's fixed Hadamard sign vector,
+    Transformer Engine's (``"te"``) or one drawn from the seed (``"seeded"``).
 
     Raises
     ------
@@ -166,6 +167,8 @@ def _config(corpus: corpus_lib.Corpus, launch, out_dir: Path, device: str, setti
             raise InputError(f"init_from={c['init_from']!r} holds no checkpoint: train that run with save_final=True.")
     if c["keep_last"] is not None and not 0 <= c["keep_last"] <= s.layers:
         raise InputError(f"keep_last must be in 0…{s.layers} (the model's blocks); got {c['keep_last']}.")
+    if c["hadamard_signs"] not in ("te", "seeded"):
+        raise InputError(f"hadamard_signs must be 'te' or 'seeded'; got {c['hadamard_signs']!r}.")
     if c["steps"] < 1 or c["seq_len"] < 8:
         raise InputError(f"steps must be ≥ 1 and seq_len ≥ 8 (got {c['steps']}, {c['seq_len']}).")
     corpus_lib.check_fits(corpus, seq_len=c["seq_len"], batch_size=c["batch_size"], vocab_size=corpus.vocab_size)
@@ -232,113 +235,3 @@ def node_command(launch, out_dirs: Path | Sequence[Path], *, node_rank: int = 1)
     """
     dirs = [out_dirs] if isinstance(out_dirs, (str, Path)) else list(out_dirs)
     return launch.command_for_node(node_rank, WORKER, [str(Path(d) / "config.json") for d in dirs])
-
-
-#: Student's t 0.975 quantiles for 1…30 degrees of freedom (a 95% interval from a handful of seeds; no SciPy).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-class SeedInterval(NamedTuple):
-    """A mean over seeds and its 95% interval."""
-
-    mean: float
-    low: float
-    high: float
-
-
-def seed_interval(values: Sequence[float]) -> SeedInterval:
-    """Mean and 95% Student-t interval of per-seed values (the seed is the unit of replication).
-
-    A t interval, not a percentile bootstrap: with 5 seeds a bootstrap's interval is too narrow.
-    """
-    n = len(values)
-    if n < 2:
-        raise InputError(f"A seed-level interval needs at least 2 seeds; got {n}.")
-    mean = statistics.fmean(values)
-    half = (_T975[n - 2] if n <= 31 else 1.96) * statistics.stdev(values) / n ** 0.5
-    return SeedInterval(mean, mean - half, mean + half)
-
-
-def _verdict(low: float, high: float) -> str:
-    return "above the baseline" if low > 0 else "below the baseline" if high < 0 else "not distinguishable from the baseline"
-
-
-@dataclass
-class Ablation:
-    """An NVFP4 ablation over seeds, every run continuing from one checkpoint.
-
-    ``per_seed``: seed, run, loss at the checkpoint (step 0, the forward's quantisation alone) and at the end, and the
-    gap to that seed's baseline. ``gaps``: per variant, the mean gap over seeds with its 95% seed-level interval and
-    the verdict read from the interval. ``high_precision_share``: per run, the share of matmul weights kept out of NVFP4.
-    """
-
-    per_seed: Any
-    gaps: Any
-    high_precision_share: dict[str, float]
-    seeds: list[int]
-    steps: int
-    tokens_per_run: int
-    wall_s: float
-
-    def contrast(self, run: str, reference: str) -> dict[str, Any]:
-        """``run``'s loss minus ``reference``'s, per seed, with its 95% seed-level interval and verdict.
-
-        ``contrast("nvfp4_recipe", "nvfp4_rtn")`` below zero: the recipe closes part of round-to-nearest's gap.
-        """
-        table = self.per_seed.pivot(index="seed", columns="run", values="val_loss")
-        missing = {run, reference} - set(table.columns)
-        if missing:
-            raise InputError(f"No run called {', '.join(sorted(missing))} in this ablation ({', '.join(table.columns)}).")
-        diff, low, high = seed_interval((table[run] - table[reference]).tolist())
-        return {"run": run, "reference": reference, "difference": diff, "low": low, "high": high,
-                "verdict": _verdict(low, high).replace("the baseline", reference)}
-
-
-def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, init_from: Path, recipes: Sequence[str],
-             seeds: Sequence[int], keep_last: int, steps: int, timeout: float = 3600.0, **settings) -> Ablation:
-    """The baseline and each NVFP4 recipe, continued ``steps`` steps from ``init_from`` for every seed, in one job.
-
-    A seed fixes the batches and the recipe's random draws (stochastic rounding, Hadamard signs); within a seed every
-    variant sees the same tokens, so the per-seed gap is paired. Every NVFP4 variant keeps the same ``keep_last``
-    blocks in high precision (the share is returned and should be stated), so the gaps compare recipes, not shares.
-    ``settings`` are :func:`train`'s (``seq_len``, ``batch_size``, ``lr``…).
-    """
-    import pandas as pd  # noqa: PLC0415
-
-    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
-        raise InputError(f"An ablation needs at least 2 distinct seeds for a seed-level interval; got {list(seeds)}.")
-    names = ["baseline", *recipes]
-    # the checkpoint's loss (step 0) is the same for every seed: evaluated once, with the first seed
-    variants = {f"seed{seed}/{name}": {"seed": seed, "recipe": None if name == "baseline" else name,
-                                       "eval_start": seed == seeds[0]}
-                for seed in seeds for name in names}
-    settings = {"eval_every": steps, "sample_tokens": 0, **settings}
-    runs = train_variants(corpus, variants, launch=launch, out_dir=out_dir, timeout=timeout, steps=steps,
-                          init_from=str(init_from), keep_last=keep_last, **settings)
-    rows = []
-    start = {name: float(runs[f"seed{seeds[0]}/{name}"].evals["val_loss"].iloc[0]) for name in names}
-    for seed in seeds:
-        base = runs[f"seed{seed}/baseline"]
-        for name in names:
-            run = runs[f"seed{seed}/{name}"]
-            rows.append({"seed": seed, "run": name, "start_loss": start[name], "val_loss": run.final_val_loss,
-                         "gap": run.final_val_loss - base.final_val_loss, "start_gap": start[name] - start["baseline"],
-                         "tokens_per_s": run.tokens_per_s})
-    per_seed = pd.DataFrame(rows)
-    summary = []
-    for name in names:
-        mine = per_seed[per_seed["run"] == name]
-        row = {"run": name, "seeds": len(mine), "val_loss": float(mine["val_loss"].mean()),
-               "tokens_per_s": float(mine["tokens_per_s"].median()),
-               "high_precision_share": runs[f"seed{seeds[0]}/{name}"].config["high_precision_share"]}
-        if name != "baseline":
-            gap, low, high = seed_interval(mine["gap"].tolist())
-            row.update(gap=gap, gap_low=low, gap_high=high, half_width=(high - low) / 2, verdict=_verdict(low, high),
-                       start_gap=float(mine["start_gap"].mean()))
-        summary.append(row)
-    first = runs[f"seed{seeds[0]}/baseline"]
-    return Ablation(per_seed=per_seed, gaps=pd.DataFrame(summary),
-                    high_precision_share={n: runs[f"seed{seeds[0]}/{n}"].config["high_precision_share"] for n in names},
-                    seeds=list(seeds), steps=steps, tokens_per_run=steps * first.config["batch_size"] * first.config["seq_len"],
-                    wall_s=sum(r.wall_s for r in runs.values()))

@@ -7,7 +7,7 @@ one process group), each from its own seeded initial weights.
 
 * **Data**: step ``s`` draws ``batch_size`` windows of ``seq_len + 1`` tokens at offsets from a
   generator seeded by (seed, s) — the same global batch on 1 or N ranks; rank ``r`` takes every
-  ``world``-th window. Validation: fixed consecutive windows of the held-out documents, split over ranks.
+  ``world``-th window. Validation: fixed windows spread evenly over the held-out documents, split over ranks.
 * **Precision**: ``bf16`` autocast on a GPU that supports it, ``fp32`` otherwise; ``recipe`` swaps the
   decoder's linear layers for simulated NVFP4 GEMMs (:mod:`sparkbooks.training.pretrain.fp4`).
 * **Checkpoints** (:mod:`sparkbooks.training.checkpoints`): weights, optimizer, schedule, RNG states and history;
@@ -50,18 +50,24 @@ def _windows(tokens: np.ndarray, offsets, seq_len: int):
 
 
 def _evaluate(model, tokens: np.ndarray, *, seq_len: int, windows: int, ctx, autocast) -> list[float]:
-    """The mean next-token loss of each of the first ``windows`` consecutive validation windows (split over ranks)."""
+    """The mean next-token loss of each validation window, spread over the whole split (split over ranks).
+
+    The windows start at :func:`sparkbooks.training.pretrain.corpus.eval_offsets`, as the n-gram baselines' do.
+    """
     import torch  # noqa: PLC0415
     import torch.distributed as dist  # noqa: PLC0415
 
-    usable = min(windows, (len(tokens) - 1) // seq_len)
+    from .corpus import eval_offsets  # noqa: PLC0415
+
+    offsets = eval_offsets(len(tokens), seq_len=seq_len, windows=windows)
+    usable = len(offsets)
     mine = list(range(usable))[ctx.rank::ctx.world_size]
     losses: dict[int, float] = {}
     model.eval()
     with torch.no_grad(), autocast():
         for start in range(0, len(mine), 8):
             chunk = mine[start:start + 8]
-            batch = _windows(tokens, [i * seq_len for i in chunk], seq_len).to(ctx.device)
+            batch = _windows(tokens, offsets[chunk], seq_len).to(ctx.device)
             logits = model(input_ids=batch[:, :-1]).logits.float()
             loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none").mean(1)
             losses.update(zip(chunk, loss.tolist()))
@@ -102,8 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in paths:
         if not _run(json.loads(Path(path).read_text()), ctx):
             break  # diverged: the driver reports it; the runs after it are not started
-    dist.barrier()
-    dist.destroy_process_group()
+    distributed.finish_worker()
 
 
 def _run(config: dict, ctx) -> bool:
@@ -133,7 +138,8 @@ def _run(config: dict, ctx) -> bool:
     generator = None
     if config.get("recipe"):
         recipe = fp4.RECIPES[config["recipe"]]
-        fp4.convert(model, recipe, seed=seed, keep_last=config.get("keep_last"))
+        fp4.convert(model, recipe, seed=seed, keep_last=config.get("keep_last"),
+                    signs=config.get("hadamard_signs", "te"))
         generator = next((m.generator for m in model.modules() if isinstance(m, fp4.NVFP4Linear)), None)
     high_precision = fp4.high_precision_share(model)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -171,8 +177,13 @@ def _run(config: dict, ctx) -> bool:
         per_window = _evaluate(model, val_tokens, seq_len=seq_len, windows=config["eval_windows"], ctx=ctx,
                                autocast=autocast)
         loss = sum(per_window) / len(per_window)
-        evals.append({"step": step, "tokens_seen": step * batch * seq_len, "val_loss": loss,
-                      "val_ppl": math.exp(min(loss, 50.0))})
+        row = {"step": step, "tokens_seen": step * batch * seq_len, "val_loss": loss, "val_ppl": math.exp(min(loss, 50.0))}
+        if generator is not None:  # an NVFP4 run: also its float32 master weights, unquantised (training vs inference damage)
+            with fp4.quantisation_off(model):
+                master = _evaluate(model, val_tokens, seq_len=seq_len, windows=config["eval_windows"], ctx=ctx,
+                                   autocast=autocast)
+            row["master_val_loss"] = sum(master) / len(master)
+        evals.append(row)
         window_losses[:] = per_window
         if ctx.rank == 0 and config.get("sample_tokens"):
             samples.append({"step": step, "text": _sample(model, tokenizer, config["sample_prompt"],
@@ -190,7 +201,6 @@ def _run(config: dict, ctx) -> bool:
         begun = time.perf_counter()
         offsets = batch_offsets(step, n_tokens=len(train_tokens), seq_len=seq_len, batch_size=batch, seed=seed)
         rows = _windows(train_tokens, offsets[ctx.rank::ctx.world_size], seq_len).to(ctx.device)
-        fp4.next_iteration(model)  # new Hadamard signs for this iteration, shared by every module
         with autocast():
             logits = runner(input_ids=rows[:, :-1]).logits
         loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), rows[:, 1:].reshape(-1))

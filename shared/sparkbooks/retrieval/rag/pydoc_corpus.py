@@ -157,7 +157,7 @@ def build(dest: Path = CORPUS_DIR, *, font_dir: Path = Path("/usr/share/fonts/tr
     for name, data in written.items():
         write_bytes_atomic(dest / name, data)
     manifest = {"origin": f"pydoc_data.topics of Python {sys.version.split()[0]} (PSF licence), written by "
-                          "sparkbooks.retrieval.rag.corpus.build",
+                          "sparkbooks.retrieval.rag.pydoc_corpus.build",
                 "files": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(written.items())}}
     write_text_atomic(dest / "MANIFEST.json", json.dumps(manifest, indent=1) + "\n")
     return manifest["files"]

@@ -1,0 +1,175 @@
+"""The tests a claim may name, the evidence each takes, and the verdict rule (:func:`decide`).
+
+One job: given a headline figure, its baseline, how they must compare and a test's evidence, say
+``holds``, ``does not hold`` or ``not decided``. :mod:`sparkbooks.claims` builds the recorded claim
+around it; :mod:`sparkbooks.claim_checks` re-decides every recorded claim with it.
+
+Tests and their evidence (:data:`TESTS`):
+
+============================  =============================  ===========================================
+``test``                      evidence                       use it for
+============================  =============================  ===========================================
+``exact``                     none                           figures without sampling noise: an
+                                                             optimiser's objective, a count over all data
+``wilson``                    ``interval`` of the metric     a rate (k of n) against a fixed reference
+``mcnemar``                   ``p`` (exact, two-sided)       two methods right/wrong on the same items
+``hac``                       ``p`` (Ledoit–Wolf)            two Sharpe ratios on the same days
+``paired-bootstrap``          ``interval`` of the difference two methods scored on the same units
+``block-bootstrap``           ``interval`` of the difference the same, for serially dependent days
+``seed-bootstrap``            ``interval`` of the difference seeds as the unit of replication
+============================  =============================  ===========================================
+
+An ``interval`` of the *difference* is of ``metric − baseline``; a ``wilson`` interval is of the
+metric itself, the baseline taken as a fixed reference. The verdict from an interval: ``holds``
+when all of it satisfies the claim, ``does not hold`` when none of it does, else ``not decided``.
+From a p-value: ``holds`` when ``p < alpha`` and the point values differ in the claimed direction,
+``does not hold`` when ``p < alpha`` the other way, else ``not decided``.
+
+>>> decide(1.2, 3.4, compare="smaller", test="exact")
+'holds'
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .exceptions import InputError
+
+__all__ = ["COMPARES", "DOES_NOT_HOLD", "HOLDS", "NOT_DECIDED", "TESTS", "VERDICTS", "decide"]
+
+HOLDS, DOES_NOT_HOLD, NOT_DECIDED = "holds", "does not hold", "not decided"
+#: The three verdicts, in the order a reader meets them.
+VERDICTS = (HOLDS, DOES_NOT_HOLD, NOT_DECIDED)
+#: How the metric must stand to its baseline.
+COMPARES = ("greater", "smaller", "within")
+#: Test name → (evidence it takes, words used in sentences).
+TESTS: dict[str, tuple[str | None, str]] = {
+    "exact": (None, "exact figures, no sampling test"),
+    "wilson": ("interval", "Wilson 95% interval of the rate"),
+    "mcnemar": ("p", "exact McNemar test"),
+    "hac": ("p", "Ledoit–Wolf HAC test"),
+    "paired-bootstrap": ("interval", "paired bootstrap interval of the difference"),
+    "block-bootstrap": ("interval", "block bootstrap interval of the difference"),
+    "seed-bootstrap": ("interval", "seed-level bootstrap interval of the difference"),
+}
+_DIFFERENCE_INTERVAL = {"paired-bootstrap", "block-bootstrap", "seed-bootstrap"}
+_CALLER = "claim()"
+
+
+def _invalid(name: str, constraint: str, value: Any, caller: str = _CALLER) -> InputError:
+    return InputError(f"The {name!r} parameter of {caller} must be {constraint}. Got {value!r} instead.")
+
+
+def _options(values: Iterable[str]) -> str:
+    return "a str among {" + ", ".join(repr(v) for v in values) + "}"
+
+
+def _number(value: Any, name: str, caller: str = _CALLER) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(float(value)):
+        raise _invalid(name, "a finite real number", value, caller)
+    return float(value)
+
+
+def _pair(interval: Any, caller: str = _CALLER) -> tuple[float, float]:
+    """``low, high`` from an :class:`~sparkbooks.intervals.Interval`, a ``Difference`` or a 2-sequence."""
+    if hasattr(interval, "low") and hasattr(interval, "high"):
+        low, high = interval.low, interval.high
+    elif isinstance(interval, Sequence) and not isinstance(interval, str) and len(interval) == 2:
+        low, high = interval
+    else:
+        raise _invalid("interval", "a (low, high) pair or an Interval", interval, caller)
+    low, high = _number(low, "interval", caller), _number(high, "interval", caller)
+    if low > high:
+        raise _invalid("interval", "a (low, high) pair with low <= high", (low, high), caller)
+    return low, high
+
+
+def decide(value: float, baseline: float, *, compare: str, test: str, tolerance: float = 0.0,
+           relative: bool = False, p: float | None = None, interval: Any = None, alpha: float = 0.05) -> str:
+    """The verdict — ``holds``, ``does not hold`` or ``not decided`` — of ``value`` against ``baseline``.
+
+    Parameters
+    ----------
+    value, baseline
+        The headline figure and the figure it must beat.
+    compare
+        ``greater`` (value above baseline by more than ``tolerance``), ``smaller`` (below by more
+        than ``tolerance``) or ``within`` (``|value − baseline| <= tolerance``; tolerance > 0).
+    test
+        A name in :data:`TESTS`; it says which evidence (``p`` or ``interval``) is required.
+    tolerance, relative
+        The margin; with ``relative=True`` a share of ``|baseline|`` (0.02 = 2 %).
+    p, interval, alpha
+        The test's evidence and the level a p-value must fall below.
+
+    Returns
+    -------
+    str
+        One of :data:`VERDICTS`.
+
+    Raises
+    ------
+    InputError
+        An unknown comparison or test, or evidence that does not fit the test (named in the message).
+    """
+    value, baseline = _number(value, "value"), _number(baseline, "baseline")
+    if compare not in COMPARES:
+        raise _invalid("compare", _options(COMPARES), compare)
+    if test not in TESTS:
+        raise _invalid("test", _options(TESTS), test)
+    tolerance = _number(tolerance, "tolerance")
+    if tolerance < 0:
+        raise _invalid("tolerance", "a number >= 0", tolerance)
+    if compare == "within" and tolerance == 0:
+        raise InputError("compare='within' needs a tolerance > 0: say how close counts as the same "
+                         "(e.g. tolerance=0.01, or tolerance=0.02, relative=True for 2 %).")
+    if not 0 < _number(alpha, "alpha") < 1:
+        raise _invalid("alpha", "a float in (0, 1)", alpha)
+    margin = tolerance * abs(baseline) if relative else tolerance
+    needs = TESTS[test][0]
+    given = [n for n, v in (("p", p), ("interval", interval)) if v is not None]
+    if needs is None and given:
+        raise InputError(f"test='exact' takes no evidence, but {' and '.join(given)} was given: name the test "
+                         f"that produced it ({', '.join(t for t in TESTS if t != 'exact')}).")
+    if needs is not None and given != [needs]:
+        raise InputError(f"test={test!r} decides from {'a p-value: pass p=' if needs == 'p' else 'an interval: pass interval='}"
+                         f"…{' only' if given else ''}; got {', '.join(given) or 'no evidence'}.")
+    diff = value - baseline
+    if needs is None:  # exact: the point values decide
+        if compare == "within":
+            return HOLDS if abs(diff) <= margin else DOES_NOT_HOLD
+        better = diff if compare == "greater" else -diff
+        return HOLDS if better > margin else DOES_NOT_HOLD
+    if needs == "p":
+        if compare == "within" or margin:
+            raise InputError(f"test={test!r} gives a p-value against 'no difference', which cannot decide "
+                             "a tolerance: use an interval test (paired-bootstrap, seed-bootstrap, wilson) instead.")
+        p = _number(p, "p")
+        if not 0 <= p <= 1:
+            raise _invalid("p", "a float in [0, 1]", p)
+        if p >= alpha or diff == 0:
+            return NOT_DECIDED
+        return HOLDS if (diff > 0) == (compare == "greater") else DOES_NOT_HOLD
+    low, high = _pair(interval)
+    if test not in _DIFFERENCE_INTERVAL:  # an interval of the metric itself; the baseline is a fixed reference
+        low, high = low - baseline, high - baseline
+    if compare == "within":
+        if -margin <= low and high <= margin:
+            return HOLDS
+        return DOES_NOT_HOLD if low > margin or high < -margin else NOT_DECIDED
+    if compare == "smaller":
+        low, high = -high, -low
+    if low > margin:
+        return HOLDS
+    return DOES_NOT_HOLD if high <= margin else NOT_DECIDED
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return "—"
+    if float(x).is_integer() and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{x:.4g}"

@@ -1,0 +1,97 @@
+"""Whether a recipe keeps a model's intelligence, by NVIDIA's own tolerance and a paired interval; paired ratios of means.
+
+Both read the per-document scores of :func:`sparkbooks.quant.evaluate.compare_recipes`; neither needs torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..exceptions import InputError
+from ..intervals import bootstrap_interval
+
+if TYPE_CHECKING:  # the comparison is only read here; importing evaluate at run time would be a cycle
+    from .evaluate import LMComparison
+
+__all__ = ["IntelligenceVerdict", "NVIDIA_TOLERANCE", "Ratio", "intelligence_verdict", "paired_ratio"]
+
+
+#: NVIDIA's tolerance for a 4-bit checkpoint, and where it is written. NVIDIA judges NVFP4 by task accuracy against
+#: BF16: Nemotron 3 Nano 30B-A3B NVFP4 scores 77.4 on MMLU-Pro against the BF16 model's 78.3 — within one point.
+NVIDIA_TOLERANCE = {
+    "points": 0.01,
+    "text": "task accuracy within one point of the unquantised model",
+    "source": "huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 (MMLU-Pro 77.4 vs BF16 78.3, "
+              "huggingface.co/nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16)",
+}
+
+
+@dataclass(frozen=True)
+class IntelligenceVerdict:
+    """Whether a recipe keeps a model's accuracy within a stated tolerance, decided by a paired interval.
+
+    ``word`` is ``"reproduced"`` (the interval of the accuracy change lies above −tolerance),
+    ``"refuted"`` (it lies below) or ``"not decided"`` (it straddles the line).
+    """
+
+    claim: str
+    word: str
+    accuracy_change: float
+    low: float
+    high: float
+    tolerance: float
+    evidence: str
+
+    def __str__(self) -> str:
+        return f"{self.word}: {self.evidence}"
+
+
+def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE scales", points: float | None = None,
+                         n_boot: int = 2000, seed: int = 0) -> IntelligenceVerdict:
+    """"Without losing intelligence", judged by NVIDIA's tolerance (:data:`NVIDIA_TOLERANCE`) on next-token accuracy.
+
+    The change in next-token accuracy (recipe − unquantised baseline, on the same tokens) gets a 95 %
+    paired bootstrap interval over documents. Reproduced when the whole interval lies above
+    −``points``; refuted when it lies below; otherwise not decided — so the verdict can go either way.
+    The evidence also gives Δperplexity, the KL percentiles and the same-top-token rate.
+    """
+    from ..intervals import paired_bootstrap  # noqa: PLC0415
+
+    points = NVIDIA_TOLERANCE["points"] if points is None else points
+    d = comparison.per_doc[comparison.per_doc["recipe"] == recipe].sort_values("doc")
+    if d.empty:
+        raise InputError(f"{recipe!r} was not scored; recipes: {', '.join(comparison.summary.index)}.")
+    diff = paired_bootstrap(list(d["acc"]), list(d["base_acc"]), n_boot=n_boot, seed=seed)
+    change, low, high = float(d["acc"].mean() - d["base_acc"].mean()), diff.low, diff.high
+    word = "reproduced" if low >= -points else "refuted" if high < -points else "not decided"
+    row = comparison.summary.loc[recipe]
+    evidence = (f"{recipe} vs the unquantised model on {comparison.tokens:,} held-out tokens: next-token accuracy "
+                f"{100 * change:+.2f} points (95% CI {100 * low:+.2f} to {100 * high:+.2f}; tolerance −{100 * points:.0f} "
+                f"point, {NVIDIA_TOLERANCE['text']}, after NVIDIA's model card); perplexity {100 * (row['ppl_ratio'] - 1):+.1f}%; "
+                f"KL mean {row['kl']:.4f}, 99% {row['kl_p99']:.3f}, 99.9% {row['kl_p999']:.3f} nats; "
+                f"same top token {100 * row['top1']:.1f}%")
+    return IntelligenceVerdict("… without losing intelligence", word, change, low, high, points, evidence)
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """A ratio of means and its 95% bootstrap interval."""
+
+    value: float
+    low: float
+    high: float
+
+
+def paired_ratio(per_doc, recipe: str, reference: str, *, metric: str = "kl", n_boot: int = 2000,
+                 seed: int = 0) -> Ratio:
+    """``mean(metric | recipe) / mean(metric | reference)`` with a 95% interval from resampling the same documents."""
+    a = per_doc[per_doc["recipe"] == recipe].sort_values("doc")[metric].to_numpy()
+    b = per_doc[per_doc["recipe"] == reference].sort_values("doc")[metric].to_numpy()
+    if len(a) != len(b) or not len(a):
+        raise InputError(f"{recipe!r} and {reference!r} were not scored on the same documents.")
+    pairs = np.column_stack([a, b])
+    low, high = bootstrap_interval(pairs, lambda x: float(x[:, 0].mean() / x[:, 1].mean()), n_boot=n_boot, seed=seed)
+    return Ratio(float(a.mean() / b.mean()), low, high)

@@ -1,0 +1,143 @@
+"""The NVFP4 ablation: baseline and recipes trained from scratch, paired by seed, each gap with a seed-level interval."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ...exceptions import InputError
+from . import corpus as corpus_lib
+from .run import train_variants
+
+__all__ = ["Ablation", "SeedInterval", "ablation", "seed_interval"]
+
+
+#: Student's t 0.975 quantiles for 1…30 degrees of freedom (a 95% interval from a handful of seeds; no SciPy).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+class SeedInterval(NamedTuple):
+    """A mean over seeds and its 95% interval."""
+
+    mean: float
+    low: float
+    high: float
+
+
+def seed_interval(values: Sequence[float]) -> SeedInterval:
+    """Mean and 95% Student-t interval of per-seed values (the seed is the unit of replication).
+
+    A t interval, not a percentile bootstrap: with 5 seeds a bootstrap's interval is too narrow.
+    """
+    n = len(values)
+    if n < 2:
+        raise InputError(f"A seed-level interval needs at least 2 seeds; got {n}.")
+    mean = statistics.fmean(values)
+    half = (_T975[n - 2] if n <= 31 else 1.96) * statistics.stdev(values) / n ** 0.5
+    return SeedInterval(mean, mean - half, mean + half)
+
+
+def _verdict(low: float, high: float) -> str:
+    return "above the baseline" if low > 0 else "below the baseline" if high < 0 else "not distinguishable from the baseline"
+
+
+@dataclass
+class Ablation:
+    """An NVFP4 ablation over seeds: every run trained from scratch on the same tokens as its seed's baseline.
+
+    ``per_seed``: seed, run, the final validation loss (quantised forward for NVFP4 runs), the loss of the same
+    run's float32 master weights unquantised (``master_val_loss``), and both gaps to that seed's baseline.
+    ``curve``: per NVFP4 run and evaluation step, the mean gap over seeds with its 95% seed-level interval (the gap
+    against tokens). ``gaps``: per run, the final gap, its interval and the verdict read from it, and the same for
+    the master weights. ``high_precision_share``: per run, the share of matmul weights kept out of NVFP4.
+    """
+
+    per_seed: Any
+    curve: Any
+    gaps: Any
+    high_precision_share: dict[str, float]
+    seeds: list[int]
+    steps: int
+    tokens_per_run: int
+    parameters: int
+    wall_s: float
+
+    def contrast(self, run: str, reference: str) -> dict[str, Any]:
+        """``run``'s final loss minus ``reference``'s, per seed, with its 95% seed-level interval and verdict.
+
+        ``contrast("nvfp4_recipe", "nvfp4_rtn")`` below zero: the recipe closes part of round-to-nearest's gap.
+        """
+        table = self.per_seed.pivot(index="seed", columns="run", values="val_loss")
+        missing = {run, reference} - set(table.columns)
+        if missing:
+            raise InputError(f"No run called {', '.join(sorted(missing))} in this ablation ({', '.join(table.columns)}).")
+        diff, low, high = seed_interval((table[run] - table[reference]).tolist())
+        return {"run": run, "reference": reference, "difference": diff, "low": low, "high": high,
+                "verdict": _verdict(low, high).replace("the baseline", reference)}
+
+
+def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Sequence[str], seeds: Sequence[int],
+             keep_last: int, steps: int, evals: int = 4, timeout: float = 3600.0, **settings) -> Ablation:
+    """The baseline and each NVFP4 recipe, each trained **from scratch** for ``steps`` steps per seed, in one job.
+
+    Pretraining in NVFP4 is what the recipe is for, so every run starts from random weights, not from a trained
+    checkpoint (which would measure post-training quantisation). A seed fixes the initial weights, the batches and
+    the recipe's random draws: within a seed every variant starts from the same weights and sees the same tokens in
+    the same order, so the per-seed gap is paired and the seed is the unit of replication. Every run is evaluated
+    ``evals`` times (the gap against tokens); NVFP4 runs also with their master weights unquantised. Every NVFP4
+    variant keeps the same ``keep_last`` blocks in high precision (the share is returned and should be stated).
+    ``settings`` are :func:`train`'s (``size``, ``seq_len``, ``batch_size``, ``lr``…).
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    if len(seeds) < 2 or len(set(seeds)) != len(seeds):
+        raise InputError(f"An ablation needs at least 2 distinct seeds for a seed-level interval; got {list(seeds)}.")
+    if "init_from" in settings:
+        raise InputError("The ablation trains every run from scratch (NVFP4 pretraining); init_from would make it a "
+                         "post-training quantisation study.")
+    names = ["baseline", *recipes]
+    variants = {f"seed{seed}/{name}": {"seed": seed, "recipe": None if name == "baseline" else name}
+                for seed in seeds for name in names}
+    settings = {"eval_every": max(steps // evals, 1), "sample_tokens": 0, "eval_start": False, **settings}
+    runs = train_variants(corpus, variants, launch=launch, out_dir=out_dir, timeout=timeout, steps=steps,
+                          keep_last=keep_last, **settings)
+    rows = []
+    for seed in seeds:
+        base = runs[f"seed{seed}/baseline"].evals.set_index("step")["val_loss"]
+        for name in names:
+            evaluated = runs[f"seed{seed}/{name}"].evals
+            master = evaluated["master_val_loss"] if "master_val_loss" in evaluated else evaluated["val_loss"]
+            for step, tokens, loss, kept in zip(evaluated["step"], evaluated["tokens_seen"], evaluated["val_loss"], master):
+                rows.append({"seed": seed, "run": name, "step": int(step), "tokens": int(tokens), "val_loss": float(loss),
+                             "master_val_loss": float(kept), "gap": float(loss - base[step]),
+                             "master_gap": float(kept - base[step])})
+    every = pd.DataFrame(rows)
+    curve = []
+    for (name, step), group in every[every["run"] != "baseline"].groupby(["run", "step"], sort=False):
+        gap, master = seed_interval(group["gap"].tolist()), seed_interval(group["master_gap"].tolist())
+        curve.append({"run": name, "step": step, "tokens": int(group["tokens"].iloc[0]), "gap": gap.mean,
+                      "gap_low": gap.low, "gap_high": gap.high, "master_gap": master.mean, "master_low": master.low,
+                      "master_high": master.high})
+    per_seed = every[every["step"] == every["step"].max()].reset_index(drop=True)
+    summary = []
+    for name in names:
+        mine = per_seed[per_seed["run"] == name]
+        row = {"run": name, "seeds": len(mine), "val_loss": float(mine["val_loss"].mean()),
+               "tokens_per_s": statistics.median(runs[f"seed{s}/{name}"].tokens_per_s for s in seeds),
+               "high_precision_share": runs[f"seed{seeds[0]}/{name}"].config["high_precision_share"]}
+        if name != "baseline":
+            gap, master = seed_interval(mine["gap"].tolist()), seed_interval(mine["master_gap"].tolist())
+            row.update(gap=gap.mean, gap_low=gap.low, gap_high=gap.high, half_width=(gap.high - gap.low) / 2,
+                       verdict=_verdict(gap.low, gap.high), master_gap=master.mean, master_low=master.low,
+                       master_high=master.high, master_verdict=_verdict(master.low, master.high))
+        summary.append(row)
+    first = runs[f"seed{seeds[0]}/baseline"]
+    return Ablation(per_seed=per_seed, curve=pd.DataFrame(curve), gaps=pd.DataFrame(summary),
+                    high_precision_share={n: runs[f"seed{seeds[0]}/{n}"].config["high_precision_share"] for n in names},
+                    seeds=list(seeds), steps=steps,
+                    tokens_per_run=steps * first.config["batch_size"] * first.config["seq_len"],
+                    parameters=first.parameters, wall_s=sum(r.wall_s for r in runs.values()))
