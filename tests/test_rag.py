@@ -263,7 +263,11 @@ def test_the_index_is_idempotent_persistent_and_refuses_other_vectors(where, tmp
         before = index.search(vectors[3:6], 5)
         assert [h[0][0] for h in before] == [c.id for c in chunks[3:6]]
     with VectorIndex(uri, dim=32, model="test-model") as reopened:  # as after a kernel restart
-        assert reopened.count() == 210 and reopened.search(vectors[3:6], 5) == before
+        after = reopened.search(vectors[3:6], 5)
+        assert reopened.count() == 210 and [[i for i, _ in row] for row in after] == [[i for i, _ in row] for row in before]
+        # the same neighbours; scores to float32 rounding (a fresh CI run saw 0.42399079 vs 0.42399075: Milvus
+        # Lite scored the reopened, sealed segment another way than the growing one)
+        assert [d for row in after for _, d in row] == pytest.approx([d for row in before for _, d in row], abs=1e-5)
         got = reopened.chunks([chunks[4].id, chunks[3].id])
         assert got == [chunks[4], chunks[3]]
         with pytest.raises(IndexMismatchError, match="16-dimensional.*32-dimensional"):
