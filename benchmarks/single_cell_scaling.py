@@ -17,7 +17,10 @@ the matrix: comparable on simulated cells) or data-dependent (iterations, number
 comparable), iterations, and the step's own peak resident memory. Quality: NMI and ARI of the Harmony Leiden
 clusters against the simulated cell types, ARI against the batches (0 = mixed).
 
-    python benchmarks/single_cell_scaling.py [--sizes 216382] [--fast]
+    python benchmarks/single_cell_scaling.py [--sizes 216382] [--fast] [--out benchmarks/results/single_cell_216382.json]
+
+The figures are written as JSON (``--out``; default ``benchmarks/results/single_cell_<sizes>.json``, none for
+``--smoke``) with the command, the date and the machine: the guide reads that file, it never retypes a figure.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ import argparse
 import hashlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
@@ -122,7 +127,41 @@ def measure(path: Path, *, fast: bool, warm_up: bool = True) -> dict:
             errors.seek(0)
             raise SystemExit(f"{path.name} failed (exit {child.returncode}):\n{errors.read()[-3000:]}")
     line = next(ln for ln in lines if ln.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return with_process_peak(json.loads(line[len("RESULT "):]))
+
+
+def with_process_peak(result: dict) -> dict:
+    """``peak_mb`` as the process's peak: the largest of ``ru_maxrss`` and the step peaks. Each step resets the
+    kernel's high-water mark (VmHWM) to get its own peak, which resets ``ru_maxrss`` too, so ``ru_maxrss`` alone is
+    only the last step's peak (a 216k run reported 9,302 MiB against a 13,429 MiB step)."""
+    return result | {"peak_mb": max([result["peak_mb"], *result["peak_by_step"].values()])}
+
+
+def record(runs: dict[str, dict], *, command: list[str], started: str, finished: str, fast: bool, n_genes: int) -> dict:
+    """The JSON the guide reads: the command, the dates, the machine, and each run's figures."""
+    from sparkbooks.singlecell.official import NVIDIA_TOTAL_S  # noqa: PLC0415
+
+    try:
+        memory_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        memory_gib = None
+    return {"benchmark": "benchmarks/single_cell_scaling.py", "command": " ".join(["python", *command]),
+            "date": f"{started}/{finished}",
+            "machine": {"description": f"{platform.node()} ({platform.machine()}, {platform.processor() or 'cpu'})",
+                        "cpus": os.cpu_count(), "memory_gib": memory_gib, "gpu": None,
+                        "load_avg_1m_at_end": round(os.getloadavg()[0], 1)},
+            "source": {"transcribed": False}, "fast": fast,
+            "runs": {name: {"cells": r["cells"], "genes": r["genes"], "total_s": round(sum(r["seconds"].values()), 1),
+                            "non_embedding_s": round(r["non_embedding_s"], 1), "peak_mb": round(r["peak_mb"]),
+                            "nmi_groups": round(r["nmi_groups"], 4), "ari_groups": round(r["ari_groups"], 4),
+                            "ari_batch": round(r["ari_batch"], 4),
+                            "ari_groups_before_harmony": round(r["ari_groups_before_harmony"], 4),
+                            "clusters": r["clusters"], "groups": r["groups"], "load_s": round(r["load_s"], 1),
+                            "iterations": r["iterations"], "steps": {k: round(v, 2) for k, v in r["seconds"].items()},
+                            "peak_mb_by_step": {k: round(v) for k, v in r["peak_by_step"].items()},
+                            "ratio": {k: None if v is None else round(v, 2) for k, v in r["ratio"].items()}}
+                     for name, r in runs.items()},
+            "nvidia_total_s": NVIDIA_TOTAL_S, "n_genes": n_genes}
 
 
 def main() -> None:
@@ -138,10 +177,13 @@ def main() -> None:
     parser.add_argument("--genes", type=int, default=N_GENES,
                         help="genes per simulated cell (default: NVIDIA's after filtering; 0: the sample's own)")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    parser.add_argument("--out", type=Path, help="the JSON record (default benchmarks/results/single_cell_<sizes>.json; "
+                                                 "none with --smoke)")
     args = parser.parse_args()
     if args.smoke:  # the same code path on tiny inputs; explicit options still win
         parser.set_defaults(**SMOKE)
         args = parser.parse_args()
+    started = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     runs: dict[str, dict] = {}
     for n in (int(s) for s in args.sizes.split(",")):
         path = simulated(n, args.cache, args.genes)
@@ -182,6 +224,14 @@ def main() -> None:
                       for name, r in runs.items()}
                      | {"nvidia_total_s": NVIDIA_TOTAL_S, "n_genes": args.genes, "n_batches": N_BATCHES,
                         "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 1)}))
+    out = args.out or (None if args.smoke else Path(__file__).parent / "results"
+                       / f"single_cell_{args.sizes.replace(',', '_')}.json")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record(runs, command=sys.argv, started=started,
+                                         finished=time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()),
+                                         fast=args.fast_only, n_genes=args.genes), indent=1))
+        print(f"written {out}")
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,8 @@ same bag-of-words (``sparkbooks.topics.vectorizer``; BERTopic's own default keep
 Keywords for *every* row come from one function, ``sparkbooks.topics.keywords``, applied to that
 row's clusters — scored twice: the plain top-10 c-TF-IDF words, and the top-10 words found in
 at least 3 of the topic's documents (this package's rule). Coherence is NPMI of those top-10 words
-counted in the **held-out** tweets (the 58k the pipelines never saw); a topic with fewer than two
+counted in the **held-out** tweets (the guide's split: exact duplicates dropped, then a seeded tenth held out,
+never in the fitted set); a topic with fewer than two
 scorable words scores −1 (not dropped). ``--gensim`` adds gensim's own ``c_npmi`` (sliding
 window 10, ε = 1e-12) on the held-out tweets for seed 0.
 
@@ -26,7 +27,7 @@ BBC News (``--bbc``) they are the editors' 5 sections; there the classic baselin
 LDA and NMF on the bag-of-words and k-means on the embeddings, with k = 5 and k = the number of
 topics our pipeline found.
 
-**Reduction** (``--reduce 100``): the tweets but a seeded tenth held out (57k), clustered with
+**Reduction** (``--reduce 100``): the tweets but a seeded tenth held out (the guide's split, 54k), clustered with
 ``min_cluster_size`` 10 (about a thousand topics: correct by HDBSCAN, unreadable), then brought to at
 most 100 topics — ours by ``TopicModel.reduce`` (average-linkage merges of topic centroids, and of
 c-TF-IDF word weights), BERTopic by its own ``reduce_topics`` on its own clusters of the same
@@ -129,6 +130,17 @@ def summarise(results: dict[str, list[dict]], keys: list[str]) -> dict[str, dict
             for row, runs in results.items()}
 
 
+def held_out_split(docs, size: int | None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to fit (``size`` drawn, seeded, from the fitting side; None = all of it) and rows held out for NPMI:
+    the guide's own :func:`~sparkbooks.topics.evaluate.split_held_out` (exact duplicates dropped, a seeded tenth
+    held out), so no held-out text also sits verbatim in the fitted set and both report the same held-out tweets."""
+    split = topic_eval.split_held_out(list(docs), seed=seed)
+    pick = split.fit
+    if size is not None and size < len(pick):
+        pick = np.sort(np.random.default_rng(seed).choice(pick, size, replace=False))
+    return pick, split.held_out
+
+
 def table(title: str, summary, columns: list[tuple[str, str, str]]) -> None:
     print(f"\n{title}")
     print(f"{'row':28}" + "".join(f"{head:>18}" for head, _, _ in columns))
@@ -147,8 +159,7 @@ def tweets_benchmark(size: int, seeds: int, with_gensim: bool, *, rows: list[str
     rows = list(rows or ROWS)
     docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
     vectors = embeddings.embed(list(docs), show_progress=False)
-    pick = np.random.default_rng(0).choice(len(docs), size=min(size, len(docs)), replace=False)
-    held = np.setdiff1d(np.arange(len(docs)), pick)
+    pick, held = held_out_split(docs, size)
     bag = topics.vectorizer().fit(docs[pick])
     counts, vocab = bag.transform(docs[pick]), bag.get_feature_names_out()
     held_counts = topics.vectorizer(vocabulary=vocab, min_df=1).transform(docs[held])
@@ -216,8 +227,8 @@ def reduction_benchmark(target: int, seeds: int) -> dict[str, float]:
     tweets = datasets.health_tweets()
     docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
     vectors = embeddings.embed(list(docs), show_progress=False)
-    held = np.random.default_rng(0).random(len(docs)) < 0.1
-    fit_docs, fit_vectors, reference = list(docs[~held]), vectors[~held], tweets["source"].to_numpy()[~held]
+    fit_rows, held = held_out_split(docs, None)  # the guide's split: duplicates dropped, a seeded tenth held out
+    fit_docs, fit_vectors, reference = list(docs[fit_rows]), vectors[fit_rows], tweets["source"].to_numpy()[fit_rows]
     bag = topics.vectorizer().fit(fit_docs)
     counts, vocab = bag.transform(fit_docs), bag.get_feature_names_out()
     held_counts = topics.vectorizer(vocabulary=vocab, min_df=1).transform(docs[held])
@@ -255,7 +266,7 @@ def reduction_benchmark(target: int, seeds: int) -> dict[str, float]:
             rows.setdefault(name, []).append(scored(labels, seconds))
         print(f"  reduction: seed {seed} done", flush=True)
     summary = summarise(rows, ["s", "topics", "outlier_share", "npmi", "npmi_held", "diversity", "nmi"])
-    table(f"Health tweets: {int((~held).sum()):,} clustered (min_cluster_size 10), {int(held.sum()):,} held out; reduced to "
+    table(f"Health tweets: {len(fit_rows):,} clustered (min_cluster_size 10), {len(held):,} held out; reduced to "
           f"≤ {target}; NPMI of the ≥3-docs keywords; mean ± sd over {seeds} seed(s)", summary,
           [("seconds", "s", ".2f"), ("topics", "topics", ".1f"), ("outliers", "outlier_share", ".3f"),
            ("NPMI fitted", "npmi", ".4f"), ("NPMI held out", "npmi_held", ".4f"), ("diversity", "diversity", ".3f"),

@@ -58,7 +58,7 @@ def test_held_out_split_never_overlaps_training():
         first, last = item["expected"]["person"].split(" ", 1)
         assert first not in words and last not in words, item["text"]
         assert item["expected"]["city"] not in training_text and str(item["expected"]["year"]) not in words, item["text"]
-    assert finetune.overlap(t) == {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0}
+    assert finetune.overlap(t) == {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0, "distractor": 0}
     assert {i["template"] for i in t.held_out} == {name for name, _, _ in sb.documents.biographies.TEMPLATES}
     assert all(i["template"] != "married" for i in t.train)
     assert {i["template"] for i in t.held_out if i["unseen_template"]} == {"married"}
@@ -78,12 +78,50 @@ def test_every_held_out_sentence_is_about_a_person_of_its_own():
     assert len(set(people)) == 100
     assert len({p.split(" ", 1)[0] for p in people}) == 100 and len({p.split(" ", 1)[1] for p in people}) == 100
     assert all(i["expected"]["person"] in i["text"] for i in t.held_out)
-    assert finetune.overlap(t) == {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0}
+    assert finetune.overlap(t) == {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0, "distractor": 0}
     assert len({i["expected"]["city"] for i in t.held_out}) == 100  # a birthplace of its own, too
     assert all(f"{i['expected']['city']}, {i['expected']['country']}" in i["text"] for i in t.held_out)
     assert len({i["expected"]["country"] for i in t.held_out}) >= 12  # clusters for clustered_sign_flip
     assert sum(i["unseen_template"] for i in t.held_out) == 25
     assert finetune.birth_task(256, 100, seed=0).held_out[0] == finetune.birth_task(256, 100, seed=0).held_out[0]
+
+
+def test_no_held_out_sentence_names_a_training_answer_not_even_as_a_distractor():
+    """Review 46 item 2: held-out answers were invented but their distractor persons came from the training name
+    lists (48 of 48 shared a first name with a training answer), so the score partly measured "pick the unfamiliar
+    name". Now distractor persons and cities come from the invented pool too: checked over the guide's split."""
+    import re
+
+    t = finetune.birth_task(256, 100, seed=0, unseen_templates=["married", "parenthesis"])
+    answer_parts = {w for i in t.train for w in i["expected"]["person"].split()}
+    answer_cities = {i["expected"]["city"] for i in t.train}
+    with_distractor = [i for i in t.held_out if i["distractors"]]
+    assert len(with_distractor) >= 40
+    for item in t.held_out:
+        words = set(re.findall(r"\w+", item["text"]))
+        assert not words & answer_parts, item["text"]  # no training answer's first or last name, distractors included
+        assert not words & answer_cities, item["text"]
+    # each distractor person is a name of its own: two invented full names per distractor sentence, none repeated
+    names = [m for i in with_distractor for m in re.findall(r"\b[A-Z][a-z]+ [A-Z][a-z]+\b", i["text"])
+             if m.split()[0] not in {"In", "Born"}]
+    assert len(names) == len(set(names)) >= 2 * len(with_distractor)
+    assert finetune.overlap(t)["distractor"] == 0
+    # the answers are untouched by the distractor renaming: the answer person is the one the template names as born
+    assert all(i["expected"]["person"] in i["text"] and f"{i['expected']['city']}, {i['expected']['country']}" in i["text"]
+               for i in t.held_out)
+
+
+def test_the_claim_is_decided_by_the_stricter_of_the_sentence_and_country_tests():
+    """Review 46 item 1: the guide's run had McNemar p = 0.0076 over sentences but p = 0.065 with countries as the
+    unit, yet recorded "holds". The claim's p is now the larger of the two, so that run's verdict is "not decided"."""
+    assert finetune.stricter_p(0.0076, 0.065) == 0.065
+    assert finetune.stricter_p(0.003, 0.001) == 0.003
+    from sparkbooks.evidence import decide
+
+    assert decide(0.62, 0.45, compare="greater", test="mcnemar", p=finetune.stricter_p(0.0076, 0.065)) == "not decided"
+    assert decide(0.62, 0.45, compare="greater", test="mcnemar", p=finetune.stricter_p(0.0076, 0.004)) == "holds"
+    with pytest.raises(sb.InputError, match="cluster_p"):
+        finetune.stricter_p(0.01, 1.5)
 
 
 def test_the_clustered_test_counts_cities_not_sentences():

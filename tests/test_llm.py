@@ -186,6 +186,29 @@ def test_the_audit_refuses_a_repeated_prompt_the_old_way(endpoint):
     assert kept == [] and audit.refused == 1
 
 
+def test_warm_template_ttft_reuses_the_system_prompt_and_nothing_more(endpoint):
+    # review of issue 44, finding 2: with `cache_prompt: false` llama.cpp's cache_n is 0 by construction; the warm
+    # figure keeps the cache on, tags the user message, and the audit allows the template and system prompt only
+    messages = [SYSTEM, {"role": "user", "content": "Count to ten."}]
+    cold = llm.template_prefix(endpoint, messages).tokens
+    warm = llm.single_stream(endpoint, messages, repeats=3, max_tokens=4, prompt_cache=True)
+    assert warm.audit.allowed >= cold + 8 and "exact" in warm.audit.how  # "You are a concise, helpful assistant."
+    assert (warm.audit.audited, warm.audit.refused) == (3, 0)
+    assert all(cold + 8 <= r.cached_tokens <= warm.audit.allowed for r in warm.replies)  # the system prompt was reused
+
+
+def test_a_repeated_prompt_with_the_cache_on_is_refused_and_with_it_off_is_recomputed(endpoint, monkeypatch):
+    from sparkbooks.llm import loadtest
+
+    real = loadtest.random_prompts
+    monkeypatch.setattr(loadtest, "random_prompts",  # every timed request the same prompt: the old single_stream
+                        lambda n, words, seed=0: real(n, words, seed=seed) if n == 1 else real(1, words, seed=seed) * n)
+    hot = llm.sweep(endpoint, levels=[1], requests_per_level=3, input_tokens=40, output_tokens=2, prompt_cache=True)
+    assert hot.loc[1, "ttft_refused"] > 0  # the audit can fail: the server said the prompt came from its cache
+    cold = llm.sweep(endpoint, levels=[1], requests_per_level=3, input_tokens=40, output_tokens=2, prompt_cache=False)
+    assert cold.loc[1, "ttft_refused"] == 0 and cold.loc[1, "ttft_audited"] == 4
+
+
 def test_ngram_speculation_drafts_from_the_prompt_and_keeps_greedy_text(endpoint):
     text = "Repeat exactly: red green blue red green blue red green blue red green blue red green blue."
     with llm.stand_in(ctx_size=1024, parallel=1, extra_args=llamacpp.NGRAM_SPECULATION) as spec_server:
@@ -348,3 +371,14 @@ def test_llama_cpp_without_nvcc_builds_for_the_cpu_and_keeps_its_cache_key(tmp_p
     assert llamacpp.cached_tool("llama-server") == cpu_binary
     _fake_gb10(tmp_path, monkeypatch, nvcc=True)
     assert llamacpp.cached_tool("llama-server") != cpu_binary  # the CUDA build is cached apart
+
+
+@pytest.mark.parametrize("n", [30, 200, 2000])  # the cpu and spark profiles' sizes, and many more
+def test_the_worked_example_answers_occur_in_no_test_sentence(n):
+    # review of issue 44, finding 4: the example's year 1931 was in the test set, and the model copied it
+    from sparkbooks import documents
+
+    text, answer = documents.BIRTH_EXAMPLE
+    sentences = documents.birth_sentences(n, seed=0)
+    assert all(str(v) in text for v in answer.values())
+    assert not [v for v in answer.values() for s in sentences if str(v) in s["text"]]

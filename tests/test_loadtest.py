@@ -138,3 +138,64 @@ def test_speculation_summarises_speed_acceptance_and_identity(monkeypatch):
     assert result.speedup == pytest.approx(1.5) and result.speedup_low == pytest.approx(1.5)
     assert result.acceptance == pytest.approx(24 / 32) and result.identical == 1
     assert "1.50×" in str(result) and "1 of 2 greedy outputs identical" in str(result)
+
+
+def _fake_template_server(monkeypatch, *, tokenize_messages: bool):
+    """A server whose template is ``<bos> <role> ROLE words… <end>`` (+ ``<assistant>``): 3 tokens before the first text.
+
+    It has no ``/apply-template`` (vLLM has none); its ``/tokenize`` takes ``messages`` when ``tokenize_messages``.
+    ``chat`` answers with the prompt's token count, as a server's ``usage`` does.
+    """
+    import httpx
+
+    from sparkbooks.llm import cache_audit
+
+    def render(messages, generation=True):
+        out = ["<bos>"]
+        for m in messages:
+            out += ["<role>", m["role"], *m["content"].split(), "<end>"]
+        return out + (["<assistant>"] if generation else [])
+
+    def post(url, json=None, timeout=None):
+        request = httpx.Request("POST", url)
+        if url.endswith("/tokenize") and tokenize_messages and "messages" in json:
+            return httpx.Response(200, json={"tokens": [hash(t) % 1000 for t in render(json["messages"])]}, request=request)
+        return httpx.Response(404, json={"error": "not found"}, request=request)
+
+    monkeypatch.setattr(httpx, "post", post)
+    monkeypatch.setattr(cache_audit, "chat", lambda ep, messages, **kw: Reply("", prompt_tokens=len(render(messages))),
+                        raising=False)
+    return llm.Endpoint("http://fake/v1", "m", ("m",))
+
+
+@pytest.mark.parametrize("tokenize_messages", [True, False])
+def test_vllm_template_allowance_never_covers_message_text(monkeypatch, tokenize_messages):
+    # review of issue 44, finding 1: without /apply-template the allowance emptied only the first message, so a
+    # whole user question counted as "template" (14 of 27 tokens allowed on a fake server with a 5-token template)
+    endpoint = _fake_template_server(monkeypatch, tokenize_messages=tokenize_messages)
+    messages = [{"role": "system", "content": "Be brief and kind."},
+                {"role": "user", "content": "Why is the sky blue on a clear day?"}]
+    allowed, how = llm.template_prefix(endpoint, messages)
+    assert allowed == (3 if tokenize_messages else 0), how  # vLLM's /tokenize with messages: exact; no way: strict
+    assert ("exact" in how) == tokenize_messages
+    # tagged at the last message (warm template): the system prompt is shared too, the question is not
+    warm, _ = llm.template_prefix(endpoint, messages, at=-1)
+    assert warm == (3 + 4 + 1 + 2 if tokenize_messages else 0)
+
+
+def test_unique_messages_can_tag_the_last_message_keeping_the_system_prompt_shared():
+    from sparkbooks.llm.cache_audit import unique_messages
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    tagged = unique_messages(messages, "123", at=-1)
+    assert tagged[0] == messages[0] and tagged[1]["content"] == "123 Hi"
+
+
+def test_sweep_and_length_sweep_disagreeing_on_ttft_is_flagged():
+    # review of issue 44, finding 7: 2.64 s in the sweep vs 2.12 s in the length sweep at the same 63 tokens (1.25×)
+    sweep = _sweep(60).assign(ttft_p50_s=[2.64, 9.0], in_tokens=[63.0, 63.0])
+    lengths = pd.DataFrame({"in_tokens": [63.2, 250.0], "ttft_p50_s": [2.12, 8.0]}, index=pd.Index([64, 256]))
+    problems = llm.consistency(_single([60] * 5), sweep, lengths=lengths)
+    assert len(problems) == 1 and "1.25× apart" in problems[0] and "63 tokens" in problems[0]
+    agreeing = lengths.assign(ttft_p50_s=[2.50, 8.0])  # 1.06×, and the 250-token row is not the same length
+    assert llm.consistency(_single([60] * 5), sweep, lengths=agreeing) == []

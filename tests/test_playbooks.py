@@ -192,6 +192,10 @@ def test_nemotron_nano_measures_a_real_server_and_leaves_none_behind(playbook_ru
     # issue 44: the published TTFT is audited by the server's own cache figures, beside the cache-off figure
     assert re.search(r"cache audit: \d+ refused, 0 unaudited", notes["ttft_s"]) and values["ttft_refused"] >= 0
     assert values["ttft_vs_cache_off"] > 0 and ("within" in notes["ttft_vs_cache_off"] or "outside" in notes["ttft_vs_cache_off"])
+    # review of issue 44: a warm-template TTFT beside the cold one (cache on, only template + system prompt may hit),
+    # and the thread count default_threads() chose, which differs between a busy and an idle machine
+    assert values["ttft_warm_s"] > 0 and re.search(r"cache audit: \d+ refused, 0 unaudited", notes["ttft_warm_s"])
+    assert values["llama_server_threads"] >= 1
     assert values["spec_speedup"] > 0 and 0 <= values["spec_acceptance"] <= 1 and "95% CI" in notes["spec_speedup"]
     low, high = (float(x) for x in re.search(r"range ([0-9.]+)–([0-9.]+)", notes["decode_tok_s"]).groups())
     assert low <= values["decode_tok_s"] <= high
@@ -214,13 +218,18 @@ def test_nvfp4_fit_judges_nvfp4_against_fp8_with_intervals(playbook_runs):
     assert "95% CI" in notes["nvfp4_vs_fp8_kl_ratio"] and "95% CI" in notes["fp8_ppl_ratio"]
     # issue 44: the verdict follows NVIDIA's stated tolerance (accuracy within one point), not FP8's KL, so it can go
     # either way; the Step 5 line is the same verdict, and it follows the interval in its own evidence
-    assert values["claim_2"] == values["nvfp4_verdict"] in ("reproduced", "refuted", "not decided")
+    # review of issue 44: the word names its evidence (a 135M PTQ stand-in) and the note its bootstrap unit
+    outcome = values["nvfp4_verdict"].removesuffix(" (135M PTQ stand-in)")
+    assert values["claim_2"] == values["nvfp4_verdict"] and outcome in ("reproduced", "refuted", "not decided")
     low, high = (float(x) for x in re.search(r"95% CI ([+-][0-9.]+) to ([+-][0-9.]+)", notes["nvfp4_verdict"]).groups())
-    assert values["nvfp4_verdict"] == ("reproduced" if low >= -1 else "refuted" if high < -1 else "not decided")
+    assert outcome == ("reproduced" if low >= -1 else "refuted" if high < -1 else "not decided")
     assert "within one point" in notes["nvfp4_verdict"] and "99.9%" in notes["nvfp4_verdict"]
-    assert values["nvfp4_mse_kl_p99"] > values["nvfp4_mse_kl"] and "99.9%" in notes["nvfp4_mse_kl_p99"]
+    assert f"paired bootstrap over {results['params']['n_docs']} documents" in notes["nvfp4_verdict"]
+    assert values["nvfp4_mse_kl_p99"] > values["nvfp4_mse_kl"] and "llama-perplexity" in notes["nvfp4_mse_kl_p99"]
     assert values["checkpoint_error_max"] < 0.01
     assert values["station_hbm_kimi"] == "does not fit" and values["claim_4"].startswith("only with offload")
+    assert values["decode_bound_holds"] is True  # no bound below a measured single-Spark decode rate
+    assert values["station_hbm_verdicts_that_depend_on_utilization"] >= 1  # Maverick: 0.8 no, 0.9 yes
     assert "Nemotron 3 Ultra" not in values["claim_5"].split("neither")[0]  # unknown KV never counts as fitting
 
 
@@ -230,12 +239,18 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(playbook_runs
     notes = {r["name"]: r["note"] for r in results["results"]}
     assert values["topics"] >= 10
     assert values["ami"] > values["ami_shuffled"] + 0.05 and "held-out" in notes["npmi"]
+    # NPMI beside its chance level (keywords of the same labels permuted), decided as a claim from the run
+    assert -1 <= values["npmi_shuffled"] <= 1 and "permuted" in notes["npmi_shuffled"]
+    assert "npmi_beats_shuffled" in {c["name"] for c in results["claims"]}
     assert -1 < values["npmi"] <= 1 and -1 <= values["npmi_docs_eps"] <= 1 and 0.6 < values["diversity"] <= 1
     assert values["held_out_docs"] > 0 and "duplicates dropped" in notes["held_out_docs"]  # a seeded tenth, never fitted
     assert values["embed_device"] in ("CPU",) or sb.devices.use_gpu("torch")
     assert 0 < values["bbc_largest_topic_share"] <= 1 and "largest" in notes["bbc_largest_topic_share"]
     # the labelled corpus: far above chance, and every baseline scored on the same labels
     assert values["bbc_ami"] > 0.3 and {"bbc_ami_lda", "bbc_ami_nmf", "bbc_ami_kmeans", "bbc_ami_kmeans_same_k"} <= set(values)
+    assert "full articles" in notes["bbc_ami_lda"] and "full articles" in notes["bbc_ami_nmf"]  # not MiniLM's 600-char cut
+    assert all("mean of 3 seeds" in notes[k] for k in ("bbc_ami", "bbc_ami_lda", "bbc_ami_kmeans_same_k"))  # not one fit
+    assert {c["test"] for c in results["claims"] if c["name"].startswith("bbc_beats_")} == {"seed-bootstrap"}
     assert 0 < values["outlier_share"] < 0.5
     assert any("SmolLM2" in s for s in results["stand_ins"])
     assert_no_server_left(playbook_runs, "topic-clustering")
@@ -263,6 +278,7 @@ def test_vlm_cpu_path_scores_real_ocr_and_llm_and_invents_no_vlm_answer(playbook
     notebook = (playbook_runs("vlm") / "vlm.ipynb").read_text()
     assert "No VLM endpoint: nothing is captioned" in notebook and "data:image/jpeg;base64," in notebook
     assert any("PP-OCRv4" in s and "SmolLM2" in s for s in results["stand_ins"])
+    assert values["llama_server_threads"] >= 1  # review of issue 44: default_threads()'s choice is in results.json
     assert_no_server_left(playbook_runs, "vlm")
 
 
@@ -298,7 +314,10 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_r
     assert values["held_out_answers_in_training"] == 0  # new people, places and years (issue 46 item 2)
     assert "constrained" in notes["base_constrained_accuracy"] and "steps 2–3" in notes["scaling_efficiency"]
     assert "1 thread per rank on a CPU: core scaling" in notes["scaling_efficiency"]  # review 46 item 7
-    assert "tuned_vs_constrained_base" in {c["name"] for c in results["claims"]}
+    claim = next(c for c in results["claims"] if c["name"] == "tuned_vs_constrained_base")
+    if values["tuned_vs_base_country_clustered_p"] >= 0.05:  # review 46 item 1: the stricter test decides the claim
+        assert claim["verdict"] != "holds"
+    assert "country-clustered" in claim["sentence"] and "templates never trained on" in claim["sentence"]
     assert any("SmolLM2" in s and "Llama 3.1 8B" in s for s in results["stand_ins"])
     assert (playbook_runs("fine-tune") / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
     assert _torchrun_workers() == [] and not list((playbook_runs("fine-tune") / "work").glob("*/.adapter.tmp"))
@@ -315,8 +334,15 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(play
     assert "of 6:" in notes["retrieval_differences"]  # three pairs at two depths, Holm-adjusted together
     assert 0 <= values["answer_em"] <= 1 and "6 answerable (seeded sample)" in notes["answer_em"]
     assert 0 <= values["answer_f1"] <= 1 and "bootstrap" in notes["answer_f1"]
-    # the floor is the best single constant reply (2 of 52 frozen questions share the answer "None"/"False"/"zero")
-    assert values["scorer_floor_em"] == round(2 / 52, 3) and "containment scorer credited it on 12" in notes["scorer_floor_em"]
+    # the floor is the best single constant reply, decided against the issue's 2 % goal by a claim (not pinned here)
+    assert "containment scorer credited it on 12" in notes["scorer_floor_em"] and values["scorer_floor_goal"] == 0.02
+    floor = next(c for c in results["claims"] if c["name"] == "scorer_floor_within_goal")
+    assert floor["verdict"] == ("holds" if values["scorer_floor_em"] < 0.02 else "does not hold")
+    # the gate is in the answer path: the system scored SQuAD 2.0 style, refusals counted from the run
+    assert values["gate_refused_asked"] >= 1 and "LLM not asked" in notes["gate_refused_asked"]
+    assert "HasAns EM" in notes["system_em"] and "NoAns" in notes["system_em"] and "gate on" in notes["system_em"]
+    assert values["gate_auroc_question_length"] < values["gate_auroc"]
+    assert "gate_vs_question_length" in {c["name"] for c in results["claims"]}
     # the reply budget fits: few replies cut at answer_tokens (was 14 of 18 at 64 tokens without the blank-line stop)
     assert values["answers_truncated"] <= 0.2 * 18, notes["answers_truncated"]
     assert {"constant_em", "echo_em", "closed_book_em", "constant_f1", "echo_f1"} <= set(values)
@@ -397,8 +423,33 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
     assert values["trigram_ce"] < values["bigram_ce"] and trigram["baseline"] == "trigram_ce"
     assert trigram["verdict"] == ("holds" if trigram["high"] < 0 else "does not hold" if trigram["low"] > 0 else "not decided")
     assert values["mfu"] > 0.01 and values["tokens_per_s"] > 0 and values["matmul_peak_GFLOPs"] > 0
-    # over the nominal (spec) peak, named; the timed peak is below it, so MFU over it is the larger figure
-    assert 0 < values["mfu_nominal"] < min(values["mfu"], 1) and "FLOP/cycle" in notes["mfu_nominal"]
+    # over the nominal (spec) peak, named, from the core's own FLOPs per cycle (review 47: Zen 4 is 32, not 64); the
+    # two MFUs stand in the inverse ratio of the peaks, whichever is higher (a boosting core times above its nominal)
+    assert 0 < values["mfu_nominal"] < 1 and "FLOP/cycle" in notes["mfu_nominal"]
+    nominal = values["matmul_peak_GFLOPs"] * values["mfu"] / values["mfu_nominal"]
+    if "AMD family 0x19" in notes["mfu_nominal"]:
+        assert "× 32 FP32 FLOP/cycle" in notes["mfu_nominal"]
+    # review 47: BF16 is timed, not assumed slower; the prose says what the timing found
+    ratio = values["matmul_peak_bf16_GFLOPs"] / values["matmul_peak_GFLOPs"]
+    notebook = (playbook_runs("pretrain") / "pretrain.ipynb").read_text()
+    assert ("BF16 is faster on this CPU" in notebook) == (ratio > 1.1) and "several times *slower*" not in notebook
+    times, side = re.search(r"timed peak ([0-9.]+)× the nominal one: (above|below)", notebook).groups()
+    assert (side == "above") == (values["matmul_peak_GFLOPs"] > nominal) and float(times) == pytest.approx(
+        values["matmul_peak_GFLOPs"] / nominal, abs=0.02)
+    # review 47: the ablation states the gap its seeds can detect beside the paper's and is called inconclusive when
+    # its interval straddles zero; the baseline-vs-bigram check is a claim that can fail, its verdict from its interval
+    for recipe in results["params"]["recipes"]:
+        detect = notes[f"detectable_gap_{recipe}"]
+        low, high = (float(x) for x in re.search(r"CI ([-+0-9.]+)…([-+0-9.]+)", notes[f"val_loss_gap_{recipe}"]).groups())
+        assert ("inconclusive" in detect) == (low <= 0 <= high) and "paper's gap here" in detect
+    ablation_claim = claims["ablation_baseline_beats_bigram"]
+    assert ablation_claim["verdict"] == ("holds" if ablation_claim["high"] < 0 else "does not hold"
+                                         if ablation_claim["low"] > 0 else "not decided")
+    # what the NVFP4 variant keeps in high precision is printed against NVIDIA's share, not labelled "NVIDIA's recipe"
+    assert "NVIDIA keeps blocks in BF16 too" in notebook
+    if results["params"]["ablation_keep_last"] == 0:
+        assert "no decoder block in high precision" in notebook
+    assert "NVIDIA's measured 56%" not in notebook and "spec sheet 125" not in notebook
     # sized on NVIDIA's measured Station rates: 1,399 TFLOP/s BF16, 2,347 TFLOP/s NVFP4, over 6 FLOPs · 250k tokens/s
     assert values["claim_max_params_station_bf16_B"] == pytest.approx(1_399e12 / (6 * 250_000) / 1e9, abs=0.01)
     assert values["claim_max_params_station_nvfp4_B"] == pytest.approx(2_347e12 / (6 * 250_000) / 1e9, abs=0.01)
@@ -553,6 +604,8 @@ def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_f
     assert values["related_purity_none"] > 0.85 and values["related_purity_harmony"] < values["related_purity_none"] - 0.1
     assert values["regress_out_cells_misplaced"] > 0  # the reason regress-out is off, measured on this run
     assert values["compile_s"] > 0 and "warm" in notes["workflow_s"]
+    # Step 10 names the fastest-growing step from its own table (it once typed steps the run contradicted)
+    assert values["fastest_growing_step"] != "total" and notes["fastest_growing_step"].startswith("×")
     # NVIDIA's step list on 4 simulated batches: Harmony's clusters find the types and not the batches
     assert values["official_ari_groups"] > 0.5 and values["official_steps_s"] > 0
     assert abs(float(notes["official_ari_groups"].rsplit(" ", 1)[1])) < 0.05

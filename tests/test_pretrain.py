@@ -1,6 +1,7 @@
 """Pretraining: the simulated NVFP4 GEMMs, the corpus, the FLOPs arithmetic, and the faults of a torchrun run."""
 
 import json
+import statistics
 import time
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 
 import sparkbooks as sb
 from sparkbooks import quant
+from sparkbooks.exceptions import InputError
 from sparkbooks.training import distributed
 from sparkbooks.training.pretrain import corpus as corpus_lib
 from sparkbooks.training.pretrain import fp4, model
@@ -133,7 +135,7 @@ def test_the_claim_table_is_calibrated_on_nvidias_measured_station_rates_and_mar
 
 
 def test_the_nominal_peak_is_named_and_computed_from_the_spec():
-    cpuinfo = "model name: X\ncpu MHz\t\t: 2600.000\nflags\t\t: fpu sse avx2 avx512f fma\n"
+    cpuinfo = "vendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel name: X\ncpu MHz\t\t: 2600.000\nflags\t\t: fpu sse avx2 avx512f fma\n"
     peak = model.spec_peak(device="cpu", cores=2, cpuinfo=cpuinfo)
     assert peak.flops == pytest.approx(2 * 2.6e9 * 64) and "AVX-512" in peak.basis and "2 cores" in peak.basis
     avx2 = model.spec_peak(device="cpu", cores=4, cpuinfo=cpuinfo.replace(" avx512f", ""))
@@ -364,3 +366,40 @@ def test_pcie_and_nvl_cards_get_their_own_spec_peaks():
     assert spec_peak(device="cuda", gpu_name="NVIDIA H100 PCIe").flops == 756e12
     assert spec_peak(device="cuda", gpu_name="NVIDIA H100 NVL").flops == 835e12
     assert spec_peak(device="cuda", gpu_name="NVIDIA H100 80GB HBM3").flops == 989.4e12
+
+
+def test_zen4_nominal_peak_is_32_fp32_flops_per_cycle_not_64():
+    # review 47 #3: this VM is family 25 model 17 (Zen 4 Genoa): AVX-512 runs on two 256-bit FMA pipes, 32 FLOP/cycle
+    # (the old code read avx512f and assumed 64, halving the nominal MFU); Zen 5 has 512-bit pipes (64), Zen 2 32.
+    from sparkbooks.hardware import fp32_flops_per_cycle
+
+    zen4 = "vendor_id : AuthenticAMD\ncpu family : 25\nmodel : 17\ncpu MHz : 2596\nflags : avx2 avx512f avx512_bf16"
+    peak = model.spec_peak(device="cpu", cores=2, cpuinfo=zen4)
+    assert peak.flops == pytest.approx(2 * 2.596e9 * 32) and "Zen 4" in peak.basis
+    assert model.spec_peak(cpuinfo="cpu family : 25\nmodel : 17\ncpu MHz : 2596\nflags : avx512f", cores=2).flops \
+        == pytest.approx(2 * 2.596e9 * 32)  # the reviewer's cpuinfo, no vendor line
+    assert fp32_flops_per_cycle("vendor_id : AuthenticAMD\ncpu family : 26\nmodel : 2\nflags : avx512f")[0] == 64
+    assert fp32_flops_per_cycle("vendor_id : AuthenticAMD\ncpu family : 23\nmodel : 49\nflags : avx2")[0] == 32
+    assert fp32_flops_per_cycle("vendor_id : AuthenticAMD\ncpu family : 23\nmodel : 1\nflags : avx2")[0] == 16
+
+
+def test_gb10_peak_is_not_labelled_a_spec_sheet():
+    # review 47 #4: NVIDIA publishes no BF16 figure for GB10; 125 TFLOP/s is derived from the sparse FP4 headline
+    gb10 = model.spec_peak(device="cuda", gpu_name="NVIDIA GB10")
+    assert gb10.flops == pytest.approx(0.125e15) and "spec sheet" not in gb10.basis and "not published" in gb10.basis
+    assert "spec sheet" in model.spec_peak(device="cuda", gpu_name="NVIDIA H100 80GB HBM3").basis
+
+
+def test_ablation_states_its_detectable_gap_and_labels_what_it_keeps():
+    from sparkbooks.training.pretrain import study
+
+    # review 47 #1: per-seed gaps +0.077, +0.034, +0.145, +0.002, +0.066 detect only ≈ 0.09 nats at 80 % power,
+    # above the paper's ≈ 1.5 % of 2.77 ≈ 0.04 nats: the ablation must say it cannot decide at that size
+    gaps = [0.077, 0.034, 0.145, 0.002, 0.066]
+    assert study.detectable_gap(gaps) == pytest.approx((2.776 + 0.941) * statistics.stdev(gaps) / 5 ** 0.5, rel=1e-6)
+    assert study.detectable_gap(gaps) > study.PAPER_RELATIVE_GAP * 2.77
+    with pytest.raises(InputError):
+        study.detectable_gap([0.1])
+    note = study.kept_share_note("nvfp4_recipe", keep_last=0, layers=2, share=0.135)
+    assert "no decoder block" in note and "13.5%" in note and "last 4 of 32" in note
+    assert "last 1 of 4 decoder blocks" in study.kept_share_note("nvfp4_recipe", keep_last=1, layers=4, share=0.3)

@@ -139,18 +139,65 @@ def _comparison(change: float, *, noise: float = 0.002, nvfp4_kl: float = 0.30, 
 def test_the_nvfp4_verdict_can_pass_fail_or_stay_undecided():
     # issue 44: the verdict asked NVFP4's KL to match FP8's, which E2M1 never can: it could only come out "not reproduced"
     close = quant_eval.intelligence_verdict(_comparison(-0.002), n_boot=500)
-    assert close.word == "reproduced" and close.low >= -0.01  # 15× FP8's KL, yet within NVIDIA's one point
+    assert close.outcome == "reproduced" and close.low >= -0.01  # 15× FP8's KL, yet within NVIDIA's one point
     far = quant_eval.intelligence_verdict(_comparison(-0.05), n_boot=500)
-    assert far.word == "refuted" and far.high < -0.01
+    assert far.outcome == "refuted" and far.high < -0.01
     noisy = quant_eval.intelligence_verdict(_comparison(-0.01, noise=0.03), n_boot=500)
-    assert noisy.word == "not decided" and noisy.low < -0.01 <= noisy.high
+    assert noisy.outcome == "not decided" and noisy.low < -0.01 <= noisy.high
     assert "MMLU-Pro" in quant_eval.NVIDIA_TOLERANCE["source"] and "99.9% 2.000" in close.evidence
 
 
-def test_kl_percentiles_pool_every_token(tiny_lm):
+def test_the_verdict_names_its_stand_in_and_its_bootstrap_unit():
+    """Review of issue 44: 'refuted' read as a verdict on NVIDIA's product, from a 135M PTQ model and 8 articles."""
+    far = quant_eval.intelligence_verdict(_comparison(-0.05), n_boot=200)
+    assert far.word == "refuted (135M PTQ stand-in)" and far.evidence.startswith("135M PTQ stand-in: ")
+    assert far.units == 12 and "paired bootstrap over 12 documents — fewer than 30" in far.evidence
+    enough = quant_eval.intelligence_verdict(_comparison(-0.05, n=30), n_boot=200)
+    assert "over 30 documents;" in enough.evidence and "fewer than" not in enough.evidence
+    assert quant_eval.intelligence_verdict(_comparison(-0.05), evidence_of="", n_boot=50).word == "refuted"
+
+
+def test_kl_percentiles_take_the_second_half_of_each_window(tiny_lm):
     tokens = torch.randint(0, 96, (4, 20), generator=torch.Generator().manual_seed(2))
     result = quant_eval.compare_recipes(tiny_lm, tokens, (quant_eval.QuantRecipe("NVFP4", "nvfp4"),), batch_size=3, n_boot=50)
     pooled = result.token_kl["NVFP4"]
-    assert pooled.shape == (4 * 19,) and np.isclose(pooled.mean(), result.summary.loc["NVFP4", "kl"], rtol=1e-4)
+    assert result.scored_from == 10 and pooled.shape == (4 * (19 - 10),)  # llama-perplexity: n_ctx - 1 - n_ctx/2 a window
     row = result.summary.loc["NVFP4"]
-    assert row["kl"] <= row["kl_p99"] <= row["kl_p999"] <= pooled.max() and row["kl_p99"] == pytest.approx(np.percentile(pooled, 99))
+    assert row["kl_p99"] <= row["kl_p999"] <= pooled.max() and row["kl_p99"] == pytest.approx(np.percentile(pooled, 99))
+
+
+class _EarlyDamage(torch.nn.Module):
+    """A toy LM whose only linear layer decides the logits before position L/2; later ones are fixed (KL there is 0)."""
+
+    def __init__(self, vocab: int = 16):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, vocab)
+        self.proj = torch.nn.Linear(vocab, vocab, bias=False)
+        torch.nn.init.normal_(self.proj.weight, std=3.0, generator=torch.Generator().manual_seed(0))
+        self.fixed = torch.nn.Parameter(torch.linspace(-2, 2, vocab), requires_grad=False)
+
+    def get_input_embeddings(self):
+        return self.embed
+
+    def forward(self, ids):
+        early = self.proj(torch.nn.functional.one_hot(ids, self.fixed.numel()).float())
+        late = self.fixed.expand_as(early)
+        half = ids.shape[1] // 2
+        logits = torch.cat([early[:, :half], late[:, half:]], dim=1)
+        return type("Out", (), {"logits": logits})()
+
+
+def test_kl_tail_follows_llama_perplexity_not_the_early_tokens():
+    """Review of issue 44: the percentiles pooled all positions, so short-context early tokens inflated p99/p99.9.
+    Here every bit of KL is before L/2: llama-perplexity's protocol (second half only) gives a p99 of 0."""
+    model = _EarlyDamage().eval()
+    tokens = torch.randint(0, 16, (6, 24), generator=torch.Generator().manual_seed(3))
+    result = quant_eval.compare_recipes(model, tokens, (quant_eval.QuantRecipe("INT4 g128", "int4"),), batch_size=4, n_boot=50)
+    with torch.no_grad():
+        base = torch.log_softmax(model(tokens).logits[:, :-1], -1)
+        q = torch.log_softmax(quant_eval.quantise_model(model, quant_eval.QuantRecipe("q", "int4")).model(tokens).logits[:, :-1], -1)
+        kl = (base.exp() * (base - q)).sum(-1)
+    second_half = kl[:, 24 // 2:].flatten().numpy()
+    assert np.percentile(kl.flatten().numpy(), 99) > 1e-3  # all positions pooled: a visible tail
+    assert result.summary.loc["INT4 g128", "kl_p99"] == pytest.approx(np.percentile(second_half, 99), abs=1e-9)
+    assert result.summary.loc["INT4 g128", "kl_p99"] == pytest.approx(0.0, abs=1e-6)

@@ -49,7 +49,8 @@ def test_a_batch_with_bad_files_reports_each_reason_and_keeps_the_good_ones(tmp_
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "latin1.txt").write_bytes("café crème".encode("latin-1"))
     (tmp_path / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    done = ingest.ingest(tmp_path.iterdir())
+    with pytest.warns(ingest.SkippedFileWarning):  # each skipped file is also a warning that names it
+        done = ingest.ingest(tmp_path.iterdir())
     skipped = done.skipped
     assert set(skipped) == {"locked.pdf", "scanned.pdf", "corrupt.pdf", "empty.txt", "latin1.txt", "picture.png"}
     assert "encrypted" in skipped["locked.pdf"] and "qpdf" in skipped["locked.pdf"]
@@ -668,3 +669,108 @@ def test_an_answer_ends_at_its_first_blank_line_and_the_budget_fits_it():
     with scripted([{"content": "text 1"}]) as (url, requests):
         baselines.closed_book_answers(sb.llm.connect(url), [{"id": "q", "question": "What?", "answers": ["x"]}])
     assert requests[0]["stop"] == ["\n\n"]  # the closed-book baseline ends by the same rule
+
+
+def test_a_symlink_and_an_unreadable_file_are_skipped_by_name_and_the_rest_ingested(tmp_path, monkeypatch):
+    """Review 49 #7: a link in your folder raised InputError ("not inside the ingested folder") and aborted the run."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.md").write_text("# Good\nThe readable file.\n")
+    (docs / "locked.txt").write_text("No one may read this.\n")
+    (docs / "locked.txt").chmod(0)
+    (docs / "dangling.md").symlink_to(tmp_path / "gone.md")
+    (tmp_path / "outside.md").write_text("# Outside\nA file elsewhere.\n")
+    (docs / "link.md").symlink_to(tmp_path / "outside.md")
+    read_bytes = Path.read_bytes
+
+    def unreadable(self):  # root reads a chmod 000 file: refuse it as a user's kernel would be refused
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_bytes(self)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable)
+    files = ingest.folder_files(docs)
+    assert [p.name for p in files] == ["dangling.md", "good.md", "link.md", "locked.txt"]
+    with pytest.warns(ingest.SkippedFileWarning) as caught:
+        done = ingest.ingest(files, root=docs)
+    assert sorted(str(w.message).split(":")[0] for w in caught) == [
+        "skipped dangling.md", "skipped link.md", "skipped locked.txt"]
+    assert [s.doc for s in done.sections] == ["good.md"]
+    assert "symbolic link" in done.skipped["link.md"] and "symbolic link" in done.skipped["dangling.md"]
+    assert "Permission denied" in done.skipped["locked.txt"]
+
+
+def test_a_file_removed_from_the_folder_keeps_no_chunk_in_the_index(tmp_path):
+    """Review 49 #7: upsert deleted only re-ingested documents; a removed file stayed citable in a persistent index."""
+    chunks = [Chunk(f"{d}#0000", d, "h", None, f"text of {d}", 3) for d in ("a.md", "b.md", "sub/c.md")]
+    vectors = np.eye(3, 8, dtype=np.float32)
+    with VectorIndex(tmp_path / "index.db", dim=8, model="m") as index:
+        index.upsert(chunks, vectors)
+        index.upsert(chunks[:1], vectors[:1])  # the next run: only a.md is left in the folder
+        assert index.reconcile(["a.md"]) == ["b.md", "sub/c.md"]
+        assert index.count() == 1 and [c.doc for c in index.chunks()] == ["a.md"]
+        assert index.reconcile(["a.md"]) == [] and index.count() == 1
+    with VectorIndex(tmp_path / "index.db", dim=8, model="m") as reopened:
+        assert [c.doc for c in reopened.chunks()] == ["a.md"]
+
+
+class _OneScoreIndex:
+    """An index whose best match scores ``score`` for every query: the gate's input, nothing else."""
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+
+    def search(self, vectors, k):
+        return [[("ops.md#0001", self.score)] for _ in vectors]
+
+
+def test_the_gate_refuses_below_its_threshold_without_calling_the_llm(monkeypatch):
+    """Review 49 #1: the gate was calibrated but never applied; the ask box and Step 6 asked the LLM every question."""
+    pytest.importorskip("ipywidgets")
+    from types import SimpleNamespace
+
+    from sparkbooks.retrieval.rag import gate
+
+    calls = []
+    monkeypatch.setattr(answer, "chat", lambda *a, **k: calls.append(a) or pytest.fail("chat called below the gate"))
+    context = Chunk("ops.md#0001", "ops.md", "Operators", None, "The @ operator is matrix multiplication.", 8)
+    embed = lambda texts: np.ones((len(texts), 4), dtype=np.float32)  # noqa: E731
+    retriever = SimpleNamespace(search=lambda qs, k: SimpleNamespace(ids=[[context.id]]))
+    low = gate.Gate(_OneScoreIndex(0.30), embed, threshold=0.55)
+    box = sb.retrieval.rag.AskBox(retriever, {context.id: context}, endpoint=None, k=1, gate=low)
+    reply = box.ask("In which year was the @ operator added?")
+    assert calls == [] and reply.status == "refused" and reply.finish_reason == "gate" and reply.text == answer.REFUSAL
+    assert "refused by the gate" in box.status.value and "not in the documents" in box.transcript()
+    direct = low.answer(None, "What does @ do?", [context], max_tokens=8)
+    assert calls == [] and direct.finish_reason == "gate" and direct.context == [context.id]
+    high = gate.Gate(_OneScoreIndex(0.80), embed, threshold=0.55)
+    with pytest.raises(pytest.fail.Exception, match="chat called"):  # above the threshold the LLM is asked
+        high.answer(None, "What does @ do?", [context], max_tokens=8)
+    assert len(calls) == 1
+
+
+def test_the_system_is_scored_squad2_style_with_refusals_split_by_who_refused():
+    from sparkbooks.retrieval.rag import gate
+
+    keys = [{"id": "a1", "answers": ["matrix multiplication"], "gold": "x"}, {"id": "a2", "answers": ["yes"], "gold": "x"},
+            {"id": "u1", "answers": [], "gold": None}, {"id": "u2", "answers": [], "gold": None}]
+    mk = lambda q, text, fr="stop": answer.Answer(q["id"], answer.REFUSAL not in text, text, [], [], True, None, fr)  # noqa: E731
+    replies = [mk(keys[0], "matrix multiplication"), mk(keys[1], answer.REFUSAL, "gate"),
+               mk(keys[2], answer.REFUSAL, "gate"), mk(keys[3], answer.REFUSAL)]
+    scores = gate.system_score(answer.score(keys, replies, {k["id"]: set() for k in keys}), replies)
+    assert scores["has_ans_em"] == 0.5 and scores["no_ans_accuracy"] == 1.0 and scores["exact"] == 0.75
+    assert (scores["gate_refused_has_ans"], scores["gate_refused_no_ans"], scores["llm_refused_no_ans"]) == (1, 1, 1)
+
+
+def test_the_gate_is_compared_with_question_length_by_a_paired_bootstrap():
+    """Review 49 #1: the only comparison was a constant score; question length alone gives AUROC 0.716."""
+    from sparkbooks.retrieval.rag import gate
+
+    rng = np.random.default_rng(0)
+    pos, neg = rng.normal(1, 1, 40), rng.normal(0, 1, 40)
+    same = gate.auroc_difference_interval((pos, neg), (pos, neg))
+    assert same.low == same.high == 0.0  # the same score: paired resamples differ by exactly nothing
+    better = gate.auroc_difference_interval((pos * 3, neg * 3 - 3), (pos, neg))
+    assert better.low > 0
+    with pytest.raises(sb.InputError, match="same questions"):
+        gate.auroc_difference_interval((pos, neg), (pos[:3], neg))

@@ -748,3 +748,116 @@ def test_related_subtypes_in_different_batches_are_merged_by_harmony(simulation_
     assert table.loc["harmony", "iLISI"] > 1.5 and table["cLISI_scaled"].min() < 1.0, table
     with pytest.raises(InputError, match="not in the data"):
         singlecell.simulate(reference, types, n_cells=10, subtypes={"ILC": 2})
+
+
+def test_gpu_leiden_keeps_cugraphs_full_hierarchy(monkeypatch):
+    """rapids-singlecell 0.18 passes ``n_iterations`` to cuGraph's ``leiden(max_iter=…)``, the maximum number of
+    *levels*: the CPU's 2 igraph iterations must not reach it (it once did, truncating the GPU's hierarchy)."""
+    import sys
+    import types as pytypes
+
+    from sparkbooks.singlecell import workflow
+
+    calls = {}
+    fake = pytypes.ModuleType("rapids_singlecell")
+    fake.tl = pytypes.SimpleNamespace(leiden=lambda adata, **kw: calls.update(kw))
+    monkeypatch.setitem(sys.modules, "rapids_singlecell", fake)
+    who = workflow.leiden(object(), resolution=0.6, seed=3, use_backend="rapids_singlecell")
+    assert who == "cuGraph Leiden (GPU)" and calls["rng"] == 3 and calls["resolution"] == 0.6
+    assert "n_iterations" not in calls  # rapids-singlecell's default: 100 levels, the hierarchy to its end
+    assert workflow.leiden_options("rapids_singlecell") == {}
+    assert workflow.leiden_options("scanpy") == {"n_iterations": workflow.LEIDEN_ITERATIONS}
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "single_cell_scaling.py"
+    spec = importlib.util.spec_from_file_location("single_cell_scaling", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    return bench
+
+
+def test_benchmark_peak_is_the_largest_step_peak_and_its_record_reads_back(tmp_path):
+    """Each step resets VmHWM, which resets ru_maxrss: the 216k run's summary printed the last step's 9,302 MiB
+    against a 13,429 MiB step. The record the benchmark writes must be one the guide can read."""
+    bench = _bench()
+    steps = {"pca": 8514.0, "logreg_markers": 13429.0, "diffmap": 9302.0}
+    fixed = bench.with_process_peak({"peak_mb": 9302.0, "peak_by_step": steps})
+    assert fixed["peak_mb"] == 13429.0
+    run = {"seconds": {"pca": 2.0, "umap": 3.0, "diffmap": 1.0}, "non_embedding_s": 3.0, "cells": 600, "genes": 900,
+           "load_s": 0.2, "nmi_groups": 0.9, "ari_groups": 0.8, "ari_batch": 0.0, "ari_groups_before_harmony": 0.5,
+           "clusters": 3, "groups": 3, "iterations": {"leiden": 3}, "ratio": {"pca": None}, "peak_mb": 500.0,
+           "peak_by_step": {"pca": 700.0, "umap": 650.0, "diffmap": 400.0}}
+    record = bench.record({"600": bench.with_process_peak(run)}, command=["benchmarks/single_cell_scaling.py"],
+                          started="2026-12-06T17:12Z", finished="2026-12-06T17:13Z", fast=False, n_genes=900)
+    path = tmp_path / "r.json"
+    path.write_text(__import__("json").dumps(record))
+    back = singlecell.measured.load(path)
+    assert back["runs"]["600"]["peak_mb"] == 700 and back["machine"]["cpus"] and back["source"]["transcribed"] is False
+    assert "python benchmarks/single_cell_scaling.py" in back["command"]
+
+
+def test_measured_216k_table_is_read_from_the_committed_record_and_judged_from_it(tmp_path):
+    """The guide's 216,382-cell table comes from benchmarks/results/single_cell_216382.json (it was typed in by hand),
+    the ≤ 150 s goal is judged from its figures, and the shortened pictures are labelled and get no ratio."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from sparkbooks.singlecell import measured
+
+    record = measured.load()
+    name, run = next(iter(record["runs"].items()))
+    assert run["cells"] == 216_382 and record["machine"]["cpus"] and record["date"] and "--sizes 216382" in record["command"]
+    assert run["peak_mb"] == max(run["peak_mb_by_step"].values())  # the process peak, not the last step's
+    goal = next(ln for ln in measured.summary(record).splitlines() if "but the pictures" in ln)
+    assert (run["non_embedding_s"] > 150) == ("**not met**" in goal)
+    quick = copy.deepcopy(record)
+    quick["runs"][name]["non_embedding_s"] = 140.0
+    assert "**met**" in next(ln for ln in measured.summary(quick).splitlines() if "but the pictures" in ln)
+    table = measured.table(record)
+    if record["fast"]:
+        assert all(table.loc[s, "settings"].startswith("shortened") for s in ("umap", "umap_harmony", "tsne"))
+        assert table.loc[["umap", "tsne"], "ratio"].isna().all()
+    assert table.loc["pca", "ratio"] == pytest.approx(run["steps"]["pca"] / singlecell.official.NVIDIA_SECONDS["pca"], abs=0.05)
+    if record["source"]["transcribed"]:
+        assert "Transcribed" in measured.summary(record) and record["source"]["log"]
+    # the guide reads the record and types none of its figures
+    nb = json.loads((Path(__file__).resolve().parents[1] / "playbooks/single-cell/single-cell.ipynb").read_text())
+    code = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    prose = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    assert "sb.singlecell.measured.load()" in code and "measured.summary(" in code
+    assert f"{run['non_embedding_s']:.1f}" not in prose and f"{run['total_s']:.1f}" not in prose
+    with pytest.raises(SourceError, match="single_cell_scaling.py"):
+        measured.load(tmp_path / "missing.json")
+
+
+def test_scaling_pins_the_blas_pools_for_every_size(monkeypatch):
+    """Unpinned, OpenBLAS's pools and OpenMP's contend on a small machine (PCA on 4,000 cells: 13 s against 3 s
+    pinned): Step 10's timings run with BLAS at ``blas_threads`` and say so; the prose names no growth it did not
+    compute."""
+    import json
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from threadpoolctl import threadpool_info
+
+    from sparkbooks.singlecell import workflow
+
+    seen = []
+
+    def fake_analyse(sim, **kw):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return SimpleNamespace(seconds={"pca": 1.0, "umap": 2.0})
+
+    monkeypatch.setattr(workflow, "simulate", lambda *a, n_cells, **kw: n_cells)
+    monkeypatch.setattr(workflow, "analyse", fake_analyse)
+    table = workflow.scaling(None, [], [100, 200], blas_threads=1)
+    assert seen == [{1}, {1}] and table.attrs["blas_threads"] == 1 and list(table.index) == [100, 200]
+    nb = json.loads((Path(__file__).resolve().parents[1] / "playbooks/single-cell/single-cell.ipynb").read_text())
+    step10 = next("".join(c["source"]) for c in nb["cells"] if "## Step 10" in "".join(c["source"]))
+    assert "grow fastest" not in step10.split("## Step 10")[1]
+    assert any("growth" in "".join(c["source"]) and "fastest_growing_step" in "".join(c["source"]) for c in nb["cells"])

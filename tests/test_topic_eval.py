@@ -145,3 +145,42 @@ def test_a_keyword_absent_from_the_held_out_texts_scores_minus_one_by_both_rules
     counts = sp.hstack([counts, sp.csr_matrix((counts.shape[0], 1))]).tocsr()
     for eps in (None, topic_eval.EPS_NPMI):
         assert topic_eval.coherence([["a", "never"]], counts, vocab, eps=eps)[0] == -1.0
+
+
+# ---- issue 48 review: NPMI's chance level, full-text baselines, one split for guide and benchmark ------------------
+
+def test_lda_and_nmf_count_the_full_text_not_the_encoders_cut():
+    rng = np.random.default_rng(0)
+    groups = np.repeat([0, 1, 2], 40)
+    topical = [["vaccine", "virus", "flu"], ["goal", "match", "league"], ["shares", "profit", "market"]]
+    preamble = "reporters said on monday that the story was developing " * 12  # > 600 characters, the same for all
+    texts = [preamble + " ".join(rng.choice(topical[g], 6).tolist()) for g in groups]
+    embeddings = rng.normal(size=(120, 8)) + groups[:, None] * 6
+    rows = topic_eval.labelled_baselines(texts, embeddings, 3, seed=0)
+    from sklearn.metrics import adjusted_rand_score
+
+    assert set(rows) == set(topic_eval.BASELINES.values())
+    for method in ("lda", "nmf"):  # the topical words sit after character 600: a cut text would carry none
+        assert adjusted_rand_score(groups, rows[topic_eval.BASELINES[method]]) > 0.9, method
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "topic_clustering.py"
+    spec = importlib.util.spec_from_file_location("topic_clustering_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_holds_out_the_guides_split_with_no_held_out_text_fitted():
+    bench = _benchmark()
+    docs = np.array([f"tweet {i}" for i in range(600)] + ["the same headline"] * 50 + ["tweet 7"] * 20, dtype=object)
+    split = topic_eval.split_held_out(list(docs), seed=0)
+    for size in (300, None):  # the tweets benchmark samples; the reduction benchmark fits all the rest
+        pick, held = bench.held_out_split(docs, size)
+        assert not set(docs[pick]) & set(docs[held])
+        assert (held == split.held_out).all() and set(pick) <= set(split.fit)
+        assert len(pick) == (size or len(split.fit))

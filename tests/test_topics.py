@@ -263,13 +263,21 @@ def test_the_gpu_path_follows_cuml_accel_being_on_not_the_session(monkeypatch):
 
 # ---- issue 48: the map's size is bounded; seed=None is a valid choice (cuML's fast path) --------------------------
 
-def test_the_map_stays_under_ten_megabytes_at_any_corpus_size():
+_HOVER_TEXTS = {"ascii": "a long health headline about vaccines and hospitals ",
+                "accented": "une longue dépêche santé : vaccins, hôpitaux, médecins généralistes ",
+                "emoji": "vaccines 💉🏥 hospitals 🤒😷 doctors 👩‍⚕️ ",
+                "cjk": "一条关于疫苗和医院的很长的健康新闻标题",
+                "quotes": "\"R&D\" <spending> & 'returns' "}
+
+
+@pytest.mark.parametrize("script", list(_HOVER_TEXTS))
+def test_the_map_stays_under_ten_megabytes_at_any_corpus_size(script):
     from sparkbooks.topics import plots
 
-    n = 100_000
+    n = 100_000 if script == "ascii" else plots.MAX_MAP_POINTS + 500  # non-ASCII: the drawn points are what count
     rng = np.random.default_rng(0)
     labels = rng.integers(-1, 30, n)
-    hover = [f"tweet {i}: " + "a long health headline about vaccines and hospitals " * 5 for i in range(n)]
+    hover = [f"tweet {i}: " + _HOVER_TEXTS[script] * 12 for i in range(n)]
     figure = topics.topic_map(rng.normal(size=(n, 2)), labels, {k: f"topic {k}" for k in range(30)}, hover=hover)
     assert len(topics.show(figure).data.encode()) <= plots.MAX_MAP_BYTES
     assert sum(len(trace.x) for trace in figure.data) == plots.MAX_MAP_POINTS
@@ -303,3 +311,65 @@ def test_a_model_fitted_on_a_sample_assigns_the_rest_to_their_topics(fitted):
     assert (model.assign(vectors, vectors, threshold=1.01) == -1).all()
     with pytest.raises(InputError, match="rows of 384"):
         model.assign(np.zeros((3, 5)), vectors)
+
+
+# ---- issue 48 review: NPMI beside its chance level; the sample's seed; the map's threshold from the constant ------
+
+def test_npmi_is_reported_beside_the_npmi_of_shuffled_topics(fitted):
+    from sparkbooks.topics import evaluate as topic_eval
+
+    model, docs, vectors, groups = fitted
+    scores = topic_eval.quality(model, corpus=docs, seed=0)
+    runs = topic_eval.shuffled_npmi(model, topic_eval.held_out_counts(model, docs), seed=0, shuffles=5)
+    assert len(runs) == 5 and scores["npmi_shuffled"] == pytest.approx(float(np.mean(runs)))
+    assert scores["npmi_shuffled_sd"] == pytest.approx(float(np.std(runs)))
+    # known groups with their own words: far above keywords of the same-sized topics drawn at random
+    assert scores["npmi"] > scores["npmi_shuffled"] + 0.1
+
+
+def _topic_notebook() -> list[dict]:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "playbooks" / "topic-clustering" / "topic-clustering.ipynb"
+    return json.loads(path.read_text())["cells"]
+
+
+def test_every_sample_of_the_guide_is_seeded_even_with_seed_none():
+    import re
+
+    code = "\n".join("".join(c["source"]) for c in _topic_notebook() if c["cell_type"] == "code")
+    calls = re.findall(r"(?:bbc_news|split_held_out|default_rng)\([^)]*\)", code)
+    assert calls and all("sample_seed" in call for call in calls), calls  # never the bare `seed`, which may be None
+
+
+def test_the_maps_sampling_threshold_is_rendered_from_the_constant():
+    import re
+
+    cells = _topic_notebook()
+    step = next(i for i, c in enumerate(cells) if "".join(c["source"]).startswith("## Step 5"))
+    prose, code = "".join(cells[step]["source"]), "".join(cells[step + 1]["source"])
+    assert not re.search(r"above [\d,]+ documents", prose)  # a typed threshold drifts from the code (it did: 12,000)
+    assert "MAX_MAP_POINTS" in code
+
+
+def test_start_here_does_not_call_a_typed_cpu_time_measured():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "playbooks" / "start-here" / "start-here.ipynb"
+    prose = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "markdown")
+    next_steps = prose[prose.index("## Next steps"):]
+    assert "minutes.cpu" in next_steps and "measured time" not in next_steps  # minutes.cpu is typed in the metadata
+
+
+def test_the_bbc_claims_are_decided_over_seeds_not_one_fit():
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "playbooks" / "topic-clustering" / "topic-clustering.ipynb"
+    claims = {c["name"]: c for c in json.loads(path.read_text())["metadata"]["playbook"]["claims"]}
+    # a paired bootstrap over articles resamples around one fit: narrower than the spread between seeds
+    assert all(c["test"] == "seed-bootstrap" for name, c in claims.items() if name.startswith("bbc_beats_"))
+    code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert "range(sample_seed, sample_seed + 3)" in code  # three fits (each method refitted at each seed)

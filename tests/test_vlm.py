@@ -135,9 +135,27 @@ def test_vlm_extraction_and_throughput_use_the_same_path(tiny):
                                                  for m in r["messages"])]
     assert len(sent) == 4 + 8 + 4 + 8 + (1 + 2) * 2  # the timed requests plus one warm-up per stream at each point
     assert all(r["stream"] and r["ignore_eos"] for r in sent)
+    # review of issue 44, finding 8: llama.cpp routes a prompt to the slot sharing its longest prefix and reuses it
+    # unless told not to; every throughput request asks for a full prefill, as the text sweep does
+    assert all(r.get("cache_prompt") is False for r in sent)
+    problems = vlm.throughput_problems(sweep)  # this fixture reports no cache figures: every point says so
+    assert len(problems) == 4 and all("no cache evidence" in p for p in problems)
     urls = [p["image_url"]["url"] for r in sent for m in r["messages"] if isinstance(m["content"], list)
             for p in m["content"] if p["type"] == "image_url"]
     assert len(set(urls)) == len(urls)  # no image sent twice: nothing a server could answer from its cache
+
+
+def test_throughput_problems_flag_a_disturbed_level_and_ignored_ignore_eos():
+    import pandas as pd
+
+    table = pd.DataFrame({"side_px": [448, 448, 896, 896], "concurrency": [1, 4, 1, 4],
+                          "completion_tok_s": [10.0, 30.0, 8.0, 40.0], "ttft_audited": [8, 16, 8, 0],
+                          "ttft_unaudited": [0, 0, 0, 0], "short_outputs": [0, 0, 2, 0]})
+    problems = vlm.throughput_problems(table)
+    assert any("896 px each of 4 streams generated 10.0 tok/s, faster than 8.0" in p for p in problems)
+    assert any("896 px, 1 in flight: 2 outputs shorter" in p for p in problems)
+    assert any("896 px, 4 in flight: every TTFT sample was a cache hit" in p for p in problems) and len(problems) == 3
+    assert vlm.throughput_problems(table.iloc[:2]) == []
 
 
 def test_text_only_llama_server_says_it_takes_no_images():
@@ -165,6 +183,7 @@ def test_playbook_vlm_branch_runs_end_to_end_against_an_http_vlm(tiny, tmp_path)
     values = {r["name"]: r["value"] for r in json.loads((tmp_path / "vlm" / "results.json").read_text())["results"]}
     assert values["vlm_schema_valid_rate"] == 0.0 and values["vlm_seconds_per_doc"] > 0
     assert values["images_per_s_max"] > 0 and values["schema_valid_rate"] == 1.0
+    assert values["vlm_speed_consistent"] is False  # the sweep's check ran: the fixture reports no cache figures
     notebook = nbformat.read(tmp_path / "vlm" / "vlm.ipynb", as_version=4)
     printed = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
     assert result.status == "ok" and "No VLM endpoint" not in printed and "prompt tokens" in printed

@@ -13,6 +13,9 @@ Tests and their evidence (:data:`TESTS`):
                                                              optimiser's objective, a count over all data
 ``wilson``                    ``interval`` of the metric     a rate (k of n) against a fixed reference
 ``mcnemar``                   ``p`` (exact, two-sided)       two methods right/wrong on the same items
+``mcnemar+clustered``         ``p``: the larger of the two   the same, with items nested in clusters
+                                                             (countries): exact McNemar and a
+                                                             cluster-level sign-flip test must both pass
 ``hac``                       ``p`` (Ledoit–Wolf)            two Sharpe ratios on the same days
 ``paired-bootstrap``          ``interval`` of the difference two methods scored on the same units
 ``block-bootstrap``           ``interval`` of the difference the same, for serially dependent days
@@ -50,6 +53,7 @@ TESTS: dict[str, tuple[str | None, str]] = {
     "exact": (None, "exact figures, no sampling test"),
     "wilson": ("interval", "Wilson 95% interval of the rate"),
     "mcnemar": ("p", "exact McNemar test"),
+    "mcnemar+clustered": ("p", "the larger p of exact McNemar over items and a cluster-level sign-flip test"),
     "hac": ("p", "Ledoit–Wolf HAC test"),
     "paired-bootstrap": ("interval", "paired bootstrap interval of the difference"),
     "block-bootstrap": ("interval", "block bootstrap interval of the difference"),

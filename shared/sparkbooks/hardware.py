@@ -13,11 +13,12 @@ import socket
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 from . import devices
 from .devices import GPU
 
-__all__ = ["GPU", "Hardware", "detect", "installed_version", "performance_cores"]
+__all__ = ["FlopsPerCycle", "GPU", "Hardware", "detect", "fp32_flops_per_cycle", "installed_version", "performance_cores"]
 
 _CPUINFO = Path("/proc/cpuinfo")
 _SYS_CPU = Path("/sys/devices/system/cpu")
@@ -131,6 +132,44 @@ def performance_cores() -> int:
     if parts and big and len(big) < len(parts):
         return max(1, min(usable, len(big)))
     return usable
+
+
+#: FP32 FLOPs per cycle per core of AMD cores, by ``cpu family`` (and the first model of a later core in it): the
+#: vector flags alone mislead, since Zen 4 runs AVX-512 on its two 256-bit FMA pipes (32, not 64) and only Zen 5 has
+#: 512-bit ones. Per-microarchitecture figures: the per-core table of stackoverflow.com/q/15655835 and A. J. Yee's
+#: Zen 4 / Zen 5 AVX-512 teardowns (numberworld.org). Zen 5's mobile parts keep 256-bit pipes (32).
+_AMD_FP32_PER_CYCLE: dict[int, tuple[tuple[int, int, str], ...]] = {
+    0x17: ((0x00, 16, "Zen/Zen+: two 128-bit FMA pipes"), (0x30, 32, "Zen 2: two 256-bit FMA pipes")),
+    0x19: ((0x00, 32, "Zen 3/Zen 4: two 256-bit FMA pipes (Zen 4 splits AVX-512 over them)"),),
+    0x1A: ((0x00, 64, "Zen 5: two 512-bit FMA pipes (desktop/server parts)"),),
+}
+
+
+class FlopsPerCycle(NamedTuple):
+    """Nominal FP32 FLOPs per cycle per core, and where the figure comes from."""
+
+    per_cycle: int
+    source: str
+
+
+def fp32_flops_per_cycle(cpuinfo: str) -> FlopsPerCycle:
+    """Nominal FP32 FLOPs per cycle per core, and where the figure comes from, from ``/proc/cpuinfo``'s text.
+
+    AMD cores by family (:data:`_AMD_FP32_PER_CYCLE`); any other CPU from its widest vector flag × two FMA units,
+    labelled an assumption (some Intel Xeons have one AVX-512 FMA unit; Arm cores differ per design).
+    """
+    import re  # noqa: PLC0415
+
+    family = re.search(r"cpu family\s*:\s*(\d+)", cpuinfo)
+    model = re.search(r"^model\s*:\s*(\d+)", cpuinfo, re.M)
+    rows = _AMD_FP32_PER_CYCLE.get(int(family.group(1))) if family and "GenuineIntel" not in cpuinfo else None
+    if rows:  # AMD's families 0x17-0x1A; Intel's are 6, 15 and 19
+        number = int(model.group(1)) if model else 0
+        _, per_cycle, core = [r for r in rows if number >= r[0]][-1]
+        return FlopsPerCycle(per_cycle, f"AMD family {int(family.group(1)):#x}, {core}")
+    lanes, isa = (16, "AVX-512") if re.search(r"\bavx512f\b", cpuinfo) else (8, "AVX2") \
+        if re.search(r"\bavx2\b", cpuinfo) else (4, "SSE/NEON")
+    return FlopsPerCycle(2 * lanes * 2, f"{isa}, two FMA units assumed")
 
 
 #: (implementer, part) → core name, from Linux's arch/arm64/include/asm/cputype.h; arm64's /proc/cpuinfo has no

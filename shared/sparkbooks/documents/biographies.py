@@ -18,9 +18,11 @@ BIRTH_SCHEMA = {"type": "object", "additionalProperties": False, "required": ["p
 BIRTH_INSTRUCTION = ("Extract the person whose birth the sentence reports: their full name, the city and country of birth "
                      "and the birth year. Answer with JSON only, with the keys person, city, country and year (an integer).")
 
-#: One worked example (a distractor sentence; its names, places and wording occur nowhere in the test set).
-BIRTH_EXAMPLE = ("Born in 1931 in Leeds, England, Ana Ruiz later met Tom Berg in Oslo in 1960.",
-                 {"person": "Ana Ruiz", "city": "Leeds", "country": "England", "year": 1931})
+#: One worked example: a distractor sentence on the pattern of "born first", so its wording recurs, but none of its
+#: values can occur in a test sentence — names and places are not in the lists below, and its years (1794, 1819) lie
+#: before every test year (birth 1820–1989, later events 18–44 years on), so copying it is always wrong.
+BIRTH_EXAMPLE = ("Born in 1794 in Leeds, England, Ana Ruiz later met Tom Berg in Oslo in 1819.",
+                 {"person": "Ana Ruiz", "city": "Leeds", "country": "England", "year": 1794})
 
 _FIRST = ["Amara", "Bruno", "Chiara", "Dmitri", "Elif", "Farid", "Greta", "Hiroshi", "Ines", "Jonas", "Keiko", "Luca",
           "Maren", "Nikolai", "Olga", "Pedro", "Quinn", "Rosa", "Soren", "Tamar", "Ugo", "Vera", "Wiktor", "Yara", "Zofia"]

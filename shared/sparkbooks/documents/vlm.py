@@ -19,7 +19,7 @@ from ..exceptions import ImageInputError, MissingDependencyError
 
 __all__ = [
     "LoadedImage", "PHOTOS", "VisualTokens", "ask", "data_url", "image_messages", "load_image", "plot_throughput", "qwen_visual_tokens",
-    "request_body", "request_preview", "sample_photos", "throughput",
+    "request_body", "request_preview", "sample_photos", "throughput", "throughput_problems",
 ]
 
 
@@ -178,7 +178,7 @@ def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int]
     import pandas as pd  # noqa: PLC0415
 
     from ..llm import chat  # noqa: PLC0415
-    from ..llm.loadtest import _FIXED_LENGTH, _tag, audit_replies, template_prefix, unique_messages  # noqa: PLC0415
+    from ..llm.cache_audit import FIXED_LENGTH, NO_PROMPT_CACHE, _tag, audit_replies, template_prefix, unique_messages  # noqa: PLC0415
 
     if not images:
         raise ImageInputError("throughput needs at least one image.")
@@ -188,7 +188,8 @@ def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int]
 
     def send(image: LoadedImage):
         messages = unique_messages(image_messages([image], question), _tag(next(counter), rng))
-        return chat(endpoint, messages, max_tokens=max_tokens, seed=seed, timeout=timeout, extra_body=_FIXED_LENGTH)
+        return chat(endpoint, messages, max_tokens=max_tokens, seed=seed, timeout=timeout,
+                    extra_body={**FIXED_LENGTH, **NO_PROMPT_CACHE})  # full prefill, as the text sweep
 
     rows = []
     for side in sides:
@@ -217,6 +218,32 @@ def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int]
                          "ttft_audited": audit.audited, "ttft_refused": audit.refused, "ttft_unaudited": audit.unaudited,
                          "short_outputs": sum(r.completion_tokens < max_tokens for r in replies)})
     return pd.DataFrame(rows)
+
+
+def throughput_problems(table, *, max_scaling: float = 1.15) -> list[str]:
+    """What makes a :func:`throughput` table untrustworthy, as :func:`sparkbooks.llm.consistency` checks the text sweep.
+
+    At every point: TTFT samples without the server's cache evidence, a point left with no audited TTFT,
+    outputs shorter than asked (``ignore_eos`` ignored); and at each image size, streams that each
+    generate faster at a higher concurrency than at the lowest by more than ``max_scaling``×.
+    """
+    problems = []
+    for row in table.itertuples(index=False):
+        where = f"at {row.side_px} px, {row.concurrency} in flight"
+        if row.ttft_unaudited:
+            problems.append(f"{where}: {row.ttft_unaudited} TTFT samples carry no cache evidence from the server")
+        if row.ttft_audited + row.ttft_unaudited == 0:
+            problems.append(f"{where}: every TTFT sample was a cache hit: no TTFT published")
+        if row.short_outputs:
+            problems.append(f"{where}: {row.short_outputs} outputs shorter than asked (the server ignores `ignore_eos`)")
+    for side, rows in table.groupby("side_px"):
+        per_stream = rows.set_index("concurrency")["completion_tok_s"] / rows.set_index("concurrency").index
+        base = per_stream.loc[per_stream.index.min()]
+        for level, rate in per_stream.items():
+            if base > 0 and rate > max_scaling * base:
+                problems.append(f"at {side} px each of {level} streams generated {rate:.1f} tok/s, faster than {base:.1f} "
+                                f"at {per_stream.index.min()} (limit {max_scaling}×): the lower level was disturbed")
+    return problems
 
 
 def _distinct_crop(image: LoadedImage, side: int, rng) -> LoadedImage:

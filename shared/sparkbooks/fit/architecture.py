@@ -38,6 +38,9 @@ class ModelArch:
     kv_known: bool = True  # False: the attention layout is not public in our sources; the verdict says "KV unknown"
     bf16_params: float = 0.0  # kept in BF16 by low-bit checkpoints (embeddings, attention, …); the rest takes the format
     bf16_source: str = "every parameter at the format (no published mixed-precision layout)"
+    #: the input embedding table of an untied model: decoding looks up one row per token, it never reads the table
+    #: (tied: 0, the output head reads the same table every token)
+    embedding_params: float = 0.0
 
     @property
     def kv_elements_per_layer_token(self) -> int:
@@ -71,6 +74,7 @@ NEMOTRON_3_NANO = ModelArch(
     # SSM state 64 heads × 64 × 128 + conv state (4096 + 2·8·128) × (4 − 1)
     state_elements_per_layer=64 * 64 * 128 + (64 * 64 + 2 * 8 * 128) * 3,
     bf16_params=1.077e9,
+    embedding_params=131_072 * 2_688,
     bf16_source=("NVIDIA-Nemotron-3-Nano-30B-A3B-NVFP4 model card: attention layers and the Mamba layers feeding "
                  "them stay BF16 — embeddings 2·131,072·2,688 + 6 × 23.4M attention + 6 × 38.7M Mamba = 1.077B"),
 )

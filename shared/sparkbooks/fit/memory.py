@@ -18,7 +18,7 @@ header); the machines and their memory tiers are :mod:`.machines`. Both modules'
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..quant.formats import NUMBER_FORMATS, bits_per_weight
@@ -44,6 +44,7 @@ __all__ = [
     "fit_table",
     "kv_cache_bytes",
     "state_bytes",
+    "utilization_sensitivity",
     "verdict",
     "verdict_table",
     "weight_bytes",
@@ -70,10 +71,21 @@ def _kept_params(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
     return min(arch.bf16_params, arch.total_params) if mixed and bits_per_weight(fmt) < 16 else 0.0
 
 
-def active_weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
-    """Weight bytes read per decoded token; the BF16-kept part (attention, embeddings, shared MLPs) is always active."""
-    kept = min(_kept_params(arch, fmt, mixed=mixed), arch.active_params)
-    return kept * 2 + (arch.active_params - kept) * bits_per_weight(fmt) / 8
+def active_weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = False) -> float:
+    """Weight bytes one decoded token reads: the active parameters, the input embedding of an untied model excepted.
+
+    The embedding is a lookup (one row per token), never a read of the table. Without ``mixed`` (the decode bound) every
+    read parameter is at the format: engines hold a checkpoint's BF16-kept layers at the format too (vLLM's
+    ``--mxfp4-layers moe,qkv,o,lm_head``, llama.cpp's Q8_0 attention), so an upper bound cannot charge them 16 bits;
+    with ``mixed`` they are read at 16 bits, as the checkpoint ships them.
+
+    >>> round(active_weight_bytes(NEMOTRON_3_NANO, "bf16") / 1e9, 2)  # (3.6B − 0.35B embedding lookup) × 2 bytes
+    6.5
+    """
+    bits = bits_per_weight(fmt)
+    read = max(arch.active_params - arch.embedding_params, 0.0)
+    kept = max(min(_kept_params(arch, fmt, mixed=mixed), arch.active_params) - arch.embedding_params, 0.0)
+    return kept * 2 + (read - kept) * bits / 8
 
 
 def kv_cache_bytes(arch: ModelArch, *, context: int, sequences: int = 1, kv_bytes: float = 2.0) -> float:
@@ -97,11 +109,12 @@ def state_bytes(arch: ModelArch, *, sequences: int = 1, state_bytes_per_element:
 
 def fit_table(arch: ModelArch, *, formats: Sequence[str] = ("bf16", "fp8", "nvfp4"),
               contexts: Iterable[int] = (8_192, 32_768, 131_072), sequences: int = 1, kv_bytes: float = 2.0,
-              utilization: float = 0.8, devices: Sequence[Device] = DEVICES):
+              utilization: float | None = None, devices: Sequence[Device] = DEVICES):
     """One row per (format, context): GiB needed and the headroom left on each device's GPU memory.
 
     ``utilization`` is the share of device memory given to the server (vLLM's
     ``--gpu-memory-utilization``); the rest stays with the OS, CUDA context and activations.
+    None: each machine's own (:attr:`Device.utilization`: Spark 0.8, Station 0.9).
     """
     import pandas as pd  # noqa: PLC0415
 
@@ -115,7 +128,8 @@ def fit_table(arch: ModelArch, *, formats: Sequence[str] = ("bf16", "fp8", "nvfp
             row = {"format": fmt, "context": context, "weights_GiB": weights / GiB, "kv_GiB": kv / GiB,
                    "state_GiB": state / GiB, "total_GiB": need / GiB}
             for dev in devices:
-                row[f"{dev.name} headroom_GiB"] = (dev.usable_bytes * utilization - need) / GiB
+                share = dev.utilization if utilization is None else utilization
+                row[f"{dev.name} headroom_GiB"] = (dev.usable_bytes * share - need) / GiB
             rows.append(row)
     return pd.DataFrame(rows).round(2)
 
@@ -151,17 +165,20 @@ def decode_tokens_per_s(arch: ModelArch, fmt: str, device: Device, *, context: i
                         kv_bytes: float = 2.0, offloaded_bytes: float = 0.0) -> float:
     """Upper bound on one sequence's decode speed from memory bandwidth (a roofline, not a measurement).
 
-    Each decode step reads the active weights once for the batch, and every sequence's KV cache
-    and state. Offloaded bytes are expert weights moved to the CPU tier (the BF16-kept layers
-    stay in GPU memory); the active experts are read from it in proportion to the share moved.
+    Each decode step reads the active weights once for the batch (:func:`active_weight_bytes`: at the format, the
+    input embedding a lookup), and every sequence's KV cache and state. Offloaded bytes are expert weights moved to
+    the CPU tier (the BF16-kept layers stay in GPU memory); the active experts are read from it in proportion to the
+    share moved. Checked against measured single-Spark decode rates by :func:`sparkbooks.fit.models.decode_check`.
 
-    >>> round(decode_tokens_per_s(NEMOTRON_3_NANO, "bf16", DGX_SPARK, context=0))  # 273 GB/s ÷ 7.2 GB
-    38
+    >>> round(decode_tokens_per_s(NEMOTRON_3_NANO, "bf16", DGX_SPARK, context=0))  # 273 GB/s ÷ 6.5 GB
+    42
     """
     if device.bandwidth <= 0:
         return math.nan
-    kept = min(_kept_params(arch, fmt), arch.active_params) * 2  # read every token, placed in GPU memory first
-    routed = active_weight_bytes(arch, fmt) - kept  # experts: the part that spills when the model is offloaded
+    bits = bits_per_weight(fmt)
+    # experts: the part that spills when the model is offloaded; the rest is placed in GPU memory first
+    routed = (arch.active_params - min(_kept_params(arch, fmt), arch.active_params)) * bits / 8
+    kept = active_weight_bytes(arch, fmt) - routed
     cache = (kv_cache_bytes(arch, context=context, sequences=sequences, kv_bytes=kv_bytes) if arch.kv_known
              else 0.0) + state_bytes(arch, sequences=sequences)
     spillable = weight_bytes(arch, fmt) - _kept_params(arch, fmt) * 2
@@ -175,12 +192,14 @@ def decode_tokens_per_s(arch: ModelArch, fmt: str, device: Device, *, context: i
 
 
 def verdict(arch: ModelArch, fmt: str, device: Device, *, context: int, sequences: int = 1, kv_bytes: float = 2.0,
-            utilization: float = 0.8) -> Verdict:
+            utilization: float | None = None) -> Verdict:
     """Where weights + KV cache + state go on the device at ``context``, the headroom, and a decode bound.
 
-    The server gets ``utilization`` of each tier. An unknown KV cache never "fits": the verdict
+    The server gets ``utilization`` of each tier (None: the machine's own, :attr:`Device.utilization`).
+    An unknown KV cache never "fits": the verdict
     is ``KV unknown`` unless the weights alone already fail.
     """
+    utilization = device.utilization if utilization is None else utilization
     fast = device.usable_bytes * utilization
     total = fast + device.offload_bytes * utilization
     base = weight_bytes(arch, fmt) + state_bytes(arch, sequences=sequences)
@@ -209,8 +228,10 @@ def verdict(arch: ModelArch, fmt: str, device: Device, *, context: int, sequence
 
 def verdict_table(models: Sequence[ModelArch], *, formats: Sequence[str] = ("bf16", "fp8", "nvfp4", "mxfp4"),
                   devices: Sequence[Device] = DEVICES, context: int = 131_072, sequences: int = 1,
-                  kv_bytes: float = 2.0, utilization: float = 0.8):
-    """One row per (model, format): weights, KV at ``context``, and per device the verdict, headroom and decode bound."""
+                  kv_bytes: float = 2.0, utilization: float | None = None):
+    """One row per (model, format): weights, KV at ``context``, and per device the verdict, headroom and decode bound.
+
+    ``utilization`` None: each machine's own share (Spark 0.8, Station 0.9)."""
     import pandas as pd  # noqa: PLC0415
 
     rows = []
@@ -224,3 +245,23 @@ def verdict_table(models: Sequence[ModelArch], *, formats: Sequence[str] = ("bf1
                                             utilization=utilization))
             rows.append(row)
     return pd.DataFrame(rows).round(1)
+
+
+def utilization_sensitivity(models: Sequence[ModelArch], device: Device, *, formats: Mapping[str, str] | None = None,
+                            context: int, sequences: int = 1, kv_bytes: float = 2.0,
+                            utilizations: Sequence[float] = (0.8, 0.9, 0.95)):
+    """One row per model: its verdict on ``device`` at each share of memory given to the server.
+
+    ``formats`` maps a model name to the format judged (default NVFP4). A verdict that changes along a row depends on
+    a server setting, not on the model: ``flips`` says so.
+    """
+    import pandas as pd  # noqa: PLC0415
+
+    rows = []
+    for arch in models:
+        fmt = (formats or {}).get(arch.name, "nvfp4")
+        verdicts = [verdict(arch, fmt, device, context=context, sequences=sequences, kv_bytes=kv_bytes, utilization=u)
+                    for u in utilizations]
+        rows.append({"model": arch.name, "format": fmt, **{f"utilization {u:.2f}": str(v) for u, v in zip(utilizations, verdicts)},
+                     "flips": len({v.word for v in verdicts}) > 1})
+    return pd.DataFrame(rows)

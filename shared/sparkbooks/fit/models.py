@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from ..exceptions import InputError
 from .memory import NEMOTRON_3_NANO, GiB, ModelArch, weight_bytes
 
-__all__ = ["FRONTIER", "GPT_OSS_20B", "NATIVE_FORMATS", "PUBLISHED_CHECKPOINTS", "PublishedCheckpoint", "by_name",
-           "checkpoint_check"]
+__all__ = ["FRONTIER", "GPT_OSS_20B", "MEASURED_DECODE", "MeasuredDecode", "NATIVE_FORMATS", "PUBLISHED_CHECKPOINTS",
+           "PublishedCheckpoint", "by_name", "checkpoint_check", "decode_check"]
 
 _MLA = 512 + 64  # DeepSeek-V3-style MLA caches kv_lora_rank 512 + RoPE key 64 per layer per token
 
@@ -34,7 +34,7 @@ FRONTIER: tuple[ModelArch, ...] = (
                 "glennklockwood.com/garden/Nemotron-3: 88 layers = 8 GQA + 40 Mamba-2 + 40 LatentMoE, hidden 4096, "
                 "2 KV heads × 128 (8 KiB KV per token in BF16), Mamba 128 heads × 64 × state 128, 8 groups, conv 4, "
                 "SSM cache FP32 (the conv state, BF16 in fact, is charged 4 bytes too: +2 MB)"),
-        bf16_params=2.24e9,
+        bf16_params=2.24e9, embedding_params=131_072 * 4_096,
         bf16_source=("assumed: Nano's published NVFP4 layout on Super's dims — embeddings 2·131,072·4,096 = 1.07B + "
                      "8 attention layers (~0.29B) + the 8 Mamba layers feeding them (8 × 110M)"),
     ),
@@ -48,14 +48,14 @@ FRONTIER: tuple[ModelArch, ...] = (
         n_kv_heads=8, head_dim=64, max_context=131_072, n_window_layers=18, window=128, attention="GQA, alternating 128-token window",
         source="OpenAI gpt-oss model card: 36 layers, 116.8B total / 5.1B active, 64 query / 8 KV heads of 64, "
                "dense and 128-token banded layers alternate; ships MoE weights in MXFP4 (60.8 GiB checkpoint)",
-        bf16_params=2.16e9,
+        bf16_params=2.16e9, embedding_params=201_088 * 2_880,
         bf16_source=(_ROUTED_ONLY + "128 experts × 36 layers × 2,880·(5,760 + 2,880) = 114.67B in MXFP4; attention "
                      "36 × 26.5M = 0.96B, embedding + unembedding 2 · 201,088 · 2,880 = 1.16B, routers and biases"),
     ),
     ModelArch(
         name="Qwen3-235B-A22B", total_params=235e9, active_params=22e9, n_layers=94, n_attention_layers=94,
         n_kv_heads=4, head_dim=128, max_context=131_072, source="Qwen/Qwen3-235B-A22B config.json: 94 layers, 64 query / 4 KV heads, head_dim 128",
-        bf16_params=7.95e9,
+        bf16_params=7.95e9, embedding_params=151_936 * 4_096,
         bf16_source=(_ROUTED_ONLY + "routed 94 × 128 × 3·4,096·1,536 = 227.1B; attention 94 × 71.3M = 6.70B, "
                      "embeddings 2 · 151,936 · 4,096 = 1.24B"),
     ),
@@ -65,7 +65,7 @@ FRONTIER: tuple[ModelArch, ...] = (
         attention="GQA, chunked (8k) in 3 of 4 layers",
         source="Meta Llama 4 model card and config: 400B total / 17B active, 48 layers, 8 KV heads of 128, "
                "attention_chunk_size 8192 on the RoPE layers (3 of every 4)",
-        bf16_params=13.5e9,
+        bf16_params=13.5e9, embedding_params=202_048 * 5_120,
         bf16_source=(_ROUTED_ONLY + "routed 24 MoE layers × 128 × 3·5,120·8,192 = 386.5B; the other 13.5B "
                      "(attention, dense and shared MLPs, embeddings) BF16"),
     ),
@@ -74,7 +74,7 @@ FRONTIER: tuple[ModelArch, ...] = (
         n_kv_heads=1, head_dim=0, max_context=163_840, mla_latent_dim=_MLA, indexer_dim=128, attention="MLA + sparse indexer",
         source="deepseek-ai/DeepSeek-V3.2 config: 61 layers, MLA kv_lora_rank 512 + qk_rope_head_dim 64, "
                "lightning-indexer keys of 128 per token; 671B main model (685B with the MTP module), 37B active",
-        bf16_params=17.0e9,
+        bf16_params=17.0e9, embedding_params=129_280 * 7_168,
         bf16_source=(_ROUTED_ONLY + "routed 58 × 256 × 3·7,168·2,048 = 653.9B; MLA 61 × 187M = 11.4B, 3 dense "
                      "MLPs 1.19B, shared experts 2.55B, embeddings 1.85B"),
     ),
@@ -83,7 +83,7 @@ FRONTIER: tuple[ModelArch, ...] = (
         n_kv_heads=1, head_dim=0, max_context=262_144, mla_latent_dim=_MLA, attention="MLA",
         source="Mistral AI: 675B total / 41B active; DeepSeek-V3 architecture (MLA) per Mistral's model-card discussion "
                "(cited in mlx-vlm#630) — 61 layers and the 512+64 latent assumed from that architecture",
-        bf16_params=17.0e9,
+        bf16_params=17.0e9, embedding_params=129_280 * 7_168,
         bf16_source="assumed: DeepSeek-V3's non-expert 17.0B (same architecture); " + _ROUTED_ONLY.rstrip(": "),
     ),
     ModelArch(
@@ -91,7 +91,7 @@ FRONTIER: tuple[ModelArch, ...] = (
         n_kv_heads=1, head_dim=0, max_context=262_144, mla_latent_dim=_MLA, attention="MLA",
         source="Moonshot AI Kimi K2 model card: 1.04T total / 32B active, 61 layers, MLA (DeepSeek-V3 architecture, "
                "kv_lora_rank 512); Thinking ships MoE weights as native INT4 (QAT), groups of 32 with BF16 scales",
-        bf16_params=11.6e9,
+        bf16_params=11.6e9, embedding_params=163_840 * 7_168,
         bf16_source=("published layout: routed experts INT4 (4.5 bits with scales), the rest BF16 — MLA with 64 heads "
                      "61 × 101M = 6.2B, dense MLP 0.40B, shared experts 2.64B, embeddings 2 · 163,840 · 7,168 = 2.35B"),
     ),
@@ -104,7 +104,7 @@ GPT_OSS_20B = ModelArch(
     name="gpt-oss-20b", total_params=20.91e9, active_params=3.61e9, n_layers=24, n_attention_layers=24,
     n_kv_heads=8, head_dim=64, max_context=131_072, n_window_layers=12, window=128, attention="GQA, alternating 128-token window",
     source="OpenAI gpt-oss model card: 24 layers, 20.9B total / 3.6B active, 32 experts; 12.8 GiB checkpoint",
-    bf16_params=1.80e9,
+    bf16_params=1.80e9, embedding_params=201_088 * 2_880,
     bf16_source=(_ROUTED_ONLY + "32 experts × 24 layers × 2,880·8,640 = 19.11B in MXFP4; attention 0.64B, "
                  "embeddings 1.16B"),
 )
@@ -149,6 +149,56 @@ def checkpoint_check():
         rows.append({"checkpoint": f"{c.arch.name} {c.fmt.upper()}", "published": c.size, "unit": c.unit,
                      "predicted": mixed, "error": mixed / c.size - 1, "every_param_at_format": flat,
                      "error_every_param": flat / c.size - 1, "source": c.source})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class MeasuredDecode:
+    """One published single-stream decode rate on one DGX Spark, to check the bandwidth bound against."""
+
+    arch: ModelArch
+    fmt: str
+    context: int  # tokens in context when measured (the smallest the report allows: a smaller one raises the bound)
+    tokens_per_s: float
+    engine: str
+    source: str
+
+
+_OSS_120B = FRONTIER[3]
+#: Measured single-Spark decode rates, each quoted from its source; a bound below any of them is wrong.
+MEASURED_DECODE: tuple[MeasuredDecode, ...] = (
+    MeasuredDecode(_OSS_120B, "mxfp4", 2_048, 58.82, "vLLM (spark-arena recipe, MXFP4)",
+                   "spark-arena/recipe-registry#17: leaderboard 58.82 tok/s single Spark, reproduced at 59.5 tok/s "
+                   "(vLLM TPOT) on an independent GB10"),
+    MeasuredDecode(_OSS_120B, "mxfp4", 2_048, 60.7, "vLLM (spark-vllm-docker)",
+                   "eugr/spark-vllm-docker#345, single Spark, as quoted in issue 44's review (the thread itself not "
+                   "re-read here)"),
+    MeasuredDecode(_OSS_120B, "mxfp4", 32, 59.05, "llama.cpp llama-bench tg32, depth 0",
+                   "NVIDIA developer forum 'Llama.cpp experimental native mxfp4 support for blackwell PR' (t/355639): "
+                   "gpt-oss 120B MXFP4 tg32 59.05 ± 0.13 t/s on a Spark, build 74e05131e"),
+    MeasuredDecode(_OSS_120B, "mxfp4", 32_768, 42.87, "llama.cpp llama-bench tg32 @ d32768",
+                   "same thread and build: tg32 @ d32768 42.87 ± 0.18 t/s"),
+    MeasuredDecode(_OSS_120B, "mxfp4", 1_024, 57.5, "vLLM (vllm-node-mxfp4), llama-benchy pp1024 tg128, c1",
+                   "kubis.ai 'GPT-OSS-120B: Topology Benchmark on DGX Spark' (2026-03-22): Solo TP=1, c1 57.5 tok/s"),
+    MeasuredDecode(GPT_OSS_20B, "mxfp4", 32, 79.74, "llama.cpp llama-bench tg32, depth 0",
+                   "llama.cpp on NVIDIA DGX Spark benchmarks (build b6767, jetsonhacks.com mirror of ggml-org's "
+                   "numbers): gpt-oss 20B MXFP4 tg32 79.74 ± 0.43 t/s"),
+)
+
+
+def decode_check(measured: tuple[MeasuredDecode, ...] = MEASURED_DECODE):
+    """Each measured single-Spark decode rate beside the planner's bound at its context: ``bound_holds`` must be True."""
+    import pandas as pd  # noqa: PLC0415
+
+    from .machines import DGX_SPARK  # noqa: PLC0415
+    from .memory import decode_tokens_per_s  # noqa: PLC0415
+
+    rows = []
+    for m in measured:
+        bound = decode_tokens_per_s(m.arch, m.fmt, DGX_SPARK, context=m.context)
+        rows.append({"model": m.arch.name, "format": m.fmt, "context": m.context, "engine": m.engine,
+                     "measured_tok_s": m.tokens_per_s, "bound_tok_s": bound, "measured_share_of_bound": m.tokens_per_s / bound,
+                     "bound_holds": bound >= m.tokens_per_s, "source": m.source})
     return pd.DataFrame(rows)
 
 

@@ -46,7 +46,8 @@ def _speed(v: Verdict) -> str:
     return f"≤{v.tokens_per_s:,.0f} tok/s" if v.tokens_per_s == v.tokens_per_s else "—"
 
 
-def check_claims(intelligence, *, context: int, sequences: int = 1, kv_bytes: float = 2.0, utilization: float = 0.8):
+def check_claims(intelligence, *, context: int, sequences: int = 1, kv_bytes: float = 2.0,
+                 utilization: float | None = None):
     """One row per claim: what NVIDIA says, what was computed or measured, and the verdict.
 
     ``intelligence`` is :func:`sparkbooks.quant.evaluate.compare_recipes`'s result (it must include the

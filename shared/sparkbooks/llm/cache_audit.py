@@ -3,8 +3,9 @@
 Each timed prompt is unique from its first content token (:func:`unique_messages`, :func:`random_prompts`),
 and each reply carries the server's own cache evidence (llama.cpp's ``timings.cache_n`` / ``prompt_n``, or the
 OpenAI ``usage.prompt_tokens_details.cached_tokens`` vLLM sends with ``--enable-prompt-tokens-details``).
-A sample whose cache hit reaches beyond the tokens every prompt shares by construction — the chat
-template's own prefix, found by :func:`template_prefix` — is refused: it is counted, never published
+A sample whose cache hit reaches beyond the tokens every prompt shares by construction — those before
+the tag: the chat template's own prefix, and with the tag in the last message the system prompt too,
+counted exactly by :func:`template_prefix` — is refused: it is counted, never published
 (:class:`CacheAudit`). A sample without evidence is published but counted as unaudited, and
 :func:`sparkbooks.llm.loadtest.consistency` says so.
 """
@@ -17,10 +18,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..exceptions import InputError
-from .client import Endpoint, Reply, chat
+from .client import Endpoint, Reply
 
 __all__ = ["AuditedReplies", "CacheAudit", "TemplatePrefix", "audit_replies", "random_prompts", "template_prefix",
            "unique_messages"]
+
+FIXED_LENGTH = {"ignore_eos": True}  # vLLM and llama.cpp both honour it: every request decodes exactly max_tokens
+# llama.cpp reuses a slot's cached prompt prefix (the chat template's own tokens, a default system prompt); for a
+# prefill rate every prompt token must be computed. vLLM ignores the field (its prefix cache works on whole blocks).
+NO_PROMPT_CACHE = {"cache_prompt": False}
 
 # Common English words: random prompts of them tokenize at a stable, measurable rate on any tokenizer.
 _WORDS = tuple("""the of and to in is was for on that with as by at from his her an which it be are this had not but
@@ -46,7 +52,7 @@ class CacheAudit:
     unaudited: int  # no evidence from the server: published, but flagged by `consistency`
 
     def __str__(self) -> str:
-        return (f"{self.audited} TTFT samples audited clean (cache hit ≤ {self.allowed} template tokens), "
+        return (f"{self.audited} TTFT samples audited clean (cache hit ≤ {self.allowed} tokens shared before the tag), "
                 f"{self.refused} refused as cache hits, {self.unaudited} without the server's cache evidence")
 
 
@@ -81,52 +87,65 @@ def _tag(i: int, rng: random.Random) -> str:
     return f"{1 + i % 9}{rng.randrange(10**8):08d}"
 
 
-def unique_messages(messages: Sequence[Mapping[str, Any]], tag: str) -> list[dict[str, Any]]:
-    """``messages`` with ``tag`` opening the first message's content, so no earlier prompt shares more than the template."""
+def unique_messages(messages: Sequence[Mapping[str, Any]], tag: str, *, at: int = 0) -> list[dict[str, Any]]:
+    """``messages`` with ``tag`` opening message ``at``'s content (default the first), so no earlier prompt shares
+    more than what comes before it: the template's opening, or with ``at=-1`` the system prompt too (a warm prefix)."""
     out = [dict(m) for m in messages]
     if not out:
         raise InputError("messages is empty: pass at least one chat message.")
-    content = out[0].get("content", "")
-    out[0]["content"] = (f"{tag} {content}" if isinstance(content, str) else
-                         [{"type": "text", "text": tag}, *content])
+    content = out[at].get("content", "")
+    out[at]["content"] = (f"{tag} {content}" if isinstance(content, str) else
+                          [{"type": "text", "text": tag}, *content])
     return out
 
 
 class TemplatePrefix(NamedTuple):
-    """Prompt tokens the chat template adds before the first message's text, and how they were counted."""
+    """Prompt tokens every tagged variant shares (template, and messages before the tag), and how they were counted."""
 
     tokens: int
     how: str
 
 
-def template_prefix(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]]) -> TemplatePrefix:
-    """Prompt tokens that every :func:`unique_messages` variant of ``messages`` shares: the chat template's prefix.
+def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
-    On llama.cpp this is exact: two variants whose first content tokens differ are rendered by the
-    server's own template (``/apply-template``) and tokenized (``/tokenize``), and the common prefix
-    counted. Elsewhere it is an upper bound: the prompt tokens of the messages with the first
-    content emptied (template prefix and suffix together). Returns a :class:`TemplatePrefix` (tokens, how they were counted).
+
+def template_prefix(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, at: int = 0) -> TemplatePrefix:
+    """Prompt tokens that every :func:`unique_messages` variant of ``messages`` (tagged at ``at``) shares.
+
+    Two variants whose tags differ in their first digit are rendered by the server's own chat template
+    and tokenizer, and their common prefix counted — exact on llama.cpp (``/apply-template`` then
+    ``/tokenize``) and on vLLM (``/tokenize`` with ``messages``). A server that offers neither gets an
+    allowance of **0**: every cache hit is refused, so a contaminated sample is never published (an
+    upper bound such as "the prompt with the tagged message emptied" would let the other messages'
+    text — a whole user question — count as template). Returns a :class:`TemplatePrefix`.
     """
     import httpx  # noqa: PLC0415
 
     root = endpoint.base_url.removesuffix("/v1")
-    try:
+    variants = [unique_messages(messages, tag, at=at) for tag in ("1", "2")]
+    try:  # llama.cpp: its template renders the prompt, its tokenizer counts it
         token_lists = []
-        for tag in ("1", "2"):
-            rendered = httpx.post(f"{root}/apply-template", json={"messages": unique_messages(messages, tag)}, timeout=10)
+        for variant in variants:
+            rendered = httpx.post(f"{root}/apply-template", json={"messages": variant}, timeout=10)
             rendered.raise_for_status()
             tokens = httpx.post(f"{root}/tokenize", json={"content": rendered.json()["prompt"], "add_special": True},
                                 timeout=10)
             tokens.raise_for_status()
             token_lists.append(tokens.json()["tokens"])
-        a, b = token_lists
-        shared = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-        return TemplatePrefix(shared, "llama.cpp's own template and tokenizer (exact)")
+        return TemplatePrefix(_shared(*token_lists), "llama.cpp's own template and tokenizer (exact)")
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        empty = unique_messages(messages, "")
-        empty[0]["content"] = "" if isinstance(empty[0]["content"], str) else []
-        reply = chat(endpoint, empty, max_tokens=1, stream=False)
-        return TemplatePrefix(reply.prompt_tokens, "prompt tokens of an empty first message (an upper bound)")
+        pass
+    try:  # vLLM: /tokenize applies the served model's chat template to `messages`
+        token_lists = []
+        for variant in variants:
+            tokens = httpx.post(f"{root}/tokenize", json={"model": endpoint.model, "messages": variant,
+                                                          "add_generation_prompt": True}, timeout=10)
+            tokens.raise_for_status()
+            token_lists.append(tokens.json()["tokens"])
+        return TemplatePrefix(_shared(*token_lists), "the server's /tokenize with messages (exact)")
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return TemplatePrefix(0, "no way to count the template on this server: no cache hit allowed (strict)")
 
 
 def random_prompts(n: int, words: int, *, seed: int = 0) -> list[str]:

@@ -26,18 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InputError
-from .cache_audit import (AuditedReplies, CacheAudit, TemplatePrefix, _tag, audit_replies, random_prompts,
-                          template_prefix, unique_messages)
+from .cache_audit import (FIXED_LENGTH, NO_PROMPT_CACHE, AuditedReplies, CacheAudit, TemplatePrefix, _tag, audit_replies,
+                          random_prompts, template_prefix, unique_messages)
 from .client import Endpoint, Reply, chat
 
 __all__ = ["AuditedReplies", "CacheAudit", "SingleStream", "Speculation", "Spread", "TemplatePrefix", "audit_replies",
            "consistency", "plot_sweep", "prompt_length_sweep", "random_prompts", "server_slots", "single_stream",
            "speculation", "sweep", "template_prefix", "unique_messages"]
-
-_FIXED_LENGTH = {"ignore_eos": True}  # vLLM and llama.cpp both honour it: every request decodes exactly max_tokens
-# llama.cpp reuses a slot's cached prompt prefix (the chat template's own tokens, a default system prompt); for a
-# prefill rate every prompt token must be computed. vLLM ignores the field (its prefix cache works on whole blocks).
-_NO_PROMPT_CACHE = {"cache_prompt": False}
 
 
 @dataclass(frozen=True)
@@ -94,21 +89,23 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
                   max_tokens: int = 64, seed: int = 0, prompt_cache: bool = False) -> SingleStream:
     """``warmup`` discarded requests, then ``repeats`` timed ones of exactly ``max_tokens`` tokens each.
 
-    Every request — warm-up included — is ``messages`` opened by its own tag (:func:`unique_messages`),
-    so none can be answered from the cache of an earlier one; each timed TTFT is then audited against
-    the server's own cache figures and refused if it hit the cache beyond the chat template
-    (``audit``). Decode speed does not depend on the cache and keeps every repeat.
+    Every request — warm-up included — carries its own tag (:func:`unique_messages`), so none can be
+    answered from the cache of an earlier one; each timed TTFT is audited against the server's own
+    cache figures and refused if more came from cache than the tokens before the tag (``audit``).
 
-    ``prompt_cache=False`` (the default) also asks llama.cpp to recompute the template: it matches
-    prompts token by token, so two unique prompts whose first content tokens happen to agree (a tag's
-    first digit) would share one more token than the template — seen here for half the requests with
-    3 streams on 2 slots, as llama.cpp routes a prompt to the slot with the longest common prefix.
-    vLLM ignores the field and caches whole 16-token blocks, so only the template's blocks can hit.
+    * ``prompt_cache=False`` (default, **cold**): the tag opens the first message and llama.cpp is asked
+      to recompute everything (``cache_prompt: false``), so its ``cache_n`` is 0 by construction and the
+      audit there can only confirm it; the TTFT is a full prefill. (llama.cpp matches prompts token by
+      token: two tags starting with the same digit would share one token more than the template.)
+    * ``prompt_cache=True`` (**warm template**): the tag opens the *last* message, so the template and any
+      system prompt before it may come from cache — what a user with a fixed system prompt sees — and the
+      audit refuses any sample that reused more. vLLM ignores ``cache_prompt`` and caches whole blocks.
     """
     rng = random.Random(seed)
-    variants = [unique_messages(messages, _tag(i, rng)) for i in range(warmup + repeats)]
-    allowed, how = template_prefix(endpoint, messages)
-    extra = _FIXED_LENGTH if prompt_cache else {**_FIXED_LENGTH, **_NO_PROMPT_CACHE}
+    at = -1 if prompt_cache else 0
+    variants = [unique_messages(messages, _tag(i, rng), at=at) for i in range(warmup + repeats)]
+    allowed, how = template_prefix(endpoint, messages, at=at)
+    extra = FIXED_LENGTH if prompt_cache else {**FIXED_LENGTH, **NO_PROMPT_CACHE}
     for m in variants[:warmup]:
         chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra)
     replies = [chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra) for m in variants[warmup:]]
@@ -142,7 +139,7 @@ def server_slots(endpoint: Endpoint) -> int | None:
 def _run(endpoint: Endpoint, prompts: Sequence[str], *, concurrency: int, output_tokens: int, seed: int,
          prompt_cache: bool = True) -> tuple[list[Reply], float]:
     work = [[{"role": "user", "content": p}] for p in prompts]
-    extra = _FIXED_LENGTH if prompt_cache else {**_FIXED_LENGTH, **_NO_PROMPT_CACHE}
+    extra = FIXED_LENGTH if prompt_cache else {**FIXED_LENGTH, **NO_PROMPT_CACHE}
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:  # closed loop: a new request as soon as one ends
         replies = list(pool.map(lambda m: chat(endpoint, m, max_tokens=output_tokens, seed=seed, extra_body=extra), work))
@@ -228,8 +225,8 @@ def prompt_length_sweep(endpoint: Endpoint, *, input_tokens: Sequence[int], outp
                   "ttft_audited", "ttft_refused", "ttft_unaudited"]]
 
 
-def consistency(single: SingleStream, table, *, max_ratio: float = 2.0, max_spread: float = 1.5,
-                max_scaling: float = 1.15) -> list[str]:
+def consistency(single: SingleStream, table, *, lengths=None, max_ratio: float = 2.0, max_spread: float = 1.5,
+                max_scaling: float = 1.15, max_ttft_ratio: float = 1.15) -> list[str]:
     """What makes a run's speed figures untrustworthy; empty when none. Every level of the sweep is checked.
 
     * single-stream decode (median of the repeats) and the sweep's one-stream decode differ by
@@ -241,7 +238,9 @@ def consistency(single: SingleStream, table, *, max_ratio: float = 2.0, max_spre
       more streams cannot make each one faster, so the lowest level was disturbed;
     * TTFT samples without the server's cache evidence, or a level left with no audited TTFT;
     * outputs shorter than asked (in the repeats or the sweep) — the server ignored ``ignore_eos``,
-      so the figures compare unlike amounts of work.
+      so the figures compare unlike amounts of work;
+    * the sweep's one-stream TTFT p50 and ``lengths``' (:func:`prompt_length_sweep`) at the same prompt
+      length (within 5 %) differ by more than ``max_ttft_ratio``× — the same prefill timed twice.
     """
     problems = []
     single_rate = single.decode_tok_s.median
@@ -272,6 +271,13 @@ def consistency(single: SingleStream, table, *, max_ratio: float = 2.0, max_spre
         problems.append(f"{single.audit.unaudited} single-stream TTFT samples carry no cache evidence from the server")
     if single.audit is not None and single.ttft_s.n == 0:
         problems.append("every single-stream TTFT sample was a cache hit: no TTFT published")
+    if lengths is not None and lowest == 1:
+        at_one = table.loc[1]
+        for _, row in lengths.iterrows():
+            a, b = float(at_one["ttft_p50_s"]), float(row["ttft_p50_s"])
+            if abs(row["in_tokens"] / at_one["in_tokens"] - 1) <= 0.05 and min(a, b) > 0 and max(a, b) / min(a, b) > max_ttft_ratio:
+                problems.append(f"TTFT p50 at {at_one['in_tokens']:.0f} tokens: {a:.3f} s in the sweep, {b:.3f} s in the "
+                                f"prompt-length sweep ({max(a, b) / min(a, b):.2f}× apart; limit {max_ttft_ratio}×)")
     short = int(table["short_outputs"].sum()) + sum(r.completion_tokens < single.asked_tokens for r in single.replies)
     if short:
         problems.append(f"{short} outputs were shorter than asked: the server ignores `ignore_eos`, so requests did unequal work")

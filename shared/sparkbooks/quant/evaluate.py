@@ -9,13 +9,12 @@ keep sensitive layers in BF16 — and is scored on held-out text by
 * the **perplexity ratio** against the baseline on the same tokens;
 * **top-1 agreement**: the recipe's most likely next token is the baseline's (``llama-perplexity
   --kl-divergence``'s "same top" rate);
-* the **99 % and 99.9 % percentiles of per-token KL**, pooled over every scored token, as
-  ``llama-perplexity --kl-divergence`` reports them: the mean hides the rare tokens a format wrecks.
+* the **99 % and 99.9 % percentiles of per-token KL** on ``llama-perplexity --kl-divergence``'s protocol: pooled
+  over the second half of every window only (positions ≥ length/2, whose predictions see at least half a window of
+  context; early, short-context tokens would inflate the tail). The mean hides the rare tokens a format wrecks.
 
 Intervals are percentile bootstraps over documents (tokens of one document are not independent).
 
-:func:`intelligence_verdict` judges "without losing intelligence" by NVIDIA's own tolerance —
-task accuracy within one point of the unquantised model — so the verdict can come out either way.
 :func:`intelligence_verdict` (in :mod:`.intelligence`) judges "without losing intelligence" by NVIDIA's own
 tolerance — task accuracy within one point of the unquantised model — so the verdict can come out either way.
 The stand-in model and its token windows are :mod:`.stand_in_lm`. Both modules' names are importable from here.
@@ -145,20 +144,23 @@ class LMComparison:
     """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means — ``kl``, ``nll`` and
     ``base_nll``, ``top1`` (agreement with the baseline's most likely token), ``acc`` and ``base_acc`` (the most likely
     token is the real next one: next-token accuracy, the recipe's and the baseline's); ``layer_errors``;
-    ``token_kl``: every scored token's KL per recipe (for the percentiles)."""
+    ``token_kl``: per recipe, the KL of every token llama-perplexity would score (positions ≥ ``scored_from`` of each
+    window), which the percentiles are taken over."""
 
     summary: Any
     per_doc: Any
     layer_errors: Any
     tokens: int
     token_kl: dict[str, np.ndarray] | None = None
+    scored_from: int = 0
 
 
 def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, batch_size: int = 4, n_boot: int = 2000,
                     seed: int = 0) -> LMComparison:
     """Score each recipe against the unquantised ``model`` on ``tokens`` (documents × length).
 
-    Every recipe sees the same tokens; the baseline's distribution is computed once per batch.
+    Every recipe sees the same tokens; the baseline's distribution is computed once per batch. Means and intervals use
+    every position; the KL percentiles only positions ≥ length/2, as ``llama-perplexity --kl-divergence`` scores.
     """
     import pandas as pd  # noqa: PLC0415
     import torch  # noqa: PLC0415
@@ -166,6 +168,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
     if len(tokens) < 2:
         raise InputError("Need at least 2 documents for intervals.")
     variants = {r.name: quantise_model(model, r) for r in recipes}
+    first = tokens.shape[1] // 2  # llama-perplexity: first = n_ctx / 2; logits at i predict token i + 1
     rows = []
     token_kl: dict[str, list[np.ndarray]] = {name: [] for name in variants}
     with torch.no_grad():
@@ -180,7 +183,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
             for name, variant in variants.items():
                 logq = torch.log_softmax(variant.model(chunk).logits[:, :-1].float(), dim=-1)
                 kl_tokens = (p * (base - logq)).sum(-1)
-                token_kl[name].append(kl_tokens.flatten().cpu().numpy())
+                token_kl[name].append(kl_tokens[:, first:].flatten().cpu().numpy())
                 kl = kl_tokens.mean(1)
                 nll = -logq.gather(-1, target).squeeze(-1).mean(1)
                 top1 = (logq.argmax(-1) == base_top).float().mean(1)
@@ -209,7 +212,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
             "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
         })
     tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
-    return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored, pooled)
+    return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored, pooled, first)
 
 
 def plot_comparison(summary):

@@ -16,7 +16,7 @@ from ..intervals import bootstrap_interval
 if TYPE_CHECKING:  # the comparison is only read here; importing evaluate at run time would be a cycle
     from .evaluate import LMComparison
 
-__all__ = ["IntelligenceVerdict", "NVIDIA_TOLERANCE", "Ratio", "intelligence_verdict", "paired_ratio"]
+__all__ = ["IntelligenceVerdict", "MIN_BOOTSTRAP_UNITS", "NVIDIA_TOLERANCE", "Ratio", "intelligence_verdict", "paired_ratio"]
 
 
 #: NVIDIA's tolerance for a 4-bit checkpoint, and where it is written. NVIDIA judges NVFP4 by task accuracy against
@@ -33,12 +33,16 @@ NVIDIA_TOLERANCE = {
 class IntelligenceVerdict:
     """Whether a recipe keeps a model's accuracy within a stated tolerance, decided by a paired interval.
 
-    ``word`` is ``"reproduced"`` (the interval of the accuracy change lies above −tolerance),
-    ``"refuted"`` (it lies below) or ``"not decided"`` (it straddles the line).
+    ``outcome`` is ``"reproduced"`` (the interval of the accuracy change lies above −tolerance),
+    ``"refuted"`` (it lies below) or ``"not decided"`` (it straddles the line); ``word`` is the outcome with the
+    evidence it rests on, e.g. ``"refuted (135M PTQ stand-in)"`` — never a verdict on NVIDIA's own checkpoints.
+    ``units`` is how many documents the bootstrap resamples.
     """
 
     claim: str
     word: str
+    outcome: str
+    units: int
     accuracy_change: float
     low: float
     high: float
@@ -49,14 +53,20 @@ class IntelligenceVerdict:
         return f"{self.word}: {self.evidence}"
 
 
+#: Fewer resampled units than this and a percentile bootstrap interval is known to undercover: the evidence says so.
+MIN_BOOTSTRAP_UNITS = 30
+
+
 def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE scales", points: float | None = None,
-                         n_boot: int = 2000, seed: int = 0) -> IntelligenceVerdict:
+                         evidence_of: str = "135M PTQ stand-in", n_boot: int = 2000, seed: int = 0) -> IntelligenceVerdict:
     """"Without losing intelligence", judged by NVIDIA's tolerance (:data:`NVIDIA_TOLERANCE`) on next-token accuracy.
 
     The change in next-token accuracy (recipe − unquantised baseline, on the same tokens) gets a 95 %
     paired bootstrap interval over documents. Reproduced when the whole interval lies above
     −``points``; refuted when it lies below; otherwise not decided — so the verdict can go either way.
-    The evidence also gives Δperplexity, the KL percentiles and the same-top-token rate.
+    The evidence also gives Δperplexity, the KL percentiles and the same-top-token rate. ``evidence_of`` names what
+    was measured (default: post-training quantisation of the 135M stand-in) and goes into the word, so a line that
+    quotes the verdict cannot pass it off as one on NVIDIA's checkpoints; the evidence names the bootstrap's unit.
     """
     from ..intervals import paired_bootstrap  # noqa: PLC0415
 
@@ -66,14 +76,19 @@ def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE
         raise InputError(f"{recipe!r} was not scored; recipes: {', '.join(comparison.summary.index)}.")
     diff = paired_bootstrap(list(d["acc"]), list(d["base_acc"]), n_boot=n_boot, seed=seed)
     change, low, high = float(d["acc"].mean() - d["base_acc"].mean()), diff.low, diff.high
-    word = "reproduced" if low >= -points else "refuted" if high < -points else "not decided"
+    outcome = "reproduced" if low >= -points else "refuted" if high < -points else "not decided"
+    units = len(d)
+    unit_note = (f"paired bootstrap over {units} documents" + (
+        f" — fewer than {MIN_BOOTSTRAP_UNITS}, so the interval may undercover" if units < MIN_BOOTSTRAP_UNITS else ""))
     row = comparison.summary.loc[recipe]
     evidence = (f"{recipe} vs the unquantised model on {comparison.tokens:,} held-out tokens: next-token accuracy "
-                f"{100 * change:+.2f} points (95% CI {100 * low:+.2f} to {100 * high:+.2f}; tolerance −{100 * points:.0f} "
+                f"{100 * change:+.2f} points (95% CI {100 * low:+.2f} to {100 * high:+.2f}, {unit_note}; tolerance −{100 * points:.0f} "
                 f"point, {NVIDIA_TOLERANCE['text']}, after NVIDIA's model card); perplexity {100 * (row['ppl_ratio'] - 1):+.1f}%; "
                 f"KL mean {row['kl']:.4f}, 99% {row['kl_p99']:.3f}, 99.9% {row['kl_p999']:.3f} nats; "
                 f"same top token {100 * row['top1']:.1f}%")
-    return IntelligenceVerdict("… without losing intelligence", word, change, low, high, points, evidence)
+    word = f"{outcome} ({evidence_of})" if evidence_of else outcome
+    return IntelligenceVerdict("… without losing intelligence", word, outcome, units, change, low, high, points,
+                               f"{evidence_of}: {evidence}" if evidence_of else evidence)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ known answer, and the integration metrics of the field.
   and related subtypes (:mod:`~sparkbooks.singlecell.sampling` draws them at a cost that follows the non-zeros);
 * :mod:`~sparkbooks.singlecell.integration` — iLISI / cLISI, batch and cell-type ASW, per-batch centring;
 * :mod:`~sparkbooks.singlecell.official` — NVIDIA's notebook step list on scanpy, timed beside their GPU seconds
-  (:mod:`~sparkbooks.singlecell.inplace`: its regress-out and PCA without whole-matrix copies).
+  (:mod:`~sparkbooks.singlecell.inplace`: its regress-out and PCA without whole-matrix copies);
+  :mod:`~sparkbooks.singlecell.measured` reads its 216,382-cell run from the benchmark's committed JSON.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from .annotation import (
     resolution_sweep,
     subcluster,
 )
-from . import de, official
+from . import de, measured, official
 from .integration import (
     bras,
     centre_batches,

@@ -335,7 +335,7 @@ def resolution_sweep(adata, resolutions: Sequence[float], *, seeds: Sequence[int
     import pandas as pd  # noqa: PLC0415
     from sklearn.metrics import adjusted_rand_score, silhouette_score  # noqa: PLC0415
 
-    name = backend()  # the clustering's own: the same Leiden, the same iterations (workflow.LEIDEN_ITERATIONS)
+    name = backend()  # the clustering's own: the same Leiden, the same setting (workflow.leiden_options)
     rows = []
     for resolution in resolutions:
         runs = []

@@ -27,35 +27,48 @@ from ..timing import Stopwatch
 from .inputs import load_h5ad, load_sample
 from .simulation import simulate
 
-__all__ = ["Analysis", "LEIDEN_ITERATIONS", "QCThresholds", "analyse", "backend", "harmony", "leiden", "load_h5ad",
-           "load_sample",
-           "plot_qc", "plot_scaling", "qc_thresholds", "scaling", "warm_up"]
+__all__ = ["Analysis", "LEIDEN_ITERATIONS", "QCThresholds", "analyse", "backend", "harmony", "leiden", "leiden_options",
+           "load_h5ad", "load_sample", "plot_qc", "plot_scaling", "qc_thresholds", "scaling", "warm_up"]
 
 
 
-#: Leiden's iterations on either backend. The resolution sweep, the clustering, sub-clustering and the
-#: integration benchmark all call :func:`leiden`: one algorithm (the backend's) with one iteration count, so
-#: the sweep that picks the resolution describes the clustering that uses it.
+#: Leiden's iterations on the CPU. The resolution sweep, the clustering, sub-clustering and the integration
+#: benchmark all call :func:`leiden`, so the sweep that picks the resolution describes the clustering that uses it.
 LEIDEN_ITERATIONS = 2
+
+
+def leiden_options(use_backend: str) -> dict:
+    """The iteration setting :func:`leiden` passes to ``use_backend``'s Leiden, in that library's own meaning.
+
+    igraph's ``n_iterations`` repeats the whole algorithm (move, refine, aggregate until no change) that many
+    times. rapids-singlecell 0.18 hands its ``n_iterations`` to cuGraph's ``leiden(max_iter=…)``, which cuGraph
+    defines as the maximum number of *levels* of the hierarchy: passing 2 there would cut one run short after two
+    aggregations, a different algorithm. So the GPU gets no setting: rapids-singlecell's default (100 levels) lets
+    cuGraph finish the hierarchy, which is what one igraph iteration does.
+    """
+    if use_backend == "rapids_singlecell":
+        return {}
+    return {"n_iterations": LEIDEN_ITERATIONS}
 
 
 def leiden(adata, *, resolution: float, seed: int = 0, key_added: str = "leiden", restrict_to=None,
            neighbors_key: str | None = None, use_backend: str | None = None) -> str:
     """Leiden clustering into ``obs[key_added]`` on ``use_backend`` (default :func:`backend`); returns who ran it.
 
-    rapids-singlecell runs cuGraph's Leiden on the GPU, scanpy igraph's on the CPU — both with
-    :data:`LEIDEN_ITERATIONS` iterations and ``seed``.
+    rapids-singlecell runs cuGraph's Leiden on the GPU (its full hierarchy), scanpy igraph's on the CPU
+    (:data:`LEIDEN_ITERATIONS` iterations), both with ``seed``: :func:`leiden_options` maps the setting.
     """
-    if (use_backend or backend()) == "rapids_singlecell":
+    name = use_backend or backend()
+    if name == "rapids_singlecell":
         import rapids_singlecell as rsc  # noqa: PLC0415
 
-        rsc.tl.leiden(adata, resolution=resolution, rng=seed, n_iterations=LEIDEN_ITERATIONS, key_added=key_added,
-                      restrict_to=restrict_to, neighbors_key=neighbors_key)
+        rsc.tl.leiden(adata, resolution=resolution, rng=seed, key_added=key_added, restrict_to=restrict_to,
+                      neighbors_key=neighbors_key, **leiden_options(name))
         return "cuGraph Leiden (GPU)"
     import scanpy as sc  # noqa: PLC0415
 
-    sc.tl.leiden(adata, resolution=resolution, flavor="igraph", n_iterations=LEIDEN_ITERATIONS, random_state=seed,
-                 key_added=key_added, restrict_to=restrict_to, neighbors_key=neighbors_key)
+    sc.tl.leiden(adata, resolution=resolution, flavor="igraph", random_state=seed, key_added=key_added,
+                 restrict_to=restrict_to, neighbors_key=neighbors_key, **leiden_options(name))
     return "leidenalg/igraph (CPU)"
 
 
@@ -274,17 +287,27 @@ def warm_up(adata, *, cells: int = 300, seed: int = 0, **options: Any) -> float:
     return time.perf_counter() - start
 
 
-def scaling(reference, groups: Sequence[Any], sizes: Sequence[int], *, n_batches: int = 2, seed: int = 0):
-    """Per-step seconds of :func:`analyse` on simulated data sets of each size (one row per size)."""
+def scaling(reference, groups: Sequence[Any], sizes: Sequence[int], *, n_batches: int = 2, seed: int = 0,
+            blas_threads: int | None = 1):
+    """Per-step seconds of :func:`analyse` on simulated data sets of each size (one row per size).
+
+    The BLAS pools are pinned to ``blas_threads`` (``table.attrs``) for every size — None keeps the libraries'
+    defaults — because OpenBLAS and OpenMP each start a pool per core: on a shared 2-core machine the unpinned PCA
+    measured the pools contending (4,000 cells: 13 s unpinned, 3 s pinned to one thread), not the work.
+    """
     import pandas as pd  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     rows = {}
-    for n in sizes:
-        sim = simulate(reference, groups, n_cells=n, n_batches=n_batches, seed=seed)
-        rows[n] = analyse(sim, batch_key="batch" if n_batches > 1 else None, seed=seed).seconds
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        for n in sizes:
+            sim = simulate(reference, groups, n_cells=n, n_batches=n_batches, seed=seed)
+            rows[n] = analyse(sim, batch_key="batch" if n_batches > 1 else None, seed=seed).seconds
     table = pd.DataFrame(rows).T.rename_axis("cells")
     table["total"] = table.sum(axis=1)
-    return table.round(3)
+    table = table.round(3)
+    table.attrs["blas_threads"] = blas_threads
+    return table
 
 
 def plot_scaling(table):

@@ -10,9 +10,11 @@ baseline, and the baselines a topic-modelling reader expects (LDA, NMF, k-means)
   clustered documents only, NMI and ARI, and the AMI the same clusters reach against shuffled
   labels (mean ± sd over permutations): AMI is chance-corrected, NMI rises with the number of
   clusters.
-* :func:`quality` — both for a fitted :class:`~sparkbooks.topics.TopicModel`.
+* :func:`quality` — both for a fitted :class:`~sparkbooks.topics.TopicModel`, the NPMI beside its chance level
+  (:func:`shuffled_npmi`: keywords of the same model's labels permuted, same k).
 * :func:`baseline` — LDA (tuned: words in more than half the documents dropped, 50 iterations) or NMF on
-  the bag-of-words (each document to its largest topic) and k-means on the embeddings, all scikit-learn.
+  the bag-of-words (each document to its largest topic) and k-means on the embeddings, all scikit-learn;
+  :func:`labelled_baselines` runs all three, LDA and NMF on the full texts' counts.
 * :func:`against_labels` — what the clusters are in terms of the reference labels, in sentences computed
   from the run (which labels the largest cluster mixes; whether any label was split into sub-topics).
 """
@@ -29,7 +31,7 @@ from .model import TopicModel
 from .text import vectorizer
 
 __all__ = ["BASELINES", "EPS_NPMI", "EPS_NPMI_TEXT", "HeldOutSplit", "LDA_SETTINGS", "against_labels", "agreement", "baseline", "coherence",
-           "held_out_counts", "npmi_coherence", "quality", "split_held_out", "topic_diversity"]
+           "held_out_counts", "labelled_baselines", "npmi_coherence", "quality", "shuffled_npmi", "split_held_out", "topic_diversity"]
 
 #: The ε of the smoothed score ``npmi_docs_eps`` (gensim's value for its ``c_npmi``).
 EPS_NPMI = 1e-12
@@ -116,10 +118,15 @@ def agreement(labels: Sequence, reference: Sequence, *, permutations: int = 20, 
 
 
 def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Sequence[str] | None = None,
-            counts=None, top_k: int = 10, seed: int = 0) -> dict[str, float]:
+            counts=None, top_k: int = 10, seed: int = 0, shuffles: int = 5) -> dict[str, float]:
     """Topics, outliers, NPMI of the top ``top_k`` keywords counted in ``corpus`` (``npmi``: strict;
     ``npmi_docs_eps``: :data:`EPS_NPMI_TEXT`) — pass documents the model did not see (:func:`split_held_out`) —
-    diversity, and :func:`agreement` given ``reference``.
+    beside its chance level, diversity, and :func:`agreement` given ``reference``.
+
+    ``npmi_shuffled`` (mean, ``_sd`` over ``shuffles`` permutations, :func:`shuffled_npmi`): the strict
+    NPMI of keywords found by the same rule for the model's labels randomly permuted over its documents — the same
+    k and topic sizes, no topical grouping. NPMI has no natural zero (a random partition of short texts scores
+    well below 0), so the model's figure means something only beside this one.
 
     ``counts``: ``corpus`` already counted over ``model.vocabulary_`` (:func:`held_out_counts`), to score
     several models that share a vocabulary (a model and its reductions) without counting it again.
@@ -132,10 +139,27 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
               "npmi_docs_eps": float(np.mean(coherence(words, counts, model.vocabulary_, top_k=top_k, eps=EPS_NPMI)))
               if words else float("nan"),
               "diversity": topic_diversity([w[:top_k] for w in words])}
+    runs = shuffled_npmi(model, counts, top_k=top_k, seed=seed, shuffles=shuffles) if words else np.array([np.nan])
+    scores |= {"npmi_shuffled": float(np.mean(runs)), "npmi_shuffled_sd": float(np.std(runs))}
     if reference is not None:
         scores |= {k: v for k, v in agreement(model.labels_, reference, seed=seed).items()
                    if k not in ("clusters", "outlier_share")}
     return scores
+
+
+def shuffled_npmi(model: TopicModel, counts, *, top_k: int = 10, seed: int = 0, shuffles: int = 5) -> np.ndarray:
+    """NPMI's chance level: strict NPMI (in ``counts``, documents × ``model.vocabulary_``) of keywords found by the
+    model's own rule for its labels permuted over its documents (same k, same sizes), one per permutation."""
+    from .terms import keywords  # noqa: PLC0415
+
+    rng = np.random.default_rng(seed)
+    runs = []
+    for _ in range(max(shuffles, 1)):
+        permuted = keywords(model.counts_, rng.permutation(model.labels_), model.vocabulary_, top_n=model.top_n,
+                            min_word_docs=model.min_word_docs)
+        words = list(permuted.values())
+        runs.append(float(np.mean(coherence(words, counts, model.vocabulary_, top_k=top_k))) if words else float("nan"))
+    return np.array(runs)
 
 
 def held_out_counts(model: TopicModel, corpus: Sequence[str]):
@@ -189,6 +213,14 @@ def baseline(method: str, k: int, *, counts=None, embeddings: np.ndarray | None 
     if k < 2:
         raise InputError(f"A baseline needs k ≥ 2 topics. Got {k}.")
     return np.asarray(_BASELINE_FUNCTIONS[method](counts, embeddings, k, seed), dtype=int)
+
+
+def labelled_baselines(texts: Sequence[str], embeddings: np.ndarray, k: int, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Every :data:`BASELINES` method with ``k`` topics, keyed by its :data:`BASELINES` text: LDA and NMF on counts of
+    the **full** ``texts`` (a bag-of-words has no token limit: cutting it to what an encoder reads handicaps them),
+    k-means on ``embeddings`` (which may come from shortened texts)."""
+    counts = vectorizer().fit_transform(list(texts))
+    return {label: baseline(method, k, counts=counts, embeddings=embeddings, seed=seed) for method, label in BASELINES.items()}
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -15,10 +16,25 @@ if TYPE_CHECKING:
 __all__ = ["MAX_MAP_BYTES", "MAX_MAP_POINTS", "hierarchy_figure", "show", "topic_map", "topics_over_time"]
 
 
+def _page_bytes(char: str) -> int:
+    """Bytes one character of hover text costs in the page: HTML-escaped, then written by plotly's JSON as ASCII
+    (``\\uXXXX``: 6 bytes outside ASCII, 12 for a character outside the BMP such as an emoji)."""
+    return sum(1 if ord(c) < 128 else 6 if ord(c) < 0x10000 else 12 for c in html.escape(char))
+
+
 def _wrap(text: str, width: int = 60, limit: int = 240) -> str:
-    import html  # noqa: PLC0415
+    """``text`` wrapped for a hover box and cut to ``limit`` bytes *in the page* (not characters): accented, CJK or
+    emoji text costs up to 12 bytes a character there, and counting characters let such pages outgrow the cap."""
     import textwrap  # noqa: PLC0415
 
+    if not (text.isascii() and not any(c in text for c in "&<>\"'")):  # the plain-ASCII case costs 1 byte a char
+        spent, cut = 0, len(text)
+        for i, char in enumerate(text):
+            spent += _page_bytes(char)
+            if spent > limit - 6:  # room for the "…" (6 bytes as \\u2026)
+                cut = i
+                break
+        text = text if cut == len(text) else text[:cut] + "…"
     text = text if len(text) <= limit else text[:limit - 1] + "…"
     return "<br>".join(html.escape(line) for line in textwrap.wrap(text, width))
 

@@ -150,32 +150,54 @@ def birth_task(n_train: int = 256, n_held_out: int = 40, *, seed: int = 0,
     train = [train_by[t][i] for i in range(need_train) for t in train_templates]
     train = [item for item in train if not banned.search(item["text"])][:n_train]
     held_out = [held_by[t][i] for i in range(need_held) for t in names][:n_held_out]
-    # one invented person and birthplace per held-out sentence, no word of which occurs in any sentence of either split
+    # one invented person and birthplace per held-out sentence, no word of which occurs in any sentence of either split;
+    # its distracting person and city are invented too (a second draw from the same pool), so a held-out sentence sets
+    # no familiar training name beside an unfamiliar answer (review 46 item 2)
     words = set(re.findall(r"\w+", " ".join(item["text"] for item in train + held_out)))
-    people = invented_names(len(held_out), seed=seed, avoid=words)
-    places = invented_names(len(held_out), seed=seed, avoid=words | {w for p in people for w in p.split()}, kind="city")
-    held_out = [_renamed(item, person, city) for item, person, city in zip(held_out, people, places, strict=True)]
+    n = len(held_out)
+    people = invented_names(2 * n, seed=seed, avoid=words)
+    places = invented_names(2 * n, seed=seed, avoid=words | {w for p in people for w in p.split()}, kind="city")
+    patterns = {name: _pattern(template) for name, _, template in TEMPLATES}
+    held_out = [_renamed(item, patterns[item["template"]], {"p": people[i], "city": places[i], "q": people[n + i],
+                                                            "city2": places[n + i]})
+                for i, item in enumerate(held_out)]
     return Task("birth sentences → JSON", BIRTH_INSTRUCTION, BIRTH_SCHEMA, train, held_out)
 
 
-def _renamed(item: dict, person: str, city: str) -> dict:
-    """``item`` with its answer's person and city replaced by ``person`` and ``city`` in the text and the answer key."""
+def _pattern(template: str) -> re.Pattern:
+    """``template`` as a regex capturing the answer's person and city (``p``, ``city``) and the distractors' (``q``, ``city2``)."""
+    wanted = {"p", "city", "q", "city2"}
+    return re.compile(re.sub(r"\\\{(\w+)\\\}", lambda m: f"(?P<{m[1]}>.+?)" if m[1] in wanted else ".+?",
+                             re.escape(template)))
+
+
+def _renamed(item: dict, pattern: re.Pattern, names: dict[str, str]) -> dict:
+    """``item`` with its answer's and its distractors' person and city replaced by ``names`` (text and answer key)."""
     e = item["expected"]
-    # each occurs once: the distractor has another surname, and every template writes "{city}, {country}"
-    text = item["text"].replace(e["person"], person).replace(f"{e['city']}, {e['country']}", f"{city}, {e['country']}")
-    return {**item, "text": text, "expected": {**e, "person": person, "city": city}}
+    match = pattern.fullmatch(item["text"])
+    if match is None or match["p"] != e["person"] or match["city"] != e["city"]:  # a template the regex misreads
+        raise InputError(f"Could not locate the names in {item['text']!r} (template {item['template']!r}).")
+    text = item["text"]
+    spans = sorted(((match.span(g), names[g]) for g in names if g in match.groupdict()), reverse=True)
+    for (start, end), name in spans:  # from the end, so earlier spans stay valid
+        text = text[:start] + name + text[end:]
+    return {**item, "text": text, "expected": {**e, "person": names["p"], "city": names["city"]}}
 
 
 def overlap(task: Task) -> dict[str, int]:
     """How many held-out sentences have an answer that occurs anywhere in a training sentence, per field.
 
-    ``person`` counts full names; ``first``/``last`` name parts; ``city``; ``year``. All zero for
-    :func:`birth_task`'s split: the check the guide's sentence about new people, places and years is rendered from.
+    ``person`` counts full names; ``first``/``last`` name parts; ``city``; ``year``; ``distractor``: held-out
+    sentences with any word (a distracting person's name part included) that is part of a training answer's person or
+    city. All zero for :func:`birth_task`'s split: the check the guide's sentence about new people, places and years
+    is rendered from.
     """
     text = "\n".join(item["text"] for item in task.train)
     words = set(re.findall(r"\w+", text))
-    counts = {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0}
+    answer_words = {w for item in task.train for k in ("person", "city") for w in re.findall(r"\w+", item["expected"][k])}
+    counts = {"person": 0, "first": 0, "last": 0, "city": 0, "year": 0, "distractor": 0}
     for item in task.held_out:
+        counts["distractor"] += bool(answer_words & set(re.findall(r"\w+", item["text"])))
         e = item["expected"]
         first, _, last = e["person"].partition(" ")
         counts["person"] += e["person"] in text

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..exceptions import InputError
 from .finetune_data import Task, _require_training
 
-__all__ = ["clustered_sign_flip", "evaluate", "load"]
+__all__ = ["clustered_sign_flip", "evaluate", "load", "stricter_p"]
 
 
 def load(base: Path, adapter: Path | None = None, *, dtype: str = "float32", device: str = "cpu"):
@@ -121,3 +121,16 @@ def clustered_sign_flip(a_right: Sequence[bool], b_right: Sequence[bool], cluste
     rng = random.Random(seed)
     hits = sum(abs(sum(x if rng.random() < 0.5 else -x for x in d)) >= observed for _ in range(n_flips))
     return (hits + 1) / (n_flips + 1)
+
+
+def stricter_p(sentence_p: float, cluster_p: float) -> float:
+    """The p-value that decides tuned vs base: the larger of the sentence-level and the cluster-level test's.
+
+    Held-out sentences are nested in countries, so the cluster-level test is the unit of replication a
+    reviewer checks; taking the larger p means a difference that holds for sentences but rests on a few
+    countries is "not decided" rather than "holds" (review 46 item 1).
+    """
+    for name, p in (("sentence_p", sentence_p), ("cluster_p", cluster_p)):
+        if not 0 <= p <= 1:
+            raise InputError(f"{name} must be a p-value in [0, 1] (got {p!r}).")
+    return max(float(sentence_p), float(cluster_p))

@@ -147,10 +147,11 @@ class AskBox:
     ``AskBox(...).widget`` is the thing to display; :meth:`ask` works without a browser (the guide's transcript).
     """
 
-    def __init__(self, retriever, chunks_by_id: dict, endpoint, *, k: int = 3) -> None:
+    def __init__(self, retriever, chunks_by_id: dict, endpoint, *, k: int = 3, gate=None) -> None:
         import ipywidgets as w  # noqa: PLC0415
 
         self.retriever, self.chunks, self.endpoint, self.k = retriever, chunks_by_id, endpoint, k
+        self.gate = gate  # a calibrated gate.Gate: a question below its threshold is refused without asking the LLM
         self.history: list[tuple[str, answer.Answer]] = []
         self.log = w.HTML(layout=w.Layout(border="1px solid #ccc", padding="6px", min_height="120px"))
         self.box = w.Text(placeholder="Ask your documents…", layout=w.Layout(width="80%"))
@@ -177,13 +178,16 @@ class AskBox:
             self._render(question, "".join(pieces) + "▌")
 
         try:
-            reply = answer.answer(self.endpoint, question, context, on_text=show)
+            ask = self.gate.answer if self.gate is not None else answer.answer
+            reply = ask(self.endpoint, question, context, on_text=show)
         except ServerError as exc:
             self.status.value = f"{type(exc).__name__}: {exc}"
             return None
         self.history.append((question, reply))
         self._render()
-        self.status.value = (f"retrieval {retrieved_s * 1000:.0f} ms · first token {reply.reply.ttft_s or 0:.2f} s · "
+        self.status.value = (f"retrieval {retrieved_s * 1000:.0f} ms · refused by the gate (the LLM was not asked)"
+                             if reply.finish_reason == "gate" else
+                             f"retrieval {retrieved_s * 1000:.0f} ms · first token {reply.reply.ttft_s or 0:.2f} s · "
                              f"answer {reply.seconds:.2f} s")
         return reply
 

@@ -23,11 +23,13 @@ from ..chunking import Chunk, normalise
 from ...llm.client import Endpoint, Reply, chat
 from .answer import _CITATION, ANSWER_STOP, REFUSAL, Answer
 
-__all__ = ["CLOSED_BOOK_PROMPT", "CONSTANT_REPLY", "Floor", "as_answer", "best_constant", "closed_book_answers",
+__all__ = ["CLOSED_BOOK_PROMPT", "CONSTANT_REPLY", "FLOOR_GOAL", "Floor", "as_answer", "best_constant", "closed_book_answers",
            "constant_answers", "echo_answers"]
 
 #: One reply for every question: short accepted answers of the frozen key strung together (issue 49's probe).
 CONSTANT_REPLY = "Yes, none; right once: one is false, zero or True [1]."
+#: Issue 49's goal for the scorer's floor: no constant reply may score above this exact-match rate.
+FLOOR_GOAL = 0.02
 #: The closed-book instruction: the RAG prompt's answer rule without passages (and without a way to refuse).
 CLOSED_BOOK_PROMPT = "Answer the question in a few words."
 

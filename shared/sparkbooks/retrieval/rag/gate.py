@@ -1,9 +1,8 @@
 """A refusal gate decided in code: refuse before the LLM is asked when retrieval finds nothing close enough.
 
-A rule to put in front of the LLM (the guide calibrates it and scores it out of fold; Step 6 still asks the LLM
-every question, so its own refusals are measured apart): each question's **gate score** is the cosine similarity of
-its best dense match (:func:`top_scores`); a question scoring below a threshold is refused without
-calling the LLM. The threshold is calibrated on answerable questions and on **near-miss**
+A rule in front of the LLM (the guide calibrates it, scores it out of fold, and answers through it in Step 6 and
+the ask box): each question's **gate score** is the cosine similarity of its best dense match (:func:`top_scores`);
+a question scoring below a threshold is refused without calling the LLM (:class:`Gate`). The threshold is calibrated on answerable questions and on **near-miss**
 unanswerable ones — questions about topics the documents discuss, asking for facts they do not
 hold — so the gate is tested where it is hard, not on off-topic questions any threshold refuses.
 
@@ -11,11 +10,14 @@ hold — so the gate is tested where it is hard, not on off-topic questions any 
   bootstrap interval;
 * :func:`threshold_for` — the highest threshold that refuses at most ``max_false_refusal`` of the
   answerable questions it is calibrated on;
+* :func:`auroc_difference_interval` — a paired bootstrap of the AUROC difference of two scores of the same
+  questions (the gate against question length, the baseline a practitioner tries first);
+* :func:`system_score` — the whole answer-or-abstain system scored as SQuAD 2.0 does (HasAns / NoAns);
 * :func:`calibrate` — the gate on all the questions, its operating point estimated out of fold
   (two seeded folds: the threshold chosen on one half is scored on the other), and the calibration
   table over a grid of thresholds.
 
-The LLM's own refusals ("not in the documents") are a separate figure; this gate never asks it.
+The LLM's own refusals ("not in the documents") are counted apart from the gate's (``finish_reason == "gate"``).
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...exceptions import InputError
 from ...intervals import Interval
+from . import answer as _answer
 from .index import VectorIndex
 
-__all__ = ["Calibration", "auroc", "auroc_interval", "calibrate", "threshold_for", "top_scores"]
+__all__ = ["Calibration", "Gate", "auroc", "auroc_difference_interval", "auroc_interval", "calibrate", "system_score",
+           "threshold_for", "top_scores"]
 
 
 def top_scores(index: VectorIndex, embed: Callable[[Sequence[str]], np.ndarray], questions: Sequence[str]) -> np.ndarray:
@@ -59,6 +64,21 @@ def auroc_interval(positive: Sequence[float], negative: Sequence[float], *, seed
     rng = np.random.default_rng(seed)
     values = [auroc(pos[rng.integers(0, len(pos), len(pos))], neg[rng.integers(0, len(neg), len(neg))])
               for _ in range(n_boot)]
+    return Interval(float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
+
+
+def auroc_difference_interval(a: tuple[Sequence[float], Sequence[float]], b: tuple[Sequence[float], Sequence[float]], *,
+                              seed: int = 0, n_boot: int = 2000) -> Interval:
+    """95% paired bootstrap interval of ``auroc(*a) - auroc(*b)``: two scores (positive, negative) of the same
+    questions, each resample drawing the same questions for both (stratified by kind)."""
+    (pa, na), (pb, nb) = [(np.asarray(p, dtype=float), np.asarray(n, dtype=float)) for p, n in (a, b)]
+    if len(pa) != len(pb) or len(na) != len(nb):
+        raise InputError("the two scores must be of the same questions (equal counts of each kind)")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(n_boot):
+        i, j = rng.integers(0, len(pa), len(pa)), rng.integers(0, len(na), len(na))
+        values.append(auroc(pa[i], na[j]) - auroc(pb[i], nb[j]))
     return Interval(float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5)))
 
 
@@ -128,3 +148,44 @@ def calibrate(answerable: Mapping[str, float], unanswerable: Mapping[str, float]
     return Calibration(threshold, auroc(pos, neg), auroc_interval(pos, neg, seed=seed),
                        float(refused_neg.mean()), float(refused_pos.mean()), len(pos), len(neg), max_false_refusal,
                        scores, table, pd.DataFrame(rows))
+
+
+@dataclass
+class Gate:
+    """The calibrated gate in the answer path: a question whose :func:`top_scores` is below ``threshold`` is refused
+    with the refusal text, **without calling the LLM** (``finish_reason == "gate"`` marks it); others go to
+    :func:`~sparkbooks.retrieval.rag.answer.answer`."""
+
+    index: VectorIndex
+    embed: Callable[[Sequence[str]], np.ndarray]
+    threshold: float
+
+    def score(self, question: str) -> float:
+        return float(top_scores(self.index, self.embed, [question])[0])
+
+    def answer(self, endpoint, question: str, context, **kwargs) -> _answer.Answer:
+        """Refuse below the threshold (the LLM is not asked), else ask ``endpoint`` (``kwargs`` to ``answer``)."""
+        if self.score(question) < self.threshold:
+            return _answer.Answer(question, False, _answer.REFUSAL, [], [c.id for c in context], valid=True,
+                                  finish_reason="gate")
+        return _answer.answer(endpoint, question, context, **kwargs)
+
+
+def system_score(scored, answers: Sequence[_answer.Answer]) -> dict[str, float]:
+    """The answer-or-abstain system scored as SQuAD 2.0 does, from :func:`~sparkbooks.retrieval.rag.answer.score`'s
+    table and the answers in its row order: HasAns EM/F1 (a refusal scores 0), NoAns accuracy (a refusal, by the gate
+    or the LLM, is right), overall EM/F1 over both, and the refusal counts split by who refused."""
+    gated = np.array([a.finish_reason == "gate" for a in answers], dtype=bool)
+    has = scored["answerable"].to_numpy(dtype=bool)
+    refused = scored["refused"].to_numpy(dtype=bool)
+    em = np.where(has, scored["em"].to_numpy(dtype=float), refused.astype(float))
+    f1 = np.where(has, scored["f1"].to_numpy(dtype=float), refused.astype(float))
+    nan = float("nan")
+    return {"n": len(has), "has_ans": int(has.sum()), "no_ans": int((~has).sum()),
+            "has_ans_em": float(em[has].mean()) if has.any() else nan,
+            "has_ans_f1": float(f1[has].mean()) if has.any() else nan,
+            "no_ans_accuracy": float(em[~has].mean()) if (~has).any() else nan,
+            "exact": float(em.mean()) if len(em) else nan, "f1": float(f1.mean()) if len(f1) else nan,
+            "gate_refused_has_ans": int((gated & has).sum()), "gate_refused_no_ans": int((gated & ~has).sum()),
+            "llm_refused_has_ans": int((refused & ~gated & has).sum()),
+            "llm_refused_no_ans": int((refused & ~gated & ~has).sum())}

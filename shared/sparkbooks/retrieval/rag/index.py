@@ -164,6 +164,20 @@ class VectorIndex:
             self.client.flush(self.collection)
         return len(rows)
 
+    def reconcile(self, docs: Sequence[str]) -> list[str]:
+        """Delete the chunks of every document not in ``docs`` (the folder's files as ingested now): a file removed
+        from the folder, or no longer readable, keeps no citable chunk. Returns the documents removed, sorted."""
+        keep = ", ".join(_quote(d) for d in sorted(set(docs)))
+        filt = f"doc not in [{keep}]" if keep else 'id != ""'
+        removed: set[str] = set()
+        while rows := self.client.query(self.collection, filter=filt, output_fields=["doc"], limit=16_384):
+            gone = sorted({r["doc"] for r in rows})
+            removed.update(gone)
+            self.client.delete(self.collection, filter=f"doc in [{', '.join(_quote(d) for d in gone)}]")
+        if removed and not self.remote:
+            self.client.flush(self.collection)
+        return sorted(removed)
+
     # -- reading ---------------------------------------------------------------------------------------------
     def count(self) -> int:
         res = self.client.query(self.collection, filter="", output_fields=["count(*)"])

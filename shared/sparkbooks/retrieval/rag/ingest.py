@@ -19,7 +19,11 @@ from ..chunking import Section
 from ...exceptions import DocumentUnreadableError as UnreadableDocument
 from ...exceptions import InputError, MissingDependencyError
 
-__all__ = ["Ingestion", "SUPPORTED", "doc_id", "extract", "folder_files", "ingest"]
+__all__ = ["Ingestion", "SUPPORTED", "SkippedFileWarning", "doc_id", "extract", "folder_files", "ingest"]
+
+
+class SkippedFileWarning(UserWarning):
+    """A file of the folder was skipped (unreadable, a symbolic link, …); the message names it and says why."""
 
 SUPPORTED = (".pdf", ".html", ".htm", ".md", ".markdown", ".txt")
 
@@ -193,7 +197,8 @@ def extract(path: Path, *, doc: str | None = None) -> list[Section]:
 
 def doc_id(path: Path, root: Path) -> str:
     """The document id of ``path``: its path relative to ``root``, with ``/`` separators (``a/notes.txt``)."""
-    return Path(path).expanduser().resolve().relative_to(Path(root).expanduser().resolve()).as_posix()
+    path = Path(path).expanduser()  # the folder resolved, not the file: a symbolic link keeps its own name
+    return (path.parent.resolve() / path.name).relative_to(Path(root).expanduser().resolve()).as_posix()
 
 
 def folder_files(folder: str | Path) -> list[Path]:
@@ -202,7 +207,7 @@ def folder_files(folder: str | Path) -> list[Path]:
     if not root.is_dir():
         raise InputError(f"documents={str(folder)!r}: {'not a folder' if root.exists() else 'no such folder'} — "
                          "pass a folder of PDF, HTML, Markdown or text files")
-    found = sorted(p for p in root.rglob("*") if p.is_file())
+    found = sorted(p for p in root.rglob("*") if p.is_file() or p.is_symlink())  # links listed, to be skipped by name
     if not found:
         raise InputError(f"documents={str(folder)!r} holds no files")
     return found
@@ -215,6 +220,7 @@ def ingest(paths: Iterable[Path], *, root: str | Path | None = None) -> Ingestio
     Without ``root``, the deepest folder that holds every file (a flat folder's ids are its file names).
     """
     import os  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
 
     paths = sorted(Path(p) for p in paths)
     if root is None:
@@ -227,10 +233,14 @@ def ingest(paths: Iterable[Path], *, root: str | Path | None = None) -> Ingestio
         except ValueError:
             raise InputError(f"{path} is not inside the ingested folder {root}") from None
         try:
+            if path.is_symlink():  # its target may lie outside the folder (or nowhere): never followed
+                raise UnreadableDocument(f"symbolic link to {os.readlink(path)} (not followed): copy the file into the folder")
             sections = extract(path, doc=doc)
         except (UnreadableDocument, OSError) as exc:
+            reason = str(exc) if isinstance(exc, UnreadableDocument) else f"{type(exc).__name__}: {exc.strerror or exc}"
+            warnings.warn(f"skipped {doc}: {reason}", SkippedFileWarning, stacklevel=2)
             done.rows.append({"file": doc, "type": path.suffix.lower().lstrip("."), "status": "skipped",
-                              "reason": str(exc), "sections": 0, "pages": 0, "chars": 0,
+                              "reason": reason, "sections": 0, "pages": 0, "chars": 0,
                               "seconds": time.perf_counter() - start})
             continue
         done.sections.extend(sections)

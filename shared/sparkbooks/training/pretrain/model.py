@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 
 from ...exceptions import InputError
+from ...hardware import fp32_flops_per_cycle
 
 __all__ = ["CLAIM_SOURCE", "COMPUTE_CAPABILITY", "MEASURED_RATES", "MeasuredRate", "ModelSize", "Peak", "SIZES", "SpecPeak", "build",
            "claim_table", "flops_per_token", "largest_model", "matmul_peak", "parameter_counts", "spec_peak"]
@@ -96,7 +97,7 @@ def flops_per_token(size: str | ModelSize, *, vocab_size: int, seq_len: int) -> 
 
 @dataclass(frozen=True)
 class Peak:
-    """A timed matmul's throughput: median and range over repeats."""
+    """A timed matmul's throughput: the best timing (the peak) and the range over repeats."""
 
     flops: float
     low: float
@@ -157,14 +158,17 @@ class SpecPeak:
 GPU_SPEC_BF16 = {"GH200": 989.4e12, "H100": 989.4e12, "H100 PCIE": 756e12, "H100 NVL": 835e12, "H200": 989.4e12,
                  "H200 NVL": 835e12, "GB300": 2.5e15, "B300": 2.5e15, "GB200": 2.5e15, "B200": 2.25e15,
                  "GB10": 0.125e15, "A100": 312e12}
+#: Entries that are not on a spec sheet, and what they are instead (fit.models.MACHINE_PEAKS gives the same figure).
+GPU_SPEC_DERIVED = {"GB10": ("derived, not published: ¼ of the 0.5 PFLOP/s dense NVFP4 behind NVIDIA's '1 petaFLOP "
+                             "FP4' (stated with sparsity); NVIDIA publishes no BF16 figure for GB10 — an upper bound")}
 
 
 def spec_peak(*, device: str = "cpu", gpu_name: str | None = None, cores: int | None = None,
               cpuinfo: str | None = None) -> SpecPeak | None:
     """The nominal peak of one device: a GPU's dense BF16 spec-sheet figure, or a CPU's float32 nominal peak.
 
-    CPU: cores × clock (``/proc/cpuinfo``) × FLOPs per cycle per core (2 per FMA × the vector's float32 lanes — 16
-    with AVX-512, 8 with AVX2 — × two FMA units, assumed: some cores have one, or split AVX-512 in two).
+    CPU: cores × clock (``/proc/cpuinfo``) × FP32 FLOPs per cycle per core (:func:`sparkbooks.hardware.fp32_flops_per_cycle`:
+    AMD cores by microarchitecture — Zen 4 splits AVX-512 over two 256-bit pipes, 32 — others from the vector width).
     ``None`` where the device is not known (a GPU not in :data:`GPU_SPEC_BF16`, a CPU without a clock).
     """
     import os  # noqa: PLC0415
@@ -174,7 +178,8 @@ def spec_peak(*, device: str = "cpu", gpu_name: str | None = None, cores: int | 
         name = gpu_name or ""
         for key in sorted(GPU_SPEC_BF16, key=len, reverse=True):
             if key in name.upper():
-                return SpecPeak(GPU_SPEC_BF16[key], f"{name}: dense BF16 spec sheet {GPU_SPEC_BF16[key] / 1e12:,.0f} TFLOP/s")
+                label = GPU_SPEC_DERIVED.get(key, "spec sheet")
+                return SpecPeak(GPU_SPEC_BF16[key], f"{name}: dense BF16 {GPU_SPEC_BF16[key] / 1e12:,.0f} TFLOP/s ({label})")
         return None
     if cpuinfo is None:
         try:
@@ -185,13 +190,10 @@ def spec_peak(*, device: str = "cpu", gpu_name: str | None = None, cores: int | 
     clock = re.search(r"cpu MHz\s*:\s*([0-9.]+)", cpuinfo)
     if not clock:
         return None
-    lanes, isa = (16, "AVX-512") if re.search(r"\bavx512f\b", cpuinfo) else (8, "AVX2") if re.search(r"\bavx2\b", cpuinfo) \
-        else (4, "SSE/NEON")
     cores = cores or os.cpu_count() or 1
     ghz = float(clock.group(1)) / 1e3
-    per_cycle = 2 * lanes * 2
-    return SpecPeak(cores * ghz * 1e9 * per_cycle,
-                    f"{cores} cores × {ghz:.2f} GHz × {per_cycle} FP32 FLOP/cycle ({isa}, two FMA units assumed)")
+    per_cycle, source = fp32_flops_per_cycle(cpuinfo)
+    return SpecPeak(cores * ghz * 1e9 * per_cycle, f"{cores} cores × {ghz:.2f} GHz × {per_cycle} FP32 FLOP/cycle ({source})")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,42 @@ from ...exceptions import InputError
 from . import corpus as corpus_lib
 from .run import train_variants
 
-__all__ = ["Ablation", "SeedInterval", "ablation", "seed_interval"]
+__all__ = ["Ablation", "PAPER_RELATIVE_GAP", "SeedInterval", "ablation", "detectable_gap", "kept_share_note", "seed_interval"]
 
 
 #: Student's t 0.975 quantiles for 1…30 degrees of freedom (a 95% interval from a handful of seeds; no SciPy).
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+#: One-sided 0.80 quantiles of Student's t, 1…30 degrees of freedom (80 % power in :func:`detectable_gap`).
+_T80 = (1.376, 1.061, 0.978, 0.941, 0.920, 0.906, 0.896, 0.889, 0.883, 0.879, 0.876, 0.873, 0.870, 0.868, 0.866,
+        0.865, 0.863, 0.862, 0.861, 0.860, 0.859, 0.858, 0.858, 0.857, 0.856, 0.856, 0.855, 0.855, 0.854, 0.854)
+#: The NVFP4 paper's loss gap to its FP8 baseline, relative (arXiv:2509.25149, 12 B model, 10 T tokens: about 1 %
+#: through the stable phase, about 1.5 % late in the decay): the effect size an ablation must be able to see.
+PAPER_RELATIVE_GAP = 0.015
+#: The paper keeps ≈ 16 % of its linear layers in BF16; NVIDIA's Station playbook the last 4 of Llama 3.1 8B's 32 blocks.
+NVIDIA_KEPT = "NVIDIA keeps blocks in BF16 too (the paper ≈ 16 % of its linear layers, the Station playbook the last 4 of 32)"
+
+
+def detectable_gap(per_seed_gaps: Sequence[float]) -> float:
+    """The smallest true mean gap these paired seeds detect with 80 % power by a two-sided 5 % t test.
+
+    (t₀.₉₇₅ + t₀.₈₀) · sd / √n over the seeds' gaps: the minimum detectable effect. An interval that straddles zero
+    says nothing about gaps below it.
+    """
+    n = len(per_seed_gaps)
+    if n < 2:
+        raise InputError(f"A detectable gap needs at least 2 seeds; got {n}.")
+    t975, t80 = (_T975[n - 2], _T80[n - 2]) if n <= 31 else (1.96, 0.842)
+    return (t975 + t80) * statistics.stdev(per_seed_gaps) / n ** 0.5
+
+
+def kept_share_note(recipe: str, *, keep_last: int, layers: int, share: float) -> str:
+    """What an NVFP4 variant keeps in high precision, said against NVIDIA's recipe (never just "NVIDIA's recipe")."""
+    blocks = (f"no decoder block in high precision — only embeddings and the LM head ({share:.1%} of matmul weights)"
+              if keep_last == 0 else f"the last {keep_last} of {layers} decoder blocks, embeddings and the LM head in "
+              f"high precision ({share:.1%} of matmul weights)")
+    return f"{recipe}: the recipe's numerics (2-D weight scales, Hadamard on wgrad, stochastic rounding) with {blocks}; {NVIDIA_KEPT}"
 
 
 class SeedInterval(NamedTuple):
@@ -132,6 +162,7 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
         if name != "baseline":
             gap, master = seed_interval(mine["gap"].tolist()), seed_interval(mine["master_gap"].tolist())
             row.update(gap=gap.mean, gap_low=gap.low, gap_high=gap.high, half_width=(gap.high - gap.low) / 2,
+                       detectable=detectable_gap(mine["gap"].tolist()),
                        verdict=_verdict(gap.low, gap.high), master_gap=master.mean, master_low=master.low,
                        master_high=master.high, master_verdict=_verdict(master.low, master.high))
         summary.append(row)
