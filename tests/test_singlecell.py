@@ -706,18 +706,12 @@ def test_official_table_gives_a_ratio_only_at_nvidias_post_qc_size():
         assert table.loc["leiden", "comparable"] == "data-dependent" and table.loc["pca", "comparable"] == "shape-bound"
 
 
-def test_benchmark_simulates_exactly_the_asked_cells_after_qc(tmp_path):
+def test_benchmark_simulates_exactly_the_asked_cells_after_qc(tmp_path, load_benchmark):
     """benchmarks/single_cell_scaling.py counts its sizes after NVIDIA's QC, as NVIDIA's 216,382 is (it once
     simulated 216,382 before QC and analysed 177,178)."""
-    import importlib.util
-    from pathlib import Path
-
     import anndata as ad
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "single_cell_scaling.py"
-    spec = importlib.util.spec_from_file_location("single_cell_scaling", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_benchmark("single_cell_scaling")
     cells = ad.read_h5ad(bench.simulated(300, tmp_path, n_genes=0))
     genes = np.diff(cells.X.indptr)
     mt = np.asarray(cells[:, cells.var_names.str.upper().str.startswith("MT")].X.sum(axis=1)).ravel()
@@ -769,21 +763,10 @@ def test_gpu_leiden_keeps_cugraphs_full_hierarchy(monkeypatch):
     assert workflow.leiden_options("scanpy") == {"n_iterations": workflow.LEIDEN_ITERATIONS}
 
 
-def _bench():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "single_cell_scaling.py"
-    spec = importlib.util.spec_from_file_location("single_cell_scaling", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
-def test_benchmark_peak_is_the_largest_step_peak_and_its_record_reads_back(tmp_path):
+def test_benchmark_peak_is_the_largest_step_peak_and_its_record_reads_back(tmp_path, load_benchmark):
     """Each step resets VmHWM, which resets ru_maxrss: the 216k run's summary printed the last step's 9,302 MiB
     against a 13,429 MiB step. The record the benchmark writes must be one the guide can read."""
-    bench = _bench()
+    bench = load_benchmark("single_cell_scaling")
     steps = {"pca": 8514.0, "logreg_markers": 13429.0, "diffmap": 9302.0}
     fixed = bench.with_process_peak({"peak_mb": 9302.0, "peak_by_step": steps})
     assert fixed["peak_mb"] == 13429.0

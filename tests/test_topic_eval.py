@@ -164,19 +164,8 @@ def test_lda_and_nmf_count_the_full_text_not_the_encoders_cut():
         assert adjusted_rand_score(groups, rows[topic_eval.BASELINES[method]]) > 0.9, method
 
 
-def _benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "topic_clustering.py"
-    spec = importlib.util.spec_from_file_location("topic_clustering_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_the_benchmark_holds_out_the_guides_split_with_no_held_out_text_fitted():
-    bench = _benchmark()
+def test_the_benchmark_holds_out_the_guides_split_with_no_held_out_text_fitted(load_benchmark):
+    bench = load_benchmark("topic_clustering")
     docs = np.array([f"tweet {i}" for i in range(600)] + ["the same headline"] * 50 + ["tweet 7"] * 20, dtype=object)
     split = topic_eval.split_held_out(list(docs), seed=0)
     for size in (300, None):  # the tweets benchmark samples; the reduction benchmark fits all the rest
