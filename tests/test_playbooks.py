@@ -4,10 +4,13 @@ import math
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
@@ -15,7 +18,8 @@ import pytest
 import sparkbooks as sb
 from sparkbooks.notebook import contract_problems, output_differences
 
-from .conftest import FIXTURES, REPO, llama_server_pids
+from .conftest import (FIXTURES, REPO, RUN_TAG, llama_server_pids, playbooks_to_prefetch,
+                       tests_beside_the_playbooks_first)
 
 PLAYBOOKS = [pb.slug for pb in sb.catalog.discover()]
 
@@ -27,8 +31,8 @@ def recorded(playbook_runs, slug: str) -> tuple[dict, dict]:
 
 
 def assert_no_server_left(playbook_runs, slug: str) -> None:
-    started = playbook_runs.servers_after_run[slug] - playbook_runs.servers_before_run[slug]
-    assert started & llama_server_pids() == set(), f"a llama-server outlived the run of {slug}"
+    playbook_runs(slug)
+    assert playbook_runs.servers_left[slug] & llama_server_pids() == set(), f"a llama-server outlived the run of {slug}"
 
 
 @pytest.mark.parametrize("slug", PLAYBOOKS)
@@ -140,6 +144,34 @@ def test_a_broken_playbook_fails_only_its_own_items(tmp_path):
         assert "fixture asked to fail" in outcomes[name]
     assert "b-good: the cpu run took" in outcomes["test_cpu_run_keeps_its_stated_time[b-good]"]
     assert len(outcomes) == 5, outcomes
+
+
+def test_a_server_is_counted_only_for_the_run_that_started_it(tmp_path):
+    """Playbooks run while other tests start their own llama-servers: a run owns only the servers carrying its tag."""
+    fake = tmp_path / "llama-server"
+    shutil.copy(shutil.which("sleep"), fake)
+    with subprocess.Popen([str(fake), "30"], env=dict(os.environ, **{RUN_TAG: "rag"})) as server:
+        try:
+            deadline = time.monotonic() + 30
+            while server.pid not in llama_server_pids() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.pid in llama_server_pids(tag="rag")
+            assert server.pid not in llama_server_pids(tag="txt2kg") and server.pid in llama_server_pids()
+        finally:
+            server.kill()
+
+
+def test_the_tests_that_need_no_playbook_run_first_and_the_needed_playbooks_are_prefetched():
+    def item(name, *fixtures, slug=None):
+        return SimpleNamespace(name=name, fixturenames=list(fixtures),
+                               callspec=SimpleNamespace(params={"slug": slug}) if slug else None)
+
+    items = [item("a", "playbook_runs", slug="rag"), item("b"), item("c", "playbook_runs"), item("d", "tmp_path")]
+    assert playbooks_to_prefetch(items) == ["rag"]  # "c" asks by name alone: it runs on demand
+    tests_beside_the_playbooks_first(items)
+    assert [i.name for i in items] == ["b", "d", "a", "c"]
+    assert playbooks_to_prefetch(items + [item("e", "executed")]) == PLAYBOOKS  # the site needs every playbook
+    assert playbooks_to_prefetch([item("b")]) == []
 
 
 def _pair(tmp_path, reference: str, ran: str):
