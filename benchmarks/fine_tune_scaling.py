@@ -30,11 +30,12 @@ from sparkbooks.training import distributed
 from sparkbooks.training import finetune
 
 
-SMOKE_HELP = ("tiny sizes (≤ 30 s): the 2-rank run, both untuned baselines and the tuned torch model end to end; "
-              "the 1-rank run, the link sweep and the served GGUF are skipped (tests/test_finetune.py and "
-              "tests/test_distributed.py run them); figures mean nothing")
+SMOKE_HELP = ("tiny sizes (≤ 30 s): the 2-rank run, both untuned baselines and the tuned torch model end to end "
+              "(12-token answers); the 1-rank run, the link sweep and the served GGUF are skipped "
+              "(tests/test_finetune.py and tests/test_distributed.py run them); figures mean nothing")
 #: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
-SMOKE = {"steps": 2, "global_batch": 4, "lora_rank": 4, "n_train": 32, "n_held_out": 2, "unseen_templates": []}
+SMOKE = {"steps": 2, "global_batch": 4, "lora_rank": 4, "n_train": 32, "n_held_out": 2, "unseen_templates": [],
+         "max_new_tokens": 12}
 
 
 def main() -> None:
@@ -49,6 +50,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--unseen-templates", nargs="*", default=["married", "parenthesis"],
                         help="sentence templates kept out of training (their held-out sentences test generalisation)")
+    parser.add_argument("--max-new-tokens", type=int, default=48, help="answer tokens per held-out sentence in torch")
     parser.add_argument("--out", default=None, help="keep adapters and the GGUF here (default: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = parser.parse_args()
@@ -56,6 +58,12 @@ def main() -> None:
         parser.set_defaults(**SMOKE)
         args = parser.parse_args()
 
+    # This process's torch work (loading, merging the adapter, greedy answers) is untimed: one thread, as
+    # evaluate(threads=1) already does, because on a busy 2-core VM OpenMP threads stall each other (measured:
+    # load + LoRA merge 9–14 s with 2 threads, 2.0–2.5 s with 1). The timed training runs in torchrun's ranks.
+    import torch  # noqa: PLC0415
+
+    torch.set_num_threads(1)
     base = finetune.base_model(args.model)
     task = finetune.birth_task(args.n_train, args.n_held_out, seed=args.seed, unseen_templates=args.unseen_templates)
     unseen = [item["unseen_template"] for item in task.held_out]
@@ -73,9 +81,10 @@ def main() -> None:
         scale = finetune.scaling(runs[1], runs[2]) if 1 in runs else None
 
         model, tokenizer = finetune.load(base)
-        before = finetune.evaluate(model, tokenizer, task, threads=1)  # one thread: 2 on a busy 2-core VM stall
+        # one thread: 2 on a busy 2-core VM stall; --smoke answers in fewer tokens (figures mean nothing there)
+        before = finetune.evaluate(model, tokenizer, task, threads=1, max_new_tokens=args.max_new_tokens)
         model, tokenizer = finetune.load(base, runs[2].adapter)
-        after = finetune.evaluate(model, tokenizer, task, threads=1)
+        after = finetune.evaluate(model, tokenizer, task, threads=1, max_new_tokens=args.max_new_tokens)
         del model
         finetune.release_memory("cpu")
         # the fair base: the untuned model decoding under the JSON schema with one worked example (the stand-in's GGUF)

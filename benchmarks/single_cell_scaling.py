@@ -38,7 +38,14 @@ from pathlib import Path
 
 SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
 #: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
-SMOKE = {"sizes": "600", "genes": 0, "fast_only": True, "no_warm_up": True}
+SMOKE = {"sizes": "600", "genes": 0, "fast_only": True, "no_warm_up": True, "reference": "stand-in"}
+#: why `--smoke` simulates from a stand-in reference: reading the celltypist sample's CSV and clustering it (numba
+#: compiling pynndescent and UMAP in that process) cost ≈ 20 s of a fresh clone's 52 s smoke; that path — the
+#: sample, its analysis, simulating from it, official.run on the result — is run by tests/test_singlecell.py
+#: (the `simulation_source` fixture, test_nvidias_step_list_runs_every_step_with_its_parameters)
+SMOKE_REFERENCE = ("smoke: simulated from a seeded 360-cell negative-binomial stand-in, not the celltypist sample's "
+                   "analysis (tests/test_singlecell.py::test_nvidias_step_list_runs_every_step_with_its_parameters "
+                   "runs that path)")
 
 
 N_GENES = 28_133  # NVIDIA's genes after filtering
@@ -97,17 +104,36 @@ print("RESULT " + json.dumps({
     "clusters": int(obs["leiden_harmony"].nunique()), "groups": int(obs["sim_group"].nunique())}))
 """
 
+#: the same simulation from the stand-in reference (``--smoke``); SIMULATE itself is unchanged, so the cached
+#: full-size files keep their keys
+STAND_IN_REFERENCE = """# --smoke: a seeded negative-binomial stand-in reference with 6 planted types
+import numpy as np, pandas as pd, scipy.sparse as sp, anndata as ad
+rng = np.random.default_rng(0)
+n_ref, genes = 360, 8000
+groups = np.repeat([f"type{i}" for i in range(6)], n_ref // 6)
+mean = rng.gamma(0.3, 1.5, genes) * np.exp(rng.normal(0, 1, (6, genes)) * (rng.random(genes) < 0.1))
+mean[:, :13] *= 0.05  # the 13 mitochondrial genes: a small share, as in real cells
+mu = mean[np.repeat(np.arange(6), n_ref // 6)]
+names = [f"MT-{i}" for i in range(13)] + [f"GENE{i}" for i in range(13, genes)]
+reference = ad.AnnData(sp.csr_matrix(rng.negative_binomial(2, 2 / (2 + mu)).astype(np.float32)),
+                       var=pd.DataFrame(index=names))
+"""
+STAND_IN_SIMULATE = SIMULATE.replace(
+    SIMULATE[SIMULATE.index("adata = scx.load_sample()"):SIMULATE.index("# ~82 % pass")], STAND_IN_REFERENCE)
 
-def simulated(n: int, cache: Path, n_genes: int = N_GENES) -> Path:
+
+def simulated(n: int, cache: Path, n_genes: int = N_GENES, reference: str = "sample") -> Path:
     """The cached ``.h5ad`` whose first ``n`` QC-passing cells end it (made in a child process when missing; keyed by
-    the simulation's code): ``official.run`` filters it to exactly ``n`` cells."""
+    the simulation's code): ``official.run`` filters it to exactly ``n`` cells. ``reference``: ``"sample"`` (the
+    celltypist sample's clusters) or ``"stand-in"`` (``--smoke``: a seeded synthetic reference)."""
     here = Path(__file__).resolve().parents[1] / "shared/sparkbooks/singlecell"
-    code = b"".join((here / f).read_bytes() for f in ("simulation.py", "sampling.py")) + SIMULATE.encode()
+    script = SIMULATE if reference == "sample" else STAND_IN_SIMULATE
+    code = b"".join((here / f).read_bytes() for f in ("simulation.py", "sampling.py")) + script.encode()
     key = hashlib.sha256(code + f"{n}/{n_genes}/{N_BATCHES}".encode()).hexdigest()[:12]
-    path = cache / f"sim_{n}_{key}.h5ad"
+    path = cache / f"sim_{n}_{'' if reference == 'sample' else 'stand-in_'}{key}.h5ad"
     if not path.exists():
         cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run([sys.executable, "-c", SIMULATE, str(n), str(n_genes), str(N_BATCHES), str(path)],
+        done = subprocess.run([sys.executable, "-c", script, str(n), str(n_genes), str(N_BATCHES), str(path)],
                               capture_output=True, text=True, check=True)
         print(f"simulated {done.stdout.strip().splitlines()[-1]} → {path}", flush=True)
     return path
@@ -176,6 +202,8 @@ def main() -> None:
                         / "sparkbooks" / "single_cell_benchmark")
     parser.add_argument("--genes", type=int, default=N_GENES,
                         help="genes per simulated cell (default: NVIDIA's after filtering; 0: the sample's own)")
+    parser.add_argument("--reference", choices=["sample", "stand-in"], default="sample",
+                        help="what cells are simulated from: the celltypist sample's clusters, or (--smoke) a stand-in")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     parser.add_argument("--out", type=Path, help="the JSON record (default benchmarks/results/single_cell_<sizes>.json; "
                                                  "none with --smoke)")
@@ -183,10 +211,12 @@ def main() -> None:
     if args.smoke:  # the same code path on tiny inputs; explicit options still win
         parser.set_defaults(**SMOKE)
         args = parser.parse_args()
+    if args.reference != "sample":
+        print(SMOKE_REFERENCE, flush=True)
     started = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime())
     runs: dict[str, dict] = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        path = simulated(n, args.cache, args.genes)
+        path = simulated(n, args.cache, args.genes, args.reference)
         for fast in (True,) if args.fast_only else (False, True) if args.fast else (False,):
             name = f"{n}{' fast' if fast else ''}"
             runs[name] = measure(path, fast=fast, warm_up=not args.no_warm_up)

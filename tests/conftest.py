@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -36,7 +38,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    tests_beside_the_playbooks_first(items)
+    order_playbook_tests_last(items)
     for flag, reason in OPT_IN.items():
         if config.getoption(f"--{flag}"):
             continue
@@ -64,6 +66,9 @@ ALLOWED_CI_SKIPS = {
     "needs the RAPIDS wheels (make gpu-contract)": lambda: True,  # ≈ 5 GB; `make gpu-contract` installs them
     "a working GPU selects rapids-singlecell when installed": _has_nvidia_gpu,
     "this machine has a GPU Warp can use": _has_nvidia_gpu,
+    # torchao is left out on purpose (transformers imports it, with warnings, in every process once present)
+    "needs torchao (`pip install torchao`; not a dependency: transformers imports it in every process)":
+        lambda: importlib.util.find_spec("torchao") is None,
     "the milvus wheel (a Milvus standalone server) exists for x86-64 Linux only": lambda: not _milvus_wheel_exists(),
 }
 
@@ -178,9 +183,19 @@ def playbooks_to_prefetch(items: list[pytest.Item]) -> list[str]:
     return [s for s in slugs if s in wanted]
 
 
-def tests_beside_the_playbooks_first(items: list[pytest.Item]) -> None:
+def order_playbook_tests_last(items: list[pytest.Item]) -> None:
     """Reorder in place: tests that need no playbook first, then the playbooks' tests, each group in its own order."""
     items[:] = [i for i in items if not _needs_playbooks(i)] + [i for i in items if _needs_playbooks(i)]
+
+
+def _stopped_with_the_session():
+    """A ``preexec_fn`` that sends the run SIGTERM (a run's own "stopped" path) if this pytest dies first, even by
+    SIGKILL, so no playbook goes on running for a session that is gone; ``None`` off Linux. ``prctl`` is resolved
+    here, in the parent (see :mod:`sparkbooks.services`)."""
+    from sparkbooks import services  # noqa: PLC0415
+
+    prctl = services._prctl()  # noqa: SLF001 - the one place libc's prctl is resolved
+    return None if prctl is None else (lambda: prctl(1, int(signal.SIGTERM)))  # 1 = PR_SET_PDEATHSIG
 
 
 class PlaybookFailed(Exception):
@@ -250,11 +265,11 @@ class PlaybookRuns:
         try:
             if self._stopping:
                 raise RuntimeError("the test session ended before this playbook's turn")
-            env = self.env | {RUN_TAG: slug}
+            env = self.env | {RUN_TAG: self.tag(slug)}
             cmd = [sys.executable, "-m", "sparkbooks.cli", "run", slug, "--profile", "cpu", "--out", str(self.runs),
                    "--no-progress"]
             with log.open("wb") as sink, subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                                          cwd=REPO) as child:
+                                                          cwd=REPO, preexec_fn=_stopped_with_the_session()) as child:
                 with self._guard:
                     self._children.add(child)
                 try:
@@ -262,7 +277,7 @@ class PlaybookRuns:
                 finally:
                     with self._guard:
                         self._children.discard(child)
-            self.servers_left[slug] = llama_server_pids(tag=slug)
+            self.servers_left[slug] = llama_server_pids(tag=self.tag(slug))
             self._outcomes[slug] = self._read(slug, code, log)
         except Exception as exc:  # noqa: BLE001 - any failure belongs to this playbook alone
             self._outcomes[slug] = f"playbook {slug!r} could not be run: {type(exc).__name__}: {exc}"
@@ -289,6 +304,11 @@ class PlaybookRuns:
             children = list(self._children)
         for child in children:
             child.terminate()
+
+    @staticmethod
+    def tag(slug: str) -> str:
+        """This session's mark on the run of ``slug``: another session (a second checkout's tests) has its own."""
+        return f"{slug}:{os.getpid()}"
 
     @property
     def attempted(self) -> list[str]:

@@ -138,6 +138,27 @@ def test_speculation_summarises_speed_acceptance_and_identity(monkeypatch):
     assert result.speedup == pytest.approx(1.5) and result.speedup_low == pytest.approx(1.5)
     assert result.acceptance == pytest.approx(24 / 32) and result.identical == 1
     assert "1.50×" in str(result) and "1 of 2 greedy outputs identical" in str(result)
+    # review of issue 44 (round 3), finding 4: a changed greedy output is reported, never silently averaged in
+    assert result.problems == ["1 of 2 greedy outputs changed with speculation (1 copy): their speed-ups compare different texts"]
+    task = result.by_task().loc["copy"]
+    assert (task["prompts"], task["identical"]) == (2, 1) and task["speedup_geomean"] == pytest.approx(result.speedup)
+
+
+def test_speculation_per_task_speed_up_is_the_headlines_geometric_mean(monkeypatch):
+    from sparkbooks.llm import loadtest
+
+    plain, spec = (llm.Endpoint(url, "m", ("m",)) for url in ("http://plain/v1", "http://spec/v1"))
+    rates = {"a": 30.0, "b": 120.0}  # speed-ups 2 and 0.5: geometric mean 1, arithmetic 1.25
+
+    def fake_chat(endpoint, messages, **kw):
+        content = messages[0]["content"]
+        return Reply(text=content, completion_tokens=20, draft_tokens=8, draft_accepted=4,
+                     server_decode_tok_s=60.0 if endpoint is spec else rates.get(content, 60.0))
+
+    monkeypatch.setattr(loadtest, "chat", fake_chat)
+    result = llm.speculation(plain, spec, [("t", [{"role": "user", "content": c}]) for c in "ab"], n_boot=100)
+    assert result.speedup == pytest.approx(1.0) and result.problems == []
+    assert result.by_task().loc["t", "speedup_geomean"] == pytest.approx(1.0)  # not the arithmetic 1.25
 
 
 def _fake_template_server(monkeypatch, *, tokenize_messages: bool):
@@ -194,8 +215,81 @@ def test_unique_messages_can_tag_the_last_message_keeping_the_system_prompt_shar
 def test_sweep_and_length_sweep_disagreeing_on_ttft_is_flagged():
     # review of issue 44, finding 7: 2.64 s in the sweep vs 2.12 s in the length sweep at the same 63 tokens (1.25×)
     sweep = _sweep(60).assign(ttft_p50_s=[2.64, 9.0], in_tokens=[63.0, 63.0])
-    lengths = pd.DataFrame({"in_tokens": [63.2, 250.0], "ttft_p50_s": [2.12, 8.0]}, index=pd.Index([64, 256]))
+    lengths = pd.DataFrame({"in_tokens": [63.2, 250.0], "ttft_p50_s": [2.12, 8.0], "tpot_p50_ms": [16.7, 17.0]},
+                           index=pd.Index([64, 256]))
     problems = llm.consistency(_single([60] * 5), sweep, lengths=lengths)
     assert len(problems) == 1 and "1.25× apart" in problems[0] and "63 tokens" in problems[0]
     agreeing = lengths.assign(ttft_p50_s=[2.50, 8.0])  # 1.06×, and the 250-token row is not the same length
     assert llm.consistency(_single([60] * 5), sweep, lengths=agreeing) == []
+
+
+def _fake_vllm(monkeypatch, *, details: bool) -> llm.Endpoint:
+    """vLLM's prefix cache in 16-token blocks; with ``--enable-prompt-tokens-details`` it sends
+    ``prompt_tokens_details.cached_tokens`` only when the count is non-zero (``if … and num_cached_tokens:``)."""
+    from sparkbooks.llm import cache_audit, loadtest
+    from sparkbooks.llm.cache_audit import TemplatePrefix, _shared
+
+    seen: list[list[str]] = []
+
+    def fake_chat(endpoint, messages, *, max_tokens=16, **kw):
+        tokens = ["<bos>", *(t for m in messages for t in ["<role>", m["role"], *str(m["content"]).split(), "<end>"]),
+                  "<assistant>"]
+        hit = min(max((_shared(tokens, old) for old in seen), default=0), len(tokens) - 1) // 16 * 16
+        seen.append(tokens)
+        return Reply("x", finish_reason="length", prompt_tokens=len(tokens), completion_tokens=max_tokens, ttft_s=0.05,
+                     total_s=0.05 + 0.01 * (max_tokens - 1), cached_tokens=hit if details and hit else None)
+
+    for module in (loadtest, cache_audit):
+        monkeypatch.setattr(module, "chat", fake_chat)
+    monkeypatch.setattr(loadtest, "template_prefix", lambda *a, **k: TemplatePrefix(3, "the server's /tokenize (exact)"))
+    monkeypatch.setattr(loadtest, "server_slots", lambda endpoint: None)
+    return llm.Endpoint("http://vllm/v1", "m", ("m",))
+
+
+def test_vllm_omitting_a_zero_cached_count_is_audited_clean_when_it_reports_hits(monkeypatch):
+    # review of issue 44 (round 3), finding 1: vLLM sends no prompt_tokens_details when 0 tokens were cached, so every
+    # clean sample counted as "unaudited" and `consistency` flagged every Spark run
+    endpoint = _fake_vllm(monkeypatch, details=True)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sky blue?"}]
+    single = llm.single_stream(endpoint, messages, repeats=5, max_tokens=16)
+    table = llm.sweep(endpoint, levels=[1, 2], requests_per_level=8, input_tokens=64, output_tokens=16)
+    assert (single.audit.audited, single.audit.unaudited, single.audit.refused) == (5, 0, 0), single.audit
+    assert "omits a 0" in single.audit.how
+    assert table["ttft_unaudited"].sum() == 0 and table["ttft_audited"].tolist() == [8, 8]
+    assert llm.consistency(single, table) == []
+
+
+def test_a_server_that_never_reports_cache_hits_is_not_audited_and_names_the_flag(monkeypatch):
+    endpoint = _fake_vllm(monkeypatch, details=False)
+    single = llm.single_stream(endpoint, [{"role": "user", "content": "Why is the sky blue?"}], repeats=3, max_tokens=16)
+    assert single.audit.unaudited == 3 and "--enable-prompt-tokens-details" in str(single.audit)
+    problems = llm.consistency(single, llm.sweep(endpoint, levels=[1], requests_per_level=4, output_tokens=16))
+    assert problems and all("--enable-prompt-tokens-details --enable-prefix-caching" in p for p in problems), problems
+
+
+def test_a_known_reporter_still_refuses_a_counted_cache_hit():
+    from sparkbooks.llm.cache_audit import CacheReporting
+
+    replies = [Reply("", cached_tokens=None), Reply("", cached_tokens=40)]
+    kept, audit = llm.audit_replies(replies, allowed=3, reporting=CacheReporting(True, "probe"))
+    assert (audit.audited, audit.refused, audit.unaudited) == (1, 1, 0) and kept == replies[:1]
+    _, unknown = llm.audit_replies(replies, allowed=3)
+    assert unknown.unaudited == 1
+
+
+def test_a_disturbed_row_of_the_prompt_length_sweep_is_flagged():
+    # review of issue 44 (round 3), finding 2: the executed run's 256-token row (TTFT 3.21 s, TPOT 76.7 ms on a loaded
+    # machine, against 304 tok/s prefill and 10.4 ms at 63 tokens) passed as consistent
+    run = pd.DataFrame({"in_tokens": [47.0, 63.0, 256.0], "ttft_p50_s": [0.174, 0.207, 3.207],
+                        "tpot_p50_ms": [11.169, 10.394, 76.706]}, index=pd.Index([48, 64, 256]))
+    sweep = _sweep(84).assign(ttft_p50_s=[0.204, 0.8], in_tokens=[63.0, 63.0])
+    problems = llm.consistency(_single([84] * 5), sweep, lengths=run)
+    assert any("256 tokens ran at 80 tok/s, at 63 tokens 304 tok/s" in p and "256-token row was disturbed" in p for p in problems), problems
+    assert any("TPOT p50 at 256 prompt tokens 76.7 ms" in p for p in problems), problems
+    assert len(problems) == 2, problems  # one finding per check, naming the disturbed row only
+    # a quiet sweep: prefill faster per token at 256 tokens, decode as in Step 3
+    quiet = run.assign(ttft_p50_s=[0.174, 0.207, 0.62], tpot_p50_ms=[11.2, 10.4, 12.5])
+    assert llm.consistency(_single([84] * 5), sweep, lengths=quiet) == []
+    # a disturbed short row: 48 tokens slower than 256
+    slow_short = quiet.assign(ttft_p50_s=[1.2, 0.207, 0.62])
+    assert any("the 47-token row was disturbed" in p for p in llm.consistency(_single([84] * 5), sweep, lengths=slow_short))

@@ -201,3 +201,36 @@ def test_kl_tail_follows_llama_perplexity_not_the_early_tokens():
     assert np.percentile(kl.flatten().numpy(), 99) > 1e-3  # all positions pooled: a visible tail
     assert result.summary.loc["INT4 g128", "kl_p99"] == pytest.approx(np.percentile(second_half, 99), abs=1e-9)
     assert result.summary.loc["INT4 g128", "kl_p99"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_a_baseline_already_on_a_4_bit_grid_leaves_the_verdict_not_decided(tiny_lm):
+    # review of issue 44 (round 3), finding 3: the "unquantised" baseline is SmolLM2 dequantised from Q4_1, which
+    # asymmetric INT4 in groups of 32 reproduces exactly; a 4-bit recipe measured against it decides nothing
+    import copy
+
+    from sparkbooks.quant import int4_asym
+
+    float_grid = quant_eval.baseline_grid(tiny_lm)
+    assert float_grid.error > 1e-2 and not float_grid.on_grid and float_grid.layers == 14
+    on_grid = copy.deepcopy(tiny_lm)
+    with torch.no_grad():  # what the shipped GGUF holds: every decoder layer dequantised from Q4_1
+        for module in on_grid.modules():
+            if isinstance(module, torch.nn.Linear) and module.weight is not on_grid.get_input_embeddings().weight:
+                module.weight.copy_(torch.from_numpy(int4_asym(module.weight.numpy())))
+    grid = quant_eval.baseline_grid(on_grid)
+    assert grid.on_grid and grid.error < 1e-6, grid
+    far = _comparison(-0.05)
+    assert quant_eval.intelligence_verdict(far, baseline=float_grid, n_boot=200).outcome == "refuted"
+    undecided = quant_eval.intelligence_verdict(far, baseline=grid, n_boot=200)
+    assert (undecided.outcome, undecided.word) == ("not decided", "not decided (135M PTQ stand-in)")
+    assert "the baseline is not a float model" in undecided.evidence and "would say refuted" in undecided.evidence
+    assert "95% CI" in undecided.evidence  # the measurement is still shown
+
+
+def test_int4_asym_is_q4_1s_grid():
+    from sparkbooks.quant import int4_asym, relative_error
+
+    w = np.random.default_rng(0).normal(size=(8, 64)).astype(np.float32)
+    once = int4_asym(w)
+    assert len(np.unique(once[0, :32])) <= 16 and relative_error(w, once) > 0.05
+    assert relative_error(once, int4_asym(once)) < 1e-6  # idempotent: a Q4_1 model is its own re-quantisation

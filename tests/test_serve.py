@@ -240,6 +240,18 @@ def test_every_vllm_command_holds_the_longest_request(slug):
             assert int(_flag(argv, "--max-model-len")) >= longest, argv
 
 
+@pytest.mark.parametrize("slug", ["nemotron-nano", "vlm"])
+def test_every_vllm_command_reports_its_prefix_cache_hits(slug):
+    # review of issue 44 (round 3), finding 1: without --enable-prompt-tokens-details vLLM sends no cached-token count,
+    # so no TTFT sample can be audited; without a prefix cache the warm-template TTFT has nothing to hit
+    from sparkbooks.llm.cache_audit import REPORTING_FLAGS
+
+    commands = [argv for argv in serve_commands(_guide(slug)) if argv[0] != "llama-server"]
+    assert commands, f"{slug}: no vLLM command found"
+    for argv in commands:
+        assert set(REPORTING_FLAGS.split()) <= set(argv), (f"{slug}: add {REPORTING_FLAGS}", argv)
+
+
 def test_slot_context_reads_the_failing_form():
     argv = "llama-server -hf a/b-GGUF --ctx-size 131072 --parallel 64".split()
     assert slot_context(argv) == (2048, 131072)  # issue 44: 8,192-token prompts raised ContextLengthError

@@ -173,3 +173,35 @@ def test_the_benchmark_holds_out_the_guides_split_with_no_held_out_text_fitted(l
         assert not set(docs[pick]) & set(docs[held])
         assert (held == split.held_out).all() and set(pick) <= set(split.fit)
         assert len(pick) == (size or len(split.fit))
+
+
+def test_npmi_is_counted_on_every_unseen_text_not_only_the_held_out_tenth():
+    # review of issue 48, finding 1: a 6k-tweet tenth is too sparse a reference; every text the model never saw counts
+    texts = [f"text {i}" for i in range(1000)] + ["text 3"] * 5
+    split = topic_eval.split_held_out(texts, seed=0)
+    fitted = np.sort(np.random.default_rng(0).choice(split.fit, 100, replace=False))
+    unseen = split.unseen(fitted)
+    assert len(unseen) == 1000 - 100 and set(split.held_out) <= set(unseen)
+    assert not {texts[i] for i in unseen} & {texts[i] for i in fitted}  # never a fitted text, even a duplicate of one
+    assert len(split.unseen(split.fit)) == len(split.held_out)  # all of the pool fitted (spark profile): the tenth
+
+
+def test_a_seed_bootstrap_refuses_three_seeds_that_share_a_sign():
+    # review of issue 48, finding 2: with 3 seeds the 95 % percentile interval is their range, so three null draws of
+    # the same sign "decided" a claim one time in four
+    from sparkbooks import evidence
+
+    null = np.random.default_rng(3).normal(size=3)
+    null = np.abs(null)  # three same-sign draws of noise
+    with pytest.raises(InputError, match="at least 6 seeds"):
+        evidence.seed_bootstrap(null)
+    with pytest.raises(InputError, match="at least 6 seeds"):
+        evidence.decide(1.0, 0.0, compare="greater", test="seed-bootstrap", interval=evidence.SeedInterval(0.1, 0.3, 3))
+    six = evidence.seed_bootstrap([0.2, -0.1, 0.3, 0.1, -0.2, 0.25], seed=0)
+    assert six.n == 6 and six.low < 0.0917 < six.high  # brackets the mean
+    assert evidence.decide(1.0, 0.0, compare="greater", test="seed-bootstrap", interval=six) == evidence.NOT_DECIDED
+    # under the null the widened interval decides 6 seeds about 7 % of the time (the plain percentile one: 12 %)
+    rng = np.random.default_rng(0)
+    decided = np.mean([(lambda iv: iv.low > 0 or iv.high < 0)(evidence.seed_bootstrap(rng.normal(size=6), n_boot=1000, seed=s))
+                       for s in range(400)])
+    assert decided < 0.09

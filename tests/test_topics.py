@@ -372,4 +372,30 @@ def test_the_bbc_claims_are_decided_over_seeds_not_one_fit():
     # a paired bootstrap over articles resamples around one fit: narrower than the spread between seeds
     assert all(c["test"] == "seed-bootstrap" for name, c in claims.items() if name.startswith("bbc_beats_"))
     code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
-    assert "range(sample_seed, sample_seed + 3)" in code  # three fits (each method refitted at each seed)
+    assert "range(sample_seed, sample_seed + sb.evidence.MIN_SEEDS)" in code  # six fits (each method refitted at each seed)
+    assert "seed_bootstrap(" in code and "bootstrap_interval(" not in code  # the bootstrap that refuses fewer than 6 seeds
+
+
+def test_kmeans_at_the_same_k_is_scored_by_the_same_rules(fitted):
+    # review of issue 48, finding 3: the trivial baseline on the tweets, NPMI and AMI beside the pipeline's
+    from sparkbooks.topics import compare
+    from sparkbooks.topics import evaluate as topic_eval
+
+    model, docs, vectors, groups = fitted
+    counts = topic_eval.held_out_counts(model, docs)
+    scores = topic_eval.quality(model, groups, counts=counts, seed=0)
+    versus = compare.versus_kmeans(model, vectors, counts, reference=groups, seed=0, n_boot=50, ami_boot=20)
+    assert versus.k == model.n_topics_ and len(versus.labels) == len(docs) and versus.reference_docs == len(docs)
+    assert versus.npmi_model == pytest.approx(scores["npmi"]) and versus.ami_model == pytest.approx(scores["ami"])
+    assert -1 <= versus.npmi <= 1 and versus.ami > 0.9  # five separable groups: k-means finds them too
+    assert versus.npmi_gain[0] <= versus.npmi_gain[1] and versus.ami_gain[0] <= versus.ami_gain[1]
+    # the bootstrap's fast NPMI (one co-occurrence matrix per draw) is coherence()'s rule on the drawn documents
+    words = [list(w)[:10] for w in model.topic_words_.values()]
+    present = (counts > 0).astype(float).tocsr()
+    rows = np.random.default_rng(1).integers(0, present.shape[0], present.shape[0])
+    w = np.bincount(rows, minlength=present.shape[0]).astype(float)
+    joint = (present.T @ present.multiply(w[:, None]).tocsr()).toarray()
+    pairs = compare._pairs(words + [["nosuchword", "flu"]], {t: i for i, t in enumerate(model.vocabulary_)})
+    fast = compare._npmi_means(joint, w.sum(), pairs)
+    slow = float(np.mean(topic_eval.coherence(words + [["nosuchword", "flu"]], present[rows], model.vocabulary_)))
+    assert fast == pytest.approx(slow)

@@ -20,6 +20,7 @@ Tests and their evidence (:data:`TESTS`):
 ``paired-bootstrap``          ``interval`` of the difference two methods scored on the same units
 ``block-bootstrap``           ``interval`` of the difference the same, for serially dependent days
 ``seed-bootstrap``            ``interval`` of the difference seeds as the unit of replication
+                                                             (:func:`seed_bootstrap`: ≥ :data:`MIN_SEEDS`)
 ============================  =============================  ===========================================
 
 An ``interval`` of the *difference* is of ``metric − baseline``; a ``wilson`` interval is of the
@@ -37,11 +38,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .exceptions import InputError
 
-__all__ = ["COMPARES", "DOES_NOT_HOLD", "HOLDS", "NOT_DECIDED", "TESTS", "VERDICTS", "decide"]
+__all__ = ["COMPARES", "DOES_NOT_HOLD", "HOLDS", "MIN_SEEDS", "NOT_DECIDED", "SeedInterval", "TESTS", "VERDICTS", "decide",
+           "seed_bootstrap"]
 
 HOLDS, DOES_NOT_HOLD, NOT_DECIDED = "holds", "does not hold", "not decided"
 #: The three verdicts, in the order a reader meets them.
@@ -61,6 +64,50 @@ TESTS: dict[str, tuple[str | None, str]] = {
 }
 _DIFFERENCE_INTERVAL = {"paired-bootstrap", "block-bootstrap", "seed-bootstrap"}
 _CALLER = "claim()"
+#: The fewest seeds a seed-level bootstrap decides from. A 95 % interval of a mean over n seeds lies inside the seeds'
+#: range, so n same-sign draws of pure noise decide at least 2·2⁻ⁿ of the time: 25 % at n = 3, 3.1 % at n = 6.
+MIN_SEEDS = 6
+
+
+@dataclass(frozen=True)
+class SeedInterval:
+    """A seed-level bootstrap interval of a mean difference and the number of seeds ``n`` behind it;
+    unpacks as ``low, high``. :func:`decide` refuses one from fewer than :data:`MIN_SEEDS` seeds."""
+
+    low: float
+    high: float
+    n: int
+
+    def __iter__(self):
+        return iter((self.low, self.high))
+
+
+def seed_bootstrap(differences: Sequence[float], *, n_boot: int = 2000, seed: int = 0,
+                   level: float = 0.95) -> SeedInterval:
+    """Expanded percentile bootstrap interval of the mean of per-seed ``differences`` (metric − baseline, one a seed).
+
+    With a handful of seeds the plain percentile interval is too narrow (it ignores Student's t): on 6 seeds of
+    normal noise it excluded 0 in 12 % of 1,000 simulated runs. Hesterberg's expanded percentile interval (2015)
+    takes the percentiles at ``Φ(−√(n/(n−1))·t₀.₉₇₅,ₙ₋₁)`` instead of 2.5 %: 7 % at 6 seeds, 5.5 % at 8, in the
+    same simulation.
+
+    Raises
+    ------
+    InputError
+        Fewer than :data:`MIN_SEEDS` seeds, or a difference that is not a finite number.
+    """
+    import numpy as np  # noqa: PLC0415
+    from scipy import stats  # noqa: PLC0415  (scikit-learn's dependency; imported only here)
+
+    values = np.array([_number(d, "differences", "seed_bootstrap()") for d in differences], dtype=float)
+    n = len(values)
+    if n < MIN_SEEDS:
+        raise InputError(f"A seed-level bootstrap needs at least {MIN_SEEDS} seeds; got {n}. With n seeds, noise "
+                         f"alone shares a sign — and decides — at least 2·2⁻ⁿ of the time ({2 * 0.5 ** max(n, 1):.0%} "
+                         f"here): run more seeds.")
+    means = values[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))].mean(axis=1)
+    tail = 100 * stats.norm.sf(np.sqrt(n / (n - 1)) * stats.t.ppf(0.5 + level / 2, n - 1))
+    return SeedInterval(float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)), n)
 
 
 def _invalid(name: str, constraint: str, value: Any, caller: str = _CALLER) -> InputError:
@@ -157,6 +204,10 @@ def decide(value: float, baseline: float, *, compare: str, test: str, tolerance:
         if p >= alpha or diff == 0:
             return NOT_DECIDED
         return HOLDS if (diff > 0) == (compare == "greater") else DOES_NOT_HOLD
+    seeds = getattr(interval, "n", None)
+    if test == "seed-bootstrap" and seeds is not None and seeds < MIN_SEEDS:
+        raise InputError(f"test='seed-bootstrap' decides from at least {MIN_SEEDS} seeds; this interval came from "
+                         f"{seeds} (see sparkbooks.evidence.MIN_SEEDS): run more seeds.")
     low, high = _pair(interval)
     if test not in _DIFFERENCE_INTERVAL:  # an interval of the metric itself; the baseline is a fixed reference
         low, high = low - baseline, high - baseline

@@ -178,13 +178,14 @@ def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int]
     import pandas as pd  # noqa: PLC0415
 
     from ..llm import chat  # noqa: PLC0415
-    from ..llm.cache_audit import FIXED_LENGTH, NO_PROMPT_CACHE, _tag, audit_replies, template_prefix, unique_messages  # noqa: PLC0415
+    from ..llm.cache_audit import (FIXED_LENGTH, NO_PROMPT_CACHE, _Reporting, _tag, audit_replies,  # noqa: PLC0415
+                                   template_prefix, unique_messages)
 
     if not images:
         raise ImageInputError("throughput needs at least one image.")
     rng = random.Random(seed)
     allowed, how = template_prefix(endpoint, [{"role": "user", "content": question}])
-    counter = iter(range(10**9))
+    counter, reporting = iter(range(10**9)), _Reporting(endpoint)  # vLLM omits a cached count of 0: probe once if so
 
     def send(image: LoadedImage):
         messages = unique_messages(image_messages([image], question), _tag(next(counter), rng))
@@ -204,7 +205,7 @@ def throughput(endpoint, images: Sequence[LoadedImage], *, levels: Sequence[int]
             with ThreadPoolExecutor(level) as pool:
                 replies = list(pool.map(send, jobs))
             wall = time.perf_counter() - start
-            kept, audit = audit_replies(replies, allowed=allowed, how=how)
+            kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=reporting(replies))
             ttft = [r.ttft_s for r in kept if r.ttft_s is not None]
             rows.append({"side_px": side, "concurrency": level, "requests": len(jobs), "images_per_s": len(jobs) / wall,
                          "completion_tok_s": sum(r.completion_tokens for r in replies) / wall,
@@ -227,11 +228,14 @@ def throughput_problems(table, *, max_scaling: float = 1.15) -> list[str]:
     outputs shorter than asked (``ignore_eos`` ignored); and at each image size, streams that each
     generate faster at a higher concurrency than at the lowest by more than ``max_scaling``×.
     """
+    from ..llm.cache_audit import REPORTING_FLAGS  # noqa: PLC0415
+
     problems = []
     for row in table.itertuples(index=False):
         where = f"at {row.side_px} px, {row.concurrency} in flight"
         if row.ttft_unaudited:
-            problems.append(f"{where}: {row.ttft_unaudited} TTFT samples carry no cache evidence from the server")
+            problems.append(f"{where}: {row.ttft_unaudited} TTFT samples carry no cache evidence from the server "
+                            f"(not audited: start vLLM with {REPORTING_FLAGS})")
         if row.ttft_audited + row.ttft_unaudited == 0:
             problems.append(f"{where}: every TTFT sample was a cache hit: no TTFT published")
         if row.short_outputs:

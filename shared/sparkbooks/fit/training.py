@@ -12,13 +12,25 @@ Per rank, in bytes, every term a reader can redo by hand:
   recipes — costs 2 + 2 + 2 + 2 = **8 B** per parameter, with no FP32 master copy;
   ``master_weights=True`` is mixed precision (FP32 master + FP32 moments beside the BF16 weight
   and gradient: ZeRO's 2 + 2 + 12 = 16 B); FP32 training needs 4 + 4 + 8; 8-bit AdamW keeps 2 B of moments;
-* **activations** per token per layer: 8·h + 4·I elements (h hidden, I MLP width) plus r per
-  LoRA matrix — the tensors autograd keeps for a Llama block in transformers with SDPA attention
-  (norm inputs and outputs, q and the head-repeated k and v, the attention output, gate, up,
-  SiLU and product of the MLP), counted with ``torch.autograd.graph.saved_tensors_hooks`` on
-  SmolLM2-135M; in BF16 each of the block's two RMSNorms also keeps an FP32 copy of its input
-  (transformers upcasts before the variance): + 2·h·(4 − 2) bytes, ≈ 9 % more for Llama 3.1 8B;
-  with **gradient checkpointing** only each layer's input (h) stays, plus one layer's full set
+* **activations** per token per layer — the tensors autograd keeps for a Llama block in transformers
+  with SDPA attention, counted with ``torch.autograd.graph.saved_tensors_hooks`` on tiny Llamas in
+  FP32 and BF16, LoRA (all seven targets and q/v only) and full (``tests/test_fit.py``):
+  (4·h + 3·I)·a for q, the head-repeated k and v, the attention output, gate, up and SiLU(gate)
+  in the activation dtype (a bytes); each RMSNorm's input upcast to FP32 (2·h·4, transformers
+  upcasts before the variance); plus what the *trained* weights need. Full fine-tuning keeps the
+  inputs of its linears, the two normed states and down's input, (2·h + I)·a (o_proj's input is
+  the attention output), and each norm's normalised output for its weight, 2·h·a. LoRA keeps each
+  adapted matrix's input for its A matrix: in FP32 training the very tensor the base layer sees
+  (counted once per distinct input); in BF16 peft casts it to the adapter's FP32
+  (``autocast_adapter_dtype=True``; ``lora/layer.py``: ``x = self._cast_input_dtype(x, lora_A.weight.dtype)``),
+  a new copy **per adapted matrix**: Σ d_in·4 bytes (1.57× the old count for Llama 3.1 8B, all seven targets)
+  — or Σ d_in·a under BF16 autocast (Trainer/TRL with ``bf16=True``, NVIDIA's path), which casts
+  that copy back down (and keeps its BF16 casts of the adapters' weights, once per step); plus r per
+  adapted matrix (A's output) in the adapter's compute dtype; and one k/v-sized tensor (kv·d_head·a)
+  once v is trained. Counted on the CPU path, where SDPA with a padding mask repeats k and v per
+  head; a GPU kernel that takes grouped k/v keeps kv·d_head each (the plan then runs ≈ 5 % high for
+  Llama 3.1 8B), and ``torch.compile`` (NVIDIA's 8B script) may fuse some tensors away: checks pending.
+  With **gradient checkpointing** only each layer's input (h·a) stays, plus one layer's full set
   during its recomputation. QLoRA through ``prepare_model_for_kbit_training`` always checkpoints
   (its ``use_gradient_checkpointing`` defaults to True, and NVIDIA's 70B script calls it with the default);
 * **logits** = tokens whose loss is taken × vocabulary × 4 B × 3 (FP32 logits, their log-softmax
@@ -132,8 +144,10 @@ class TrainRecipe:
     activation_bytes: float = 2.0
     optimizer: str = "adamw"  # or "adamw8bit"
     checkpointing: bool = False  # QLoRA checkpoints whatever this says (peft's kbit preparation turns it on)
+    autocast: bool = False  # BF16 autocast (Trainer/TRL bf16=True): FP32 adapters compute in the activation dtype
     ranks: int = 1  # FSDP FULL_SHARD over this many ranks
     master_weights: bool = False  # mixed precision: FP32 master copy + FP32 moments (16 B/param), not pure BF16 (8)
+    script: str = ""  # the training script this recipe encodes
     source: str = ""
 
     @property
@@ -195,13 +209,13 @@ def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES
     largest_layer = max(sum(a * b for a, b in s.matrix_shapes().values()), 1) * r.activation_bytes  # gathered for compute
     weights_rank = weights / shard + (largest_layer if shard > 1 else 0.0)  # one layer gathered at a time
     tokens = r.micro_batch * r.seq_len
-    lora_width = r.lora_rank * len(r.targets) if r.method != "full" else 0
-    per_layer_bytes = (8 * s.hidden + 4 * s.intermediate + lora_width) * r.activation_bytes
-    per_layer_bytes += 2 * s.hidden * max(0.0, 4.0 - r.activation_bytes)  # the norms' FP32 copies in BF16/FP16
+    per_layer_bytes = _layer_activation_bytes(s, r)
     if r.checkpoints:
         activations = tokens * (s.layers * s.hidden * r.activation_bytes + per_layer_bytes)
     else:
         activations = tokens * s.layers * per_layer_bytes
+    if r.autocast and r.method != "full":  # autocast keeps the BF16 casts of the FP32 adapters it multiplies with
+        activations += trainable * r.activation_bytes / (s.layers if r.checkpoints else 1)
     loss_tokens = r.micro_batch * (r.loss_tokens or r.seq_len)
     return TrainMemory(weights=weights_rank, gradients=trainable * grad_bytes / shard,
                        optimizer=trainable * (moments + master) / shard,
@@ -209,40 +223,77 @@ def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES
                        overhead=overhead, trainable_params=trainable)
 
 
-_ALPACA = ("NVIDIA dgx-spark-playbooks pytorch-fine-tune: Alpaca, --batch_size 8 per device, --seq_length 2048 "
-           "(the padded worst case; Alpaca samples are shorter), model loaded in BF16, adamw_torch (moments in BF16, "
-           "no FP32 master), no gradient checkpointing unless --gradient_checkpointing — except the 70B QLoRA script, "
-           "whose prepare_model_for_kbit_training turns it on. Two Sparks: accelerate FULL_SHARD — FSDP2 with FP32 upcast "
-           "for the 3B full SFT (config_finetuning.yaml), FSDP1 for LoRA (config_fsdp_lora.yaml)")
-#: The official recipes (Llama3_3B_full_finetuning.py, Llama3_8B_LoRA_finetuning.py, Llama3_70B_qLoRA_finetuning.py).
+def _layer_activation_bytes(s: TransformerShape, r: TrainRecipe) -> float:
+    """Bytes autograd keeps per token for one block (module docstring; measured in tests/test_fit.py)."""
+    a = r.activation_bytes
+    kept = (4 * s.hidden + 3 * s.intermediate) * a  # q, repeated k and v, attention output, gate, up, SiLU(gate)
+    kept += 2 * s.hidden * 4.0 + 2 * 4.0 + s.heads * 4.0  # the norms' FP32 inputs and rsqrt, SDPA's logsumexp
+    matrices = s.matrix_shapes()
+    if r.method == "full":
+        kept += (2 * s.hidden + s.intermediate) * a + 2 * s.hidden * a  # trained linears' inputs, norms' outputs
+        trains_v = True
+    else:
+        compute = a if r.autocast else 4.0  # peft keeps the adapters in FP32
+        if a >= 4.0:  # no cast: the adapters share the base layers' inputs (o_proj's is the attention output)
+            groups = ({"q_proj", "k_proj", "v_proj"}, {"gate_proj", "up_proj"})
+            kept += sum(s.hidden for g in groups if g & set(r.targets)) * a
+            kept += s.intermediate * a if "down_proj" in r.targets else 0.0
+        else:  # _cast_input_dtype: a new copy of the input per adapted matrix
+            kept += sum(matrices[t][0] for t in r.targets) * compute
+        kept += r.lora_rank * len(r.targets) * compute  # A's outputs, B's inputs
+        trains_v = "v_proj" in r.targets
+    return kept + (s.kv_heads * s.head_dim * a if trains_v else 0.0)
+
+
+_NVIDIA = ("NVIDIA dgx-spark-playbooks nvidia/pytorch-fine-tune/assets (read at 0db7c14): Alpaca, --seq_length 2048 "
+           "(the padded worst case; Alpaca samples are shorter), --dtype bfloat16, optim adamw_torch (moments in BF16, no "
+           "FP32 master), TRL SFTConfig (trl>=0.25.1: bf16=True — autocast — and gradient_checkpointing=True unless the "
+           "script sets it). ")
+#: NVIDIA's four scripts as they run (``script``; settings in ``source``). Two Sparks: accelerate FULL_SHARD —
+#: FSDP2 with FP32 upcast for the 3B full SFT (config_finetuning.yaml), FSDP1 for LoRA (config_fsdp_lora.yaml).
 OFFICIAL_RECIPES: tuple[TrainRecipe, ...] = (
-    TrainRecipe("Llama 3.2 3B full SFT", LLAMA_3_2_3B, method="full", source=_ALPACA),
-    TrainRecipe("Llama 3.1 8B LoRA r8", LLAMA_3_1_8B, method="lora", lora_rank=8, source=_ALPACA),
-    TrainRecipe("Llama 3.1 70B QLoRA r8", LLAMA_3_1_70B, method="qlora", lora_rank=8, source=_ALPACA),
+    TrainRecipe("Llama 3.2 3B full SFT", LLAMA_3_2_3B, method="full", micro_batch=8, checkpointing=False, autocast=True,
+                script="Llama3_3B_full_finetuning.py", source=_NVIDIA + "--batch_size 8; gradient_checkpointing="
+                "args.gradient_checkpointing, a store_true flag: off. One Spark; two with run-multi-llama_3b."),
+    TrainRecipe("Llama 3.1 8B LoRA r8", LLAMA_3_1_8B, method="lora", lora_rank=8, micro_batch=8, checkpointing=True,
+                autocast=True, script="Llama3_8B_LoRA_finetuning.py", source=_NVIDIA + "--batch_size 8, --lora_rank 8, "
+                "all seven projections; its SFTConfig dict sets no gradient_checkpointing: TRL's default, on. One Spark; "
+                "two with run-multi-llama_8b."),
+    TrainRecipe("Llama 3.1 70B QLoRA r8", LLAMA_3_1_70B, method="qlora", lora_rank=8, micro_batch=8, autocast=True,
+                script="Llama3_70B_qLoRA_finetuning.py", source=_NVIDIA + "--batch_size 8, NF4 with double "
+                "quantisation; prepare_model_for_kbit_training(model) turns checkpointing on. One Spark."),
+    TrainRecipe("Llama 3.1 70B LoRA r8", LLAMA_3_1_70B, method="lora", lora_rank=8, micro_batch=4, checkpointing=True,
+                autocast=True, ranks=2, script="Llama3_70B_LoRA_finetuning.py", source=_NVIDIA + "--batch_size 4, "
+                "BF16 weights, --gradient_checkpointing (BooleanOptionalAction, default True). NVIDIA's two-Spark "
+                "recipe: run-multi-llama_70b, config_fsdp_lora.yaml."),
 )
 
 
 def recipe_table(recipes: Sequence[TrainRecipe] = OFFICIAL_RECIPES,
                  devices: Sequence[tuple[Device, int]] = ((DGX_SPARK, 1), (TWO_SPARKS, 2), (DGX_STATION_HBM, 1)),
-                 *, seq_lens: Sequence[int] = (2048,), checkpointing: Sequence[bool] = (False, True)):
-    """Will each recipe fit? One row per recipe × sequence length × checkpointing, one column per machine.
+                 *, seq_lens: Sequence[int] = (2048,), checkpointing: Sequence[bool] | None = None):
+    """Will each recipe fit? One row per recipe × sequence length (× checkpointing), one column per machine.
 
     A cell reads ``✓ 78.7 / 119.7`` (GiB needed per rank / GiB a rank has) or ``✗ …`` when it
-    does not fit. QLoRA gets only checkpointed rows: peft's kbit preparation always checkpoints. ``devices`` pairs a machine with its number of ranks: 2× DGX Spark is FSDP
-    (FULL_SHARD) over 2 ranks, each with one Spark's memory.
+    does not fit. ``checkpointing=None`` tables each recipe as its script runs; a sequence adds
+    the other settings (never QLoRA without it: peft's kbit preparation always checkpoints).
+    ``devices`` pairs a machine with its number of ranks: 2× DGX Spark is FSDP (FULL_SHARD) over
+    2 ranks, each with one Spark's memory. ``script`` names the recipe's source file.
     """
     import pandas as pd  # noqa: PLC0415
 
     rows = []
     for recipe in recipes:
+        settings = (recipe.checkpointing,) if checkpointing is None else tuple(checkpointing)
         for seq_len in seq_lens:
-            # a run NVIDIA never makes is not tabled: QLoRA without checkpointing (kbit preparation forces it on)
-            for ckpt in sorted({replace(recipe, checkpointing=c).checkpoints for c in checkpointing}):
-                row: dict[str, object] = {"recipe": recipe.name, "seq_len": seq_len, "checkpointing": ckpt}
+            for ckpt in sorted({replace(recipe, checkpointing=c).checkpoints for c in settings}):
+                row: dict[str, object] = {"recipe": recipe.name, "seq_len": seq_len, "micro_batch": recipe.micro_batch,
+                                          "checkpointing": ckpt}
                 for device, ranks in devices:
                     plan = training_memory(replace(recipe, ranks=ranks, checkpointing=ckpt, seq_len=seq_len))
                     has = device.usable_bytes / ranks
                     mark = "✓" if plan.total <= has else "✗"
                     row[device.name] = f"{mark} {plan.total / GiB:.1f} / {has / GiB:.1f}"
+                row["script"] = recipe.script
                 rows.append(row)
     return pd.DataFrame(rows)

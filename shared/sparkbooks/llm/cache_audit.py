@@ -7,7 +7,9 @@ A sample whose cache hit reaches beyond the tokens every prompt shares by constr
 the tag: the chat template's own prefix, and with the tag in the last message the system prompt too,
 counted exactly by :func:`template_prefix` — is refused: it is counted, never published
 (:class:`CacheAudit`). A sample without evidence is published but counted as unaudited, and
-:func:`sparkbooks.llm.loadtest.consistency` says so.
+:func:`sparkbooks.llm.loadtest.consistency` says so — unless the server is known to report
+(:func:`cache_reporting`): vLLM omits the field when **no** token came from cache, so there a missing
+count is 0, not "no evidence".
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ..exceptions import InputError
-from .client import Endpoint, Reply
+from .client import Endpoint, Reply, chat
 
-__all__ = ["AuditedReplies", "CacheAudit", "TemplatePrefix", "audit_replies", "random_prompts", "template_prefix",
-           "unique_messages"]
+__all__ = ["AuditedReplies", "CacheAudit", "CacheReporting", "TemplatePrefix", "audit_replies", "cache_reporting",
+           "random_prompts", "template_prefix", "unique_messages"]
+
+# What a vLLM server needs to report its cache hits: the count itself, and a prefix cache for it to count
+REPORTING_FLAGS = "--enable-prompt-tokens-details --enable-prefix-caching"
 
 FIXED_LENGTH = {"ignore_eos": True}  # vLLM and llama.cpp both honour it: every request decodes exactly max_tokens
 # llama.cpp reuses a slot's cached prompt prefix (the chat template's own tokens, a default system prompt); for a
@@ -52,8 +57,56 @@ class CacheAudit:
     unaudited: int  # no evidence from the server: published, but flagged by `consistency`
 
     def __str__(self) -> str:
+        missing = f" (not audited: start vLLM with {REPORTING_FLAGS})" if self.unaudited else ""
         return (f"{self.audited} TTFT samples audited clean (cache hit ≤ {self.allowed} tokens shared before the tag), "
-                f"{self.refused} refused as cache hits, {self.unaudited} without the server's cache evidence")
+                f"{self.refused} refused as cache hits, {self.unaudited} without the server's cache evidence{missing}")
+
+
+class CacheReporting(NamedTuple):
+    """Whether a server reports the prompt tokens it took from cache, and how that was found out."""
+
+    reports: bool
+    how: str
+
+
+def cache_reporting(endpoint: Endpoint, *, words: int = 3000, seed: int = 0) -> CacheReporting:
+    """Whether ``endpoint`` counts its cached prompt tokens, probed with one long prompt sent twice.
+
+    llama.cpp always sends ``timings.cache_n``. vLLM sends ``usage.prompt_tokens_details.cached_tokens``
+    only when started with ``--enable-prompt-tokens-details``, and **only when the count is non-zero**
+    (``if self.enable_prompt_tokens_details and num_cached_tokens:`` in its OpenAI serving code), so on
+    vLLM a missing count means 0 only if the server is known to report: the repeat must come back with
+    its hit counted. The probe is long (≈ 4,000 tokens) so the hit spans whole cache blocks, the large
+    blocks of hybrid Mamba models included; it opens with its own tag, so no timed prompt shares it.
+    """
+    import openai  # noqa: PLC0415
+
+    from ..exceptions import ServerError  # noqa: PLC0415
+
+    prompt = [{"role": "user", "content": random_prompts(1, words, seed=seed + 104_729)[0]}]
+    try:
+        first, again = (chat(endpoint, prompt, max_tokens=1, seed=seed, stream=False) for _ in range(2))
+    except (ServerError, openai.APIError) as exc:  # a probe that fails proves nothing either way
+        return CacheReporting(False, f"the cache probe failed ({exc}); not audited: start vLLM with {REPORTING_FLAGS}")
+    if again.cached_tokens:
+        return CacheReporting(True, f"a repeated {again.prompt_tokens}-token probe came back with {again.cached_tokens} "
+                                    "tokens cached, so a reply without the count took none from cache (vLLM omits a 0)")
+    if first.cached_tokens is not None or again.cached_tokens is not None:
+        return CacheReporting(True, "the server reports cached tokens even when there are none")
+    return CacheReporting(False, "the server sent no cached-token count, not even for a repeated prompt; not audited: "
+                                 f"start vLLM with {REPORTING_FLAGS}")
+
+
+class _Reporting:
+    """:func:`cache_reporting` for one endpoint, probed at most once and only when a reply lacks the count."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint, self.known = endpoint, None
+
+    def __call__(self, replies: Sequence[Reply]) -> CacheReporting | None:
+        if self.known is None and any(r.cached_tokens is None for r in replies):
+            self.known = cache_reporting(self.endpoint)
+        return self.known
 
 
 class AuditedReplies(NamedTuple):
@@ -63,11 +116,13 @@ class AuditedReplies(NamedTuple):
     audit: CacheAudit
 
 
-def audit_replies(replies: Sequence[Reply], *, allowed: int, how: str = "") -> AuditedReplies:
+def audit_replies(replies: Sequence[Reply], *, allowed: int, how: str = "",
+                  reporting: CacheReporting | None = None) -> AuditedReplies:
     """The replies whose TTFT may be published, and the audit that decided it.
 
     A reply whose ``cached_tokens`` exceed ``allowed`` is refused; one without evidence is kept and
-    counted as unaudited.
+    counted as unaudited — unless ``reporting`` says the server reports its cache hits (vLLM with
+    ``--enable-prompt-tokens-details``), where a missing count means none came from cache.
 
     Examples
     --------
@@ -76,9 +131,16 @@ def audit_replies(replies: Sequence[Reply], *, allowed: int, how: str = "") -> A
     >>> len(kept), audit.refused
     (1, 1)
     """
-    kept = [r for r in replies if r.cached_tokens is None or r.cached_tokens <= allowed]
-    audit = CacheAudit(allowed, how, audited=sum(r.cached_tokens is not None for r in kept),
-                       refused=len(replies) - len(kept), unaudited=sum(r.cached_tokens is None for r in kept))
+    zero = 0 if reporting is not None and reporting.reports else None  # what a missing count means
+
+    def cached(r: Reply) -> int | None:
+        return zero if r.cached_tokens is None else r.cached_tokens
+
+    kept = [r for r in replies if cached(r) is None or cached(r) <= allowed]
+    if reporting is not None and any(r.cached_tokens is None for r in replies):
+        how = f"{how}; {reporting.how}" if how else reporting.how
+    audit = CacheAudit(allowed, how, audited=sum(cached(r) is not None for r in kept),
+                       refused=len(replies) - len(kept), unaudited=sum(cached(r) is None for r in kept))
     return AuditedReplies(kept, audit)
 
 

@@ -5,7 +5,8 @@
   unique random prompts of a fixed token length (so no prompt-cache hits), a fixed output length
   (``ignore_eos``), a warm-up per level, p50/p99 of TTFT, TPOT and ITL, aggregate tokens/s;
 * :func:`prompt_length_sweep` — one stream, growing prompts: prefill against decode;
-* :func:`consistency` — the checks that flag a run sharing its machine with other work, at every level.
+* :func:`consistency` — the checks that flag a run sharing its machine with other work, at every level and
+  every row of the prompt-length sweep (they live in :mod:`.serving_checks`).
 
 **Every TTFT sample is audited** (:mod:`sparkbooks.llm.cache_audit`, whose names are importable from here too):
 each timed prompt is unique from its first content token, each reply's cache hit is checked against the
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InputError
-from .cache_audit import (FIXED_LENGTH, NO_PROMPT_CACHE, AuditedReplies, CacheAudit, TemplatePrefix, _tag, audit_replies,
-                          random_prompts, template_prefix, unique_messages)
+from .cache_audit import (FIXED_LENGTH, NO_PROMPT_CACHE, AuditedReplies, CacheAudit, TemplatePrefix, _Reporting, _tag,
+                          audit_replies, random_prompts, template_prefix, unique_messages)
 from .client import Endpoint, Reply, chat
+from .serving_checks import consistency
 
 __all__ = ["AuditedReplies", "CacheAudit", "SingleStream", "Speculation", "Spread", "TemplatePrefix", "audit_replies",
            "consistency", "plot_sweep", "prompt_length_sweep", "random_prompts", "server_slots", "single_stream",
@@ -109,7 +111,7 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
     for m in variants[:warmup]:
         chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra)
     replies = [chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra) for m in variants[warmup:]]
-    kept, audit = audit_replies(replies, allowed=allowed, how=how)
+    kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=_Reporting(endpoint)(replies))
     return SingleStream(replies, Spread.of([r.ttft_s for r in kept]), Spread.of([r.decode_tok_s for r in replies]),
                         Spread.of([r.server_decode_tok_s for r in replies]), max_tokens, audit)
 
@@ -192,7 +194,7 @@ def sweep(endpoint: Endpoint, *, levels: Sequence[int], requests_per_level: int 
     per_word, overhead = _tokens_per_word(endpoint, seed=seed)
     words = max(1, round((input_tokens - overhead) / per_word))
     allowed, how = template_prefix(endpoint, [{"role": "user", "content": "x"}])
-    slots = server_slots(endpoint)
+    slots, reporting = server_slots(endpoint), _Reporting(endpoint)  # vLLM omits a cached count of 0: probe once if so
     rows = []
     for i, level in enumerate(levels):
         n = max(requests_per_level, 4 * level)
@@ -202,7 +204,7 @@ def sweep(endpoint: Endpoint, *, levels: Sequence[int], requests_per_level: int 
             prompts = prompts[level:]
         replies, wall = _run(endpoint, prompts, concurrency=level, output_tokens=output_tokens, seed=seed,
                              prompt_cache=prompt_cache)
-        kept, audit = audit_replies(replies, allowed=allowed, how=how)
+        kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=reporting(replies))
         rows.append({"concurrency": level, **_row(replies, wall, output_tokens, published=kept),
                      "ttft_audited": audit.audited, "ttft_refused": audit.refused, "ttft_unaudited": audit.unaudited,
                      "cache_allowed": allowed, "queued": slots is not None and level > slots})
@@ -223,65 +225,6 @@ def prompt_length_sweep(endpoint: Endpoint, *, input_tokens: Sequence[int], outp
     table["prefill_tok_s"] = table["in_tokens"] / table["ttft_p50_s"]
     return table[["requests", "in_tokens", "ttft_p50_s", "ttft_p99_s", "prefill_tok_s", "tpot_p50_ms", "per_stream_tok_s",
                   "ttft_audited", "ttft_refused", "ttft_unaudited"]]
-
-
-def consistency(single: SingleStream, table, *, lengths=None, max_ratio: float = 2.0, max_spread: float = 1.5,
-                max_scaling: float = 1.15, max_ttft_ratio: float = 1.15) -> list[str]:
-    """What makes a run's speed figures untrustworthy; empty when none. Every level of the sweep is checked.
-
-    * single-stream decode (median of the repeats) and the sweep's one-stream decode differ by
-      more than ``max_ratio``× — the same server measured twice cannot disagree that much;
-    * the single-stream repeats range over more than ``max_spread``× — on an idle server they agree;
-    * at any level, the client's per-stream decode (1 / TPOT p50) and the server's own timing differ
-      by more than ``max_ratio``× — one of the two clocks is measuring something else;
-    * at any level, each stream decodes faster than at the lowest level by more than ``max_scaling``× —
-      more streams cannot make each one faster, so the lowest level was disturbed;
-    * TTFT samples without the server's cache evidence, or a level left with no audited TTFT;
-    * outputs shorter than asked (in the repeats or the sweep) — the server ignored ``ignore_eos``,
-      so the figures compare unlike amounts of work;
-    * the sweep's one-stream TTFT p50 and ``lengths``' (:func:`prompt_length_sweep`) at the same prompt
-      length (within 5 %) differ by more than ``max_ttft_ratio``× — the same prefill timed twice.
-    """
-    problems = []
-    single_rate = single.decode_tok_s.median
-    if 1 in table.index:
-        swept = float(table.loc[1, "per_stream_tok_s"])
-        ratio = max(single_rate, swept) / min(single_rate, swept) if min(single_rate, swept) > 0 else float("inf")
-        if ratio > max_ratio:
-            problems.append(f"single-stream decode {single_rate:.1f} tok/s vs {swept:.1f} tok/s at one stream in the sweep: "
-                            f"{ratio:.1f}× apart (limit {max_ratio}×)")
-    if single.decode_tok_s.ratio > max_spread:
-        problems.append(f"single-stream decode ranged {single.decode_tok_s.low:.1f}–{single.decode_tok_s.high:.1f} tok/s "
-                        f"over {single.decode_tok_s.n} repeats ({single.decode_tok_s.ratio:.2f}×; limit {max_spread}×)")
-    lowest = table.index.min()
-    for level, row in table.iterrows():
-        client, server = row.get("per_stream_tok_s", float("nan")), row.get("server_tok_s_p50", float("nan"))
-        if client == client and server == server and min(client, server) > 0 and max(client, server) / min(client, server) > max_ratio:
-            problems.append(f"at {level} streams the client saw {client:.1f} tok/s per stream, the server timed {server:.1f} "
-                            f"(limit {max_ratio}×)")
-        base = float(table.loc[lowest, "per_stream_tok_s"])
-        if level != lowest and base > 0 and row["per_stream_tok_s"] > max_scaling * base:
-            problems.append(f"at {level} streams each stream decoded {row['per_stream_tok_s']:.1f} tok/s, faster than "
-                            f"{base:.1f} at {lowest} (limit {max_scaling}×): the lower level was disturbed")
-        if row.get("ttft_unaudited", 0):
-            problems.append(f"at {level} streams {int(row['ttft_unaudited'])} TTFT samples carry no cache evidence from the server")
-        if "ttft_audited" in row and row["ttft_audited"] + row.get("ttft_unaudited", 0) == 0:
-            problems.append(f"at {level} streams every TTFT sample was a cache hit: no TTFT published")
-    if single.audit is not None and single.audit.unaudited:
-        problems.append(f"{single.audit.unaudited} single-stream TTFT samples carry no cache evidence from the server")
-    if single.audit is not None and single.ttft_s.n == 0:
-        problems.append("every single-stream TTFT sample was a cache hit: no TTFT published")
-    if lengths is not None and lowest == 1:
-        at_one = table.loc[1]
-        for _, row in lengths.iterrows():
-            a, b = float(at_one["ttft_p50_s"]), float(row["ttft_p50_s"])
-            if abs(row["in_tokens"] / at_one["in_tokens"] - 1) <= 0.05 and min(a, b) > 0 and max(a, b) / min(a, b) > max_ttft_ratio:
-                problems.append(f"TTFT p50 at {at_one['in_tokens']:.0f} tokens: {a:.3f} s in the sweep, {b:.3f} s in the "
-                                f"prompt-length sweep ({max(a, b) / min(a, b):.2f}× apart; limit {max_ttft_ratio}×)")
-    short = int(table["short_outputs"].sum()) + sum(r.completion_tokens < single.asked_tokens for r in single.replies)
-    if short:
-        problems.append(f"{short} outputs were shorter than asked: the server ignores `ignore_eos`, so requests did unequal work")
-    return problems
 
 
 def plot_sweep(table):
@@ -319,6 +262,27 @@ class Speculation:
     speedup_high: float
     acceptance: float
     identical: int
+
+    @property
+    def problems(self) -> list[str]:
+        """Greedy outputs that changed with speculation: their speed-ups compare different texts (empty: none)."""
+        changed = self.table.loc[~self.table["identical"].astype(bool), "task"]
+        if changed.empty:
+            return []
+        where = ", ".join(f"{n} {task}" for task, n in changed.value_counts(sort=False).items())
+        return [f"{len(changed)} of {len(self.table)} greedy outputs changed with speculation ({where}): "
+                "their speed-ups compare different texts"]
+
+    def by_task(self):
+        """Per task: prompts, identical outputs, the speed-up as the headline takes it (geometric mean), acceptance."""
+        import numpy as np  # noqa: PLC0415
+        import pandas as pd  # noqa: PLC0415
+
+        groups = self.table.groupby("task", sort=False)
+        drafted = groups["drafted"].sum()
+        return pd.DataFrame({"prompts": groups.size(), "identical": groups["identical"].sum().astype(int),
+                             "speedup_geomean": groups["speedup"].apply(lambda x: float(np.exp(np.log(x).mean()))),
+                             "acceptance": groups["accepted"].sum() / drafted.where(drafted > 0)})
 
     def __str__(self) -> str:
         return (f"speed-up {self.speedup:.2f}× (95% CI {self.speedup_low:.2f}–{self.speedup_high:.2f}, {len(self.table)} prompts), "

@@ -14,6 +14,7 @@ from .formats import (
     bits_per_weight,
     fp8_e4m3,
     int4,
+    int4_asym,
     mxfp4,
     nvfp4,
     nvfp4_mse,

@@ -33,11 +33,12 @@ import numpy as np
 
 from ..exceptions import InputError
 from ..intervals import bootstrap_interval
-from .formats import FORMATS, NUMBER_FORMATS, nvfp4_mse, relative_error
-from .intelligence import NVIDIA_TOLERANCE, IntelligenceVerdict, Ratio, intelligence_verdict, paired_ratio
+from .formats import FORMATS, NUMBER_FORMATS, int4_asym, nvfp4_mse, relative_error
+from .intelligence import NVIDIA_TOLERANCE, BaselineGrid, IntelligenceVerdict, Ratio, intelligence_verdict, paired_ratio
 from .stand_in_lm import StandInLM, load_stand_in_lm, stand_in_folder, token_windows
 
 __all__ = [
+    "BaselineGrid",
     "IntelligenceVerdict",
     "LMComparison",
     "NVIDIA_TOLERANCE",
@@ -46,6 +47,7 @@ __all__ = [
     "RECIPES",
     "Ratio",
     "StandInLM",
+    "baseline_grid",
     "compare_recipes",
     "intelligence_verdict",
     "load_stand_in_lm",
@@ -103,6 +105,36 @@ class QuantisedModel:
     errors: Any
 
 
+def _decoder_linears(model) -> list[tuple[str, Any]]:
+    """The layers every recipe quantises: each decoder ``nn.Linear`` — not the input embeddings, not the lm_head."""
+    import torch  # noqa: PLC0415
+
+    kept = {id(model.get_input_embeddings().weight)}
+    return [(name, module) for name, module in model.named_modules()
+            if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head") and id(module.weight) not in kept]
+
+
+def baseline_grid(model, *, group: int = 32, rows: int | None = 64) -> BaselineGrid:
+    """How far ``model``'s decoder linear layers lie from asymmetric INT4 in groups of ``group`` (GGUF Q4_1's grid).
+
+    ≈ 0 for the shipped stand-in (dequantised from Q4_1): its "unquantised" baseline is a 4-bit model, and
+    :func:`intelligence_verdict` then says "not decided". A float model gives ~0.1. The first ``rows`` output rows
+    of every layer are checked (the grid is a property of each group: a sample answers it; ``None``: all).
+    """
+    weights = [module.weight.detach().cpu().numpy()[:rows] for _, module in _decoder_linears(model)]
+    if not weights:
+        raise InputError("The model has no linear layers to check.")
+
+    def squares(w: np.ndarray) -> tuple[float, float]:
+        return float(np.sum((w - int4_asym(w, group=group)) ** 2, dtype=np.float64)), float(np.sum(w**2, dtype=np.float64))
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # array passes release the GIL
+        sums = list(pool.map(squares, weights))
+    error = float(np.sqrt(sum(d for d, _ in sums) / sum(n for _, n in sums)))
+    sample = "" if rows is None else f", first {rows} rows of each layer"
+    return BaselineGrid(error, len(weights), f"asymmetric INT4 in groups of {group} (GGUF Q4_1's grid{sample})")
+
+
 def quantise_model(model, recipe: QuantRecipe) -> QuantisedModel:
     """A deep copy of ``model`` with every decoder ``nn.Linear`` quantised by ``recipe``; the original is untouched.
 
@@ -115,14 +147,12 @@ def quantise_model(model, recipe: QuantRecipe) -> QuantisedModel:
     quantise = recipe.weight_quantiser()
     activation_quantiser = recipe.activation_quantiser() if recipe.activations else None
     clone = copy.deepcopy(model)
-    kept = {id(clone.get_input_embeddings().weight)}
 
     def quantise_input(_module, args):  # on the activation's device: no copy to the host per layer and call
         x = args[0]
         return (activation_quantiser(x.detach()).to(dtype=x.dtype), *args[1:])
 
-    layers = [(name, module) for name, module in clone.named_modules()
-              if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head") and id(module.weight) not in kept]
+    layers = _decoder_linears(clone)
     weights = [module.weight.detach().cpu().numpy().copy() for _, module in layers]  # copy_ below would change a view
     # once per layer, on the host; array passes release the GIL: layers quantise in parallel, each exactly as alone
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

@@ -30,6 +30,7 @@ __all__ = [
     "bits_per_weight",
     "fp8_e4m3",
     "int4",
+    "int4_asym",
     "mxfp4",
     "nvfp4",
     "nvfp4_mse",
@@ -167,6 +168,24 @@ def int4(x: np.ndarray, *, group: int = 128) -> np.ndarray:
     scale = (np.max(np.abs(blocks), axis=-1, keepdims=True) / 7.0).astype(np.float16).astype(np.float32)
     safe = np.where(scale > 0, scale, 1.0)
     q = np.where(scale > 0, np.clip(np.rint(blocks / safe), -8, 7) * scale, 0.0)
+    return _unblock(q.astype(np.float32), pad, x.shape)
+
+
+def int4_asym(x: np.ndarray, *, group: int = 32) -> np.ndarray:
+    """Asymmetric INT4 per group — GGUF Q4_1's grid: 16 levels from the group's minimum to its maximum.
+
+    A model dequantised from Q4_1 already lies on this grid, so it comes back unchanged (relative error ≈ 0):
+    the test of whether a "float" baseline is really a 4-bit one.
+
+    >>> int4_asym(np.array([0.0, 1.0, 1.4, 15.0]), group=4).tolist()
+    [0.0, 1.0, 1.0, 15.0]
+    """
+    x = _check(x)
+    blocks, pad = _blocks(x, group)
+    low = blocks.min(axis=-1, keepdims=True)
+    step = (blocks.max(axis=-1, keepdims=True) - low) / 15.0
+    safe = np.where(step > 0, step, 1.0)
+    q = np.where(step > 0, low + np.clip(np.rint((blocks - low) / safe), 0, 15) * step, blocks)
     return _unblock(q.astype(np.float32), pad, x.shape)
 
 

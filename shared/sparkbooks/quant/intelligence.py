@@ -16,7 +16,8 @@ from ..intervals import bootstrap_interval
 if TYPE_CHECKING:  # the comparison is only read here; importing evaluate at run time would be a cycle
     from .evaluate import LMComparison
 
-__all__ = ["IntelligenceVerdict", "MIN_BOOTSTRAP_UNITS", "NVIDIA_TOLERANCE", "Ratio", "intelligence_verdict", "paired_ratio"]
+__all__ = ["BaselineGrid", "GRID_TOLERANCE", "IntelligenceVerdict", "MIN_BOOTSTRAP_UNITS", "NVIDIA_TOLERANCE", "Ratio",
+           "intelligence_verdict", "paired_ratio"]
 
 
 #: NVIDIA's tolerance for a 4-bit checkpoint, and where it is written. NVIDIA judges NVFP4 by task accuracy against
@@ -53,12 +54,31 @@ class IntelligenceVerdict:
         return f"{self.word}: {self.evidence}"
 
 
+#: A baseline whose linear layers a 4-bit grid reproduces closer than this (relative error) is a 4-bit model, not a float one.
+GRID_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True)
+class BaselineGrid:
+    """How far the baseline's linear layers lie from a 4-bit grid (:func:`sparkbooks.quant.evaluate.baseline_grid`)."""
+
+    error: float  # ‖W − Q(W)‖ / ‖W‖ over all layers, Q the grid's quantiser
+    layers: int
+    grid: str  # e.g. "asymmetric INT4 in groups of 32 (GGUF Q4_1's grid)"
+
+    @property
+    def on_grid(self) -> bool:
+        """The baseline is already quantised: a 4-bit recipe would be measured against a 4-bit model."""
+        return self.error < GRID_TOLERANCE
+
+
 #: Fewer resampled units than this and a percentile bootstrap interval is known to undercover: the evidence says so.
 MIN_BOOTSTRAP_UNITS = 30
 
 
 def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE scales", points: float | None = None,
-                         evidence_of: str = "135M PTQ stand-in", n_boot: int = 2000, seed: int = 0) -> IntelligenceVerdict:
+                         evidence_of: str = "135M PTQ stand-in", baseline: BaselineGrid | None = None, n_boot: int = 2000,
+                         seed: int = 0) -> IntelligenceVerdict:
     """"Without losing intelligence", judged by NVIDIA's tolerance (:data:`NVIDIA_TOLERANCE`) on next-token accuracy.
 
     The change in next-token accuracy (recipe − unquantised baseline, on the same tokens) gets a 95 %
@@ -67,6 +87,10 @@ def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE
     The evidence also gives Δperplexity, the KL percentiles and the same-top-token rate. ``evidence_of`` names what
     was measured (default: post-training quantisation of the 135M stand-in) and goes into the word, so a line that
     quotes the verdict cannot pass it off as one on NVIDIA's checkpoints; the evidence names the bootstrap's unit.
+
+    ``baseline`` (:class:`BaselineGrid`): where the "unquantised" model already lies on a 4-bit grid — a model
+    dequantised from Q4_1 — the outcome is **not decided**, whatever the interval says, and the evidence opens with
+    why: NVIDIA (ModelOpt ``hf_ptq.py``) quantises from BF16 weights, and llama-perplexity compares against F16 logits.
     """
     from ..intervals import paired_bootstrap  # noqa: PLC0415
 
@@ -77,11 +101,17 @@ def intelligence_verdict(comparison: LMComparison, *, recipe: str = "NVFP4 + MSE
     diff = paired_bootstrap(list(d["acc"]), list(d["base_acc"]), n_boot=n_boot, seed=seed)
     change, low, high = float(d["acc"].mean() - d["base_acc"].mean()), diff.low, diff.high
     outcome = "reproduced" if low >= -points else "refuted" if high < -points else "not decided"
+    grid_note = ""
+    if baseline is not None and baseline.on_grid:  # re-quantising a 4-bit grid measures the grid mismatch, not 4-bit loss
+        grid_note = (f"not decided — the baseline is not a float model: {baseline.grid} reproduces its {baseline.layers} "
+                     f"linear layers with relative error {baseline.error:.2g} (< {GRID_TOLERANCE:g}), so the recipe is "
+                     f"measured against a 4-bit model (the interval alone would say {outcome}); ")
+        outcome = "not decided"
     units = len(d)
     unit_note = (f"paired bootstrap over {units} documents" + (
         f" — fewer than {MIN_BOOTSTRAP_UNITS}, so the interval may undercover" if units < MIN_BOOTSTRAP_UNITS else ""))
     row = comparison.summary.loc[recipe]
-    evidence = (f"{recipe} vs the unquantised model on {comparison.tokens:,} held-out tokens: next-token accuracy "
+    evidence = grid_note + (f"{recipe} vs the unquantised model on {comparison.tokens:,} held-out tokens: next-token accuracy "
                 f"{100 * change:+.2f} points (95% CI {100 * low:+.2f} to {100 * high:+.2f}, {unit_note}; tolerance −{100 * points:.0f} "
                 f"point, {NVIDIA_TOLERANCE['text']}, after NVIDIA's model card); perplexity {100 * (row['ppl_ratio'] - 1):+.1f}%; "
                 f"KL mean {row['kl']:.4f}, 99% {row['kl_p99']:.3f}, 99.9% {row['kl_p999']:.3f} nats; "

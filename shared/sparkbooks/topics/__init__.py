@@ -6,7 +6,8 @@
 - :mod:`.merge` — merging similar topics, reassigning outliers;
 - :mod:`.naming` — topic names from an LLM;
 - :mod:`.plots` — the documents' map, the merge tree, topics over time;
-- :mod:`.evaluate` — NPMI coherence, diversity, agreement with labels, baselines, on held-out text.
+- :mod:`.evaluate` — NPMI coherence, diversity, agreement with labels, baselines, on held-out text;
+- :mod:`.compare` — the pipeline against k-means at the same k on texts without topical labels.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .plots import hierarchy_figure, show, topic_map, topics_over_time
 from .terms import CTfidf, class_doc_frequency, ctfidf, keywords, top_terms
 from .text import clean_text, vectorizer
 
-SUBMODULES = ("evaluate", "merge", "model", "naming", "plots", "terms", "text")
+SUBMODULES = ("compare", "evaluate", "merge", "model", "naming", "plots", "terms", "text")
 __all__ = sorted({*SUBMODULES,
                   *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -4,8 +4,8 @@ baseline, and the baselines a topic-modelling reader expects (LDA, NMF, k-means)
 * :func:`npmi_coherence`, :func:`topic_diversity` — the measures themselves;
 * :func:`coherence` — NPMI of a fixed top-k per topic; a topic left with fewer than two scorable
   words scores −1 instead of dropping out of the mean (dropping it flatters the average).
-* :func:`split_held_out` — exact duplicates removed, then a seeded tenth held out: the texts coherence is
-  counted on, never among the texts the model was fitted on.
+* :func:`split_held_out` — exact duplicates removed, then a seeded tenth held out, never among the texts the model
+  was fitted on; :meth:`HeldOutSplit.unseen` — that tenth plus every pool text the sample left out: coherence's reference.
 * :func:`agreement` — AMI against reference labels with outliers as one cluster *and* on the
   clustered documents only, NMI and ARI, and the AMI the same clusters reach against shuffled
   labels (mean ± sd over permutations): AMI is chance-corrected, NMI rises with the number of
@@ -235,6 +235,12 @@ class HeldOutSplit:
     def describe(self) -> str:
         return (f"{len(self.fit):,} texts to fit, {len(self.held_out):,} held out (a seeded tenth), "
                 f"{self.duplicates:,} exact duplicates dropped first")
+
+    def unseen(self, fitted: np.ndarray) -> np.ndarray:
+        """Every distinct text the model never saw: the held-out tenth plus the fit pool's texts not among ``fitted``
+        (the sample it was fitted on), sorted. The reference to count NPMI on — a tenth of a 5,000-tweet sample's pool
+        is too sparse: most keyword pairs of 8-word tweets never meet in 6k documents and score −1 for any topics."""
+        return np.sort(np.concatenate([self.held_out, np.setdiff1d(self.fit, fitted)]))
 
 
 def split_held_out(texts: Sequence[str], *, fraction: float = 0.1, seed: int = 0) -> HeldOutSplit:

@@ -30,9 +30,13 @@ def merge_to_gguf(base: Path, adapter: Path, out_path: Path, *, outtype: str = "
         shutil.rmtree(merged, ignore_errors=True)
 
 
-def merge(base: Path, adapter: Path, out_dir: Path) -> Path:
-    """The base with the adapter merged in, saved as a transformers folder (written whole, then renamed)."""
-    model, tokenizer = load(base, adapter)
+def merge(base: Path, adapter: Path, out_dir: Path, *, dtype: str | None = None) -> Path:
+    """The base with the adapter merged in, saved as a transformers folder (written whole, then renamed).
+
+    ``dtype`` defaults to the base's own (its ``config.json``): merging Llama 3.1 8B in FP32 would take
+    32 GB of memory and write 32 GB for a BF16 model — on a Spark's unified memory, beside everything else.
+    """
+    model, tokenizer = load(base, adapter, dtype=dtype or _stored_dtype(base))
     out_dir = Path(out_dir)
     staging = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -41,6 +45,19 @@ def merge(base: Path, adapter: Path, out_dir: Path) -> Path:
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(staging, out_dir)
     return out_dir
+
+
+def _stored_dtype(model_dir: Path) -> str:
+    """The dtype a transformers folder's weights are stored in (``dtype`` or ``torch_dtype`` in its config; float32
+    when it names none or a dtype the merge does not handle)."""
+    import json  # noqa: PLC0415
+
+    try:
+        config = json.loads((Path(model_dir) / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{model_dir} has no readable config.json ({exc}): pass a transformers model folder.") from exc
+    named = str(config.get("dtype") or config.get("torch_dtype") or "float32").removeprefix("torch.")
+    return named if named in ("float32", "bfloat16", "float16") else "float32"
 
 
 def _converter() -> Path:

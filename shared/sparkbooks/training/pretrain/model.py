@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from ...exceptions import InputError
 from ...hardware import fp32_flops_per_cycle
 
-__all__ = ["CLAIM_SOURCE", "COMPUTE_CAPABILITY", "MEASURED_RATES", "MeasuredRate", "ModelSize", "Peak", "SIZES", "SpecPeak", "build",
-           "claim_table", "flops_per_token", "largest_model", "matmul_peak", "parameter_counts", "spec_peak"]
+__all__ = ["CLAIM_SOURCE", "COMPUTE_CAPABILITY", "MEASURED_RATES", "MeasuredRate", "ModelSize", "NANOCHAT_STATION", "Peak",
+           "SIZES", "SpecPeak", "build", "claim_table", "flops_per_token", "largest_model", "matmul_peak",
+           "nanochat_cross_check", "parameter_counts", "spec_peak"]
 
 
 @dataclass(frozen=True)
@@ -154,9 +155,10 @@ class SpecPeak:
 
 
 #: Dense BF16 spec-sheet peaks of GPUs, by a substring of the upper-cased device name (the longest match wins; SXM
-#: unless named; no 2:4 sparsity). PCIe and NVL cards run lower clocks: torchtitan and nanochat use the same figures.
+#: unless named; no 2:4 sparsity). PCIe and NVL cards run lower clocks; an HGX B300 is 2.25 PFLOP/s, a Grace-paired GB300
+#: 2.5 (NVIDIA's Blackwell datasheet): torchtitan and nanochat use the same figures.
 GPU_SPEC_BF16 = {"GH200": 989.4e12, "H100": 989.4e12, "H100 PCIE": 756e12, "H100 NVL": 835e12, "H200": 989.4e12,
-                 "H200 NVL": 835e12, "GB300": 2.5e15, "B300": 2.5e15, "GB200": 2.5e15, "B200": 2.25e15,
+                 "H200 NVL": 835e12, "GB300": 2.5e15, "B300": 2.25e15, "GB200": 2.5e15, "B200": 2.25e15,
                  "GB10": 0.125e15, "A100": 312e12}
 #: Entries that are not on a spec sheet, and what they are instead (fit.models.MACHINE_PEAKS gives the same figure).
 GPU_SPEC_DERIVED = {"GB10": ("derived, not published: ¼ of the 0.5 PFLOP/s dense NVFP4 behind NVIDIA's '1 petaFLOP "
@@ -206,6 +208,15 @@ class MeasuredRate:
     mfu: float
     workload: str
     source: str
+    params: float = 8.03e9  # the measured model's parameters (Llama 3.1 8B)
+    seq_len: int = 4096  # the measured run's sequence length
+
+    def bound_note(self, params: float) -> str:
+        """Why this rate is only an upper bound for a model of ``params`` parameters smaller than the measured one."""
+        if params >= self.params:
+            return ""
+        return (f"upper bound: MFU measured on a {self.params / 1e9:.1f} B model at sequence {self.seq_len:,}; a "
+                f"{params / 1e9:.2f} B model's narrower GEMMs run at lower MFU")
 
 
 # NVIDIA's words carry the rates only ("~1399" and "~2347 Model TFLOP/s/GPU", mock data, sequence 4,096, global batch
@@ -224,6 +235,24 @@ COMPUTE_CAPABILITY: dict[str, tuple[int, int]] = {"DGX Station (GB300)": (10, 3)
 #: Where "250,000 tokens/s" most likely comes from.
 CLAIM_SOURCE = ("NVIDIA station-nanochat playbook: nanochat pretraining of a ≈ 1 B-parameter model in FP8 on a "
                 "DGX Station — the likely source of the \"250k tokens/s\" figure")
+#: NVIDIA's station-nanochat README (dgx-spark-playbooks 6942395): its own words, no tokens/s among them.
+NANOCHAT_STATION = {"params": 1e9, "data_to_params": 8, "hours": 16.0,
+                    "source": ("NVIDIA station-nanochat README (dgx-spark-playbooks 6942395): \"a ~1B parameter (d24) "
+                               "Transformer model with FP8 precision\", \"target data:param ratio of 8\", \"Full d24 "
+                               "training takes on the order of 16+ hours on a single GB300 Ultra\" (tokenizer, "
+                               "pretraining, SFT); it states no tokens/s")}
+
+
+def nanochat_cross_check() -> dict[str, float | str]:
+    """The tokens/s station-nanochat's own words imply: 8 × 1 B tokens over its 16+ hours (the whole pipeline).
+
+    An average, not a measured rate: the hours also hold the tokenizer and SFT (the pretraining rate is higher) and are
+    "16+" (it is lower) — an order-of-magnitude check on "250k tokens/s", nothing finer.
+    """
+    n = NANOCHAT_STATION
+    tokens = n["data_to_params"] * n["params"]
+    return {"tokens": tokens, "hours": n["hours"], "tokens_per_s": tokens / (n["hours"] * 3600),
+            "hours_at_claim": tokens / 250_000 / 3600, "source": n["source"]}
 
 
 def _mfu_for(fmt: str, peaks: dict[str, float]) -> tuple[float, float, str]:
@@ -244,7 +273,8 @@ def claim_table(tokens_per_s: float = 250_000):
     Rows with a measurement (:data:`MEASURED_RATES`) use NVIDIA's measured FLOP/s (``basis`` "measured");
     every other row is an **assumption**: the Station's measured MFU for that format carried over (the Spark),
     or, for FP8 (no published rate), a range from BF16's measured FLOP/s to BF16's MFU. N = rate / (6 · tokens/s),
-    attention's FLOPs ignored, so each figure is an upper bound.
+    attention's FLOPs ignored, so each figure is an upper bound — and a measured row's MFU comes from an 8 B model at
+    sequence 4,096, higher than a ~1 B model's narrower GEMMs reach: its basis says so where N is smaller.
     """
     import pandas as pd  # noqa: PLC0415
 
@@ -259,6 +289,8 @@ def claim_table(tokens_per_s: float = 250_000):
             if hit is not None:
                 low = high = hit.flops / peak
                 basis = f"measured: {hit.workload} ({hit.flops / 1e12:,.0f} TFLOP/s)"
+                note = hit.bound_note(largest_model(tokens_per_s, peak, high))
+                basis += f"; {note}" if note else ""
             else:
                 low, high, how = _mfu_for(fmt, machine.dense_flops)
                 basis = f"assumption: MFU {how}"
