@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -32,13 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 OPT_IN = {"gpu": "needs --gpu (a working NVIDIA GPU with RAPIDS)", "network": "needs --network (a package registry)"}
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    # after -k/-m deselection: only the playbooks of the tests that will run
-    session.config.stash[_PREFETCH] = playbooks_to_prefetch(session.items)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    order_playbook_tests_last(items)
     for flag, reason in OPT_IN.items():
         if config.getoption(f"--{flag}"):
             continue
@@ -137,20 +130,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
             terminalreporter.line(f"{nodeid}: {reason}")
 
 
-# ---- Each playbook executed once, in the background while the other tests run ------------------------------------
-# The twelve cpu runs take ≈ 18 of a fresh clone's minutes and the other tests ≈ 15: run one after the other they broke
-# the 35-minute budget. So the playbooks a session needs start at once, one at a time, each in its own `sparkbooks run`
-# process (the tests' monkeypatched settings and environment cannot leak into a run), while the tests that do not need
-# them run first; a test that needs a playbook waits for that playbook only. Playbooks never run two at a time, so each
-# run's recorded seconds stay comparable with the minutes its guide states.
+# ---- Each playbook executed once, on first request, in its own `sparkbooks run` process ---------------------------
+# Its own process: the tests' monkeypatched settings and environment cannot leak into a run, and a run's failure is
+# that playbook's alone. Tried and dropped: running the playbooks in the background beside the other tests. On 2 cores
+# both halves are CPU-bound, so the session took as long (a fresh clone's pytest 35 min against 34) and each run's
+# recorded seconds no longer meant what its guide promises (start-here 153 s against a 135 s limit).
 
 #: the session's PlaybookRuns (at most one), for the cost table in the terminal summary
 _SESSION_RUNS: list["PlaybookRuns"] = []
-#: fixtures that execute playbooks: tests using them run last, after the tests that run beside the playbooks
-PLAYBOOK_FIXTURES = ("playbook_runs", "executed")
 #: the environment variable that marks a run's processes (a llama-server it started inherits it)
 RUN_TAG = "SB_TEST_PLAYBOOK_RUN"  # not SPARKBOOKS_*: the CLI refuses unknown settings
-_PREFETCH = pytest.StashKey[list[str]]()
 
 
 def _claims_of(outcome: runner.RunResult) -> list[dict]:
@@ -160,32 +149,6 @@ def _claims_of(outcome: runner.RunResult) -> list[dict]:
         return json.loads(outcome.results.read_text()).get("claims", []) if outcome.results else []
     except (OSError, ValueError):
         return []
-
-
-def _needs_playbooks(item: pytest.Item) -> bool:
-    return any(name in getattr(item, "fixturenames", ()) for name in PLAYBOOK_FIXTURES)
-
-
-def playbooks_to_prefetch(items: list[pytest.Item]) -> list[str]:
-    """Slugs the selected tests will ask for, in catalog order: every playbook when a test needs the whole site,
-    else each ``slug`` a parametrized playbook test names (a test asking for a slug by name alone runs it on demand)."""
-    needing = [item for item in items if _needs_playbooks(item)]
-    if not needing:
-        return []
-    slugs = [pb.slug for pb in sb.catalog.discover()]
-    wanted: set[str] = set()
-    for item in needing:
-        if "executed" in item.fixturenames:
-            return slugs
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("slug") in slugs:
-            wanted.add(callspec.params["slug"])
-    return [s for s in slugs if s in wanted]
-
-
-def order_playbook_tests_last(items: list[pytest.Item]) -> None:
-    """Reorder in place: tests that need no playbook first, then the playbooks' tests, each group in its own order."""
-    items[:] = [i for i in items if not _needs_playbooks(i)] + [i for i in items if _needs_playbooks(i)]
 
 
 def _stopped_with_the_session():
@@ -203,11 +166,8 @@ class PlaybookFailed(Exception):
 
 
 class PlaybookRuns:
-    """The session's playbook runs: each playbook executed at most once, in its own ``sparkbooks run`` process.
-
-    :meth:`prefetch` starts the ones the session needs, one at a time, in a background thread; a test asking for a
-    playbook waits for that one (or runs it then, if it was not prefetched). A failed run is reported to that
-    playbook's tests only; the other playbooks still run.
+    """The session's playbook runs: each playbook executed at most once, on first request, in its own
+    ``sparkbooks run`` process. A failed run is reported to that playbook's tests only; the other playbooks still run.
     """
 
     def __init__(self, root: Path) -> None:
@@ -217,22 +177,6 @@ class PlaybookRuns:
         self.env = dict(os.environ)  # the session's environment as it started, before any test changed it
         self.servers_left: dict[str, set[int]] = {}  # llama-servers of each run still alive when its process ended
         self._outcomes: dict[str, runner.RunResult | str] = {}
-        self._claimed: dict[str, threading.Event] = {}  # slug → set when its outcome exists
-        self._guard = threading.Lock()
-        self._children: set[subprocess.Popen] = set()
-        self._thread: threading.Thread | None = None
-        self._stopping = False
-
-    def prefetch(self, slugs: list[str]) -> None:
-        """Start running ``slugs`` in the background, in this order, one at a time."""
-        with self._guard:
-            todo = [s for s in slugs if s not in self._claimed]
-            for slug in todo:
-                self._claimed[slug] = threading.Event()
-        if todo:
-            self._thread = threading.Thread(target=lambda: [self._execute(s) for s in todo], name="playbooks",
-                                            daemon=True)
-            self._thread.start()
 
     def __call__(self, slug: str) -> Path:
         """``runs/<slug>`` of a good cpu run of ``slug``.
@@ -248,41 +192,25 @@ class PlaybookRuns:
         return self.runs / slug
 
     def outcome(self, slug: str) -> runner.RunResult | str:
-        """The run's result, or the message of its failure (waiting for a prefetched run, else running it now)."""
-        with self._guard:
-            event = self._claimed.get(slug)
-            mine = event is None
-            if mine:
-                event = self._claimed[slug] = threading.Event()
-        if mine:
-            self._execute(slug)
-        event.wait()
+        """The run's result, or the message of its failure (running it first if it never ran this session)."""
+        if slug not in self._outcomes:
+            self._outcomes[slug] = self._execute(slug)
         return self._outcomes[slug]
 
-    def _execute(self, slug: str) -> None:
-        """One cpu run of ``slug`` in a child process; its outcome recorded and its event set, whatever happens."""
+    def _execute(self, slug: str) -> runner.RunResult | str:
+        """One cpu run of ``slug`` in a child process that dies with this session (its stop path: SIGTERM)."""
         log = self.runs / f"{slug}.log"
         try:
-            if self._stopping:
-                raise RuntimeError("the test session ended before this playbook's turn")
             env = self.env | {RUN_TAG: self.tag(slug)}
             cmd = [sys.executable, "-m", "sparkbooks.cli", "run", slug, "--profile", "cpu", "--out", str(self.runs),
                    "--no-progress"]
-            with log.open("wb") as sink, subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                                          cwd=REPO, preexec_fn=_stopped_with_the_session()) as child:
-                with self._guard:
-                    self._children.add(child)
-                try:
-                    code = child.wait()
-                finally:
-                    with self._guard:
-                        self._children.discard(child)
+            with log.open("wb") as sink:
+                code = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=REPO, check=False,
+                                      preexec_fn=_stopped_with_the_session()).returncode
             self.servers_left[slug] = llama_server_pids(tag=self.tag(slug))
-            self._outcomes[slug] = self._read(slug, code, log)
+            return self._read(slug, code, log)
         except Exception as exc:  # noqa: BLE001 - any failure belongs to this playbook alone
-            self._outcomes[slug] = f"playbook {slug!r} could not be run: {type(exc).__name__}: {exc}"
-        finally:
-            self._claimed[slug].set()
+            return f"playbook {slug!r} could not be run: {type(exc).__name__}: {exc}"
 
     def _read(self, slug: str, code: int, log: Path) -> runner.RunResult | str:
         run_json = self.runs / slug / "run.json"
@@ -296,14 +224,6 @@ class PlaybookRuns:
                                     profile=run["profile"])
         tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-15:])
         return f"playbook {slug!r} failed on its cpu profile (exit {code}; log {log}):\n{tail}"
-
-    def stop(self) -> None:
-        """Stop runs still going (the session ended early): SIGTERM, which a run treats as an interrupt."""
-        with self._guard:
-            self._stopping = True
-            children = list(self._children)
-        for child in children:
-            child.terminate()
 
     @staticmethod
     def tag(slug: str) -> str:
@@ -322,17 +242,7 @@ class PlaybookRuns:
 @pytest.fixture(scope="session")
 def playbook_runs(tmp_path_factory: pytest.TempPathFactory) -> PlaybookRuns:
     """Call it with a slug: that playbook's ``runs/<slug>`` folder, executed once per session."""
-    runs = PlaybookRuns(tmp_path_factory.mktemp("build"))
-    yield runs
-    runs.stop()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _playbooks_in_the_background(request: pytest.FixtureRequest) -> None:
-    """Start the playbooks this session's tests need as soon as it begins (nothing when none of them is selected)."""
-    slugs = request.config.stash.get(_PREFETCH, [])
-    if slugs:
-        request.getfixturevalue("playbook_runs").prefetch(slugs)
+    return PlaybookRuns(tmp_path_factory.mktemp("build"))
 
 
 @pytest.fixture(scope="session")

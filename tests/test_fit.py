@@ -281,3 +281,82 @@ def test_official_recipes_are_nvidias_scripts_as_they_run():
     assert row["DGX Spark"].startswith("✓") and 45 < float(row["DGX Spark"].split()[1]) < 55
     row = table.set_index("script").loc["Llama3_70B_LoRA_finetuning.py"]
     assert row["DGX Spark"].startswith("✗") and row["2× DGX Spark"].startswith("✓")  # why it needs two boxes
+
+
+@pytest.mark.parametrize("method", ["lora", "qlora"])
+def test_checkpointed_layer_inputs_match_a_tiny_llama_with_peft_kbit_cast(method):
+    """Review 46 finding 2: ``prepare_model_for_kbit_training`` casts every parameter that is not ``Params4bit`` to
+    FP32 — embeddings included — so QLoRA's residual stream, and each checkpointed layer input, is FP32 (h·4, not h·a).
+
+    Measured as the reviewer did (bitsandbytes has no CPU path): a tiny BF16 Llama, peft's own function applied, then
+    the decoder linears put back in BF16 (they stand for NF4 ``Linear4bit`` computing in BF16), LoRA on all seven
+    projections, reentrant gradient checkpointing, BF16 autocast (TRL's bf16=True); saved-tensor bytes of one forward
+    pass with layers isolated as (3 layers − 1 layer) / 2, within ±5 % of the plan. The old plan was 2.0× low here."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("peft")
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sparkbooks.fit import training as tm
+    from sparkbooks.training.finetune_worker import _recorder
+
+    h, inter, heads, kv, batch, width = 128, 352, 4, 2, 2, 32
+
+    def saved_bytes(layers: int) -> int:
+        config = LlamaConfig(hidden_size=h, intermediate_size=inter, num_hidden_layers=layers, num_attention_heads=heads,
+                             num_key_value_heads=kv, vocab_size=300, tie_word_embeddings=False)
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config).to(torch.bfloat16)
+        if method == "qlora":
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # the FP32 cast
+            for module in model.model.layers.modules():  # NF4 linears stay quantised (computing in BF16), not FP32
+                if isinstance(module, torch.nn.Linear):
+                    module.to(torch.bfloat16)
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers ≥ 5.2x; the old name warns
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": True})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
+        model.enable_input_require_grads()
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=list(tm.TARGETS)))
+        model.train()
+        parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        ids = torch.randint(0, 300, (batch, width))
+        saved: dict[int, int] = {}
+        with torch.autograd.graph.saved_tensors_hooks(_recorder(saved, parameters), lambda t: t), \
+                torch.autocast("cpu", dtype=torch.bfloat16):
+            model(input_ids=ids, attention_mask=torch.ones_like(ids), logits_to_keep=1)
+        return sum(saved.values())
+
+    def planned(layers: int) -> float:
+        shape = tm.TransformerShape("tiny", 1e6, layers, h, inter, heads, kv, 300, False, "test")
+        recipe = tm.TrainRecipe("tiny", shape, method=method, micro_batch=batch, seq_len=width, lora_rank=8,
+                                checkpointing=True, autocast=True)
+        return tm.training_memory(recipe, overhead=0).activations
+
+    measured = (saved_bytes(3) - saved_bytes(1)) / 2
+    assert measured / (batch * width) == h * (4 if method == "qlora" else 2)  # the reviewer's 512 and 256 B
+    assert measured / ((planned(3) - planned(1)) / 2) == pytest.approx(1.0, abs=0.05)
+
+
+def test_fit_table_ticks_only_what_the_launcher_lets_run_and_names_its_loss():
+    """Review 46 findings 3 and 4: a ✓ means the plan is within ``check_fits``' gate (0.9 of the memory a rank has),
+    not within all of it; and every recipe names the loss (TRL version) whose logits it counts."""
+    from sparkbooks.fit import training as tm
+    from sparkbooks.fit.memory import DGX_SPARK, DGX_STATION_HBM, TWO_SPARKS
+
+    table = tm.recipe_table(seq_lens=(512, 2048))
+    devices = {DGX_SPARK.name: (DGX_SPARK, 1), TWO_SPARKS.name: (TWO_SPARKS, 2), DGX_STATION_HBM.name: (DGX_STATION_HBM, 1)}
+    marks = []
+    for _, row in table.iterrows():
+        for name, (device, ranks) in devices.items():
+            mark, need = row[name].split()[0], float(row[name].split()[1])
+            has = device.usable_bytes / ranks / 2**30
+            marks.append(mark)
+            assert mark == ("✓" if need <= 0.9 * has + 0.05 else "⚠" if need <= has + 0.05 else "✗"), (row["recipe"], name)
+    assert tm.FIT_GATE == 0.9 and "⚠" in marks  # NVIDIA's 3B full SFT on one Spark: 110.8 of 119.7 GiB
+    three = table.query("script == 'Llama3_3B_full_finetuning.py' and seq_len == 2048").iloc[0]
+    assert three["DGX Spark"].startswith("⚠")
+    for recipe in tm.OFFICIAL_RECIPES:
+        assert recipe.loss == "full-vocabulary" and "TRL 0.25.1" in recipe.source and "chunked_nll" in recipe.source
+    with pytest.raises(InputError, match="chunked_nll"):
+        tm.TrainRecipe("x", tm.LLAMA_3_1_8B, loss="chunked_nll")

@@ -135,11 +135,12 @@ def test_speculation_summarises_speed_acceptance_and_identity(monkeypatch):
     monkeypatch.setattr(loadtest, "chat", fake_chat)
     prompts = [("copy", [{"role": "user", "content": "a"}]), ("copy", [{"role": "user", "content": "b"}])]
     result = llm.speculation(plain, spec, prompts, n_boot=200)
-    assert result.speedup == pytest.approx(1.5) and result.speedup_low == pytest.approx(1.5)
+    assert result.speedup == pytest.approx(1.5) and result.speedup_low != result.speedup_low  # one identical prompt: no interval
     assert result.acceptance == pytest.approx(24 / 32) and result.identical == 1
-    assert "1.50×" in str(result) and "1 of 2 greedy outputs identical" in str(result)
+    assert "1.50×" in str(result) and "1 of 2 greedy outputs identical" in str(result) and "the 1 prompts whose" in str(result)
     # review of issue 44 (round 3), finding 4: a changed greedy output is reported, never silently averaged in
-    assert result.problems == ["1 of 2 greedy outputs changed with speculation (1 copy): their speed-ups compare different texts"]
+    assert result.problems == ["1 of 2 greedy outputs changed with speculation (1 copy): their speed-ups compare different "
+                               "texts, so the speed-up leaves them out"]
     task = result.by_task().loc["copy"]
     assert (task["prompts"], task["identical"]) == (2, 1) and task["speedup_geomean"] == pytest.approx(result.speedup)
 
@@ -223,7 +224,7 @@ def test_sweep_and_length_sweep_disagreeing_on_ttft_is_flagged():
     assert llm.consistency(_single([60] * 5), sweep, lengths=agreeing) == []
 
 
-def _fake_vllm(monkeypatch, *, details: bool) -> llm.Endpoint:
+def _fake_vllm(monkeypatch, *, details: bool, block: int = 16) -> llm.Endpoint:
     """vLLM's prefix cache in 16-token blocks; with ``--enable-prompt-tokens-details`` it sends
     ``prompt_tokens_details.cached_tokens`` only when the count is non-zero (``if … and num_cached_tokens:``)."""
     from sparkbooks.llm import cache_audit, loadtest
@@ -234,7 +235,7 @@ def _fake_vllm(monkeypatch, *, details: bool) -> llm.Endpoint:
     def fake_chat(endpoint, messages, *, max_tokens=16, **kw):
         tokens = ["<bos>", *(t for m in messages for t in ["<role>", m["role"], *str(m["content"]).split(), "<end>"]),
                   "<assistant>"]
-        hit = min(max((_shared(tokens, old) for old in seen), default=0), len(tokens) - 1) // 16 * 16
+        hit = min(max((_shared(tokens, old) for old in seen), default=0), len(tokens) - 1) // block * block
         seen.append(tokens)
         return Reply("x", finish_reason="length", prompt_tokens=len(tokens), completion_tokens=max_tokens, ttft_s=0.05,
                      total_s=0.05 + 0.01 * (max_tokens - 1), cached_tokens=hit if details and hit else None)
@@ -293,3 +294,73 @@ def test_a_disturbed_row_of_the_prompt_length_sweep_is_flagged():
     # a disturbed short row: 48 tokens slower than 256
     slow_short = quiet.assign(ttft_p50_s=[1.2, 0.207, 0.62])
     assert any("the 47-token row was disturbed" in p for p in llm.consistency(_single([84] * 5), sweep, lengths=slow_short))
+
+
+def test_a_server_without_its_own_clock_passes_step_3_saying_so(monkeypatch):
+    # review of issue 44 (round 4), finding 1: vLLM sends no `timings`, so the server's decode rate was NaN and Step 3's
+    # `0.5 < client / server < 2` raised; the closing line still said "client and server clocks within 2×"
+    from sparkbooks.llm.serving_checks import checks_made, clocks
+
+    endpoint = _fake_vllm(monkeypatch, details=True)
+    single = llm.single_stream(endpoint, [{"role": "user", "content": "Why is the sky blue?"}], repeats=3, max_tokens=16)
+    table = llm.sweep(endpoint, levels=[1, 2], requests_per_level=4, input_tokens=32, output_tokens=16)
+    old_cell = 0.5 < single.decode_tok_s.median / (single.server_decode_tok_s.median or float("nan")) < 2
+    assert not old_cell  # what Step 3 asserted: NaN compares False, so the guide stopped there on vLLM
+    check = clocks(single)
+    assert (check.checked, check.agree) == (False, True) and "no server clock" in str(check)
+    assert llm.consistency(single, table) == []
+    made = checks_made(single, table)
+    assert not any("clocks within" in c for c in made) and any("not compared (no server clock)" in c for c in made), made
+    # llama.cpp times itself: there the check is made, and fails when the clocks disagree
+    timed = _single([60, 62, 61])
+    assert clocks(timed).checked and clocks(timed).agree
+    assert not clocks(dataclasses.replace(timed, server_decode_tok_s=llm.Spread.of([20, 21, 22]))).agree
+    swept = _sweep(61).assign(server_tok_s_p50=[60.0, 30.0])
+    assert any("clocks within 2.0× at every level" in c for c in checks_made(timed, swept))
+
+
+def test_a_warm_run_with_no_cache_hit_is_not_measured(monkeypatch):
+    # review of issue 44 (round 4), finding 2: on a hybrid model vLLM's cache blocks span thousands of tokens, so the
+    # shared template never hits; the "warm" TTFT was a cold one with a clean audit, and its note read "nan … from cache"
+    endpoint = _fake_vllm(monkeypatch, details=True, block=2048)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Why is the sky blue?"}]
+    warm = llm.single_stream(endpoint, messages, repeats=3, max_tokens=8, prompt_cache=True)
+    assert warm.ttft_s.n == 0 and warm.not_measured.startswith("no warm hit: not measured"), warm
+    assert (warm.audit.audited, warm.audit.refused) == (3, 0) and warm.cached.median == 0  # not NaN: vLLM omits a 0
+    # a cache that does hit the template: measured
+    hit = Reply("x", prompt_tokens=20, completion_tokens=8, ttft_s=0.02, total_s=0.1, cached_tokens=3)
+    from sparkbooks.llm import loadtest
+    monkeypatch.setattr(loadtest, "chat", lambda *a, **k: hit)
+    assert llm.single_stream(endpoint, messages, repeats=3, max_tokens=8, prompt_cache=True).ttft_s.n == 3
+
+
+def test_step_3s_ttft_is_checked_against_the_length_sweep_row_of_its_length():
+    # review of issue 44 (round 4), finding 5: Step 3 gave 0.162 s at 48 tokens, the length sweep 0.140 s at 47 tokens
+    # (1.16×), yet `consistency` compared only the sweep's one stream and passed the run
+    replies = [_reply(0.16, [0.009] * 15, prompt=48) for _ in range(5)]
+    single = llm.SingleStream(replies, llm.Spread.of([0.162, 0.153, 0.163, 0.162, 0.160]), llm.Spread.of([111.3] * 5),
+                              llm.Spread.of([111.0] * 5), 16)
+    sweep = _sweep(110).assign(ttft_p50_s=[0.202, 0.5], in_tokens=[63.0, 63.0])
+    lengths = pd.DataFrame({"in_tokens": [47.0, 63.0, 256.0], "ttft_p50_s": [0.140, 0.196, 0.688],
+                            "tpot_p50_ms": [9.0, 9.0, 9.2]}, index=pd.Index([48, 64, 256]))
+    problems = llm.consistency(single, sweep, lengths=lengths)
+    assert len(problems) == 1 and "Step 3's single stream" in problems[0] and "1.16× apart" in problems[0], problems
+    assert llm.consistency(single, sweep, lengths=lengths.assign(ttft_p50_s=[0.150, 0.196, 0.688])) == []
+
+
+def test_the_speculation_speed_up_leaves_out_outputs_that_changed(monkeypatch):
+    # review of issue 44 (round 4), finding 6: the headline 0.95× included the 2 of 8 prompts whose greedy text changed
+    from sparkbooks.llm import loadtest
+
+    plain, spec = (llm.Endpoint(url, "m", ("m",)) for url in ("http://plain/v1", "http://spec/v1"))
+
+    def fake_chat(endpoint, messages, **kw):
+        content, speculative = messages[0]["content"], endpoint is spec
+        changed = content == "c" and speculative
+        return Reply(text="other" if changed else content, completion_tokens=20, draft_tokens=8, draft_accepted=4,
+                     server_decode_tok_s=(180.0 if changed else 90.0) if speculative else 60.0)
+
+    monkeypatch.setattr(loadtest, "chat", fake_chat)
+    result = llm.speculation(plain, spec, [("t", [{"role": "user", "content": c}]) for c in "abc"], n_boot=100)
+    assert result.identical == 2 and result.speedup == pytest.approx(1.5)  # not the 1.89 the changed 3.0× would give
+    assert result.by_task().loc["t", "speedup_geomean"] == pytest.approx(1.5) and "leaves them out" in result.problems[0]

@@ -440,8 +440,10 @@ def test_b300_is_the_hgx_datasheets_2_25_pflops_and_gb300_the_superchips_2_5():
 
 
 
-def test_the_spark_ablation_keeps_under_a_fifth_in_high_precision():
-    # review 47 #4: `small` at vocabulary 8,192 kept its LM head alone, 38 % of the matmul weights (the paper ≈ 16 %)
+def test_the_spark_ablation_keeps_a_tenth_of_its_decoder_blocks_in_high_precision():
+    # review 47 round 3 #3: NVIDIA keeps the head and embeddings in BF16 *plus* ≈ 16 % of the decoder blocks (the
+    # Station playbook the last 4 of 32); counting the LM head toward that share left 0 % of the blocks on the spark
+    # profile. The share is over the blocks' linear weights, the head's stated apart.
     import nbformat
 
     from pathlib import Path
@@ -450,7 +452,68 @@ def test_the_spark_ablation_keeps_under_a_fifth_in_high_precision():
     spark = nb.metadata["playbook"]["profiles"]["spark"]
     net = model.build(spark["ablation_size"], vocab_size=spark["vocab_size"], seq_len=64, seed=0)
     fp4.convert(net, fp4.RECIPES["nvfp4_recipe"], keep_last=spark["ablation_keep_last"])
-    assert 0.1 <= fp4.high_precision_share(net) <= 0.2
+    assert 0.1 <= fp4.block_share(net) <= 0.2  # NVIDIA's 4 of 32 is 0.125, the paper's ≈ 0.16
+    assert fp4.high_precision_share(net) > fp4.block_share(net)  # the head on top
+    step7 = next(c.source for c in nb.cells if c.source.startswith("## Step 7"))
+    assert "keeps only its LM head" not in step7 and "over the decoder blocks' linear weights" in step7
+
+
+def test_block_share_counts_the_decoder_blocks_alone():
+    net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    fp4.convert(net, fp4.RECIPES["nvfp4_rtn"], keep_last=0)
+    assert fp4.block_share(net) == 0 and fp4.high_precision_share(net) > 0  # the LM head alone is no block
+    net = model.build(TINY, vocab_size=300, seq_len=32, seed=0)
+    fp4.convert(net, fp4.RECIPES["nvfp4_rtn"], keep_last=1)
+    assert fp4.block_share(net) == pytest.approx(0.5)
+    from sparkbooks.training.pretrain import study
+
+    note = study.kept_share_note("nvfp4_recipe", keep_last=1, layers=8, share=0.242)
+    assert "12.5% of the blocks' linear weights" in note and "24.2% of all matmul weights" in note
+
+
+def test_headline_mfu_is_over_the_nominal_peak_whatever_a_slow_timing_says(monkeypatch):
+    # review 47 round 3 #1: the headline divided by an FP32 peak timed on a loaded CPU (32.6 GFLOP/s against 191
+    # quiet), publishing MFU 0.959; nanoGPT, torchtitan and nanochat divide by a datasheet peak, which load cannot move
+    clock = iter(range(10_000))
+    monkeypatch.setattr(model.time, "perf_counter", lambda: float(next(clock)))  # every timing lasts 1 s: a slow peak
+    slow = model.matmul_peak(n=64, repeats=3)
+    assert slow.flops == pytest.approx(2 * 64 ** 3)
+    cpuinfo = "vendor_id\t: GenuineIntel\ncpu family\t: 6\ncpu MHz\t\t: 2600.000\nflags\t\t: avx2 avx512f fma\n"
+    nominal = model.spec_peak(device="cpu", cores=2, cpuinfo=cpuinfo)
+    achieved = 0.3 * nominal.flops
+    util = model.headline_mfu(achieved, timed_peak=slow.flops, nominal_peak=nominal.flops)
+    assert util.value == pytest.approx(0.3) and util.basis == "nominal" and util.peak == nominal.flops
+    assert util.timed == pytest.approx(achieved / slow.flops) and util.timed > 1 and util.loaded
+    fast = model.headline_mfu(achieved, timed_peak=1.2 * nominal.flops, nominal_peak=nominal.flops)
+    assert fast.value == util.value and not fast.loaded  # the headline does not move with the timing
+    unknown = model.headline_mfu(achieved, timed_peak=slow.flops, nominal_peak=None)  # a GPU without a datasheet row
+    assert unknown.basis == "timed" and unknown.value == unknown.timed
+    with pytest.raises(InputError):
+        model.headline_mfu(achieved, timed_peak=0, nominal_peak=None)
+    # the guide's recorded `mfu` is that headline, and the wrong cause of a low timed peak is gone
+    import nbformat
+
+    from pathlib import Path
+
+    nb = nbformat.read(Path(__file__).parents[1] / "playbooks" / "pretrain" / "pretrain.ipynb", 4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "headline_mfu(" in code and "mfu = util.value" in code and 'sb.record("mfu", round(mfu, 3)' in code
+    assert "mfu = main.mfu(peak_total)" not in code and "stays below the vendor's arithmetic" not in code
+
+
+def test_an_underpowered_ablation_says_how_many_seeds_the_papers_gap_needs():
+    # review 47 round 3 #2: 5 seeds detect 0.089 nats, the paper's gap at this loss is ≈ 0.0415: say what that needs
+    from sparkbooks.training.pretrain import study
+
+    gaps = [0.077, 0.034, 0.145, 0.002, 0.066]
+    need = study.seeds_needed(gaps, 0.0415)
+    assert need == 16  # the reviewer's "about 16"
+    sd = statistics.stdev(gaps)
+    assert study.detectable_gap([0.0] * (need - 2) + [sd * ((need - 1) / 2) ** 0.5, -sd * ((need - 1) / 2) ** 0.5]) \
+        <= 0.0415 < study.detectable_gap([0.0] * (need - 3) + [sd * ((need - 2) / 2) ** 0.5, -sd * ((need - 2) / 2) ** 0.5])
+    assert study.seeds_needed(gaps, 1.0) == 2
+    with pytest.raises(InputError):
+        study.seeds_needed([0.1], 0.04)
 
 
 def test_the_guide_states_parameters_and_costs_it_computes_not_typed_ones():

@@ -227,6 +227,16 @@ def test_a_baseline_already_on_a_4_bit_grid_leaves_the_verdict_not_decided(tiny_
     assert "95% CI" in undecided.evidence  # the measurement is still shown
 
 
+def test_no_accuracy_claim_is_made_against_a_baseline_on_a_4_bit_grid():
+    # review of issue 44 (round 4), finding 3: a claim's verdict follows its interval alone, so against the Q4_1-derived
+    # baseline it said "does not hold" beside the verdict's "not decided": against a 4-bit baseline it is not made
+    from sparkbooks.quant.intelligence import BaselineGrid
+
+    references, why = quant_eval.accuracy_claims(BaselineGrid(0.0, 210, "asymmetric INT4 in groups of 32"))
+    assert references == ["fp8"] and "no claim against the unquantised baseline" in why and "210 linear layers" in why
+    assert quant_eval.accuracy_claims(BaselineGrid(0.08, 210, "asymmetric INT4 in groups of 32")) == (["fp8", "baseline"], "")
+
+
 def test_int4_asym_is_q4_1s_grid():
     from sparkbooks.quant import int4_asym, relative_error
 

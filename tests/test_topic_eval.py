@@ -205,3 +205,84 @@ def test_a_seed_bootstrap_refuses_three_seeds_that_share_a_sign():
     decided = np.mean([(lambda iv: iv.low > 0 or iv.high < 0)(evidence.seed_bootstrap(rng.normal(size=6), n_boot=1000, seed=s))
                        for s in range(400)])
     assert decided < 0.09
+
+
+def test_npmi_beats_shuffled_is_a_permutation_test_that_more_draws_cannot_decide_from_mid_null():
+    # review of issue 48 (round 5), finding 1: a bootstrap of the null's *mean* narrows as 1/√n, so adding
+    # permutations decided a model at the null's 60th–70th percentile; its permutation p stays ≈ 0.4
+    from sparkbooks import evidence
+
+    null = np.random.default_rng(0).normal(-0.117, 0.020, size=200)
+    model = float(np.percentile(null, 60))
+    old = evidence.decide(model, null.mean(), compare="greater", test="paired-bootstrap",
+                          interval=evidence.seed_bootstrap(model - null, n_boot=1000, seed=0))
+    assert old == evidence.HOLDS  # the old rule: a mid-null model "holds" once there are 200 draws
+    for n in (20, 40, 99, 200):
+        p = evidence.permutation_p(model, null[:n])
+        assert isinstance(p, evidence.PermutationP) and p.n == n and 0.2 < p < 0.7
+        assert evidence.decide(model, null[:n].mean(), compare="greater", test="permutation", p=p) == evidence.NOT_DECIDED
+    # p = (1 + #null ≥ observed) / (1 + n), one-sided; above every draw → 1/(n+1)
+    assert evidence.permutation_p(1.0, [0.0, 1.0, 2.0]) == pytest.approx(3 / 4)
+    assert evidence.permutation_p(1.0, [0.0, 1.0, 2.0], compare="smaller") == pytest.approx(3 / 4)
+    top = evidence.permutation_p(0.0, null[:99])
+    assert top == pytest.approx(0.01) and evidence.decide(0.0, null[:99].mean(), compare="greater", test="permutation",
+                                                          p=top) == evidence.HOLDS
+    with pytest.raises(InputError, match="at least 20 permutations"):  # 10 draws: p ≥ 1/11 > 0.05, it can never hold
+        evidence.decide(0.0, -0.1, compare="greater", test="permutation", p=evidence.permutation_p(0.0, null[:10]))
+    with pytest.raises(InputError):
+        evidence.permutation_p(0.0, [])
+    with pytest.raises(InputError):
+        evidence.permutation_p(0.0, [0.1], compare="within")
+
+
+def test_quality_reports_the_permutation_p_of_npmi_from_the_same_draws():
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    vocab = np.array(list("abcdefghij"))
+    groups = np.repeat([0, 1], 30)
+    dense = np.zeros((60, 10))
+    dense[groups == 0, :5], dense[groups == 1, 5:] = rng.random((30, 5)) < 0.8, rng.random((30, 5)) < 0.8
+    counts = sp.csr_matrix(dense)
+    words = topics.keywords(counts, groups, vocab, top_n=5)
+    model = SimpleNamespace(counts_=counts, labels_=groups, vocabulary_=vocab, top_n=5, min_word_docs=1,
+                            topic_words_=words, n_topics_=2)
+    scores = topic_eval.quality(model, counts=counts, top_k=5, shuffles=30, seed=0)
+    runs = topic_eval.shuffled_npmi(model, counts, top_k=5, shuffles=30, seed=0)
+    assert scores["npmi_p"] == pytest.approx((1 + (runs >= scores["npmi"]).sum()) / 31) and scores["npmi_p"].n == 30
+    # the fast chance level (one co-occurrence matrix per permutation) is coherence()'s rule on the same keywords
+    again = np.random.default_rng(0)
+    slow = [float(np.mean(topic_eval.coherence(list(topics.keywords(counts, again.permutation(groups), vocab, top_n=5)
+                                                    .values()), counts, vocab, top_k=5))) for _ in range(30)]
+    assert np.allclose(runs, slow)
+    with pytest.raises(InputError, match="no documents|got none"):
+        topic_eval.shuffled_npmi(model, counts[:0], top_k=5)
+
+
+def test_every_profile_counts_npmi_on_at_least_fifty_thousand_unseen_tweets():
+    # review of issue 48 (round 5), finding 2: the spark profile's n_docs None fitted the whole pool and NPMI went back
+    # to the 6k held-out tenth, the reference the guide itself shows ranks random topics above real ones
+    import sparkbooks as sb
+
+    playbook = sb.catalog.get("topic-clustering")
+    defaults = {name: p.default for name, p in playbook.parameters.items()}
+    cleaned = topics.clean_text(datasets.corpus("health-tweets")["text"].astype(str))
+    split = topic_eval.split_held_out(cleaned, seed=0)
+    assert len(split.held_out) < topic_eval.NPMI_REFERENCE_DOCS  # the tenth alone is too sparse: the cap matters
+    for name, overrides in playbook.profiles.items():
+        params = defaults | overrides
+        fitted = topic_eval.fit_sample(split, params["n_docs"], seed=0)
+        assert len(split.unseen(fitted)) >= topic_eval.NPMI_REFERENCE_DOCS, name
+        assert len(fitted) >= min(params["n_docs"] or 10_000, 10_000), name
+    # a million documents: the tenth exceeds the reference, every pool text is fitted; a small corpus fits its pool
+    big = topic_eval.HeldOutSplit(fit=np.arange(900_000), held_out=np.arange(900_000, 1_000_000), duplicates=0)
+    assert len(topic_eval.fit_sample(big, None)) == 900_000
+    small = topic_eval.HeldOutSplit(fit=np.arange(3_000), held_out=np.arange(3_000, 3_400), duplicates=0)
+    assert len(topic_eval.fit_sample(small, None)) == 3_000
+    # the guide samples through it, so the profiles' parameters reach it
+    import json
+    from pathlib import Path
+
+    nb = Path(__file__).resolve().parents[1] / "playbooks" / "topic-clustering" / "topic-clustering.ipynb"
+    code = "\n".join("".join(c["source"]) for c in json.loads(nb.read_text())["cells"] if c["cell_type"] == "code")
+    assert "fit_sample(split, n_docs, seed=sample_seed)" in code

@@ -21,13 +21,16 @@ Tests and their evidence (:data:`TESTS`):
 ``block-bootstrap``           ``interval`` of the difference the same, for serially dependent days
 ``seed-bootstrap``            ``interval`` of the difference seeds as the unit of replication
                                                              (:func:`seed_bootstrap`: ≥ :data:`MIN_SEEDS`)
+``permutation``               ``p``: one-sided, in the       a figure against draws of its own null
+                              claimed direction              (shuffled labels): :func:`permutation_p`
 ============================  =============================  ===========================================
 
 An ``interval`` of the *difference* is of ``metric − baseline``; a ``wilson`` interval is of the
 metric itself, the baseline taken as a fixed reference. The verdict from an interval: ``holds``
 when all of it satisfies the claim, ``does not hold`` when none of it does, else ``not decided``.
 From a p-value: ``holds`` when ``p < alpha`` and the point values differ in the claimed direction,
-``does not hold`` when ``p < alpha`` the other way, else ``not decided``.
+``does not hold`` when ``p < alpha`` the other way, else ``not decided``. A ``permutation`` p is one-sided in the
+claimed direction, so it gives ``holds`` or ``not decided``: to show a figure *below* its null, claim ``smaller``.
 
 >>> decide(1.2, 3.4, compare="smaller", test="exact")
 'holds'
@@ -43,8 +46,8 @@ from typing import Any
 
 from .exceptions import InputError
 
-__all__ = ["COMPARES", "DOES_NOT_HOLD", "HOLDS", "MIN_SEEDS", "NOT_DECIDED", "SeedInterval", "TESTS", "VERDICTS", "decide",
-           "seed_bootstrap"]
+__all__ = ["COMPARES", "DOES_NOT_HOLD", "HOLDS", "MIN_SEEDS", "NOT_DECIDED", "PermutationP", "SeedInterval", "TESTS", "VERDICTS",
+           "decide", "permutation_p", "seed_bootstrap"]
 
 HOLDS, DOES_NOT_HOLD, NOT_DECIDED = "holds", "does not hold", "not decided"
 #: The three verdicts, in the order a reader meets them.
@@ -61,6 +64,7 @@ TESTS: dict[str, tuple[str | None, str]] = {
     "paired-bootstrap": ("interval", "paired bootstrap interval of the difference"),
     "block-bootstrap": ("interval", "block bootstrap interval of the difference"),
     "seed-bootstrap": ("interval", "seed-level bootstrap interval of the difference"),
+    "permutation": ("p", "one-sided permutation test against the null draws"),
 }
 _DIFFERENCE_INTERVAL = {"paired-bootstrap", "block-bootstrap", "seed-bootstrap"}
 _CALLER = "claim()"
@@ -108,6 +112,41 @@ def seed_bootstrap(differences: Sequence[float], *, n_boot: int = 2000, seed: in
     means = values[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))].mean(axis=1)
     tail = 100 * stats.norm.sf(np.sqrt(n / (n - 1)) * stats.t.ppf(0.5 + level / 2, n - 1))
     return SeedInterval(float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)), n)
+
+
+class PermutationP(float):
+    """A permutation p-value that remembers how many null draws ``n`` it came from (the smallest it can be is
+    1/(n + 1)); :func:`decide` refuses one whose ``n`` is too small for it to fall below ``alpha``."""
+
+    n: int
+
+    def __new__(cls, p: float, n: int) -> PermutationP:
+        made = super().__new__(cls, p)
+        made.n = n
+        return made
+
+
+def permutation_p(observed: float, null: Sequence[float], *, compare: str = "greater") -> PermutationP:
+    """One-sided permutation p-value of ``observed`` against draws of its null (Phipson & Smyth 2010):
+    ``(1 + #{null ≥ observed}) / (1 + n)`` for ``compare='greater'``, ``≤`` for ``'smaller'``.
+
+    Unlike a bootstrap interval of the null's *mean*, which narrows as 1/√n and so decides any gap once enough
+    draws are added, this asks where the observed figure falls in the null's spread: more draws sharpen p, they
+    do not shrink it. Fit-to-fit noise is not in it — seeds cover that.
+
+    Raises
+    ------
+    InputError
+        ``compare`` not ``greater`` / ``smaller``, no null draws, or a value that is not a finite number.
+    """
+    if compare not in ("greater", "smaller"):
+        raise _invalid("compare", "'greater' or 'smaller'", compare, "permutation_p()")
+    obs = _number(observed, "observed", "permutation_p()")
+    draws = [_number(d, "null", "permutation_p()") for d in null]
+    if not draws:
+        raise InputError("permutation_p() needs draws of the null (e.g. the metric on shuffled labels); got none.")
+    beyond = sum(d >= obs if compare == "greater" else d <= obs for d in draws)
+    return PermutationP((1 + beyond) / (1 + len(draws)), len(draws))
 
 
 def _invalid(name: str, constraint: str, value: Any, caller: str = _CALLER) -> InputError:
@@ -198,6 +237,10 @@ def decide(value: float, baseline: float, *, compare: str, test: str, tolerance:
         if compare == "within" or margin:
             raise InputError(f"test={test!r} gives a p-value against 'no difference', which cannot decide "
                              "a tolerance: use an interval test (paired-bootstrap, seed-bootstrap, wilson) instead.")
+        draws = getattr(p, "n", None)
+        if test == "permutation" and draws is not None and 1 / (draws + 1) >= alpha:
+            raise InputError(f"test='permutation' with {draws} null draws cannot reach p < {alpha:g} (the smallest "
+                             f"p is 1/{draws + 1}): draw at least {math.ceil(1 / alpha)} permutations.")
         p = _number(p, "p")
         if not 0 <= p <= 1:
             raise _invalid("p", "a float in [0, 1]", p)

@@ -32,9 +32,14 @@ Per rank, in bytes, every term a reader can redo by hand:
   Llama 3.1 8B), and ``torch.compile`` (NVIDIA's 8B script) may fuse some tensors away: checks pending.
   With **gradient checkpointing** only each layer's input (h·a) stays, plus one layer's full set
   during its recomputation. QLoRA through ``prepare_model_for_kbit_training`` always checkpoints
-  (its ``use_gradient_checkpointing`` defaults to True, and NVIDIA's 70B script calls it with the default);
+  (its ``use_gradient_checkpointing`` defaults to True, and NVIDIA's 70B script calls it with the default),
+  and its residual stream is **FP32**: the preparation casts the embeddings to FP32, so every layer input
+  (FP32 + BF16 sums stay FP32) costs h·4, not h·a — 2× the BF16 term (review 46 finding 2; tiny Llama with the
+  cast emulated, ``tests/test_fit.py``: +20 GiB for NVIDIA's 70B QLoRA at 8 × 2,048 tokens);
 * **logits** = tokens whose loss is taken × vocabulary × 4 B × 3 (FP32 logits, their log-softmax
-  kept for the backward pass, and its gradient);
+  kept for the backward pass, and its gradient): the full-vocabulary loss of TRL 0.25.1 up to 1.6
+  (``loss`` = ``"full-vocabulary"``, the only one modelled). TRL ≥ 1.7 defaults to ``loss_type="chunked_nll"``,
+  which computes logits a chunk at a time: there the term is far smaller and this plan an upper bound;
 * **FSDP** (``FULL_SHARD`` over N ranks) divides weights, gradients and optimizer state by N and
   gathers one layer's full weights at a time; activations are per rank (its own micro-batch). Full
   fine-tuning over N > 1 ranks is accelerate's FSDP2 (NVIDIA's two-Spark ``config_finetuning.yaml``:
@@ -42,7 +47,9 @@ Per rank, in bytes, every term a reader can redo by hand:
   parameter to FP32 (the compute is cast back to BF16 per layer), so weights, gradients and AdamW's
   moments are FP32: 4 + 4 + 8 = **16 B** per parameter, not the one-Spark recipe's 8.
 
-A fixed allowance covers the CUDA context and allocator slack on a GPU (none on a CPU).
+A fixed allowance covers the CUDA context and allocator slack on a GPU (none on a CPU). A plan *fits* at
+or below :data:`FIT_GATE` (0.9) of the memory a rank has — the gate ``check_fits`` refuses launches by, and the
+table's ✓ (⚠ between the gate and all of it: DGX OS and the container share what CUDA reports).
 """
 
 from __future__ import annotations
@@ -53,10 +60,14 @@ from dataclasses import dataclass, replace
 from ..exceptions import InputError
 from .memory import DGX_SPARK, DGX_STATION_HBM, TWO_SPARKS, Device, GiB
 
-__all__ = ["GPU_OVERHEAD_BYTES", "LLAMA_3_1_70B", "LLAMA_3_1_8B", "LLAMA_3_2_3B", "OFFICIAL_RECIPES", "SMOLLM2_135M", "TrainMemory", "TrainRecipe", "TransformerShape", "lora_params", "recipe_table", "training_memory"]
+__all__ = ["FIT_GATE", "GPU_OVERHEAD_BYTES", "LLAMA_3_1_70B", "LLAMA_3_1_8B", "LLAMA_3_2_3B", "LOSSES", "OFFICIAL_RECIPES", "SMOLLM2_135M", "TRL_MODELLED", "TrainMemory", "TrainRecipe", "TransformerShape", "lora_params", "recipe_table", "training_memory"]
 
 #: CUDA context, cuBLAS workspaces and caching-allocator slack: an allowance, not a measurement.
 GPU_OVERHEAD_BYTES = 3 * GiB
+#: Share of a rank's memory a plan may take: the launcher's gate (``check_fits``) and the fit table's ✓.
+FIT_GATE = 0.9
+LOSSES = ("full-vocabulary",)  # modelled; TRL ≥ 1.7's default "chunked_nll" is not (the plan bounds it from above)
+TRL_MODELLED = "TRL 0.25.1–1.6 (full-vocabulary FP32 logits; TRL ≥ 1.7 defaults to loss_type='chunked_nll')"
 NF4_BITS = 4.127  # NF4 blocks of 64 with FP8 block scales quantised again in blocks of 256 (QLoRA paper)
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -147,6 +158,7 @@ class TrainRecipe:
     autocast: bool = False  # BF16 autocast (Trainer/TRL bf16=True): FP32 adapters compute in the activation dtype
     ranks: int = 1  # FSDP FULL_SHARD over this many ranks
     master_weights: bool = False  # mixed precision: FP32 master copy + FP32 moments (16 B/param), not pure BF16 (8)
+    loss: str = "full-vocabulary"  # the loss implementation whose logits are counted (LOSSES; TRL_MODELLED)
     script: str = ""  # the training script this recipe encodes
     source: str = ""
 
@@ -160,6 +172,9 @@ class TrainRecipe:
             raise InputError(f"method must be full, lora or qlora (got {self.method!r}).")
         if self.optimizer not in ("adamw", "adamw8bit"):
             raise InputError(f"optimizer must be adamw or adamw8bit (got {self.optimizer!r}).")
+        if self.loss not in LOSSES:
+            raise InputError(f"loss {self.loss!r} is not modelled: the plan counts {TRL_MODELLED}. Use loss="
+                             "'full-vocabulary' and read its logits term as an upper bound for a chunked loss.")
         if min(self.micro_batch, self.seq_len, self.ranks) < 1:
             raise InputError("micro_batch, seq_len and ranks must be ≥ 1.")
 
@@ -210,8 +225,9 @@ def training_memory(recipe: TrainRecipe, *, overhead: float = GPU_OVERHEAD_BYTES
     weights_rank = weights / shard + (largest_layer if shard > 1 else 0.0)  # one layer gathered at a time
     tokens = r.micro_batch * r.seq_len
     per_layer_bytes = _layer_activation_bytes(s, r)
-    if r.checkpoints:
-        activations = tokens * (s.layers * s.hidden * r.activation_bytes + per_layer_bytes)
+    if r.checkpoints:  # each layer's input; QLoRA's is FP32 (kbit preparation's FP32 embeddings, module docstring)
+        residual = 4.0 if r.method == "qlora" else r.activation_bytes
+        activations = tokens * (s.layers * s.hidden * residual + per_layer_bytes)
     else:
         activations = tokens * s.layers * per_layer_bytes
     if r.autocast and r.method != "full":  # autocast keeps the BF16 casts of the FP32 adapters it multiplies with
@@ -248,7 +264,7 @@ def _layer_activation_bytes(s: TransformerShape, r: TrainRecipe) -> float:
 _NVIDIA = ("NVIDIA dgx-spark-playbooks nvidia/pytorch-fine-tune/assets (read at 0db7c14): Alpaca, --seq_length 2048 "
            "(the padded worst case; Alpaca samples are shorter), --dtype bfloat16, optim adamw_torch (moments in BF16, no "
            "FP32 master), TRL SFTConfig (trl>=0.25.1: bf16=True — autocast — and gradient_checkpointing=True unless the "
-           "script sets it). ")
+           f"script sets it). Planned as {TRL_MODELLED}. ")
 #: NVIDIA's four scripts as they run (``script``; settings in ``source``). Two Sparks: accelerate FULL_SHARD —
 #: FSDP2 with FP32 upcast for the 3B full SFT (config_finetuning.yaml), FSDP1 for LoRA (config_fsdp_lora.yaml).
 OFFICIAL_RECIPES: tuple[TrainRecipe, ...] = (
@@ -274,8 +290,9 @@ def recipe_table(recipes: Sequence[TrainRecipe] = OFFICIAL_RECIPES,
                  *, seq_lens: Sequence[int] = (2048,), checkpointing: Sequence[bool] | None = None):
     """Will each recipe fit? One row per recipe × sequence length (× checkpointing), one column per machine.
 
-    A cell reads ``✓ 78.7 / 119.7`` (GiB needed per rank / GiB a rank has) or ``✗ …`` when it
-    does not fit. ``checkpointing=None`` tables each recipe as its script runs; a sequence adds
+    A cell reads ``✓ 78.7 / 119.7`` (GiB needed per rank / GiB a rank has) when the plan is at or
+    below :data:`FIT_GATE` of it (what ``check_fits`` lets launch), ``⚠ …`` above the gate but within
+    all of it (the launcher refuses; DGX OS shares that memory), ``✗ …`` beyond it. ``checkpointing=None`` tables each recipe as its script runs; a sequence adds
     the other settings (never QLoRA without it: peft's kbit preparation always checkpoints).
     ``devices`` pairs a machine with its number of ranks: 2× DGX Spark is FSDP (FULL_SHARD) over
     2 ranks, each with one Spark's memory. ``script`` names the recipe's source file.
@@ -292,7 +309,7 @@ def recipe_table(recipes: Sequence[TrainRecipe] = OFFICIAL_RECIPES,
                 for device, ranks in devices:
                     plan = training_memory(replace(recipe, ranks=ranks, checkpointing=ckpt, seq_len=seq_len))
                     has = device.usable_bytes / ranks
-                    mark = "✓" if plan.total <= has else "✗"
+                    mark = "✓" if plan.total <= FIT_GATE * has else "⚠" if plan.total <= has else "✗"
                     row[device.name] = f"{mark} {plan.total / GiB:.1f} / {has / GiB:.1f}"
                 row["script"] = recipe.script
                 rows.append(row)

@@ -72,6 +72,8 @@ class SingleStream:
     server_decode_tok_s: Spread
     asked_tokens: int
     audit: CacheAudit | None = None
+    cached: Spread | None = None  # prompt tokens from the server's cache (a count vLLM omits read as 0 once it is known to report)
+    not_measured: str = ""  # why ``ttft_s`` is empty though samples passed the audit (a warm run with no warm hit)
 
     @property
     def prompt_tokens(self) -> float:
@@ -83,7 +85,7 @@ class SingleStream:
 
         rows = {"TTFT (s)": self.ttft_s, "decode tok/s (client)": self.decode_tok_s,
                 "decode tok/s (server's own timing)": self.server_decode_tok_s,
-                "prompt tokens from the server's cache": Spread.of([r.cached_tokens for r in self.replies])}
+                "prompt tokens from the server's cache": self.cached or Spread.of([r.cached_tokens for r in self.replies])}
         return pd.DataFrame({name: {"median": s.median, "low": s.low, "high": s.high, "n": s.n} for name, s in rows.items()}).T
 
 
@@ -102,6 +104,10 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
     * ``prompt_cache=True`` (**warm template**): the tag opens the *last* message, so the template and any
       system prompt before it may come from cache — what a user with a fixed system prompt sees — and the
       audit refuses any sample that reused more. vLLM ignores ``cache_prompt`` and caches whole blocks.
+      **A warm run with no warm hit is not measured**: if no audited sample took a single token from cache
+      (vLLM's blocks of a hybrid Mamba model span hundreds of tokens, more than a template; llama.cpp re-processes
+      a hybrid/recurrent model's prompt without a context checkpoint), its TTFT is a cold one, so ``ttft_s`` is
+      left empty and ``not_measured`` says why.
     """
     rng = random.Random(seed)
     at = -1 if prompt_cache else 0
@@ -111,9 +117,19 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
     for m in variants[:warmup]:
         chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra)
     replies = [chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra) for m in variants[warmup:]]
-    kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=_Reporting(endpoint)(replies))
-    return SingleStream(replies, Spread.of([r.ttft_s for r in kept]), Spread.of([r.decode_tok_s for r in replies]),
-                        Spread.of([r.server_decode_tok_s for r in replies]), max_tokens, audit)
+    reporting = _Reporting(endpoint)(replies)
+    kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=reporting)
+    zero = 0 if reporting is not None and reporting.reports else None  # vLLM omits a count of 0
+    counts = [zero if r.cached_tokens is None else r.cached_tokens for r in replies]
+    ttft, why = Spread.of([r.ttft_s for r in kept]), ""
+    published = {id(r) for r in kept}
+    hits = [c for r, c in zip(replies, counts) if id(r) in published and c is not None]
+    if prompt_cache and hits and not any(hits):
+        why = (f"no warm hit: not measured — 0 prompt tokens came from the server's cache in all {len(hits)} audited samples "
+               f"(up to {allowed} could), so their TTFT is a cold prefill, not a warm-template one")
+        ttft = Spread.of([])
+    return SingleStream(replies, ttft, Spread.of([r.decode_tok_s for r in replies]),
+                        Spread.of([r.server_decode_tok_s for r in replies]), max_tokens, audit, Spread.of(counts), why)
 
 
 def _tokens_per_word(endpoint: Endpoint, *, seed: int = 0) -> tuple[float, int]:
@@ -253,7 +269,8 @@ class Speculation:
 
     ``table``: one row per prompt (task, tokens, tokens/s without and with, speed-up, drafted and
     accepted tokens, whether the two outputs are identical); ``speedup`` the geometric mean of the
-    per-prompt ratios with a 95 % bootstrap interval over prompts; ``acceptance`` accepted / drafted.
+    per-prompt ratios **over the prompts whose greedy output is identical** (a changed output's ratio
+    compares different texts), with a 95 % bootstrap interval over those prompts; ``acceptance`` accepted / drafted.
     """
 
     table: Any
@@ -271,21 +288,24 @@ class Speculation:
             return []
         where = ", ".join(f"{n} {task}" for task, n in changed.value_counts(sort=False).items())
         return [f"{len(changed)} of {len(self.table)} greedy outputs changed with speculation ({where}): "
-                "their speed-ups compare different texts"]
+                "their speed-ups compare different texts, so the speed-up leaves them out"]
 
     def by_task(self):
-        """Per task: prompts, identical outputs, the speed-up as the headline takes it (geometric mean), acceptance."""
+        """Per task: prompts, identical outputs, the speed-up as the headline takes it (geometric mean over identical
+        outputs; NaN where none is), acceptance."""
         import numpy as np  # noqa: PLC0415
         import pandas as pd  # noqa: PLC0415
 
         groups = self.table.groupby("task", sort=False)
+        same = self.table[self.table["identical"].astype(bool)].groupby("task", sort=False)["speedup"]
         drafted = groups["drafted"].sum()
         return pd.DataFrame({"prompts": groups.size(), "identical": groups["identical"].sum().astype(int),
-                             "speedup_geomean": groups["speedup"].apply(lambda x: float(np.exp(np.log(x).mean()))),
+                             "speedup_geomean": same.apply(lambda x: float(np.exp(np.log(x).mean()))).reindex(groups.size().index),
                              "acceptance": groups["accepted"].sum() / drafted.where(drafted > 0)})
 
     def __str__(self) -> str:
-        return (f"speed-up {self.speedup:.2f}× (95% CI {self.speedup_low:.2f}–{self.speedup_high:.2f}, {len(self.table)} prompts), "
+        return (f"speed-up {self.speedup:.2f}× (95% CI {self.speedup_low:.2f}–{self.speedup_high:.2f}, the {self.identical} "
+                f"prompts whose output is identical), "
                 f"{self.acceptance:.0%} of drafted tokens accepted, {self.identical} of {len(self.table)} greedy outputs identical")
 
 
@@ -315,9 +335,9 @@ def speculation(plain: Endpoint, speculative: Endpoint, prompts: Sequence[tuple[
                      "accepted": b.draft_accepted or 0, "identical": a.text == b.text})
     table = pd.DataFrame(rows)
     table["speedup"] = table["speculative_tok_s"] / table["plain_tok_s"]
-    logs = np.log(table["speedup"].to_numpy(dtype=float))
+    logs = np.log(table.loc[table["identical"], "speedup"].to_numpy(dtype=float))  # like for like: same text
     gmean = lambda x: float(np.exp(np.mean(x)))  # noqa: E731
     low, high = bootstrap_interval(logs, lambda x: gmean(x), n_boot=n_boot, seed=seed) if len(logs) > 1 else (float("nan"),) * 2
     drafted = int(table["drafted"].sum())
-    return Speculation(table, gmean(logs), low, high, int(table["accepted"].sum()) / drafted if drafted else float("nan"),
+    return Speculation(table, gmean(logs) if len(logs) else float("nan"), low, high, int(table["accepted"].sum()) / drafted if drafted else float("nan"),
                        int(table["identical"].sum()))

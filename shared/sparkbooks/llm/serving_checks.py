@@ -2,19 +2,86 @@
 
 A run that shares its machine with other work still produces numbers; these checks compare figures
 that the same server must reproduce — decode at one stream measured three ways, the same prefill timed
-twice, prefill time against prompt length — and say, in words, which ones disagree.
+twice, prefill time against prompt length — and say, in words, which ones disagree. :func:`checks_made`
+lists, in words, only the checks a run's figures allowed (a server without its own clock, such as vLLM,
+is never said to agree with the client's), and :func:`clocks` is Step 3's client-against-server check.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from .cache_audit import REPORTING_FLAGS
 
 if TYPE_CHECKING:
     from .loadtest import SingleStream
 
-__all__ = ["consistency", "length_sweep_problems"]
+__all__ = ["ClockCheck", "checks_made", "clocks", "consistency", "length_sweep_problems"]
+
+
+class ClockCheck(NamedTuple):
+    """Single-stream decode by the client's clock against the server's own; ``checked`` is False without a server clock."""
+
+    checked: bool
+    agree: bool
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def clocks(single: SingleStream, *, max_ratio: float = 2.0) -> ClockCheck:
+    """Whether the client's decode rate (median of the repeats) and the server's own agree within ``max_ratio``×.
+
+    Only llama.cpp times itself per request (``timings.predicted_per_second``); vLLM sends no ``timings``,
+    so there the check is not made — it passes and says "no server clock" rather than comparing with NaN.
+    """
+    client, server = single.decode_tok_s.median, single.server_decode_tok_s.median
+    if single.server_decode_tok_s.n == 0 or not server > 0:
+        return ClockCheck(False, True, f"no server clock: the server sends no per-request timing (vLLM sends no "
+                                       f"`timings`), so decode is the client's {client:.1f} tok/s alone, not cross-checked")
+    ratio = max(client, server) / min(client, server) if min(client, server) > 0 else float("inf")
+    return ClockCheck(True, ratio <= max_ratio, f"client {client:.1f} tok/s, server's own clock {server:.1f} tok/s: "
+                                                f"{ratio:.2f}× apart (limit {max_ratio}×)")
+
+
+def _same_length(lengths, tokens: float):
+    """The row of ``lengths`` whose mean prompt is within 5 % of ``tokens``, or None."""
+    for _, row in lengths.iterrows():
+        if tokens > 0 and abs(row["in_tokens"] / tokens - 1) <= 0.05:
+            return row
+    return None
+
+
+def checks_made(single: SingleStream, table, *, lengths=None, max_ratio: float = 2.0, max_spread: float = 1.5,
+                max_scaling: float = 1.15, max_ttft_ratio: float = 1.15) -> list[str]:
+    """In words, the checks :func:`consistency` could make on these figures — what a clean run may claim it passed.
+
+    >>> import pandas as pd
+    >>> from sparkbooks.llm.loadtest import SingleStream, Spread
+    >>> no_clock = SingleStream([], Spread.of([0.1]), Spread.of([60.0]), Spread.of([None]), 16)
+    >>> any("clocks within" in c for c in checks_made(no_clock, pd.DataFrame({"per_stream_tok_s": [61.0]}, index=[1])))
+    False
+    """
+    made = []
+    if 1 in table.index:
+        made.append(f"single-stream decode within {max_ratio}× of the sweep's one stream")
+    made.append(f"repeats within {max_spread}×")
+    server_rates = table["server_tok_s_p50"] if "server_tok_s_p50" in table else []
+    if clocks(single).checked and any(x == x for x in server_rates):
+        made.append(f"client and server clocks within {max_ratio}× at every level")
+    else:
+        made.append("client and server clocks not compared (no server clock)")
+    if len(table) > 1:
+        made.append(f"no level decodes more than {max_scaling}× faster per stream than the lowest")
+    if lengths is not None:
+        if 1 in table.index and "in_tokens" in table and _same_length(lengths, float(table.loc[1, "in_tokens"])) is not None:
+            made.append(f"the sweep's one-stream TTFT within {max_ttft_ratio}× of the length sweep's")
+        if single.ttft_s.n and _same_length(lengths, single.prompt_tokens) is not None:
+            made.append(f"Step 3's TTFT within {max_ttft_ratio}× of the length sweep's row of its length")
+        made.append(f"prefill in order of prompt length, its TPOT within {max_spread}× of Step 3's")
+    made.append("every TTFT sample audited")
+    return made
 
 
 def length_sweep_problems(lengths, *, decode_tok_s: float | None = None, max_spread: float = 1.5) -> list[str]:
@@ -83,7 +150,8 @@ def consistency(single: SingleStream, table, *, lengths=None, max_ratio: float =
     * outputs shorter than asked (in the repeats or the sweep) — the server ignored ``ignore_eos``,
       so the figures compare unlike amounts of work;
     * the sweep's one-stream TTFT p50 and ``lengths``' (:func:`prompt_length_sweep`) at the same prompt
-      length (within 5 %) differ by more than ``max_ttft_ratio``× — the same prefill timed twice;
+      length (within 5 %) differ by more than ``max_ttft_ratio``× — the same prefill timed twice; so do
+      Step 3's single-stream (cache-off) TTFT and the ``lengths`` row of its prompt length;
     * any row of ``lengths`` that :func:`length_sweep_problems` flags (prefill out of order, decode off).
     """
     problems = []
@@ -124,6 +192,13 @@ def consistency(single: SingleStream, table, *, lengths=None, max_ratio: float =
             if abs(row["in_tokens"] / at_one["in_tokens"] - 1) <= 0.05 and min(a, b) > 0 and max(a, b) / min(a, b) > max_ttft_ratio:
                 problems.append(f"TTFT p50 at {at_one['in_tokens']:.0f} tokens: {a:.3f} s in the sweep, {b:.3f} s in the "
                                 f"prompt-length sweep ({max(a, b) / min(a, b):.2f}× apart; limit {max_ttft_ratio}×)")
+    row = _same_length(lengths, single.prompt_tokens) if lengths is not None and single.ttft_s.n else None
+    if row is not None:  # Step 3's cold TTFT and the length sweep's at its length: both cache-off, the same prefill
+        a, b = single.ttft_s.median, float(row["ttft_p50_s"])
+        if min(a, b) > 0 and max(a, b) / min(a, b) > max_ttft_ratio:
+            problems.append(f"TTFT at {single.prompt_tokens:.0f} tokens: {a:.3f} s in Step 3's single stream, {b:.3f} s in "
+                            f"the prompt-length sweep at {row['in_tokens']:.0f} tokens ({max(a, b) / min(a, b):.2f}× apart; "
+                            f"limit {max_ttft_ratio}×)")
     if lengths is not None:
         problems += length_sweep_problems(lengths, decode_tok_s=single_rate, max_spread=max_spread)
     short = int(table["short_outputs"].sum()) + sum(r.completion_tokens < single.asked_tokens for r in single.replies)

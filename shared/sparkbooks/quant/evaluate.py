@@ -34,10 +34,12 @@ import numpy as np
 from ..exceptions import InputError
 from ..intervals import bootstrap_interval
 from .formats import FORMATS, NUMBER_FORMATS, int4_asym, nvfp4_mse, relative_error
-from .intelligence import NVIDIA_TOLERANCE, BaselineGrid, IntelligenceVerdict, Ratio, intelligence_verdict, paired_ratio
+from .intelligence import (NVIDIA_TOLERANCE, AccuracyClaims, BaselineGrid, IntelligenceVerdict, Ratio, accuracy_claims,
+                           intelligence_verdict, paired_ratio)
 from .stand_in_lm import StandInLM, load_stand_in_lm, stand_in_folder, token_windows
 
 __all__ = [
+    "AccuracyClaims",
     "BaselineGrid",
     "IntelligenceVerdict",
     "LMComparison",
@@ -47,6 +49,7 @@ __all__ = [
     "RECIPES",
     "Ratio",
     "StandInLM",
+    "accuracy_claims",
     "baseline_grid",
     "compare_recipes",
     "intelligence_verdict",

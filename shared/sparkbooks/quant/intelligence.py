@@ -6,7 +6,7 @@ Both read the per-document scores of :func:`sparkbooks.quant.evaluate.compare_re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -16,8 +16,8 @@ from ..intervals import bootstrap_interval
 if TYPE_CHECKING:  # the comparison is only read here; importing evaluate at run time would be a cycle
     from .evaluate import LMComparison
 
-__all__ = ["BaselineGrid", "GRID_TOLERANCE", "IntelligenceVerdict", "MIN_BOOTSTRAP_UNITS", "NVIDIA_TOLERANCE", "Ratio",
-           "intelligence_verdict", "paired_ratio"]
+__all__ = ["AccuracyClaims", "BaselineGrid", "GRID_TOLERANCE", "IntelligenceVerdict", "MIN_BOOTSTRAP_UNITS",
+           "NVIDIA_TOLERANCE", "Ratio", "accuracy_claims", "intelligence_verdict", "paired_ratio"]
 
 
 #: NVIDIA's tolerance for a 4-bit checkpoint, and where it is written. NVIDIA judges NVFP4 by task accuracy against
@@ -70,6 +70,33 @@ class BaselineGrid:
     def on_grid(self) -> bool:
         """The baseline is already quantised: a 4-bit recipe would be measured against a 4-bit model."""
         return self.error < GRID_TOLERANCE
+
+
+class AccuracyClaims(NamedTuple):
+    """The references NVFP4's accuracy is claimed against, and why one is left out (empty: none is)."""
+
+    references: list[str]
+    left_out: str
+
+
+def accuracy_claims(baseline: BaselineGrid | None) -> AccuracyClaims:
+    """The references NVFP4's accuracy may be *claimed* against (``"fp8"``, ``"baseline"``), and why one is left out.
+
+    A claim's verdict comes from its interval alone, so against a baseline already on a 4-bit grid it would say
+    "does not hold" beside :func:`intelligence_verdict`'s "not decided" for the same comparison: that claim is
+    not made, and the reason says why. FP8 stays — both recipes start from the same weights.
+
+    >>> accuracy_claims(BaselineGrid(0.0, 210, "Q4_1's grid")).references
+    ['fp8']
+    >>> accuracy_claims(BaselineGrid(0.1, 210, "Q4_1's grid"))
+    AccuracyClaims(references=['fp8', 'baseline'], left_out='')
+    """
+    if baseline is None or not baseline.on_grid:
+        return AccuracyClaims(["fp8", "baseline"], "")
+    return AccuracyClaims(["fp8"], f"no claim against the unquantised baseline: {baseline.grid} reproduces its "
+                                   f"{baseline.layers} linear layers with relative error {baseline.error:.2g} (< "
+                                   f"{GRID_TOLERANCE:g}), so it is a 4-bit model and decides nothing about 4-bit loss; "
+                                   "that comparison is left open in the verdict above")
 
 
 #: Fewer resampled units than this and a percentile bootstrap interval is known to undercover: the evidence says so.

@@ -11,7 +11,8 @@ baseline, and the baselines a topic-modelling reader expects (LDA, NMF, k-means)
   labels (mean ± sd over permutations): AMI is chance-corrected, NMI rises with the number of
   clusters.
 * :func:`quality` — both for a fitted :class:`~sparkbooks.topics.TopicModel`, the NPMI beside its chance level
-  (:func:`shuffled_npmi`: keywords of the same model's labels permuted, same k).
+  (:func:`shuffled_npmi`: keywords of the same model's labels permuted, same k) and its one-sided permutation p.
+* :func:`fit_sample` — the rows a model is fitted on, capped so that enough texts stay unseen for NPMI.
 * :func:`baseline` — LDA (tuned: words in more than half the documents dropped, 50 iterations) or NMF on
   the bag-of-words (each document to its largest topic) and k-means on the embeddings, all scikit-learn;
   :func:`labelled_baselines` runs all three, LDA and NMF on the full texts' counts.
@@ -26,12 +27,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..evidence import permutation_p
 from ..exceptions import InputError
 from .model import TopicModel
 from .text import vectorizer
 
-__all__ = ["BASELINES", "EPS_NPMI", "EPS_NPMI_TEXT", "HeldOutSplit", "LDA_SETTINGS", "against_labels", "agreement", "baseline", "coherence",
-           "held_out_counts", "labelled_baselines", "npmi_coherence", "quality", "shuffled_npmi", "split_held_out", "topic_diversity"]
+__all__ = ["BASELINES", "EPS_NPMI", "EPS_NPMI_TEXT", "HeldOutSplit", "LDA_SETTINGS", "NPMI_REFERENCE_DOCS", "against_labels", "agreement", "baseline", "coherence",
+           "fit_sample", "held_out_counts", "labelled_baselines", "npmi_coherence", "quality", "shuffled_npmi", "split_held_out", "topic_diversity"]
 
 #: The ε of the smoothed score ``npmi_docs_eps`` (gensim's value for its ``c_npmi``).
 EPS_NPMI = 1e-12
@@ -126,7 +128,9 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
     ``npmi_shuffled`` (mean, ``_sd`` over ``shuffles`` permutations, :func:`shuffled_npmi`): the strict
     NPMI of keywords found by the same rule for the model's labels randomly permuted over its documents — the same
     k and topic sizes, no topical grouping. NPMI has no natural zero (a random partition of short texts scores
-    well below 0), so the model's figure means something only beside this one.
+    well below 0), so the model's figure means something only beside this one. ``npmi_p``: where ``npmi`` falls
+    among those draws, :func:`~sparkbooks.evidence.permutation_p` (one-sided, greater; a
+    :class:`~sparkbooks.evidence.PermutationP` carrying ``shuffles``; it can fall below 0.05 only from 20 draws).
 
     ``counts``: ``corpus`` already counted over ``model.vocabulary_`` (:func:`held_out_counts`), to score
     several models that share a vocabulary (a model and its reductions) without counting it again.
@@ -140,7 +144,8 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
               if words else float("nan"),
               "diversity": topic_diversity([w[:top_k] for w in words])}
     runs = shuffled_npmi(model, counts, top_k=top_k, seed=seed, shuffles=shuffles) if words else np.array([np.nan])
-    scores |= {"npmi_shuffled": float(np.mean(runs)), "npmi_shuffled_sd": float(np.std(runs))}
+    scores |= {"npmi_shuffled": float(np.mean(runs)), "npmi_shuffled_sd": float(np.std(runs)),
+               "npmi_p": permutation_p(scores["npmi"], runs) if words else float("nan")}
     if reference is not None:
         scores |= {k: v for k, v in agreement(model.labels_, reference, seed=seed).items()
                    if k not in ("clusters", "outlier_share")}
@@ -149,16 +154,29 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
 
 def shuffled_npmi(model: TopicModel, counts, *, top_k: int = 10, seed: int = 0, shuffles: int = 5) -> np.ndarray:
     """NPMI's chance level: strict NPMI (in ``counts``, documents × ``model.vocabulary_``) of keywords found by the
-    model's own rule for its labels permuted over its documents (same k, same sizes), one per permutation."""
+    model's own rule for its labels permuted over its documents (same k, same sizes), one per permutation.
+
+    :func:`coherence`'s rule, computed from one co-occurrence matrix of the permutation's keywords (a permutation
+    costs a few ms on 55k documents, not one sparse product per topic): enough draws for a permutation p."""
+    from .compare import _npmi_means, _pairs  # noqa: PLC0415  (compare imports this module)
     from .terms import keywords  # noqa: PLC0415
 
+    npmi_coherence([], counts, model.vocabulary_)  # refuses an empty reference, as coherence() does
+    present = (counts > 0).astype(np.float64).tocsc()
+    where = {w: i for i, w in enumerate(model.vocabulary_)}
     rng = np.random.default_rng(seed)
     runs = []
     for _ in range(max(shuffles, 1)):
         permuted = keywords(model.counts_, rng.permutation(model.labels_), model.vocabulary_, top_n=model.top_n,
                             min_word_docs=model.min_word_docs)
-        words = list(permuted.values())
-        runs.append(float(np.mean(coherence(words, counts, model.vocabulary_, top_k=top_k))) if words else float("nan"))
+        words = [list(w)[:top_k] for w in permuted.values()]
+        if not words:
+            runs.append(float("nan"))
+            continue
+        cols = sorted({where[w] for topic in words for w in topic if w in where})
+        sub = present[:, cols]
+        joint = (sub.T @ sub).toarray()
+        runs.append(_npmi_means(joint, present.shape[0], _pairs(words, {model.vocabulary_[c]: i for i, c in enumerate(cols)})))
     return np.array(runs)
 
 
@@ -241,6 +259,25 @@ class HeldOutSplit:
         (the sample it was fitted on), sorted. The reference to count NPMI on — a tenth of a 5,000-tweet sample's pool
         is too sparse: most keyword pairs of 8-word tweets never meet in 6k documents and score −1 for any topics."""
         return np.sort(np.concatenate([self.held_out, np.setdiff1d(self.fit, fitted)]))
+
+
+#: The fewest unseen texts NPMI is counted on when the corpus allows it: on 8-word tweets a 6,000-text reference
+#: left most keyword pairs never together (−1 for any topics) and ranked random topics above real ones.
+NPMI_REFERENCE_DOCS = 50_000
+
+
+def fit_sample(split: HeldOutSplit, n_docs: int | None, *, reference_docs: int = NPMI_REFERENCE_DOCS,
+               min_fit: int = 10_000, seed: int = 0) -> np.ndarray:
+    """The sorted rows to fit on: a seeded sample of ``n_docs`` from ``split.fit`` (``None``: as many as allowed),
+    capped so that :meth:`HeldOutSplit.unseen` keeps at least ``reference_docs`` texts — unless that would leave
+    fewer than ``min_fit`` to fit (a small corpus: then its held-out tenth is what there is). On a million documents
+    the held-out tenth alone exceeds ``reference_docs`` and every pool text can be fitted."""
+    pool = len(split.fit)
+    cap = max(pool - max(reference_docs - len(split.held_out), 0), min(min_fit, pool))
+    take = cap if n_docs is None else min(n_docs, cap)
+    if take >= pool:
+        return split.fit
+    return np.sort(np.random.default_rng(seed).choice(split.fit, take, replace=False))
 
 
 def split_held_out(texts: Sequence[str], *, fraction: float = 0.1, seed: int = 0) -> HeldOutSplit:

@@ -11,8 +11,9 @@ The pieces, each a short call in the ``fine-tune`` playbook, in modules named by
   memory; :func:`node_commands`, what node 1 types; :func:`scaling` over the same steps;
 * :mod:`.finetune_memory` — :func:`check_fits` before launching, :func:`planned_vs_measured` after;
 * :mod:`.finetune_scoring` — :func:`evaluate`, greedy answers in torch scored by :func:`sparkbooks.llm.score_answers`,
-  :func:`clustered_sign_flip`, the paired test with whole countries as the unit, and :func:`stricter_p`, which
-  decides the claim by the more conservative of it and McNemar's;
+  :func:`clustered_sign_flip`, the paired test with whole countries as the unit, :func:`stricter_p`, which
+  decides the claim by the more conservative of it and McNemar's, and :func:`claim_sentences`, whose wording
+  the unseen-template test decides;
 * :mod:`.finetune_export` — :func:`merge` and :func:`to_gguf`: the adapter merged into the base, converted by
   llama.cpp's own ``convert_hf_to_gguf.py``, ready for :class:`sparkbooks.llm.LlamaServer`.
 """
@@ -24,9 +25,10 @@ from .finetune_export import merge, merge_to_gguf, to_gguf
 from .finetune_launch import (LINEAR_TARGETS, SWEEP_ID, TRAIN_ID, WORKER, TrainRun, default_backend, node_commands,
                               prepare, run_dir, scaling, train)
 from .finetune_memory import available_bytes, check_fits, planned_vs_measured, release_memory
-from .finetune_scoring import clustered_sign_flip, evaluate, load, stricter_p
+from .finetune_scoring import claim_sentences, clustered_sign_flip, evaluate, load, stricter_p
 
 __all__ = ["LINEAR_TARGETS", "STAND_IN", "SWEEP_ID", "TRAIN_ID", "Task", "TrainRun", "WORKER", "available_bytes",
-           "base_model", "birth_task", "check_fits", "clustered_sign_flip", "default_backend", "evaluate",
-           "invented_names", "load", "merge", "merge_to_gguf", "node_commands", "overlap", "planned_vs_measured",
-           "prepare", "release_memory", "run_dir", "scaling", "stricter_p", "to_gguf", "tokenise", "train"]
+           "base_model", "birth_task", "check_fits", "claim_sentences", "clustered_sign_flip", "default_backend",
+           "evaluate", "invented_names", "load", "merge", "merge_to_gguf", "node_commands", "overlap",
+           "planned_vs_measured", "prepare", "release_memory", "run_dir", "scaling", "stricter_p", "to_gguf", "tokenise",
+           "train"]

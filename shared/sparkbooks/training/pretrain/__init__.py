@@ -11,12 +11,12 @@ seed-level NVFP4 ablation, from scratch), and the torchrun
 from . import baselines
 from .corpus import Corpus, check_fits, documents, load_tokenizer, prepare
 from .fp4 import RECIPES, Recipe
-from .model import (SIZES, ModelSize, claim_table, flops_per_token, largest_model, matmul_peak, parameter_counts,
-                    spec_peak)
+from .model import (SIZES, ModelSize, claim_table, flops_per_token, headline_mfu, largest_model, matmul_peak,
+                    parameter_counts, spec_peak)
 from .run import PretrainRun, compare, default_precision, node_command, train, train_variants
 from .study import Ablation, ablation, seed_interval
 
 __all__ = ["Ablation", "Corpus", "ModelSize", "PretrainRun", "RECIPES", "Recipe", "SIZES", "ablation", "baselines",
            "check_fits", "claim_table", "compare", "default_precision", "documents", "flops_per_token",
-           "largest_model", "load_tokenizer", "matmul_peak", "node_command", "parameter_counts", "prepare",
-           "seed_interval", "spec_peak", "train", "train_variants"]
+           "headline_mfu", "largest_model", "load_tokenizer", "matmul_peak", "node_command", "parameter_counts",
+           "prepare", "seed_interval", "spec_peak", "train", "train_variants"]

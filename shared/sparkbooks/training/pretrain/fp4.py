@@ -23,7 +23,8 @@ core, simulated; the speed of one is not. On Blackwell, Transformer Engine runs 
 * ``stochastic`` — gradients rounded stochastically (unbiased), weights and activations to nearest;
 * ``keep_last`` — the last decoder blocks stay in high precision. An ablation should hold this share fixed
   across its variants (``convert(..., keep_last=k)``), or it measures the share as well as the recipe:
-  :func:`high_precision_share` states it.
+  :func:`high_precision_share` states it over all matmul weights, :func:`block_share` over the decoder blocks' alone
+  (NVIDIA's ≈ 16 % is that share: the embeddings and the LM head stay in BF16 besides).
 
 :func:`nvfp4` is :func:`sparkbooks.quant.nvfp4_torch.nvfp4`, the one NVFP4 implementation, which nvfp4-fit's
 :func:`sparkbooks.quant.nvfp4` also runs.
@@ -38,8 +39,8 @@ import torch
 from ...exceptions import InputError
 from ...quant.nvfp4_torch import BLOCK, nvfp4
 
-__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "Signs", "TE_NVFP4_TRAINING_SM", "TE_SIGNS", "convert", "hadamard",
-           "high_precision_share", "nvfp4", "quantisation_off", "te_trains_nvfp4_on"]
+__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "Signs", "TE_NVFP4_TRAINING_SM", "TE_SIGNS", "block_share", "convert",
+           "hadamard", "high_precision_share", "nvfp4", "quantisation_off", "te_trains_nvfp4_on"]
 
 
 @dataclass(frozen=True)
@@ -230,4 +231,16 @@ def high_precision_share(model: torch.nn.Module) -> float:
     """
     total = sum(m.weight.numel() for m in model.modules() if isinstance(m, (torch.nn.Linear, NVFP4Linear)))
     low = sum(m.weight.numel() for m in model.modules() if isinstance(m, NVFP4Linear))
+    return 1 - low / total
+
+
+def block_share(model: torch.nn.Module) -> float:
+    """The share of the decoder blocks' linear weights that stays out of NVFP4 (the LM head and embeddings aside).
+
+    This is the share NVIDIA's recipe states — the paper ≈ 16 % of its linear layers, the Station playbook the last
+    4 of 32 blocks — *on top of* the embeddings and the output head, which stay in BF16 anyway.
+    """
+    blocks = model.model.layers
+    total = sum(m.weight.numel() for m in blocks.modules() if isinstance(m, (torch.nn.Linear, NVFP4Linear)))
+    low = sum(m.weight.numel() for m in blocks.modules() if isinstance(m, NVFP4Linear))
     return 1 - low / total

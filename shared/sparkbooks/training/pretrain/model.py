@@ -7,7 +7,8 @@
   (PaLM, Chowdhery et al. 2022, appendix B): the numerator of MFU;
 * :func:`matmul_peak` — the machine's own peak, timed in this process (a square matmul), not a spec sheet;
 * :func:`spec_peak` — the same machine's *nominal* peak (a GPU's spec-sheet figure, a CPU's cores × clock ×
-  FLOPs per cycle): MFU in the literature's convention, beside MFU over the timed peak;
+  FLOPs per cycle): :func:`headline_mfu` divides by it, the literature's convention (nanoGPT, torchtitan and
+  nanochat divide by a datasheet peak), and keeps MFU over the timed peak as context — a timing moves with load;
 * :func:`largest_model` — from tokens/s = MFU · peak / (6 N): the most parameters a machine can train
   at a given rate; :func:`claim_table` sizes "250,000 tokens/s" on NVIDIA's *measured* DGX Station rates
   (:data:`MEASURED_RATES`), and marks every row without a measurement as an assumption.
@@ -19,12 +20,14 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...exceptions import InputError
 from ...hardware import fp32_flops_per_cycle
 
 __all__ = ["CLAIM_SOURCE", "COMPUTE_CAPABILITY", "MEASURED_RATES", "MeasuredRate", "ModelSize", "NANOCHAT_STATION", "Peak",
-           "SIZES", "SpecPeak", "build", "claim_table", "flops_per_token", "largest_model", "matmul_peak",
+           "SIZES", "SpecPeak", "Utilisation", "build", "claim_table", "flops_per_token", "headline_mfu",
+           "largest_model", "matmul_peak",
            "nanochat_cross_check", "parameter_counts", "spec_peak"]
 
 
@@ -139,6 +142,31 @@ def matmul_peak(*, n: int = 1024, repeats: int = 7, dtype: str = "float32", devi
     rates = [2 * n ** 3 * inner / timed(inner) for _ in range(repeats)]
     # the peak is the best timing: other processes on shared cores only ever slow a timing down
     return Peak(max(rates), min(rates), max(rates), repeats, dtype, device)
+
+
+class Utilisation(NamedTuple):
+    """MFU over the nominal peak (the headline) and over the timed one (context)."""
+
+    value: float  # achieved model FLOP/s over ``peak``
+    peak: float  # the denominator: the nominal peak, or the timed one where no nominal peak is known
+    basis: str  # "nominal" or "timed"
+    timed: float  # achieved over the timed peak: moves with whatever else held the cores while it was timed
+    loaded: bool  # the timed peak fell below half the nominal one: timed while other work held the device
+
+
+def headline_mfu(achieved_flops: float, *, timed_peak: float, nominal_peak: float | None) -> Utilisation:
+    """MFU against the nominal peak, which does not move with load; the timed peak only as context.
+
+    A peak timed on shared cores can fall several-fold below the quiet figure and inflate MFU towards 100 %; nanoGPT
+    (``flops_promised``), torchtitan and nanochat (``get_peak_flops``) divide by a datasheet figure instead. Only where
+    no nominal peak is known (a GPU outside :data:`GPU_SPEC_BF16`) is the timed one the denominator, and ``basis`` says so.
+    """
+    if achieved_flops < 0 or timed_peak <= 0 or (nominal_peak is not None and nominal_peak <= 0):
+        raise InputError(f"MFU needs achieved FLOP/s ≥ 0 and positive peaks; got {achieved_flops}, {timed_peak}, "
+                         f"{nominal_peak}.")
+    peak, basis = (nominal_peak, "nominal") if nominal_peak else (timed_peak, "timed")
+    return Utilisation(achieved_flops / peak, peak, basis, achieved_flops / timed_peak,
+                       bool(nominal_peak) and timed_peak < 0.5 * nominal_peak)
 
 
 def largest_model(tokens_per_s: float, peak_flops: float, mfu: float) -> float:

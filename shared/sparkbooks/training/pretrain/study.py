@@ -12,7 +12,8 @@ from ...exceptions import InputError
 from . import corpus as corpus_lib
 from .run import train_variants
 
-__all__ = ["Ablation", "PAPER_RELATIVE_GAP", "SeedInterval", "ablation", "detectable_gap", "kept_share_note", "seed_interval"]
+__all__ = ["Ablation", "PAPER_RELATIVE_GAP", "SeedInterval", "ablation", "detectable_gap", "kept_share_note", "seed_interval",
+           "seeds_needed"]
 
 
 #: Student's t 0.975 quantiles for 1…30 degrees of freedom (a 95% interval from a handful of seeds; no SciPy).
@@ -42,11 +43,31 @@ def detectable_gap(per_seed_gaps: Sequence[float]) -> float:
     return (t975 + t80) * statistics.stdev(per_seed_gaps) / n ** 0.5
 
 
+def seeds_needed(per_seed_gaps: Sequence[float], target: float) -> int:
+    """The fewest paired seeds whose :func:`detectable_gap` reaches ``target`` at these seeds' spread (80 % power).
+
+    What an underpowered ablation would have needed: its seeds' standard deviation held fixed, n grown until
+    (t₀.₉₇₅ + t₀.₈₀) · sd / √n ≤ target.
+    """
+    if len(per_seed_gaps) < 2 or target <= 0:
+        raise InputError(f"Seeds needed: at least 2 seeds' gaps and a positive target; got {len(per_seed_gaps)}, {target}.")
+    sd = statistics.stdev(per_seed_gaps)
+    n = 2
+    while ((_T975[n - 2] + _T80[n - 2]) if n <= 31 else 1.96 + 0.842) * sd / n ** 0.5 > target:
+        n += 1
+    return n
+
+
 def kept_share_note(recipe: str, *, keep_last: int, layers: int, share: float) -> str:
-    """What an NVFP4 variant keeps in high precision, said against NVIDIA's recipe (never just "NVIDIA's recipe")."""
-    blocks = (f"no decoder block in high precision — only embeddings and the LM head ({share:.1%} of matmul weights)"
-              if keep_last == 0 else f"the last {keep_last} of {layers} decoder blocks, embeddings and the LM head in "
-              f"high precision ({share:.1%} of matmul weights)")
+    """What an NVFP4 variant keeps in high precision, said against NVIDIA's recipe (never just "NVIDIA's recipe").
+
+    Two shares, stated apart: of the decoder blocks' linear weights (NVIDIA's ≈ 16 % is this one; the blocks are
+    identical, so it is ``keep_last / layers``), and of all matmul weights with the LM head (``share``).
+    """
+    blocks = (f"no decoder block in high precision (0% of the blocks' linear weights) — only embeddings and the LM "
+              f"head ({share:.1%} of all matmul weights)" if keep_last == 0 else
+              f"the last {keep_last} of {layers} decoder blocks in high precision ({keep_last / layers:.1%} of the "
+              f"blocks' linear weights), with the embeddings and the LM head {share:.1%} of all matmul weights")
     return f"{recipe}: the recipe's numerics (2-D weight scales, Hadamard on wgrad, stochastic rounding) with {blocks}; {NVIDIA_KEPT}"
 
 
@@ -82,8 +103,9 @@ class Ablation:
     ``per_seed``: seed, run, the final validation loss (quantised forward for NVFP4 runs), the loss of the same
     run's float32 master weights unquantised (``master_val_loss``), and both gaps to that seed's baseline.
     ``curve``: per NVFP4 run and evaluation step, the mean gap over seeds with its 95% seed-level interval (the gap
-    against tokens). ``gaps``: per run, the final gap, its interval and the verdict read from it, and the same for
-    the master weights. ``high_precision_share``: per run, the share of matmul weights kept out of NVFP4.
+    against tokens). ``gaps``: per run, the final gap, its interval and the verdict read from it, the smallest gap the
+    seeds detect and the seeds a gap of the paper's size would need (``seeds_for_paper``), and the same for the
+    master weights. ``high_precision_share``: per run, the share of matmul weights kept out of NVFP4.
     """
 
     per_seed: Any
@@ -154,6 +176,7 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
                       "master_high": master.high})
     per_seed = every[every["step"] == every["step"].max()].reset_index(drop=True)
     summary = []
+    baseline_loss = float(per_seed[per_seed["run"] == "baseline"]["val_loss"].mean())  # the paper's gap is relative
     for name in names:
         mine = per_seed[per_seed["run"] == name]
         row = {"run": name, "seeds": len(mine), "val_loss": float(mine["val_loss"].mean()),
@@ -163,11 +186,13 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
             gap, master = seed_interval(mine["gap"].tolist()), seed_interval(mine["master_gap"].tolist())
             row.update(gap=gap.mean, gap_low=gap.low, gap_high=gap.high, half_width=(gap.high - gap.low) / 2,
                        detectable=detectable_gap(mine["gap"].tolist()),
+                       seeds_for_paper=seeds_needed(mine["gap"].tolist(), PAPER_RELATIVE_GAP * baseline_loss),
                        verdict=_verdict(gap.low, gap.high), master_gap=master.mean, master_low=master.low,
                        master_high=master.high, master_verdict=_verdict(master.low, master.high))
         summary.append(row)
     first = runs[f"seed{seeds[0]}/baseline"]
-    return Ablation(per_seed=per_seed, curve=pd.DataFrame(curve), gaps=pd.DataFrame(summary),
+    gaps = pd.DataFrame(summary).astype({"seeds_for_paper": "Int64"})  # a count: 16, not 16.0 (the baseline row has none)
+    return Ablation(per_seed=per_seed, curve=pd.DataFrame(curve), gaps=gaps,
                     high_precision_share={n: runs[f"seed{seeds[0]}/{n}"].config["high_precision_share"] for n in names},
                     seeds=list(seeds), steps=steps,
                     tokens_per_run=steps * first.config["batch_size"] * first.config["seq_len"],
