@@ -41,10 +41,17 @@ guides:
 	$(BIN)/sparkbooks build
 
 ## Unit tests, every playbook once through papermill (nbval's comparison on its tagged outputs), the site in Chromium.
+## Two sessions: the unit tests on two pytest-xdist workers (mostly one-threaded Python: two keep both cores busy),
+## then the playbooks one at a time with the machine to themselves (each run is held to its guide's stated minutes,
+## and a playbook beside other work takes 1.3–6× longer). Both always run; the target fails if either failed.
+TEST_WORKERS ?= 2
 test:
 	@$(MAKE) --no-print-directory -j2 $(VENV)/.test-extras llama-server
 	@$(MAKE) --no-print-directory llama-server-venv
-	$(BIN)/python -m pytest tests
+	@rc=0; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" tests || rc=$$?; \
+	$(BIN)/python -m pytest -m slow tests || rc=$$?; \
+	exit $$rc
 
 ## Benchmarks (not part of `make test`): each prints a table, then one JSON line.
 bench: $(BIN)/sparkbooks

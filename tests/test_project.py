@@ -178,12 +178,13 @@ def _pytest_with_our_skip_policy(tmp_path, files, *, ci: bool):
 def test_ci_fails_a_skip_whose_reason_is_not_listed(tmp_path):
     listed = _pytest_with_our_skip_policy(tmp_path, ["test_skips.py", "-k", "not unlisted"], ci=True)
     assert listed.returncode == 0 and "1 passed, 2 skipped" in listed.stdout, listed.stdout
-    unlisted = _pytest_with_our_skip_policy(tmp_path, ["test_skips.py"], ci=True)
+    # under pytest-xdist as `make test` runs the unit tests: the workers' reports reach the controller's policy
+    unlisted = _pytest_with_our_skip_policy(tmp_path, ["-n", "2", "test_skips.py"], ci=True)
     assert unlisted.returncode == 1, unlisted.stdout
     assert "FAILED test_skips.py::test_unlisted" in unlisted.stdout and "'cvxpy is not installed'" in unlisted.stdout
     assert "1 failed, 1 passed, 2 skipped" in unlisted.stdout
     # a whole file skipped at collection (a module-level importorskip) fails the run too
-    module = _pytest_with_our_skip_policy(tmp_path, ["test_missing_extra.py"], ci=True)
+    module = _pytest_with_our_skip_policy(tmp_path, ["-n", "2", "test_missing_extra.py"], ci=True)
     assert module.returncode == 1 and "test_missing_extra.py: could not import 'no_such_module_here'" in module.stdout
     # outside CI the same skips are skips
     local = _pytest_with_our_skip_policy(tmp_path, ["test_skips.py", "test_missing_extra.py"], ci=False)

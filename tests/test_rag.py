@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 import time
@@ -588,7 +589,7 @@ def test_the_ann_frontier_rises_with_ef_exact_scores_one_and_the_first_crossing_
     centres = np.random.default_rng(9).standard_normal((20, 48)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     base, queries = _clustered_unit(4000, 48, seed=1, centres=centres), _clustered_unit(150, 48, seed=2, centres=centres)
-    truth, data = ann.exact(base, queries, k=10, repeats=2), ann.AnnData(base, queries, "clustered test vectors")
+    truth, data = ann.exact(base, queries, k=10, repeats=2, min_s=0.01), ann.AnnData(base, queries, "clustered test vectors")
     assert truth.ids.shape == (150, 10) and truth.qps > 0
     assert ann.recall_at_k(truth.ids, data, truth).min() == 1.0  # exact search finds the exact top 10
     brute = np.argsort(-(queries @ base.T), axis=1)[:, :10]  # by hand: numpy's full sort agrees
@@ -599,8 +600,8 @@ def test_the_ann_frontier_rises_with_ef_exact_scores_one_and_the_first_crossing_
     swapped[0, 9] = len(base)
     assert ann.recall_at_k(swapped, ann.AnnData(twin, queries, 'twin'), truth)[0] == 1.0
     hnsw = ann.faiss_hnsw(base, m=8, ef_construction=16, grid=(10, 16, 64, 256))
-    table = pd.concat([ann.frontier(hnsw, data, truth, repeats=2),
-                       ann.frontier(ann.faiss_ivf(base, nlist=64, grid=(1, 4, 64)), data, truth, repeats=2)])
+    table = pd.concat([ann.frontier(hnsw, data, truth, repeats=2, min_s=0.01),
+                       ann.frontier(ann.faiss_ivf(base, nlist=64, grid=(1, 4, 64)), data, truth, repeats=2, min_s=0.01)])
     curve = table[table["knob"] == "ef"].sort_values("value")
     assert curve["recall@10"].iloc[-1] >= curve["recall@10"].iloc[0] and curve["recall@10"].iloc[0] < 0.95
     assert (table["recall low"] <= table["recall@10"]).all() and (table["recall@10"] <= table["recall high"]).all()
@@ -619,19 +620,107 @@ def test_the_ann_frontier_rises_with_ef_exact_scores_one_and_the_first_crossing_
         ann.first_reaching(table, target=1.5)
 
 
+def test_every_ann_timing_lasts_min_s_and_the_speedup_is_timed_in_interleaved_pairs():
+    """Review 49 #3: 200 queries timed once in 3–35 ms measured the scheduler, and the speed-up paired arbitrary runs."""
+    from sparkbooks.retrieval.rag import ann, ann_speed
+
+    centres = np.random.default_rng(9).standard_normal((10, 32)).astype(np.float32)
+    base, queries = _clustered_unit(2000, 32, seed=5, centres=centres), _clustered_unit(50, 32, seed=6, centres=centres)
+    data = ann.AnnData(base, queries, "test")
+    truth = ann.exact(base, queries, k=10, repeats=2, min_s=0.03)
+    assert len(truth.qps_samples) == 2 and truth.search is not None
+    hnsw = ann.faiss_hnsw(base, m=8, ef_construction=16, grid=(10, 16, 64))
+    table = ann.frontier(hnsw, data, truth, repeats=2, min_s=0.03, values=[16, 64])
+    assert list(table["value"]) == [16, 64] and (table["timing s"] >= 0.03).all()  # a part of the grid, each ≥ min_s
+    order = []
+    search, exact_search = hnsw.search, truth.search
+    hnsw.search = lambda q, k, v: order.append("engine") or search(q, k, v)
+    timed = ann.ExactTruth(truth.ids, truth.sims, truth.qps_samples, truth.threads,
+                           lambda q: order.append("exact") or exact_search(q))
+    up = ann_speed.speedup(hnsw, data, timed, value=64, pairs=6, min_s=0.02)
+    assert len(up.engine_qps) == len(up.exact_qps) == 6 and up.value == 64
+    # back to back, who goes first alternating: exact engine | engine exact | exact engine … → 7 runs of calls, not 12
+    assert [who for who, _ in itertools.groupby(order)] == ["exact", "engine"] * 3 + ["exact"]
+    assert up.interval[0] <= np.mean(np.subtract(up.engine_qps, up.exact_qps)) <= up.interval[1]
+    assert "interleaved pairs" in up.describe()
+    with pytest.raises(sb.InputError, match="keeps its index"):
+        ann_speed.speedup(hnsw, data, ann.ExactTruth(truth.ids, truth.sims, [1.0], 1), value=64, pairs=2)
+
+
+def test_a_tweet_sample_is_sliced_from_the_cached_corpus_not_embedded_again(monkeypatch, tmp_path):
+    """Issue 49: reuse the topic benchmark's cached vectors of every tweet instead of embedding a sample again."""
+    from sparkbooks.retrieval import embeddings
+    from sparkbooks.retrieval.rag import ann
+
+    asked = []
+
+    def fake_embed(texts, **_):
+        asked.append(len(texts))
+        rng = np.random.default_rng(len(texts))
+        v = rng.standard_normal((len(texts), 8)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    cached = tmp_path / "all.npy"
+    cached.write_bytes(b"")
+    monkeypatch.setattr(embeddings, "embed", fake_embed)
+    monkeypatch.setattr(embeddings, "embedding_cache_path", lambda texts: cached)
+    data = ann.tweet_vectors(n_base=300, n_queries=20)
+    assert asked == [63_326] and data.base.shape == (300, 8) and data.queries.shape == (20, 8)  # one call: the corpus
+    whole = fake_embed([""] * 63_326)
+    assert any(np.allclose(data.base[0], row) for row in whole[:2000])  # rows of the corpus's vectors, not new ones
+    asked.clear()
+    cached.unlink()  # no cache of the whole corpus: only the sample and the queries are embedded
+    ann.tweet_vectors(n_base=300, n_queries=20)
+    assert asked == [300, 20]
+
+
+def test_the_committed_full_size_frontier_is_real_size_and_every_timing_lasts_0_2_s():
+    """Review 49 #3: the frontier at the issue's size (≥ 50k real vectors), complete, each timing ≥ 0.2 s."""
+    from sparkbooks.retrieval.rag import ann, ann_record
+
+    full = ann_record.load()
+    assert full.data["base"] >= 50_000 and full.data["queries"] >= 1000 and "distinct fitted tweets" in full.data["source"]
+    assert full.complete and full.shortest_timing_s >= 0.2 and full.settings["min_s"] >= 0.2
+    assert {"faiss-hnsw", "faiss-ivf", "lite-hnsw"} <= set(full.operating)
+    for key, rows in full.rows.groupby("key"):
+        grid = ann.EF_GRID if key.endswith("hnsw") else ann.NPROBE_GRID
+        assert sorted(rows["value"]) == sorted(grid)  # the whole grid, each point once
+        reached = rows[rows["recall@10"] >= 0.95].sort_values("value")
+        o = full.operating[key]
+        assert o["value"] == (reached["value"].iloc[0] if len(reached) else None)  # the first crossing, recomputed
+        if o["value"]:
+            ratios = np.divide(o["engine_qps"], o["exact_qps"])
+            assert len(ratios) >= 6 and o["speedup_min"] <= o["speedup_median"] <= o["speedup_max"]
+            assert o["speedup_median"] == pytest.approx(np.median(ratios), rel=1e-2)
+    assert all({"started", "finished", "load_avg_1m_before", "load_avg_1m_after"} <= set(r) for r in full.runs)
+    assert "2 cores" in full.machine["description"] or full.machine["cpus"]
+    with pytest.raises(sb.InputError, match="--part frontier"):
+        ann_record.load(Path("/nonexistent/rag_ann_frontier.json"))
+
+
 def test_milvus_lite_turns_the_same_ef_and_nprobe_knobs(tmp_path):
     from sparkbooks.retrieval.rag import ann
 
     centres = np.random.default_rng(9).standard_normal((10, 32)).astype(np.float32)
     base, queries = _clustered_unit(1500, 32, seed=3, centres=centres), _clustered_unit(40, 32, seed=4, centres=centres)
-    truth = ann.exact(base, queries, k=10, repeats=1)
+    truth = ann.exact(base, queries, k=10, repeats=1, min_s=0.01)
     lite = ann.milvus(base, tmp_path / "ann.db", index_type="IVF_FLAT", grid=(1, 128))
     try:
-        table = ann.frontier(lite, ann.AnnData(base, queries, 'test'), truth, repeats=1).set_index("value")
+        table = ann.frontier(lite, ann.AnnData(base, queries, 'test'), truth, repeats=1, min_s=0.01).set_index("value")
     finally:
         lite.close()
     assert table.loc[128, "recall@10"] == 1.0 and table.loc[1, "recall@10"] < table.loc[128, "recall@10"]
     assert lite.name.startswith("Milvus Lite IVF_FLAT (nlist 128)") and not (tmp_path / "ann.db").exists()
+    # keep=True (a benchmark resuming): the folder outlives close and is reopened with every row, not refilled
+    kept = ann.milvus(base, tmp_path / "kept.db", index_type="IVF_FLAT", grid=(128,), keep=True)
+    before = kept.search(queries, 10, 128)
+    kept.close()
+    assert (tmp_path / "kept.db").is_dir()
+    again = ann.milvus(base, tmp_path / "kept.db", index_type="IVF_FLAT", grid=(128,), keep=True)
+    try:
+        assert (again.search(queries, 10, 128) == before).all()
+    finally:
+        again.close()
 
 
 def test_no_stage_is_named_limiting_when_most_replies_were_cut_off():
@@ -760,6 +849,10 @@ def test_the_system_is_scored_squad2_style_with_refusals_split_by_who_refused():
     scores = gate.system_score(answer.score(keys, replies, {k["id"]: set() for k in keys}), replies)
     assert scores["has_ans_em"] == 0.5 and scores["no_ans_accuracy"] == 1.0 and scores["exact"] == 0.75
     assert (scores["gate_refused_has_ans"], scores["gate_refused_no_ans"], scores["llm_refused_no_ans"]) == (1, 1, 1)
+    # review 49 (round 5) #1: the trivial baseline of answer-or-abstain, question by question, on the same questions
+    scored = answer.score(keys, replies, {k["id"]: set() for k in keys})
+    assert gate.system_right(scored) == [True, False, True, True] and sum(gate.system_right(scored)) / 4 == scores["exact"]
+    assert gate.refusing_everything(scored) == [False, False, True, True]
 
 
 def test_the_gate_is_compared_with_question_length_by_a_paired_bootstrap():

@@ -3,7 +3,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -267,8 +266,10 @@ def test_the_next_run_removes_what_a_killed_run_left(fixture_home, tmp_path):
             child.kill()  # SIGKILL: nothing of the run's own clean-up happens
             child.wait()
         assert list(out.glob(".fixture-failures.staging-*")) and list(runtime.glob("kernel-ipc-*"))
-        with socket.socket(socket.AF_UNIX) as old:  # a socket where runs before this version put them
-            old.bind(str(folder / "kernel-ipc-7"))
+        # a socket where runs before this version put them; bound by a relative name from inside the folder, since a
+        # test's tmp path (longer under pytest-xdist's per-worker folders) can exceed AF_UNIX's 107 bytes
+        subprocess.run([sys.executable, "-c", "import socket; socket.socket(socket.AF_UNIX).bind('kernel-ipc-7')"],
+                       cwd=folder, check=True, timeout=_patience(60))
         (folder / "kernel-ipc-notes").write_text("a user's file with a similar name stays")
         # a killed run of another playbook into another folder, and a live one
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,

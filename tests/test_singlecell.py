@@ -602,15 +602,57 @@ def test_pseudobulk_is_calibrated_where_per_cell_wilcoxon_is_not(simulation_sour
     from sparkbooks.singlecell import de
 
     reference, types = simulation_source
-    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=100, n_genes=2_000, n_de=200, seed=0)
-    assert donors.n_obs == 1_200 and donors.var["is_de"].sum() == 200
+    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=(50, 300), n_genes=600, n_de=90, seed=0)
+    assert donors.var["is_de"].sum() == 90
     truth = donors.var["is_de"].to_numpy()
     pseudo = de.calibration(de.pseudobulk_de(donors), truth)
     wilcoxon = de.calibration(de.wilcoxon_de(donors), truth)
-    assert pseudo["fdr"] <= 0.1 and pseudo["power"] >= 0.6, pseudo
+    assert pseudo["fdr"] <= 0.15 and pseudo["power"] >= 0.5, pseudo
     assert wilcoxon["fdr"] > 0.3 > pseudo["fdr"], wilcoxon
+    assert pseudo["fdr_low"] <= pseudo["fdr"] <= pseudo["fdr_high"]  # Wilson over the calls
     with pytest.raises(InputError, match="two conditions"):
         de.pseudobulk_de(donors[donors.obs["condition"] == "A"].copy())
+
+
+def test_pseudobulk_de_is_pydeseq2s_wald_test(simulation_source):
+    """The DE was a hand-made t-test on log-CPM; it must be PyDESeq2's negative-binomial Wald test on donor sums."""
+    from scipy import stats
+
+    from sparkbooks.singlecell import de
+
+    reference, types = simulation_source
+    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=40, n_genes=400, n_de=40, seed=1)
+    table = de.pseudobulk_de(donors)
+    assert list(table.columns) == list(de.DESEQ_COLUMNS) and table.index.equals(donors.var_names)
+    tested = table.dropna(subset=["stat"])
+    assert len(tested) > 300 and table.attrs["trend"] in ("parametric", "mean (parametric fit did not converge)")
+    np.testing.assert_allclose(tested["stat"], tested["log2FoldChange"] / tested["lfcSE"], rtol=1e-6)  # Wald
+    np.testing.assert_allclose(tested["pvalue"], 2 * stats.norm.sf(tested["stat"].abs()), rtol=1e-6)
+    called = tested[(tested["padj"] < 0.05) & donors.var.loc[tested.index, "is_de"]]  # direction: B over A
+    assert len(called) >= 10
+    assert (np.sign(called["log2FoldChange"]) == np.sign(donors.var.loc[called.index, "log2fc"])).all()
+
+
+def test_simulated_donors_carry_the_truth_they_claim(simulation_source):
+    """Unequal donors within the range, the type's own mean profile, and fold changes only where is_de says."""
+    from sparkbooks.singlecell import de
+
+    reference, types = simulation_source
+    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=(50, 1_000), n_genes=500, n_de=50,
+                                donor_sd=0.05, donor_sd_spread=0.0, seed=2)
+    sizes = donors.obs["donor"].value_counts()
+    assert len(sizes) == 12 and sizes.between(50, 1_000).all() and sizes.max() > 3 * sizes.min()
+    sums, condition = de.pseudobulk(donors)
+    cpm = sums.div(sums.sum(axis=1), axis=0)
+    lfc = np.log2(cpm[condition == "B"].mean() / cpm[condition == "A"].mean())
+    deep = (sums.sum() > 2_000).to_numpy()
+    truth = donors.var["log2fc"].to_numpy()
+    assert np.abs(lfc[deep & (truth == 0)]).median() < 0.15
+    assert np.corrcoef(lfc[deep & (truth != 0)], truth[deep & (truth != 0)])[0, 1] > 0.9
+    real = np.asarray(reference.X[types == "T cells"][:, [reference.var_names.get_loc(g) for g in donors.var_names]].sum(axis=0)).ravel()
+    assert np.corrcoef(np.log1p(real), np.log1p(sums[condition == "A"].sum().to_numpy()))[0, 1] > 0.9  # T cells' profile
+    with pytest.raises(InputError, match="cells_per_donor"):
+        de.simulate_donors(reference, types, "T cells", cells_per_donor=(500, 50))
 
 
 def test_nvidias_size_is_counted_after_qc(simulation_source):
@@ -806,6 +848,13 @@ def test_measured_216k_table_is_read_from_the_committed_record_and_judged_from_i
         assert all(table.loc[s, "settings"].startswith("shortened") for s in ("umap", "umap_harmony", "tsne"))
         assert table.loc[["umap", "tsne"], "ratio"].isna().all()
     assert table.loc["pca", "ratio"] == pytest.approx(run["steps"]["pca"] / singlecell.official.NVIDIA_SECONDS["pca"], abs=0.05)
+    # review 43 (round 3) #2: NVIDIA's 7.84 s is one cell of four steps; one step against it read 3.6×, not ≈ 27×
+    full = copy.deepcopy(record)
+    full["fast"] = False
+    four = sum(run["steps"][s] for s in ("neighbors_harmony", "umap_harmony", "louvain_harmony", "leiden_harmony"))
+    assert measured.table(full).loc["neighbors_harmony", "ratio"] == pytest.approx(four / 7.84, abs=0.05)
+    if record["fast"]:  # the sum holds a shortened UMAP: no ratio
+        assert table.loc["neighbors_harmony", "ratio"] is None or table["ratio"].isna()["neighbors_harmony"]
     if record["source"]["transcribed"]:
         assert "Transcribed" in measured.summary(record) and record["source"]["log"]
     # the guide reads the record and types none of its figures

@@ -432,3 +432,57 @@ def test_the_closing_note_says_from_the_claims_where_kmeans_matches_or_beats_the
                              "npmi_reduced_beats_shuffled"), "holds"))
     assert "matches or beats" not in won and "beats k-means at the same k on every measure" in won
     assert "not shown" not in won
+
+
+# ---- issue 48: a million documents — fit on a sample, label the rest as a full fit would (outliers kept) -----------
+
+def test_predict_labels_new_documents_as_the_fit_would(fitted):
+    """`predict` (UMAP transform + HDBSCAN approximate_predict, BERTopic's route; outliers possible, unlike
+    `assign`) must place near-copies of fitted documents in their topics, and say how to get it when not set up.
+    Whether its outlier share matches a full fit's is measured on real tweets: benchmarks/topic_million.py."""
+    from sklearn.metrics import adjusted_rand_score
+
+    _, docs, vectors, groups = fitted
+    model = topics.TopicModel(min_cluster_size=30, random_state=0, prediction_data=True).fit(docs, vectors)
+    near = vectors + np.random.default_rng(2).normal(scale=0.01, size=vectors.shape).astype(np.float32)
+    predicted = model.predict(near)
+    assert adjusted_rand_score(model.labels_, predicted) > 0.95 and set(predicted) <= {-1, *model.topic_words_}
+    with pytest.raises(InputError, match="prediction_data=True"):
+        topics.TopicModel(min_cluster_size=30, random_state=0).fit(docs, vectors).predict(vectors)
+
+
+def test_the_million_record_decides_the_goal_from_its_own_figures(tmp_path):
+    """Step 10's sentences come from benchmarks/results/topic_million.json, never typed: met only when AMI against a
+    full fit reaches the seed floor − 0.05 *and* the time is at most a fifth of a full fit's."""
+    import json
+
+    from sparkbooks.topics import scale
+
+    with pytest.raises(InputError, match="--summarise"):
+        scale.million_record(tmp_path / "missing.json")
+    summary = {"seed_floor_ami": 0.60, "seed_pairs": 3, "full_s": 100.0, "machine": "x86_64, 2 cores", "date": "d",
+               "sample-0_centroid_ami": 0.50, "sample-0_centroid_s": 10.0, "sample-0_centroid_time_share": 0.10,
+               "sample-0_centroid_outliers": 0.0, "sample-0_predict_ami": 0.58, "sample-0_predict_s": 15.0,
+               "sample-0_predict_time_share": 0.15, "sample-0_predict_outliers": 0.2,
+               "scale_1000000": {"what": "sample + label", "s": 600.0, "peak_rss_gib": 3.2},
+               "scale_1000000_parts": {"run": 2, "of": 8}}
+    path = tmp_path / "topic_million.json"
+    path.write_text(json.dumps({"rows": {}, "summary": summary}))
+    record = scale.million_record(path)
+    centroid, predict, million = record["sentences"]
+    assert "**not met**" in centroid and "**met**" in predict  # 0.50 < 0.55; 0.58 ≥ 0.55 at 15 % of the time
+    assert "10.0 minutes of wall time" in million and "2 of 8" in million and "3.2 GiB" in million
+    summary["sample-0_predict_time_share"] = 0.25  # agreement alone is not the goal: the time must be cut too
+    path.write_text(json.dumps({"rows": {}, "summary": summary}))
+    assert "**not met**" in scale.million_record(path)["sentences"][1]
+    assert list(record["scaling"]["documents"]) == [1_000_000]
+
+
+def test_a_merged_copy_predicts_its_merged_topics(fitted):
+    """reduce() returns a shallow copy sharing the fitted UMAP and HDBSCAN: predict must map their topics through the
+    merge, or a reduced model would label new documents with topics it no longer has."""
+    _, docs, vectors, _ = fitted
+    model = topics.TopicModel(min_cluster_size=30, random_state=0, prediction_data=True).fit(docs, vectors)
+    reduced = model.reduce(vectors, n_topics=2)
+    predicted = reduced.predict(vectors)
+    assert set(predicted) <= {-1, *reduced.topic_words_} and (predicted == reduced.labels_).mean() > 0.95

@@ -13,7 +13,10 @@
   device where the device policy gives no GPU), timed; :mod:`.warp_conformance` checks it against MuJoCo's C engine;
 - :mod:`.pendulum_batch` — InvertedPendulum-v5's rules on that batch, an rsl_rl environment (domain randomisation);
 - :mod:`.batched` — rsl_rl's PPO (Isaac Lab's) trained on it, evaluated in Gymnasium, checkpointed and resumed;
-- :mod:`.robustness` — policies and LQR scored on randomised C-MuJoCo models (mass, gear, delay, noise).
+- :mod:`.robustness` — policies and LQR scored on randomised C-MuJoCo models (mass, gear, delay, noise);
+- :mod:`.reachy` — Hugging Face's Reachy Mini: its MJCF and meshes read from the checksummed ``reachy-mini`` wheel;
+- :mod:`.head_task` — Reachy Mini head-orientation tracking: the rules, and its judge in C MuJoCo;
+- :mod:`.head_batch` — that task on a MuJoCo Warp batch with domain randomisation, trained with rsl_rl.
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ def _choose_gl() -> None:
 
 _choose_gl()
 
-from . import (batched, export, lqr, pendulum_batch, robustness, stats, tasks, train, video,  # noqa: E402
-               warp_batch, warp_conformance)
+from . import (batched, export, head_batch, head_task, lqr, pendulum_batch, reachy, robustness,  # noqa: E402
+               stats, tasks, train, video, warp_batch, warp_conformance)
 
-__all__ = ["RENDER_PROBLEM", "batched", "export", "lqr", "pendulum_batch", "robustness", "stats", "tasks", "train",
-           "video", "warp_batch", "warp_conformance"]
+__all__ = ["RENDER_PROBLEM", "batched", "export", "head_batch", "head_task", "lqr", "pendulum_batch", "reachy",
+           "robustness", "stats", "tasks", "train", "video", "warp_batch", "warp_conformance"]

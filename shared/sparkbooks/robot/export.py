@@ -44,15 +44,16 @@ def _ort():
     return onnxruntime
 
 
-def export(run, out: Path, *, name: str = "policy") -> Exported:
-    """Write ``run``'s saved policy (a :class:`~sparkbooks.robot.batched.BatchedRun`) as ``name.onnx`` and ``name.pt``."""
+def export(run, out: Path, *, name: str = "policy", runner=None) -> Exported:
+    """Write ``run``'s saved policy (a :class:`~sparkbooks.robot.batched.BatchedRun`) as ``name.onnx`` and ``name.pt``;
+    or, given ``runner`` (rsl_rl's ``OnPolicyRunner`` with a policy loaded, e.g. :func:`.head_batch.load_runner`), its policy."""
     from .batched import load_runner  # noqa: PLC0415
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     import torch  # noqa: PLC0415
 
-    runner = load_runner(run)
+    runner = runner if runner is not None else load_runner(run)
     module = runner.alg.get_policy().as_onnx(verbose=False).eval()  # rsl_rl's export wrapper: normaliser, MLP, mean
     with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices

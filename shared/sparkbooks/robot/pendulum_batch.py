@@ -63,13 +63,7 @@ def PendulumBatch(n_envs: int, *, device: str = "auto", seed: int = 0, randomise
 
         def _per_world_fields(self) -> None:
             """Give pole mass, inertia and gear one row per world (Warp reads row ``world % rows``)."""
-            wp, m = self.batch.wp, self.batch.m
-            self.fields = {}
-            for name in ("body_mass", "body_inertia", "actuator_gear"):
-                field = getattr(m, name)
-                rows = wp.to_torch(field).repeat(n_envs, *([1] * (wp.to_torch(field).dim() - 1))).contiguous()
-                setattr(m, name, wp.from_torch(rows, dtype=field.dtype))
-                self.fields[name] = (rows, rows[:1].clone())  # (the live per-world rows, the nominal row)
+            self.fields = self.batch.per_world(("body_mass", "body_inertia", "actuator_gear"))
             self.pole = model.body("pole").id
 
         def _uniform(self, count: int, low: float, high: float):

@@ -118,6 +118,18 @@ class _Batch:
             else:
                 self._physics()
 
+    def per_world(self, names) -> dict:
+        """Give each named model field one row per world (Warp reads row ``world % rows``), for domain randomisation:
+        ``{name: (the live per-world rows, written in place between steps; the nominal row)}``."""
+        fields = {}
+        for name in names:
+            field = getattr(self.m, name)
+            nominal = self.wp.to_torch(field)
+            rows = nominal.repeat(self.n, *([1] * (nominal.dim() - 1))).contiguous()
+            setattr(self.m, name, self.wp.from_torch(rows, dtype=field.dtype))
+            fields[name] = (rows, rows[:1].clone())
+        return fields
+
     def reset(self, mask) -> None:
         """Back to the model's defaults for the worlds where ``mask`` (a bool torch tensor) is set."""
         with self.wp.ScopedDevice(self.device), self._ordered():

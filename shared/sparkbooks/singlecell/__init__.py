@@ -11,7 +11,9 @@ known answer, and the integration metrics of the field.
 * :mod:`~sparkbooks.singlecell.integration` — iLISI / cLISI, batch and cell-type ASW, per-batch centring;
 * :mod:`~sparkbooks.singlecell.official` — NVIDIA's notebook step list on scanpy, timed beside their GPU seconds
   (:mod:`~sparkbooks.singlecell.inplace`: its regress-out and PCA without whole-matrix copies);
-  :mod:`~sparkbooks.singlecell.measured` reads its 216,382-cell run from the benchmark's committed JSON.
+  :mod:`~sparkbooks.singlecell.measured` reads its 216,382-cell run from the benchmark's committed JSON;
+* :mod:`~sparkbooks.singlecell.de` — donor pseudobulk differential expression with PyDESeq2 against per-cell
+  Wilcoxon, scored on simulated donors whose truth is known.
 """
 
 from __future__ import annotations

@@ -2,20 +2,27 @@
 
 Per-cell tests (scanpy's Wilcoxon) treat every cell as a replicate. Cells of one donor share that
 donor's biology, so the test sees donor-to-donor differences as condition effects and its false
-discovery rate inflates (Squair et al. 2021, *Nat. Commun.*). The remedy is the **pseudobulk**:
-sum each donor's counts, then test donors against donors.
+discovery rate inflates (Squair et al. 2021, *Nat. Commun.*). The field's remedy is the
+**pseudobulk**: sum each donor's counts, then test donors against donors with a bulk RNA-seq model
+— here PyDESeq2 (DESeq2's negative-binomial GLM, size factors, dispersion trend and shrinkage, Wald
+test, Cook's distance and independent filtering), as the single-cell best-practices book does.
 
-:func:`simulate_donors` draws one cell type's cells for ``n_donors`` donors per condition from a
-negative-binomial fit of real cells (the type's mean profile and per-gene dispersion), with a
-log-normal donor effect on every gene and ``n_de`` genes whose mean moves by ±``log2fc`` in the
-second condition — the answer is ``var["is_de"]``. :func:`pseudobulk_de` sums counts per donor,
-normalises to counts per million and runs a moderated t-test on log2(CPM + 1) per gene (limma's
-empirical Bayes; PyDESeq2's negative-binomial GLM is the usual alternative, not installed here); :func:`wilcoxon_de` runs scanpy's per-cell Wilcoxon;
-:func:`calibration` scores either against the truth at a Benjamini–Hochberg level.
+:func:`simulate_donors` draws one cell type's cells for ``n_donors`` donors per condition. Its truth
+is *not* DESeq2's model: each cell is negative binomial around the type's real mean profile with the
+type's own per-gene dispersion (fitted within the type's real cells); each donor multiplies every
+gene's mean by a log-normal factor whose σ differs from gene to gene; donors differ in depth and in
+how many cells they give (drawn log-uniformly, e.g. 50 to 1,000), so a donor's pseudobulk is a sum
+of a varying number of over-dispersed cells — not one negative binomial with one dispersion per gene.
+``n_de`` genes move by ±``log2fc`` in the second condition; the answer is ``var["is_de"]``.
+:func:`pseudobulk` sums raw counts per donor (what decoupler's ``pp.pseudobulk`` does; decoupler
+2.3 needs Python ≥ 3.12, so a sparse sum is used); :func:`pseudobulk_de` runs PyDESeq2 on it;
+:func:`wilcoxon_de` runs scanpy's per-cell Wilcoxon; :func:`calibration` scores either against the
+truth at a Benjamini–Hochberg level, with Wilson intervals over genes.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,15 +33,35 @@ from .simulation import _dispersion, _moments
 
 __all__ = ["calibration", "pseudobulk", "pseudobulk_de", "simulate_donors", "wilcoxon_de"]
 
+#: PyDESeq2's results columns, in its order: the Wald test's statistic is log2FoldChange / lfcSE.
+DESEQ_COLUMNS = ("baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj")
 
-def simulate_donors(reference, groups: Sequence[Any], cell_type: str, *, n_donors: int = 6, cells_per_donor: int = 500,
-                    n_genes: int = 3_000, n_de: int = 300, log2fc: float = 1.0, donor_sd: float = 0.2, seed: int = 0):
+
+def _donor_sizes(cells_per_donor: int | Sequence[int], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Cells per donor: a fixed count, or drawn log-uniformly in [low, high] (real donors give unequal numbers)."""
+    if isinstance(cells_per_donor, (int, np.integer)):
+        low = high = int(cells_per_donor)
+    else:
+        low, high = (int(x) for x in cells_per_donor)
+    if not 1 <= low <= high:
+        raise InputError("cells_per_donor must be an int ≥ 1 or [low, high] with 1 ≤ low ≤ high. "
+                         f"Got {cells_per_donor!r} instead.")
+    return np.rint(np.exp(rng.uniform(np.log(low), np.log(high), size=n))).astype(int)
+
+
+def simulate_donors(reference, groups: Sequence[Any], cell_type: str, *, n_donors: int = 6,
+                    cells_per_donor: int | Sequence[int] = (50, 1_000), n_genes: int = 3_000, n_de: int = 300,
+                    log2fc: float = 1.0, donor_sd: float = 0.2, donor_sd_spread: float = 0.5,
+                    depth_sd: float = 0.3, seed: int = 0):
     """Cells of ``cell_type`` for ``n_donors`` donors in each of two conditions, ``n_de`` of ``n_genes`` truly changed.
 
     The ``n_genes`` most expressed genes of the type are kept (DE is tested where there are counts to
-    test). Each donor multiplies every gene's mean by exp(N(0, ``donor_sd``)); in condition ``B`` the DE
-    genes' means are multiplied by 2^(±``log2fc``), signs at random. Library sizes are drawn from the
-    type's real cells. Writes ``obs["donor"]``, ``obs["condition"]`` (``A``/``B``) and ``var["is_de"]``.
+    test); means and dispersions come from the type's real cells only. Gene g's donor effect is
+    exp(N(0, σ_g)) with σ_g = ``donor_sd`` · exp(N(0, ``donor_sd_spread``)) (some genes vary between
+    people far more than others); each donor's depth is scaled by exp(N(0, ``depth_sd``)); cell counts
+    per donor follow ``cells_per_donor`` (an int, or [low, high] drawn log-uniformly). In condition
+    ``B`` the DE genes' means are multiplied by 2^(±``log2fc``), signs at random. Writes
+    ``obs["donor"]``, ``obs["condition"]`` (``A``/``B``), ``var["is_de"]``, ``var["log2fc"]`` and ``var["donor_sd"]`` (σ_g).
     """
     import anndata as ad  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
@@ -54,19 +81,22 @@ def simulate_donors(reference, groups: Sequence[Any], cell_type: str, *, n_donor
     is_de = np.zeros(n_genes, dtype=bool)
     is_de[rng.choice(n_genes, size=n_de, replace=False)] = True
     fold = np.where(is_de, 2.0 ** (log2fc * rng.choice([-1.0, 1.0], size=n_genes)), 1.0)
+    gene_sd = donor_sd * np.exp(rng.normal(0.0, donor_sd_spread, size=n_genes))
+    sizes = _donor_sizes(cells_per_donor, 2 * n_donors, rng)
     shape = 1.0 / dispersion
     blocks, donors, conditions = [], [], []
-    for condition in ("A", "B"):
-        for d in range(n_donors):
-            donor_mean = mean * np.exp(rng.normal(0.0, donor_sd, size=n_genes)) * (fold if condition == "B" else 1.0)
-            lib = rng.choice(libsize, size=cells_per_donor) / libsize.mean()
+    for k, (condition, d) in enumerate((c, d) for c in ("A", "B") for d in range(n_donors)):
+        donor_mean = mean * np.exp(rng.normal(0.0, gene_sd)) * (fold if condition == "B" else 1.0)
+        depth = np.exp(rng.normal(0.0, depth_sd)) / libsize.mean()
+        for start in range(0, sizes[k], 2_000):  # chunks bound the dense draw (2,000 × genes floats)
+            lib = rng.choice(libsize, size=min(2_000, sizes[k] - start)) * depth
             lam = rng.gamma(shape, donor_mean[None, :] * lib[:, None] / shape)
             blocks.append(sp.csr_matrix(rng.poisson(lam).astype(np.float32)))
-            donors += [f"{condition}{d}"] * cells_per_donor
-            conditions += [condition] * cells_per_donor
+        donors += [f"{condition}{d}"] * sizes[k]
+        conditions += [condition] * sizes[k]
     obs = pd.DataFrame({"donor": pd.Categorical(donors), "condition": pd.Categorical(conditions)},
                        index=[f"cell_{i}" for i in range(len(donors))])
-    var = pd.DataFrame({"is_de": is_de, "log2fc": np.log2(fold)}, index=reference.var_names[order])
+    var = pd.DataFrame({"is_de": is_de, "log2fc": np.log2(fold), "donor_sd": gene_sd}, index=reference.var_names[order])
     return ad.AnnData(sp.vstack(blocks).tocsr(), obs=obs, var=var)
 
 
@@ -89,50 +119,50 @@ def pseudobulk(adata, *, donor_key: str = "donor", condition_key: str = "conditi
     return pd.DataFrame(sums, index=names, columns=adata.var_names), condition
 
 
-def _squeeze(s2: np.ndarray, df: float) -> tuple[np.ndarray, float]:
-    """limma's empirical-Bayes variance moderation (Smyth 2004, ``fitFDist`` by moments): each gene's variance is
-    pulled toward a common prior s0² with d0 prior degrees of freedom. Returns (posterior variances, d0)."""
-    from scipy import optimize, special  # noqa: PLC0415
+def pseudobulk_de(adata, *, donor_key: str = "donor", condition_key: str = "condition", min_count: int = 10,
+                  alpha: float = 0.05, n_cpus: int = 1):
+    """Donor pseudobulk tested with PyDESeq2: ``~condition``, Wald test of the second condition over the first.
 
-    ok = s2 > 0
-    e = np.log(s2[ok]) - special.digamma(df / 2) + np.log(df / 2)
-    excess = np.var(e, ddof=1) - special.polygamma(1, df / 2)
-    if excess <= 0:  # the variances agree more than chance allows: the prior dominates
-        d0 = np.inf
-        s0 = np.exp(np.mean(e))
-        return np.full_like(s2, s0), d0
-    # solve trigamma(d0 / 2) = excess for d0
-    d0 = 2 * optimize.brentq(lambda x: special.polygamma(1, x) - excess, 1e-8, 1e8)
-    s0 = np.exp(np.mean(e) + special.digamma(d0 / 2) - np.log(d0 / 2))
-    return (d0 * s0 + df * s2) / (d0 + df), d0
-
-
-def pseudobulk_de(adata, *, donor_key: str = "donor", condition_key: str = "condition", min_count: int = 10):
-    """Donor pseudobulk test: summed counts → CPM → moderated t-test on log2(CPM + 1) (limma's empirical Bayes:
-    pooled variance squeezed toward a prior fitted across genes), BH-adjusted.
-
-    Genes with fewer than ``min_count`` summed counts over all donors are left out (``padj`` NaN, never
-    called). Returns one row per gene: log2 fold change (second condition over first), p, padj.
+    Genes with fewer than ``min_count`` summed counts over all donors are left out (``padj`` NaN,
+    never called); PyDESeq2's Cook's-distance and independent filtering (at ``alpha``) may set more
+    ``padj`` to NaN, as DESeq2 does. ``n_cpus`` = 1 by default: on a small machine joblib's worker
+    start-up costs more than 12 samples' fits. Returns PyDESeq2's ``results_df`` (columns
+    :data:`DESEQ_COLUMNS`), one row per gene of ``adata``.
     """
     import pandas as pd  # noqa: PLC0415
-    from scipy import stats  # noqa: PLC0415
+    from pydeseq2.dds import DeseqDataSet  # noqa: PLC0415
+    from pydeseq2.default_inference import DefaultInference  # noqa: PLC0415
+    from pydeseq2.ds import DeseqStats  # noqa: PLC0415
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
     sums, condition = pseudobulk(adata, donor_key=donor_key, condition_key=condition_key)
     levels = sorted(condition.unique())
     if len(levels) != 2 or condition.value_counts().min() < 2:
         raise InputError(f"Pseudobulk needs two conditions with ≥ 2 donors each; got {condition.value_counts().to_dict()}.")
     kept = sums.columns[sums.sum(axis=0) >= min_count]
-    logcpm = np.log2(sums[kept].div(sums.sum(axis=1), axis=0) * 1e6 + 1)
-    a, b = (logcpm[condition.to_numpy() == level].to_numpy() for level in levels)
-    df = len(a) + len(b) - 2
-    s2 = ((len(a) - 1) * a.var(axis=0, ddof=1) + (len(b) - 1) * b.var(axis=0, ddof=1)) / df
-    posterior, d0 = _squeeze(s2, df)
-    diff = b.mean(axis=0) - a.mean(axis=0)
-    t = diff / np.sqrt(posterior * (1 / len(a) + 1 / len(b)))
-    p = 2 * stats.t.sf(np.abs(t), min(df + d0, 1e6))
-    table = pd.DataFrame({"log2fc": diff, "p": p}, index=kept)
-    table["padj"] = stats.false_discovery_control(np.nan_to_num(table["p"].to_numpy(), nan=1.0))
-    return table.reindex(sums.columns)
+    counts = sums[kept].round().astype(np.int64)
+    counts.index = counts.index.astype(str)
+    metadata = pd.DataFrame({"condition": condition.to_numpy()}, index=counts.index)
+    inference = DefaultInference(n_cpus=n_cpus)
+    # one BLAS/OpenMP thread: PyDESeq2 runs thousands of 1-parameter L-BFGS fits, and on a small machine
+    # the pools' threads contend for every one of them (measured 5-10x slower unpinned on 2 loaded cores)
+    with threadpool_limits(1), warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", UserWarning)
+        dds = DeseqDataSet(counts=counts, metadata=metadata, design="~condition", refit_cooks=True,
+                           inference=inference, quiet=True)
+        dds.deseq2()
+        test = DeseqStats(dds, contrast=["condition", levels[1], levels[0]], alpha=alpha, inference=inference,
+                          quiet=True)
+        test.summary()
+    table = test.results_df.loc[:, list(DESEQ_COLUMNS)].reindex(sums.columns)
+    # DESeq2's parametric trend a0 + a1/μ has no 1/μ part when every pseudobulk is deep (a1 → 0): PyDESeq2
+    # then falls back to the mean dispersion, as R's DESeq2 falls back to a local fit. Say which ran.
+    fallback = any("dispersion trend curve fitting did not converge" in str(w.message) for w in said)
+    for w in said:
+        if "dispersion trend curve fitting did not converge" not in str(w.message):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    table.attrs["trend"] = "mean (parametric fit did not converge)" if fallback else "parametric"
+    return table
 
 
 def wilcoxon_de(adata, *, condition_key: str = "condition"):
@@ -152,10 +182,18 @@ def wilcoxon_de(adata, *, condition_key: str = "condition"):
 
 
 def calibration(table, truth, *, alpha: float = 0.05) -> dict[str, float]:
-    """Empirical FDR (false calls / calls) and power (true calls / true DE genes) at BH level ``alpha``."""
+    """Empirical FDR (false calls / calls) and power (true calls / true DE genes) at BH level ``alpha``.
+
+    ``fdr_low``/``fdr_high`` and ``power_low``/``power_high`` are Wilson 95 % intervals with the gene
+    as the unit (calls for the FDR, truly changed genes for the power): genes are drawn independently
+    given the donors, so they carry the gene-level noise, not the donor-level one (seeds do that).
+    """
+    from ..intervals import wilson  # noqa: PLC0415
+
     truth = np.asarray(truth, dtype=bool)
     called = np.nan_to_num(np.asarray(table["padj"], dtype=float), nan=1.0) < alpha
-    calls = int(called.sum())
-    false = int((called & ~truth).sum())
-    return {"calls": calls, "false": false, "fdr": false / calls if calls else 0.0,
-            "power": float((called & truth).sum() / max(truth.sum(), 1))}
+    calls, false, hits = int(called.sum()), int((called & ~truth).sum()), int((called & truth).sum())
+    fdr, power = wilson(false, calls), wilson(hits, int(truth.sum()))
+    return {"calls": calls, "false": false, "fdr": false / calls if calls else 0.0, "fdr_low": fdr.low,
+            "fdr_high": fdr.high, "power": hits / max(int(truth.sum()), 1), "power_low": power.low,
+            "power_high": power.high}

@@ -41,8 +41,8 @@ from ..timing import Stopwatch
 from .inplace import pca, regress_out
 from .workflow import harmony
 
-__all__ = ["EMBEDDINGS", "FAST", "LEIDEN_MAX_ITERATIONS", "LEIDEN_TOL", "NVIDIA_CELLS", "NVIDIA_GENES", "NVIDIA_SECONDS", "NVIDIA_TOTAL_S",
-           "OfficialRun", "SHAPE_BOUND", "leiden_converged", "louvain", "passing_qc", "pca", "regress_out", "run"]
+__all__ = ["EMBEDDINGS", "FAST", "HARMONY_CELL", "LEIDEN_MAX_ITERATIONS", "LEIDEN_TOL", "NVIDIA_CELLS", "NVIDIA_GENES", "NVIDIA_SECONDS", "NVIDIA_TOTAL_S",
+           "OfficialRun", "SHAPE_BOUND", "leiden_converged", "like_nvidia", "louvain", "passing_qc", "pca", "regress_out", "run"]
 
 #: Wall times printed by NVIDIA's notebook on its GPU (rapids-singlecell, 216,382 cells), per step of :func:`run`.
 #: Their second neighbours/UMAP/Louvain/Leiden cell (7.84 s) is one timing for four steps: it sits on ``neighbors_harmony``.
@@ -52,6 +52,17 @@ NVIDIA_SECONDS: dict[str, float] = {
     "louvain": 2.81, "leiden": 2.16, "harmony": 8.85, "neighbors_harmony": 7.84, "tsne": 11.5, "logreg_markers": 49.3,
     "diffmap": 3.35,
 }
+#: The four steps of NVIDIA's one timed cell on Harmony's PCs (7.84 s, filed under ``neighbors_harmony``).
+HARMONY_CELL = ("neighbors_harmony", "umap_harmony", "louvain_harmony", "leiden_harmony")
+
+
+def like_nvidia(seconds: dict[str, float]) -> dict[str, float]:
+    """Seconds per step as NVIDIA timed them: ``neighbors_harmony`` carries the sum of :data:`HARMONY_CELL`, so its
+    ratio compares four steps with their four (one step against their four read 3.6×, not ≈ 27×: review 43, round 3)."""
+    return {**seconds, **({HARMONY_CELL[0]: float(sum(seconds.get(s, 0.0) for s in HARMONY_CELL))}
+                          if HARMONY_CELL[0] in seconds else {})}
+
+
 #: Their README: "~130 seconds recorded in demo" for the whole notebook (loading and plots included).
 NVIDIA_TOTAL_S = 130.0
 #: Their data set after QC: the shape every step after filtering works on.
@@ -106,7 +117,7 @@ class OfficialRun:
                               "iterations": pd.Series(self.iterations, dtype=object)})
         table = table.loc[list(self.seconds)]
         same_size = self.adata is not None and self.adata.n_obs == NVIDIA_CELLS
-        table["ratio"] = table["seconds"] / table["nvidia_gpu_s"] if same_size else np.nan
+        table["ratio"] = pd.Series(like_nvidia(self.seconds)) / table["nvidia_gpu_s"] if same_size else np.nan
         table["comparable"] = ["shape-bound" if s in SHAPE_BOUND else "data-dependent" for s in table.index]
         table.loc["total", ["seconds", "nvidia_gpu_s"]] = [self.total_s, sum(NVIDIA_SECONDS.values())]
         return table.round({"seconds": 2, "ratio": 1, "peak_mb": 0}).rename_axis("step")

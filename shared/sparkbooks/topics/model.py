@@ -21,8 +21,9 @@ __all__ = ["TopicModel"]
 
 
 def _neighbours(embeddings: np.ndarray, *, n_neighbors: int, pca_components: int | None,
-                random_state: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The (optionally PCA-reduced) input and its approximate k nearest neighbours by NN-descent, self first.
+                random_state: int | None) -> tuple[np.ndarray, object, object]:
+    """The (optionally PCA-reduced) input, its NN-descent index (``neighbor_graph``: k nearest, self first; kept so
+    that UMAP can ``transform`` new documents) and the fitted PCA (None without one).
 
     MiniLM vectors are unit length, so Euclidean neighbours are cosine neighbours. PCA makes each
     distance cheaper but, measured on the health tweets, costs agreement with the outlets (NMI
@@ -31,13 +32,43 @@ def _neighbours(embeddings: np.ndarray, *, n_neighbors: int, pca_components: int
     import pynndescent  # noqa: PLC0415
     from sklearn.decomposition import PCA  # noqa: PLC0415
 
-    data = embeddings
+    data, pca = embeddings, None
     if pca_components and pca_components < embeddings.shape[1] and len(embeddings) > pca_components:
-        data = PCA(pca_components, random_state=random_state or 0).fit_transform(embeddings)
+        pca = PCA(pca_components, random_state=random_state or 0).fit(embeddings)
+        data = pca.transform(embeddings).astype(np.float32)
     index = pynndescent.NNDescent(data, n_neighbors=n_neighbors, random_state=random_state, low_memory=True,
                                   n_jobs=None if random_state is not None else -1)
-    indices, distances = index.neighbor_graph
-    return data, indices, distances
+    return data, index, pca
+
+
+class _ExactIndex:
+    """Exact Euclidean k-NN over the fitted rows, in the shape umap-learn's ``transform`` asks of its search index.
+
+    NN-descent's own ``query`` compiles its search with numba on first use (tens of seconds per process on a
+    CPU); a batched matrix product is exact and needs no compilation, at O(new × fitted) — what fitting on a
+    sample of ~10k keeps small.
+    """
+
+    _angular_trees = False
+
+    def __init__(self, data: np.ndarray) -> None:
+        self._raw_data = np.ascontiguousarray(data, dtype=np.float32)
+        self._norms = np.einsum("ij,ij->i", self._raw_data, self._raw_data)
+
+    def query(self, X: np.ndarray, k: int = 15, epsilon: float = 0.0) -> tuple[np.ndarray, np.ndarray]:  # noqa: N803
+        X = np.asarray(X, dtype=np.float32)  # noqa: N806
+        indices = np.empty((len(X), k), dtype=np.int32)
+        dists = np.empty((len(X), k), dtype=np.float32)
+        batch = max(1, 2**24 // len(self._raw_data))  # ≤ 64 MB of distances at a time
+        for start in range(0, len(X), batch):
+            rows = X[start:start + batch]
+            d2 = np.einsum("ij,ij->i", rows, rows)[:, None] + self._norms[None, :] - 2 * rows @ self._raw_data.T
+            near = np.argpartition(d2, k - 1, axis=1)[:, :k]
+            part = np.take_along_axis(d2, near, axis=1)
+            order = np.argsort(part, axis=1, kind="stable")
+            indices[start:start + len(rows)] = np.take_along_axis(near, order, axis=1)
+            dists[start:start + len(rows)] = np.sqrt(np.maximum(np.take_along_axis(part, order, axis=1), 0))
+        return indices, dists
 
 
 class TopicModel:
@@ -59,12 +90,17 @@ class TopicModel:
     documents (:func:`keywords`): plain c-TF-IDF ranks a word from one document of a small topic
     highly, and such words never co-occur. The rule belongs to the keywords, not to the
     clustering — ``benchmarks/topic_clustering.py`` applies it to BERTopic's clusters too.
+
+    ``prediction_data=True`` keeps what :meth:`predict` needs to label new documents the way BERTopic's
+    ``transform`` does — UMAP's ``transform`` (through the kept neighbour index) then HDBSCAN's
+    ``approximate_predict``, whose prediction data HDBSCAN builds during the fit; outliers stay outliers,
+    unlike :meth:`assign`. ``benchmarks/topic_million.py`` measures both routes against full fits.
     """
 
     def __init__(self, *, n_neighbors: int = 15, n_components: int = 5, min_cluster_size: int = 10,
                  min_samples: int | None = 5, pca_components: int | None = None, n_epochs: int | None = 100,
                  init: str = "auto", top_n: int = 10, min_word_docs: int = 3, neighbors: str = "auto",
-                 random_state: int | None = None) -> None:
+                 prediction_data: bool = False, random_state: int | None = None) -> None:
         self.n_neighbors = n_neighbors
         self.init = init
         self.n_components = n_components
@@ -75,6 +111,7 @@ class TopicModel:
         self.top_n = top_n
         self.min_word_docs = min_word_docs
         self.neighbors = neighbors
+        self.prediction_data = prediction_data
         self.random_state = random_state
 
     def __repr__(self) -> str:
@@ -104,7 +141,8 @@ class TopicModel:
         """The ``hdbscan.HDBSCAN`` this model fits (cuml.accel swaps in cuML's on a GPU path)."""
         import hdbscan  # noqa: PLC0415
 
-        return hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples)
+        return hdbscan.HDBSCAN(min_cluster_size=self.min_cluster_size, min_samples=self.min_samples,
+                               prediction_data=self.prediction_data)
 
     def _own_neighbours(self) -> bool:
         if self.neighbors not in ("auto", "umap", "pca-nndescent"):
@@ -126,12 +164,13 @@ class TopicModel:
             raise InputError(f"{len(docs)} documents are too few for n_neighbors={self.n_neighbors} and "
                              f"min_cluster_size={self.min_cluster_size}: use at least a few hundred.")
         watch = Stopwatch()
-        data, knn = embeddings, None
+        data, knn, self._pca = embeddings, None, None
         if self._own_neighbours():
             with watch.step("neighbours"):
-                data, indices, distances = _neighbours(embeddings, n_neighbors=self.n_neighbors,
-                                                       pca_components=self.pca_components, random_state=self.random_state)
-            knn = (indices, distances, None)
+                data, index, self._pca = _neighbours(embeddings, n_neighbors=self.n_neighbors,
+                                                     pca_components=self.pca_components, random_state=self.random_state)
+            # a search index only where predict() needs UMAP's transform (exact: see _ExactIndex)
+            knn = (*index.neighbor_graph, _ExactIndex(data) if self.prediction_data else None)
             watch.backends["neighbours"] = "pynndescent (CPU)"
         reducer = self.umap_estimator(n_components=self.n_components, min_dist=0.0, knn=knn, n_epochs=self.n_epochs)
         with watch.step("umap"), warnings.catch_warnings():
@@ -144,6 +183,7 @@ class TopicModel:
         with watch.step("hdbscan"):
             self.labels_ = np.asarray(clusterer.fit_predict(self.embedding_), dtype=int)
         watch.backends["hdbscan"] = backend_of(clusterer)
+        self._reducer, self._clusterer = (reducer, clusterer) if self.prediction_data else (None, None)
         with watch.step("keywords"):
             bag = vectorizer()
             self.counts_ = bag.fit_transform(docs)
@@ -216,6 +256,32 @@ class TopicModel:
                 labels = np.where(sims[np.arange(len(rows)), best] >= threshold, labels, -1)
             out[start:start + len(rows)] = labels
         return out
+
+    def predict(self, new: np.ndarray) -> np.ndarray:
+        """Topic of each row of ``new`` (−1 = outlier), as a full fit would place it: UMAP's ``transform`` into the
+        fitted layout, then HDBSCAN's ``approximate_predict`` (cuML's on a GPU path). Needs ``prediction_data=True``.
+        On a copy from :meth:`reduce` the topics are the merged ones; outliers stay outliers (no reassignment)."""
+        import warnings  # noqa: PLC0415
+
+        if getattr(self, "_clusterer", None) is None:
+            raise InputError("predict() needs a model fitted with prediction_data=True: "
+                             "TopicModel(prediction_data=True).fit(docs, embeddings); or use assign() (nearest centroid).")
+        new = np.asarray(new, dtype=np.float32)
+        if self._pca is not None:
+            new = self._pca.transform(new).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*(random_state|n_jobs).*")
+            reduced = np.asarray(self._reducer.transform(new), dtype=np.float32)
+        gpu = getattr(self._clusterer, "_gpu", None)
+        if gpu is not None and self.backends_.get("hdbscan") == "cuML (GPU)":
+            from cuml.cluster.hdbscan import approximate_predict  # noqa: PLC0415
+            labels, _ = approximate_predict(gpu, reduced)
+        else:
+            from hdbscan import approximate_predict  # noqa: PLC0415
+            labels, _ = approximate_predict(self._clusterer, reduced)
+        labels = np.asarray(labels, dtype=int)
+        merged = getattr(self, "merged_", None)  # a copy from reduce(): HDBSCAN's topics → the merged ones
+        return labels if merged is None else np.array([merged.get(int(t), -1) for t in labels], dtype=int)
 
     def reduce(self, embeddings: np.ndarray, *, n_topics: int | None = None, distance: float | None = None,
                by: str = "embeddings") -> TopicModel:

@@ -7,6 +7,8 @@
 * :mod:`~sparkbooks.retrieval.rag.answer` — cited answers or a refusal through any OpenAI-compatible server, scored
   by exact match, token F1 and ALCE-style citation recall/precision;
 * :mod:`~sparkbooks.retrieval.rag.ann` — a recall@10 / QPS frontier of HNSW and IVF on real MiniLM tweet vectors;
+* :mod:`~sparkbooks.retrieval.rag.ann_speed` — an operating point's speed-up over exact search, in interleaved pairs;
+* :mod:`~sparkbooks.retrieval.rag.ann_record` — the committed full-size frontier record the benchmark wrote;
 * :mod:`~sparkbooks.retrieval.rag.gate` — a refusal gate on the retrieval score, calibrated on near-miss questions;
 * this module — the frozen question set, the embedder (local MiniLM or a ``/v1/embeddings`` server), the ask box.
 
@@ -27,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from ...exceptions import ChecksumMismatchError, InputError
-from . import ann, answer, baselines, gate, index, ingest, pydoc_corpus, retrieve
+from . import ann, ann_record, ann_speed, answer, baselines, gate, index, ingest, pydoc_corpus, retrieve
 from .index import VectorIndex
 
 __all__ = ["AskBox", "Embedder", "NEAR_MISS", "NEAR_MISS_SHA256", "QUERY_PREFIXES", "QUESTIONS", "QUESTIONS_SHA256",
-           "VectorIndex", "ann", "answer", "baselines", "gate", "index", "ingest", "load_questions", "pydoc_corpus",
+           "VectorIndex", "ann", "ann_record", "ann_speed", "answer", "baselines", "gate", "index", "ingest", "load_questions", "pydoc_corpus",
            "retrieve"]
 
 QUESTIONS = pydoc_corpus.CORPUS_DIR.parent / "questions.json"

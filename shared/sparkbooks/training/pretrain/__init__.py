@@ -4,7 +4,7 @@ Modules: :mod:`~sparkbooks.training.pretrain.corpus` (news prose → BPE → tok
 :mod:`~sparkbooks.training.pretrain.model` (sizes, FLOPs per token, measured peak, the tokens/s claim),
 :mod:`~sparkbooks.training.pretrain.fp4` (simulated NVFP4 GEMMs, the recipe's ingredients),
 :mod:`~sparkbooks.training.pretrain.run` (the launch and its record), :mod:`~sparkbooks.training.pretrain.study` (the
-seed-level NVFP4 ablation, from scratch), and the torchrun
+seed-level NVFP4 ablation, forked from a trained checkpoint or from scratch), and the torchrun
 :mod:`~sparkbooks.training.pretrain.worker`.
 """
 

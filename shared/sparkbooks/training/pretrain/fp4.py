@@ -39,7 +39,7 @@ import torch
 from ...exceptions import InputError
 from ...quant.nvfp4_torch import BLOCK, nvfp4
 
-__all__ = ["NVFP4Linear", "RECIPES", "Recipe", "Signs", "TE_NVFP4_TRAINING_SM", "TE_SIGNS", "block_share", "convert",
+__all__ = ["NVFP4Linear", "RECIPES", "REMOVES", "Recipe", "Signs", "TE_NVFP4_TRAINING_SM", "TE_SIGNS", "block_share", "convert",
            "hadamard", "high_precision_share", "nvfp4", "quantisation_off", "te_trains_nvfp4_on"]
 
 
@@ -54,14 +54,25 @@ class Recipe:
     keep_last: int = 0
 
 
-#: The ablation: plain NVFP4, each ingredient added in turn, the full recipe.
+#: The ablation: plain NVFP4 (round-to-nearest, nothing kept), each ingredient added in turn, the full recipe, and
+#: the full recipe with one ingredient removed (``nvfp4_no_*``), as the paper's own ablation does (arXiv:2509.25149,
+#: Figure 4: from a partly trained checkpoint, "systematically remove one methodology component at a time: stochastic
+#: rounding (SR), Random Hadamard Transforms (RHT), two-dimensional scaling (2D), and fewer blocks in BF16").
+#: ``keep_last`` > 0 marks the recipe's fourth ingredient, blocks kept in high precision (how many: the ablation's).
 RECIPES = {
     "nvfp4_rtn": Recipe("nvfp4_rtn"),
     "nvfp4_2d": Recipe("nvfp4_2d", weight_2d=True),
     "nvfp4_2d_rht": Recipe("nvfp4_2d_rht", weight_2d=True, hadamard=True),
     "nvfp4_2d_rht_sr": Recipe("nvfp4_2d_rht_sr", weight_2d=True, hadamard=True, stochastic=True),
     "nvfp4_recipe": Recipe("nvfp4_recipe", weight_2d=True, hadamard=True, stochastic=True, keep_last=1),
+    "nvfp4_no_2d": Recipe("nvfp4_no_2d", hadamard=True, stochastic=True, keep_last=1),
+    "nvfp4_no_rht": Recipe("nvfp4_no_rht", weight_2d=True, stochastic=True, keep_last=1),
+    "nvfp4_no_sr": Recipe("nvfp4_no_sr", weight_2d=True, hadamard=True, keep_last=1),
+    "nvfp4_no_kept": Recipe("nvfp4_no_kept", weight_2d=True, hadamard=True, stochastic=True),
 }
+#: The leave-one-out arms, the ingredient each removes.
+REMOVES = {"nvfp4_no_2d": "2-D weight scales", "nvfp4_no_rht": "the random Hadamard transform",
+           "nvfp4_no_sr": "stochastic rounding", "nvfp4_no_kept": "the blocks kept in high precision"}
 
 
 def hadamard(size: int = BLOCK) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The NVFP4 ablation: baseline and recipes trained from scratch, paired by seed, each gap with a seed-level interval."""
+"""The NVFP4 ablation: baseline and recipes continued from one checkpoint (or trained from scratch), paired by seed,
+each gap with a seed-level interval."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, NamedTuple
 
 from ...exceptions import InputError
 from . import corpus as corpus_lib
+from . import model as model_lib
 from .run import train_variants
 
 __all__ = ["Ablation", "PAPER_RELATIVE_GAP", "SeedInterval", "ablation", "detectable_gap", "kept_share_note", "seed_interval",
@@ -68,7 +70,14 @@ def kept_share_note(recipe: str, *, keep_last: int, layers: int, share: float) -
               f"head ({share:.1%} of all matmul weights)" if keep_last == 0 else
               f"the last {keep_last} of {layers} decoder blocks in high precision ({keep_last / layers:.1%} of the "
               f"blocks' linear weights), with the embeddings and the LM head {share:.1%} of all matmul weights")
-    return f"{recipe}: the recipe's numerics (2-D weight scales, Hadamard on wgrad, stochastic rounding) with {blocks}; {NVIDIA_KEPT}"
+    from .fp4 import RECIPES  # noqa: PLC0415 (torch: imported only here)
+
+    r = RECIPES.get(recipe)
+    on = [w for flag, w in ((r.weight_2d, "2-D weight scales"), (r.hadamard, "Hadamard on wgrad"),
+                            (r.stochastic, "stochastic rounding")) if flag] if r else []
+    numerics = (f"NVFP4 with {', '.join(on)}" if on else "NVFP4 rounded to nearest (no 2-D scales, Hadamard or "
+                "stochastic rounding)") if r else "NVFP4"
+    return f"{recipe}: {numerics}, {blocks}; {NVIDIA_KEPT}"
 
 
 class SeedInterval(NamedTuple):
@@ -98,14 +107,17 @@ def _verdict(low: float, high: float) -> str:
 
 @dataclass
 class Ablation:
-    """An NVFP4 ablation over seeds: every run trained from scratch on the same tokens as its seed's baseline.
+    """An NVFP4 ablation over seeds: every run of a seed starts from the same weights (``init_from``, or the seed's
+    random initialisation when it is ``None``) and reads the same tokens in the same order as its seed's baseline.
 
     ``per_seed``: seed, run, the final validation loss (quantised forward for NVFP4 runs), the loss of the same
     run's float32 master weights unquantised (``master_val_loss``), and both gaps to that seed's baseline.
     ``curve``: per NVFP4 run and evaluation step, the mean gap over seeds with its 95% seed-level interval (the gap
     against tokens). ``gaps``: per run, the final gap, its interval and the verdict read from it, the smallest gap the
     seeds detect and the seeds a gap of the paper's size would need (``seeds_for_paper``), and the same for the
-    master weights. ``high_precision_share``: per run, the share of matmul weights kept out of NVFP4.
+    master weights. ``high_precision_share``: per run, the share of matmul weights kept out of NVFP4 (LM head
+    included); ``kept_blocks`` and ``block_share``: the decoder blocks kept in high precision, and their share of
+    the blocks' linear weights (NVIDIA's ≈ 16 % is this one). ``init_from``: the checkpoint every run continued from.
     """
 
     per_seed: Any
@@ -117,6 +129,9 @@ class Ablation:
     tokens_per_run: int
     parameters: int
     wall_s: float
+    init_from: str | None = None
+    kept_blocks: dict[str, int] | None = None
+    block_share: dict[str, float] | None = None
 
     def contrast(self, run: str, reference: str) -> dict[str, Any]:
         """``run``'s final loss minus ``reference``'s, per seed, with its 95% seed-level interval and verdict.
@@ -133,30 +148,40 @@ class Ablation:
 
 
 def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Sequence[str], seeds: Sequence[int],
-             keep_last: int, steps: int, evals: int = 4, timeout: float = 3600.0, **settings) -> Ablation:
-    """The baseline and each NVFP4 recipe, each trained **from scratch** for ``steps`` steps per seed, in one job.
+             keep_last: int, steps: int, evals: int = 4, timeout: float = 3600.0, init_from: str | Path | None = None,
+             **settings) -> Ablation:
+    """The baseline and each NVFP4 recipe, ``steps`` steps per seed, every run of every seed in one torchrun job.
 
-    Pretraining in NVFP4 is what the recipe is for, so every run starts from random weights, not from a trained
-    checkpoint (which would measure post-training quantisation). A seed fixes the initial weights, the batches and
-    the recipe's random draws: within a seed every variant starts from the same weights and sees the same tokens in
-    the same order, so the per-seed gap is paired and the seed is the unit of replication. Every run is evaluated
-    ``evals`` times (the gap against tokens); NVFP4 runs also with their master weights unquantised. Every NVFP4
-    variant keeps the same ``keep_last`` blocks in high precision (the share is returned and should be stated).
+    ``init_from`` (a run saved with ``save_final=True``): every run continues from those weights and AdamW moments —
+    as the paper's own ablation continues a partly trained model — so the arms are compared on a model that already
+    knows its language; ``None``: every run starts from its seed's random weights (NVFP4 from the first step). A
+    seed fixes the batches and the recipe's random draws (and, from scratch, the initial weights): within a seed every
+    variant starts from the same weights and sees the same tokens in the same order, so the per-seed gap is paired
+    and the seed is the unit of replication. Every run is evaluated ``evals`` times (the gap against tokens); NVFP4
+    runs also with their master weights unquantised. ``keep_last`` blocks stay in high precision in every NVFP4
+    variant whose recipe keeps blocks (``Recipe.keep_last > 0``: the full recipe and every leave-one-out arm but
+    ``nvfp4_no_kept``); the others keep none. The shares are returned and should be stated.
     ``settings`` are :func:`train`'s (``size``, ``seq_len``, ``batch_size``, ``lr``…).
     """
     import pandas as pd  # noqa: PLC0415
 
+    from . import fp4  # noqa: PLC0415 (torch: imported only here)
+
     if len(seeds) < 2 or len(set(seeds)) != len(seeds):
         raise InputError(f"An ablation needs at least 2 distinct seeds for a seed-level interval; got {list(seeds)}.")
-    if "init_from" in settings:
-        raise InputError("The ablation trains every run from scratch (NVFP4 pretraining); init_from would make it a "
-                         "post-training quantisation study.")
+    unknown = [r for r in recipes if r not in fp4.RECIPES]
+    if unknown or len(set(recipes)) != len(recipes):
+        raise InputError(f"Ablation recipes must be distinct names among {', '.join(fp4.RECIPES)}; got {list(recipes)}.")
+    size = model_lib.SIZES.get(settings.get("size", "tiny")) if isinstance(settings.get("size", "tiny"), str) else settings["size"]
+    layers = size.layers if size is not None else None
+    kept_blocks = {name: (keep_last if fp4.RECIPES[name].keep_last > 0 else 0) for name in recipes}
     names = ["baseline", *recipes]
-    variants = {f"seed{seed}/{name}": {"seed": seed, "recipe": None if name == "baseline" else name}
-                for seed in seeds for name in names}
+    variants = {f"seed{seed}/{name}": {"seed": seed, "recipe": None if name == "baseline" else name,
+                                       "keep_last": kept_blocks.get(name)} for seed in seeds for name in names}
     settings = {"eval_every": max(steps // evals, 1), "sample_tokens": 0, "eval_start": False, **settings}
-    runs = train_variants(corpus, variants, launch=launch, out_dir=out_dir, timeout=timeout, steps=steps,
-                          keep_last=keep_last, **settings)
+    if init_from is not None:
+        settings["init_from"] = str(init_from)
+    runs = train_variants(corpus, variants, launch=launch, out_dir=out_dir, timeout=timeout, steps=steps, **settings)
     rows = []
     for seed in seeds:
         base = runs[f"seed{seed}/baseline"].evals.set_index("step")["val_loss"]
@@ -196,4 +221,6 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
                     high_precision_share={n: runs[f"seed{seeds[0]}/{n}"].config["high_precision_share"] for n in names},
                     seeds=list(seeds), steps=steps,
                     tokens_per_run=steps * first.config["batch_size"] * first.config["seq_len"],
-                    parameters=first.parameters, wall_s=sum(r.wall_s for r in runs.values()))
+                    parameters=first.parameters, wall_s=sum(r.wall_s for r in runs.values()),
+                    init_from=None if init_from is None else str(init_from), kept_blocks=kept_blocks,
+                    block_share={n: k / layers for n, k in kept_blocks.items()} if layers else None)

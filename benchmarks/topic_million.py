@@ -1,0 +1,281 @@
+"""A million documents on a CPU: fit on a sample, label the rest — measured against full fits on the real tweets.
+
+**Real tweets.** The health tweets' fitting pool (the guide's split: exact duplicates dropped, a seeded tenth held
+out; ≈ 54k distinct tweets) with their cached all-MiniLM-L6-v2 vectors (nothing is re-embedded when the cache holds
+them). ``full-S`` fits ``TopicModel`` on the whole pool at seed S (``min_cluster_size`` ``--mcs``, 100); ``sample-S``
+fits a seeded 10k sample at seed S (``min_cluster_size`` scaled by the sample's share, so a topic needs the same
+share of the corpus) with ``prediction_data=True``, then labels every other pool tweet two ways: the nearest topic
+centroid (``TopicModel.assign``, never an outlier) and UMAP ``transform`` + HDBSCAN ``approximate_predict``
+(``TopicModel.predict``, outliers kept, as BERTopic's ``transform``). ``--summarise`` scores them: the **seed floor**
+(pairwise AMI between full fits at different seeds, outliers one cluster) against the AMI of sample + label with
+each full fit; the time of sample + label over the full fit's; NPMI of each labelling's keywords on the held-out
+tenth.
+
+**Scaling** (wall time and the process's peak RSS, each row its own process): full fits on 5k and 20k pool tweets
+(the pool row is ``full-0``); sample + label at 250k and 1M documents **resampled** from the real vectors (drawn with
+replacement, a little Gaussian noise so no two rows coincide, renormalised) — timing and memory only, their topics
+mean nothing. ``--part i/k`` labels the i-th of k chunks of the rest, so that no run exceeds a few minutes; the
+summary adds the chunks' seconds.
+
+Each row is one process (numba compiles once, on a small untimed fit, before anything is timed) and is written
+atomically to the results file as it finishes, so the work resumes where it stopped.
+
+    python benchmarks/topic_million.py --row full-0      # then full-1, full-2, sample-0, scale-5000, scale-1000000 --part 1/4 …
+    python benchmarks/topic_million.py --summarise       # the table and the JSON line, from the rows present
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import tempfile
+import time
+import warnings
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+SMOKE_HELP = "tiny sizes in a scratch folder (≤ 30 s where numba's cache is warm): proves the code runs; figures mean nothing"
+RESULTS = Path(__file__).parent / "results" / "topic_million.json"
+SAMPLE = 10_000
+RESAMPLED = (250_000, 1_000_000)
+REAL = (5_000, 20_000)
+
+
+def _rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
+def machine() -> dict:
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "load_1min": round(os.getloadavg()[0], 2)}
+
+
+def write_row(path: Path, name: str, row: dict) -> None:
+    """Add one row to the results file atomically (write a temporary file, then rename over it)."""
+    record = json.loads(path.read_text()) if path.exists() else {"rows": {}}
+    record["rows"][name] = row | machine()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        json.dump(record, tmp, indent=1)
+    os.replace(tmp.name, path)
+
+
+def pool(smoke: bool):
+    """The pool's cleaned texts, their vectors and the held-out tenth's texts (the guide's split, seed 0)."""
+    from sparkbooks import corpora, topics
+    from sparkbooks.retrieval import embeddings
+    from sparkbooks.topics import evaluate
+
+    tweets = corpora.health_tweets()
+    if smoke:
+        tweets = tweets.sample(n=1200, random_state=0).reset_index(drop=True)
+    docs = topics.clean_text(tweets["text"])
+    vectors = embeddings.embed(list(docs), show_progress=False)  # all 63k from the cache when it holds them
+    split = evaluate.split_held_out(docs, seed=0)
+    return [docs[i] for i in split.fit], vectors[split.fit], [docs[i] for i in split.held_out]
+
+
+def _model(mcs: int, seed: int, **extra):
+    from sparkbooks import topics
+
+    return topics.TopicModel(min_cluster_size=mcs, random_state=seed, **extra)
+
+
+_WARM: list[bool] = []
+
+
+def _warm_up(docs, vectors) -> None:
+    """numba compiles UMAP / NN-descent on first use in a process: pay it once, on a small untimed fit."""
+    if _WARM:
+        return
+    _WARM.append(True)
+    n = min(600, len(docs))
+    m = _model(10, 0, prediction_data=True).fit(docs[:n], vectors[:n])
+    m.predict(vectors[:50])
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def sample_and_label(docs, vectors, *, mcs_full: int, seed: int, sample: int, part: tuple[int, int] = (1, 1)) -> dict:
+    """Fit a seeded ``sample`` with prediction data; label (the ``part`` chunk of) the rest by centroid and by predict."""
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(docs), min(sample, len(docs)), replace=False))
+    rest = np.setdiff1d(np.arange(len(docs)), picked)
+    chunk = np.array_split(rest, part[1])[part[0] - 1]
+    mcs = max(5, round(mcs_full * len(picked) / len(docs)))
+    model, fit_s = _timed(lambda: _model(mcs, seed, prediction_data=True).fit([docs[i] for i in picked], vectors[picked]))
+    by_centroid, centroid_s = _timed(lambda: model.assign(vectors[chunk], vectors[picked]))
+    predicted, predict_s = _timed(lambda: model.predict(vectors[chunk]))
+    labels = {"centroid": np.full(len(docs), -2), "predict": np.full(len(docs), -2)}
+    for how, assigned in (("centroid", by_centroid), ("predict", predicted)):
+        labels[how][picked] = model.labels_
+        labels[how][chunk] = assigned
+    return {"n": len(docs), "sample": len(picked), "labelled": len(chunk), "part": f"{part[0]}/{part[1]}",
+            "min_cluster_size": mcs, "fit_s": round(fit_s, 2), "centroid_s": round(centroid_s, 2),
+            "predict_s": round(predict_s, 2), "topics": model.n_topics_,
+            "outliers_sample": round(float(np.mean(model.labels_ < 0)), 4),
+            "outliers_predicted": round(float(np.mean(predicted < 0)), 4), "labels": labels}
+
+
+def resampled(vectors: np.ndarray, n: int, *, seed: int = 0, noise: float = 0.005) -> np.ndarray:
+    """``n`` rows drawn with replacement from real ``vectors``, Gaussian noise (``noise`` per dimension) added so no two
+    rows coincide, renormalised to unit length: a corpus of the right size and geometry for timing, not for topics."""
+    rng = np.random.default_rng(seed)
+    out = vectors[rng.integers(0, len(vectors), n)].astype(np.float32)
+    for start in range(0, n, 100_000):  # in float32 slices: the noise must not double the peak memory measured
+        block = out[start:start + 100_000]
+        block += noise * rng.standard_normal(block.shape, dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
+def run_row(name: str, *, mcs: int, part: tuple[int, int], results: Path, labels_dir: Path, smoke: bool) -> dict:
+    docs, vectors, _ = pool(smoke)
+    sample = 300 if smoke else SAMPLE
+    _warm_up(docs, vectors)
+    kind, _, arg = name.partition("-")
+    if kind == "full":
+        model, seconds = _timed(lambda: _model(mcs, int(arg)).fit(docs, vectors))
+        np.save(labels_dir / f"{name}.npy", model.labels_)
+        row = {"n": len(docs), "s": round(seconds, 2), "topics": model.n_topics_,
+               "outliers": round(float(np.mean(model.labels_ < 0)), 4), "min_cluster_size": mcs,
+               "steps_s": {k: round(v, 2) for k, v in model.seconds_.items()}}
+    elif kind == "sample":
+        row = sample_and_label(docs, vectors, mcs_full=mcs, seed=int(arg), sample=sample)
+        for how, labels in row.pop("labels").items():
+            np.save(labels_dir / f"{name}-{how}.npy", labels)
+    elif kind == "scale" and int(arg) <= len(docs):  # real tweets, a full fit
+        n = int(arg)
+        pick = np.sort(np.random.default_rng(0).choice(len(docs), n, replace=False))
+        model, seconds = _timed(lambda: _model(max(5, round(mcs * n / len(docs))), 0).fit([docs[i] for i in pick], vectors[pick]))
+        row = {"n": n, "what": "full fit, real tweets", "s": round(seconds, 2), "topics": model.n_topics_}
+    elif kind == "scale":  # resampled vectors, sample + label
+        n = int(arg)
+        big = resampled(vectors, n)
+        texts = [docs[i % len(docs)] for i in range(n)]  # only the sample's texts are read (its keywords)
+        row = sample_and_label(texts, big, mcs_full=mcs, seed=0, sample=sample, part=part)
+        row.pop("labels")
+        row["what"] = "sample + label, resampled vectors (timing only)"
+    else:
+        raise SystemExit(f"unknown row {name!r}: full-S, sample-S or scale-N")
+    row["peak_rss_gib"] = round(_rss_gib(), 3)
+    key = name if part == (1, 1) else f"{name}:{part[0]}/{part[1]}"
+    write_row(results, key, row)
+    return row
+
+
+def summarise(results: Path, labels_dir: Path, smoke: bool) -> dict:
+    """The seed floor, sample + label against the full fits, time ratios, held-out NPMI and the scaling table."""
+    from sklearn.metrics import adjusted_mutual_info_score as ami
+
+    from sparkbooks import topics
+    from sparkbooks.topics import evaluate
+
+    rows = json.loads(results.read_text())["rows"]
+    fulls = sorted(n for n in rows if n.startswith("full-"))
+    full_labels = {n: np.load(labels_dir / f"{n}.npy") for n in fulls if (labels_dir / f"{n}.npy").exists()}
+    floor = [ami(full_labels[a], full_labels[b]) for a, b in combinations(sorted(full_labels), 2)]
+    out: dict = {"full_fits": len(full_labels), "seed_pairs": len(floor),
+                 "seed_floor_ami": round(float(np.mean(floor)), 4) if floor else None,
+                 "seed_floor_range": [round(min(floor), 4), round(max(floor), 4)] if floor else None,
+                 "full_s": round(float(np.mean([rows[n]["s"] for n in fulls])), 2) if fulls else None,
+                 "full_s_range": [min(rows[n]["s"] for n in fulls), max(rows[n]["s"] for n in fulls)] if fulls else None,
+                 "full_outliers": round(float(np.mean([rows[n]["outliers"] for n in fulls])), 4) if fulls else None}
+    docs, _, held = pool(smoke)
+    bag = topics.vectorizer().fit(docs)
+    counts, vocab = bag.transform(docs), bag.get_feature_names_out()
+    held_counts = topics.vectorizer(vocabulary=vocab, min_df=1).transform(held)
+
+    def npmi(labels):
+        words = list(topics.keywords(counts, labels, vocab, top_n=10, min_word_docs=3).values())
+        return round(float(np.mean(evaluate.coherence(words, held_counts, vocab))), 4) if words else None
+
+    if "full-0" in full_labels:
+        out["npmi_full"] = npmi(full_labels["full-0"])
+    print(f"\n{'labelling':34}{'AMI vs full fits':>22}{'seconds':>10}{'÷ full fit':>12}{'outliers':>10}")
+    if floor:
+        print(f"{'full fit, another seed (floor)':34}{out['seed_floor_ami']:>12.4f} [{min(floor):.3f}, {max(floor):.3f}]"
+              f"{out['full_s']:>10.1f}{1:>12.2f}")
+    for name in sorted(n for n in rows if n.startswith("sample-")):
+        row = rows[name]
+        for how in ("centroid", "predict"):
+            labels = np.load(labels_dir / f"{name}-{how}.npy")
+            scores = [ami(f, labels) for f in full_labels.values()]
+            seconds = row["fit_s"] + row[f"{how}_s"]
+            ratio = seconds / out["full_s"] if out["full_s"] else float("nan")
+            key = f"{name}_{how}"
+            out |= {f"{key}_ami": round(float(np.mean(scores)), 4) if scores else None, f"{key}_s": round(seconds, 2),
+                    f"{key}_time_share": round(ratio, 3), f"{key}_outliers": round(float(np.mean(labels < 0)), 4)}
+            if name == "sample-0":
+                out[f"npmi_{key}"] = npmi(labels)
+            print(f"{name + ', ' + how:34}{out[key + '_ami'] or float('nan'):>22.4f}{seconds:>10.1f}{ratio:>12.2f}"
+                  f"{out[key + '_outliers']:>10.3f}")
+    print(f"\n{'scaling':34}{'documents':>12}{'seconds':>10}{'peak RSS GiB':>14}")
+    for name in sorted({n.split(":")[0] for n in rows if n.startswith("scale-") or n == "full-0"},
+                       key=lambda n: int(n.split("-")[1]) if n.startswith("scale") else 0):
+        parts = [r for n, r in rows.items() if n.split(":")[0] == name]
+        if name.startswith("full"):
+            seconds, what, n = parts[0]["s"], "full fit, all pool tweets", parts[0]["n"]
+        elif "fit_s" in parts[0]:  # chunks not run are counted at the measured chunks' mean, and said so
+            total = int(parts[0]["part"].split("/")[1])
+            per_part = {how: float(np.mean([p[f"{how}_s"] for p in parts])) for how in ("centroid", "predict")}
+            seconds = parts[0]["fit_s"] + total * (per_part["centroid"] + per_part["predict"])
+            what, n = f"sample + label ({len(parts)} of {total} chunks run)", parts[0]["n"]
+            out[f"scale_{n}_parts"] = {"run": len(parts), "of": total, "fit_s": parts[0]["fit_s"],
+                                       "centroid_s": round(total * per_part["centroid"], 2),
+                                       "predict_s": round(total * per_part["predict"], 2),
+                                       "labelled_measured": int(sum(p["labelled"] for p in parts))}
+        else:
+            seconds, what, n = parts[0]["s"], parts[0]["what"], parts[0]["n"]
+        rss = max(p["peak_rss_gib"] for p in parts)
+        out[f"scale_{n}"] = {"what": what, "s": round(seconds, 2), "peak_rss_gib": rss}
+        print(f"{what:34}{n:>12,}{seconds:>10.1f}{rss:>14.2f}")
+    record = json.loads(results.read_text())
+    out["rows_dates"] = [min(r["date"] for r in rows.values()), max(r["date"] for r in rows.values())]
+    out["rows_load_1min"] = [min(r["load_1min"] for r in rows.values()), max(r["load_1min"] for r in rows.values())]
+    record["summary"] = out | machine()
+    with tempfile.NamedTemporaryFile("w", dir=results.parent, delete=False, suffix=".tmp") as tmp:
+        json.dump(record, tmp, indent=1)
+    os.replace(tmp.name, results)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--row", help="full-S, sample-S or scale-N (N ≤ the pool: real tweets; above: resampled)")
+    parser.add_argument("--part", default="1/1", help="i/k: label only the i-th of k chunks (resampled rows)")
+    parser.add_argument("--mcs", type=int, default=100, help="min_cluster_size of a full fit (a sample's is scaled)")
+    parser.add_argument("--summarise", action="store_true", help="score the rows present; print the table")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")  # UMAP's notes on seeds and precomputed graphs
+    from sparkbooks.settings import settings
+
+    scratch = Path(tempfile.mkdtemp(prefix="topic-million-")) if args.smoke else None
+    results = scratch / "topic_million.json" if scratch else args.results
+    labels_dir = scratch or settings.cache_dir / "topic_million"
+    labels_dir.mkdir(parents=True, exist_ok=True)
+    part = tuple(int(x) for x in args.part.split("/"))
+    if args.smoke:  # the same code on 1,200 tweets: two full fits, one sample, one resampled row, the summary
+        for name in ("full-0", "full-1", "sample-0", "scale-2000"):
+            run_row(name, mcs=20, part=(1, 1), results=results, labels_dir=labels_dir, smoke=True)
+    elif args.row:
+        print(json.dumps(run_row(args.row, mcs=args.mcs, part=part, results=results, labels_dir=labels_dir, smoke=False)))
+    if args.summarise or args.smoke:
+        print(json.dumps(summarise(results, labels_dir, args.smoke)))
+
+
+if __name__ == "__main__":
+    main()
