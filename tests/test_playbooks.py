@@ -732,6 +732,10 @@ def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_f
     assert values["wilcoxon_fdr"] > 2 * max(values["pseudobulk_fdr"], 0.05)
     verdicts = {c["name"]: c["verdict"] for c in results["claims"]}
     assert verdicts["pseudobulk_fdr_below_wilcoxon"] == verdicts["wilcoxon_fdr_inflated"] == "holds"
+    # review 43 (round 3) #1: one-sided against the goal, so an interval wholly above it reads "does not hold"
+    fdr_low = float(re.search(r"Wilson \[([0-9.]+),", notes["pseudobulk_fdr"]).group(1))
+    assert (verdicts["pseudobulk_fdr_within_goal"] == "does not hold") == (fdr_low > values["de_fdr_goal"])
+    assert "pseudobulk_fdr_near_nominal" not in verdicts
     # iterations counted (Leiden to convergence needs ≥ 2: the last finds no gain), lbfgs's count beside its cap
     assert values["official_leiden_iterations"] >= 2 and "of max 1,000" in notes["official_leiden_iterations"]
     # related subtypes seen in one batch each: apart without correction, merged by Harmony (its known failure)

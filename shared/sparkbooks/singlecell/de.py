@@ -5,7 +5,8 @@ donor's biology, so the test sees donor-to-donor differences as condition effect
 discovery rate inflates (Squair et al. 2021, *Nat. Commun.*). The field's remedy is the
 **pseudobulk**: sum each donor's counts, then test donors against donors with a bulk RNA-seq model
 — here PyDESeq2 (DESeq2's negative-binomial GLM, size factors, dispersion trend and shrinkage, Wald
-test, Cook's distance and independent filtering), as the single-cell best-practices book does.
+test, Cook's distance and independent filtering); the single-cell best-practices book runs edgeR's quasi-likelihood
+test on the same donor sums.
 
 :func:`simulate_donors` draws one cell type's cells for ``n_donors`` donors per condition. Its truth
 is *not* DESeq2's model: each cell is negative binomial around the type's real mean profile with the

@@ -86,6 +86,11 @@ class VectorIndex:
                  index_type: str = "HNSW", timeout: float = 10.0) -> None:
         if index_type not in INDEX_PARAMS:
             raise InputError(f"index_type {index_type!r} is not one of {sorted(INDEX_PARAMS)}")
+        if index_type.startswith("GPU_") and not _remote(str(uri)):
+            # Milvus Lite logs "unknown index_type" and still answers from another index while reporting GPU_CAGRA
+            # (review 49, round 5 #3): refuse before anything is built, and say what runs it
+            raise InputError(f"index_type {index_type} needs a Milvus server with GPU support (e.g. "
+                             "`-p index_uri http://localhost:19530`); Milvus Lite (a local file) would not build it.")
         self.uri, self.dim, self.model, self.collection, self.index_type = str(uri), int(dim), model, collection, index_type
         self.remote = _remote(self.uri)
         self.client = _client(self.uri, timeout)
