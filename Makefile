@@ -49,7 +49,7 @@ test:
 	@$(MAKE) --no-print-directory -j2 $(VENV)/.test-extras llama-server
 	@$(MAKE) --no-print-directory llama-server-venv
 	@rc=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" tests || rc=$$?; \
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" tests || rc=$$?; \
 	$(BIN)/python -m pytest -m slow tests || rc=$$?; \
 	exit $$rc
 

@@ -231,6 +231,13 @@ def milvus_server(tmp_path_factory):
         yield server
 
 
+# One Milvus standalone server per session worker at a time: two started at once (pytest-xdist splitting this module
+# over two workers, each with its own module-scoped server) abort in their root coordinator's start (exit −6, seen in
+# a `-n 2` run); `make test` runs with `--dist loadgroup`, which keeps every test of this group on one worker.
+MILVUS_SERVER = pytest.mark.xdist_group("milvus-server")
+
+
+@MILVUS_SERVER
 def test_the_milvus_server_is_a_service_with_the_engines_lifecycle(milvus_server):
     from sparkbooks import services
 
@@ -248,6 +255,7 @@ def test_a_milvus_server_that_cannot_start_says_why_with_its_log(tmp_path):
     assert not server.running
 
 
+@MILVUS_SERVER
 @pytest.mark.parametrize("where", ["lite", "server"])
 def test_the_index_is_idempotent_persistent_and_refuses_other_vectors(where, tmp_path, request):
     # the same VectorIndex code on Milvus Lite (a file) and on a Milvus server (a URI): what a user moves to
