@@ -231,9 +231,8 @@ def milvus_server(tmp_path_factory):
         yield server
 
 
-# One Milvus standalone server per session worker at a time: two started at once (pytest-xdist splitting this module
-# over two workers, each with its own module-scoped server) abort in their root coordinator's start (exit −6, seen in
-# a `-n 2` run); `make test` runs with `--dist loadgroup`, which keeps every test of this group on one worker.
+# The module's server tests share one xdist worker (`make test` runs `--dist loadgroup`) so that one module-scoped
+# server serves them all: each start and stop costs ≈ 10 s on 2 cores.
 MILVUS_SERVER = pytest.mark.xdist_group("milvus-server")
 
 
@@ -244,6 +243,21 @@ def test_the_milvus_server_is_a_service_with_the_engines_lifecycle(milvus_server
     assert isinstance(milvus_server, services.Service) and milvus_server in services.live_services()
     assert milvus_server.healthy() and milvus_server.uri == f"http://127.0.0.1:{milvus_server.port}"
     assert "milvus" in milvus_server.log_tail(200).lower()  # its output goes to the engine's log file
+
+
+@MILVUS_SERVER
+def test_two_milvus_servers_run_side_by_side_each_with_its_own_data(milvus_server, tmp_path):
+    # A CI run failed when the rag benchmark's server started beside this module's: both embedded etcds bound
+    # 2379/2380 and the second aborted in its root coordinator (exit -6).
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((20, 8)).astype(np.float32)
+    with server_module.milvus_server(tmp_path / "second") as second:
+        assert milvus_server.healthy() and second.healthy() and second.port != milvus_server.port
+        with VectorIndex(second.uri, dim=8, model="m", collection="side") as index:
+            index.upsert(_chunks(20), vectors)
+            assert index.count() == 20
+        with VectorIndex(milvus_server.uri, dim=8, model="m", collection="side") as first:
+            assert first.count() == 0  # two servers, two stores
 
 
 def test_a_milvus_server_that_cannot_start_says_why_with_its_log(tmp_path):

@@ -34,6 +34,14 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _embedded_etcd_yaml(client_port: int, peer_port: int, log_file: Path) -> str:
+    """An etcd configuration file (etcd's own keys) for Milvus's in-process etcd on two loopback ports."""
+    client, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
+    return (f"listen-client-urls: {client}\nadvertise-client-urls: {client}\n"
+            f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+            f"initial-cluster: default={peer}\nlog-outputs: [{log_file}]\n")
+
+
 class MilvusServer(Service):
     """``milvus run standalone`` from the ``milvus`` wheel, its data and logs under ``base_dir``.
 
@@ -67,7 +75,7 @@ class MilvusServer(Service):
         self.base_dir.mkdir(parents=True, exist_ok=True)
         config = milvus.MilvusServerConfig(data_dir=str(self.base_dir))
         keys = [key for key in config.configurable_items if key.endswith("_port")]
-        *ports, self.web_port = _free_ports(len(keys) + 1)  # ours: the wheel's finder leaks its probe sockets
+        *ports, self.web_port, etcd_client, etcd_peer = _free_ports(len(keys) + 3)  # the wheel's finder leaks sockets
         for key, port in zip(keys, ports):
             config.set(key, port)
         config.resolve_storage()
@@ -79,7 +87,13 @@ class MilvusServer(Service):
         milvus._initialize_data_files(str(self.base_dir))  # the server binary and its libraries, unpacked once
         self._binary = self.base_dir / "bin" / "milvus"
         self.port = int(config.get("proxy_port"))
+        # The embedded etcd listens on 2379/2380 unless told otherwise (the wheel's template does not), so a second
+        # server on the machine, e.g. a benchmark's beside a test's, aborted in its root coordinator (exit -6):
+        # its own ports through Milvus's ETCD_CONFIG_PATH, as milvus's standalone_embed.sh does for Docker.
+        etcd_config = self.base_dir / "configs" / "embedEtcd.yaml"
+        etcd_config.write_text(_embedded_etcd_yaml(etcd_client, etcd_peer, self.base_dir / "logs" / "etcd.log"))
         self.env = {"DEPLOY_MODE": "STANDALONE", "METRICS_PORT": str(self.web_port),  # /healthz is served there
+                    "ETCD_CONFIG_PATH": str(etcd_config),
                     "MILVUS_RUN_DIR": str(self.base_dir / "run"),
                     "LD_LIBRARY_PATH": os.pathsep.join(p for p in (str(self._binary.parent),
                                                                    os.environ.get("LD_LIBRARY_PATH")) if p)}
