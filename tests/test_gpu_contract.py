@@ -6,6 +6,7 @@ Where the wheels are installed (``make gpu-contract``: they import and run cudf.
 CPU-fallback mode without a GPU), the ``gpu_contract`` tests also run the fixed Spark-path bugs for real.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -68,11 +69,21 @@ def test_cuopt_calls_resolve_through_instances_and_return_types():
             "cuopt.linear_programming.Solution.get_termination_reason"} <= targets
 
 
-@pytest.mark.parametrize("name", sorted(gc.accelerated_estimators()), ids=str)
+@functools.cache
+def _estimators() -> dict:
+    return gc.accelerated_estimators()  # built when a test runs, not at collection (umap's import alone is ≈ 7 s)
+
+
+def test_the_snapshot_holds_every_estimator_the_package_builds_under_cuml_accel():
+    assert sorted(_estimators()) == sorted(SNAPSHOT["accelerated"]), "regenerate with `make gpu-api-snapshot`"
+
+
+@pytest.mark.parametrize("name", sorted(SNAPSHOT["accelerated"]), ids=str)
 def test_estimators_under_cuml_accel_use_settings_cuml_runs_on_the_gpu(name):
     """cuml.accel falls back to the CPU, silently, for settings cuML lacks (e.g. UMAP init='pca')."""
     entry = SNAPSHOT["accelerated"].get(name)
-    current = gc.settings_of(gc.accelerated_estimators()[name])
+    assert name in _estimators(), f"the package no longer builds {name}: regenerate with `make gpu-api-snapshot`"
+    current = gc.settings_of(_estimators()[name])
     assert entry is not None and entry["params"] == current, f"{name} changed: regenerate with `make gpu-api-snapshot`"
     if name.endswith("_cpu_init"):
         assert entry["gpu"].startswith("unsupported"), "the CPU-path setting exists because cuML refuses it"

@@ -231,3 +231,15 @@ def test_a_subprocess_a_test_leaks_fails_the_run(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout[-2000:]
     assert "is still running" in done.stdout and "ResourceWarning" in done.stdout, done.stdout[-2000:]
+
+
+def test_the_playbook_session_collects_every_file_that_marks_a_test_slow():
+    # `make test`'s second session lists its files (collecting all ~1,900 tests costs ≈ 40 s): a slow test in a file
+    # missing from the list would never run
+    makefile = (REPO / "Makefile").read_text()
+    listed = re.search(r"^SLOW_TESTS := ((?:.*\\\n)*.*)$", makefile, re.M)
+    assert listed, "the Makefile has no SLOW_TESTS list"
+    files = set(listed.group(1).replace("\\\n", " ").split())
+    marking = {f"tests/{p.name}" for p in (REPO / "tests").glob("test_*.py") if re.search(r"mark\.slow\b", p.read_text())}
+    assert files == marking, f"missing: {sorted(marking - files)}, not marking slow: {sorted(files - marking)}"
+    assert "-m slow $(SLOW_TESTS)" in makefile

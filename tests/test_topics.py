@@ -122,6 +122,35 @@ def test_topic_model_recovers_known_groups_and_their_words(fitted):
     assert info["size"].is_monotonic_decreasing and info["size"].sum() == (model.labels_ >= 0).sum()
 
 
+def test_below_umaps_small_data_size_the_graph_is_exact_as_umap_would_make_it(fitted, monkeypatch):
+    # umap-learn searches exactly below 4,096 rows; NN-descent there cost ≈ 20 s of numba compilation per process
+    from sklearn.neighbors import NearestNeighbors
+
+    from sparkbooks.topics import model as topic_model
+
+    model, _, vectors, _ = fitted
+    assert model.backends_["neighbours"] == "exact (CPU)"
+    expected = NearestNeighbors(n_neighbors=model.n_neighbors).fit(vectors).kneighbors(vectors)
+    indices, distances = model._knn[0], model._knn[1]
+    assert distances == pytest.approx(expected[0], abs=1e-5)  # the same k nearest distances, nearest first
+    assert (distances[:, 0] == 0).all()  # each row itself, at exactly 0: UMAP's local scale is the first non-zero
+    same = np.mean([set(a) == set(b) for a, b in zip(indices, expected[1])])
+    assert same > 0.95, same  # rows that differ swap near-ties at the k-th place (float32 here, float64 there)
+    # above it, NN-descent (what the 10k sample fits use; the benchmarks' smokes build one for real): the call only,
+    # without paying its compilation in the unit tests
+    calls = []
+
+    class Recorded:
+        def __init__(self, data, **kwargs):
+            calls.append((len(data), kwargs["n_neighbors"]))
+            self.neighbor_graph = (np.zeros((len(data), 15), int), np.zeros((len(data), 15)))
+
+    monkeypatch.setattr(topic_model, "EXACT_BELOW", 100)
+    monkeypatch.setattr("pynndescent.NNDescent", Recorded)
+    *_, search = topic_model._neighbours(vectors[:300], n_neighbors=15, pca_components=None, random_state=0)
+    assert search == "pynndescent (CPU)" and calls == [(300, 15)]
+
+
 def test_quality_separates_real_from_shuffled_agreement(fitted):
     from sparkbooks.topics import evaluate as topic_eval
 

@@ -20,25 +20,33 @@ from .text import vectorizer
 __all__ = ["TopicModel"]
 
 
+#: below this many rows the k-NN graph is exact, as umap-learn decides for itself (``UMAP._small_data``): a matrix
+#: product there is cheaper than compiling NN-descent with numba (≈ 20 s per process on 2 cores)
+EXACT_BELOW = 4096
+
+
 def _neighbours(embeddings: np.ndarray, *, n_neighbors: int, pca_components: int | None,
-                random_state: int | None) -> tuple[np.ndarray, object, object]:
-    """The (optionally PCA-reduced) input, its NN-descent index (``neighbor_graph``: k nearest, self first; kept so
-    that UMAP can ``transform`` new documents) and the fitted PCA (None without one).
+                random_state: int | None) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], object, str]:
+    """The (optionally PCA-reduced) input, its k-NN graph (indices and distances, k nearest, self first), the
+    fitted PCA (None without one) and which search made the graph.
 
     MiniLM vectors are unit length, so Euclidean neighbours are cosine neighbours. PCA makes each
     distance cheaper but, measured on the health tweets, costs agreement with the outlets (NMI
     0.163 at 50 components vs 0.171 on all 384 at 63k tweets), so it is off by default.
     """
-    import pynndescent  # noqa: PLC0415
     from sklearn.decomposition import PCA  # noqa: PLC0415
 
     data, pca = embeddings, None
     if pca_components and pca_components < embeddings.shape[1] and len(embeddings) > pca_components:
         pca = PCA(pca_components, random_state=random_state or 0).fit(embeddings)
         data = pca.transform(embeddings).astype(np.float32)
+    if len(data) < EXACT_BELOW:
+        return data, _ExactIndex(data).query(data, n_neighbors), pca, "exact (CPU)"
+    import pynndescent  # noqa: PLC0415
+
     index = pynndescent.NNDescent(data, n_neighbors=n_neighbors, random_state=random_state, low_memory=True,
                                   n_jobs=None if random_state is not None else -1)
-    return data, index, pca
+    return data, index.neighbor_graph, pca, "pynndescent (CPU)"
 
 
 class _ExactIndex:
@@ -59,20 +67,23 @@ class _ExactIndex:
         X = np.asarray(X, dtype=np.float32)  # noqa: N806
         indices = np.empty((len(X), k), dtype=np.int32)
         dists = np.empty((len(X), k), dtype=np.float32)
-        batch = max(1, 2**24 // len(self._raw_data))  # ≤ 64 MB of distances at a time
+        # ≤ 64 MB of distances, and of the k candidates' vectors, at a time
+        batch = max(1, min(2**24 // len(self._raw_data), 2**24 // (k * self._raw_data.shape[1])))
         for start in range(0, len(X), batch):
             rows = X[start:start + batch]
             d2 = np.einsum("ij,ij->i", rows, rows)[:, None] + self._norms[None, :] - 2 * rows @ self._raw_data.T
             near = np.argpartition(d2, k - 1, axis=1)[:, :k]
-            part = np.take_along_axis(d2, near, axis=1)
-            order = np.argsort(part, axis=1, kind="stable")
+            # the k distances again from the differences: the expansion above cancels to ≈ 1e-3 where a row meets
+            # itself or a duplicate, and UMAP takes the first non-zero distance as each point's local scale
+            exact = np.linalg.norm(self._raw_data[near] - rows[:, None, :], axis=2)
+            order = np.argsort(exact, axis=1, kind="stable")
             indices[start:start + len(rows)] = np.take_along_axis(near, order, axis=1)
-            dists[start:start + len(rows)] = np.sqrt(np.maximum(np.take_along_axis(part, order, axis=1), 0))
+            dists[start:start + len(rows)] = np.take_along_axis(exact, order, axis=1)
         return indices, dists
 
 
 class TopicModel:
-    """Topics from sentence embeddings: NN-descent graph → UMAP → HDBSCAN → class-based TF-IDF keywords.
+    """Topics from sentence embeddings: k-NN graph (exact below 4,096 rows, NN-descent above) → UMAP → HDBSCAN → keywords.
 
     Scikit-learn style: hyper-parameters in the constructor, learned state in attributes ending
     in ``_`` after :meth:`fit`. ``neighbors="auto"`` computes the k-NN graph itself on a CPU and
@@ -167,11 +178,12 @@ class TopicModel:
         data, knn, self._pca = embeddings, None, None
         if self._own_neighbours():
             with watch.step("neighbours"):
-                data, index, self._pca = _neighbours(embeddings, n_neighbors=self.n_neighbors,
-                                                     pca_components=self.pca_components, random_state=self.random_state)
+                data, graph, self._pca, search = _neighbours(embeddings, n_neighbors=self.n_neighbors,
+                                                             pca_components=self.pca_components,
+                                                             random_state=self.random_state)
             # a search index only where predict() needs UMAP's transform (exact: see _ExactIndex)
-            knn = (*index.neighbor_graph, _ExactIndex(data) if self.prediction_data else None)
-            watch.backends["neighbours"] = "pynndescent (CPU)"
+            knn = (*graph, _ExactIndex(data) if self.prediction_data else None)
+            watch.backends["neighbours"] = search
         reducer = self.umap_estimator(n_components=self.n_components, min_dist=0.0, knn=knn, n_epochs=self.n_epochs)
         with watch.step("umap"), warnings.catch_warnings():
             # UMAP notes that a seed disables its parallelism and that a precomputed k-NN
