@@ -45,6 +45,9 @@ guides:
 ## then the playbooks one at a time with the machine to themselves (each run is held to its guide's stated minutes,
 ## and a playbook beside other work takes 1.3–6× longer). Both always run; the target fails if either failed.
 TEST_WORKERS ?= 2
+## One BLAS/OpenMP thread per worker: two workers with two threads each oversubscribe two cores
+## (the benchmark smokes and training tests: 252 s with the default threads, 198 s with one, on this 2-core VM).
+UNIT_THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 ## The playbook session collects only the files that mark tests slow (collecting all ~1,900 tests costs ≈ 40 s);
 ## tests/test_project.py checks this list against the files.
 SLOW_TESTS := tests/test_browser.py tests/test_claims.py tests/test_jupyterlab.py tests/test_playbooks.py \
@@ -53,7 +56,7 @@ test:
 	@$(MAKE) --no-print-directory -j2 $(VENV)/.test-extras llama-server
 	@$(MAKE) --no-print-directory llama-server-venv
 	@rc=0; \
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" tests || rc=$$?; \
+	$(UNIT_THREADS) $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" tests || rc=$$?; \
 	$(BIN)/python -m pytest -m slow $(SLOW_TESTS) || rc=$$?; \
 	exit $$rc
 

@@ -46,6 +46,7 @@ def main() -> None:
         args = parser.parse_args()
 
     model = sources.fetch(llamacpp.STAND_IN_SOURCE)
+    args.threads = args.threads or llamacpp.default_threads()  # decided once: the engine and the server alike
     # the bench times each configuration once, the first one cold: a discarded run warms caches and page-ins first
     llamacpp.run_batched_bench(model, prompt_tokens=[args.input_tokens], output_tokens=args.output_tokens, parallel=[1],
                                threads=args.threads)

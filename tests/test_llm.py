@@ -225,9 +225,17 @@ def test_prompt_length_sweep_prefills_longer_prompts_for_longer(endpoint):
     assert table.loc[240, "ttft_p50_s"] > table.loc[32, "ttft_p50_s"] and (table["prefill_tok_s"] > 0).all()
 
 
-def test_batched_bench_from_the_same_source_measures_prefill_and_decode(server):
-    table = llamacpp.run_batched_bench(server.model, prompt_tokens=[32], output_tokens=8, parallel=[1, 2], threads=2)
+def test_batched_bench_from_the_same_source_measures_prefill_and_decode(server, monkeypatch):
+    import subprocess
+
+    ran, real = [], subprocess.run
+    monkeypatch.setattr(llamacpp, "default_threads", lambda: 1)  # the server's rule, e.g. on a busy machine
+    monkeypatch.setattr(llamacpp.subprocess, "run", lambda cmd, **kw: (ran.append(cmd), real(cmd, **kw))[1])
+    table = llamacpp.run_batched_bench(server.model, prompt_tokens=[32], output_tokens=8, parallel=[1, 2])
     assert list(table["parallel"]) == [1, 2] and (table["aggregate_decode_tok_s"] > 0).all() and (table["prefill_tok_s"] > 0).all()
+    # threads and polling as the server runs them
+    cmd = ran[0]
+    assert cmd[cmd.index("-t") + 1] == "1" and cmd[cmd.index("--poll") + 1] == "0"
 
 
 def test_constrained_and_unconstrained_extraction_are_scored_per_field(endpoint):

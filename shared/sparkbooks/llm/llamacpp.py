@@ -331,12 +331,15 @@ NGRAM_SPECULATION = ("--spec-type", "ngram-simple", "--spec-ngram-simple-size-n"
 
 
 def run_batched_bench(model: Path, *, prompt_tokens: Sequence[int], output_tokens: int, parallel: Sequence[int],
-                      threads: int | None = None, timeout: float = 900.0):
+                      threads: int | None = None, poll: int = 0, timeout: float = 900.0):
     """llama.cpp's own batched benchmark on ``model`` — no HTTP, no client — as a DataFrame.
 
     One row per (prompt length, parallel sequences): prefill and decode tokens/s as
     ``llama-batched-bench`` measures them (``speed_pp``, ``speed_tg``). The cross-check for a
-    sweep through the server built from the same source.
+    sweep through the server built from the same source, so it runs as :class:`LlamaServer` does: ``threads``
+    by :func:`default_threads` (one thread on a busy machine) and ``poll`` 0 (the tool's own default, 50, spins
+    while it waits for work). Before, it took every core whatever the load: its CI smoke ran 5× longer beside other
+    tests than alone.
     """
     import json  # noqa: PLC0415
 
@@ -345,7 +348,8 @@ def run_batched_bench(model: Path, *, prompt_tokens: Sequence[int], output_token
     ctx = max(parallel) * (max(prompt_tokens) + output_tokens)
     cmd = [str(batched_bench()), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512",
            "-npp", ",".join(map(str, prompt_tokens)), "-ntg", str(output_tokens), "-npl", ",".join(map(str, parallel)),
-           "-t", str(threads or performance_cores()), "-ngl", str(gpu_layers()), "--output-format", "jsonl"]
+           "-t", str(threads or default_threads()), "--poll", str(poll), "-ngl", str(gpu_layers()),
+           "--output-format", "jsonl"]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
