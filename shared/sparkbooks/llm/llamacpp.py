@@ -334,12 +334,10 @@ def run_batched_bench(model: Path, *, prompt_tokens: Sequence[int], output_token
                       threads: int | None = None, poll: int = 0, timeout: float = 900.0):
     """llama.cpp's own batched benchmark on ``model`` — no HTTP, no client — as a DataFrame.
 
-    One row per (prompt length, parallel sequences): prefill and decode tokens/s as
-    ``llama-batched-bench`` measures them (``speed_pp``, ``speed_tg``). The cross-check for a
-    sweep through the server built from the same source, so it runs as :class:`LlamaServer` does: ``threads``
-    by :func:`default_threads` (one thread on a busy machine) and ``poll`` 0 (the tool's own default, 50, spins
-    while it waits for work). Before, it took every core whatever the load: its CI smoke ran 5× longer beside other
-    tests than alone.
+    One row per (prompt length, parallel sequences): prefill and decode tokens/s as ``llama-batched-bench``
+    measures them (``speed_pp``, ``speed_tg``). The cross-check for a sweep through the server built from the same
+    source, so it runs as :class:`LlamaServer` does: ``threads`` by :func:`default_threads` and ``poll`` 0 (the
+    tool's default, 50, spins; with every core whatever the load, its smoke ran 5× longer beside other tests).
     """
     import json  # noqa: PLC0415
 
