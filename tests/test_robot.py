@@ -416,3 +416,23 @@ def test_domain_randomisation_gives_each_world_its_own_body_as_c_mujoco_would(wa
     run = batched.train("InvertedPendulum-v5", out=tmp_path, n_envs=4, max_iterations=2, eval_every=1, eval_episodes=1,
                         device=warp_ready, randomise=True)
     assert run.checkpoint.endswith("_dr.pt") and run.steps == 2 * 4 * 16
+
+
+def test_a_detuned_lqr_is_chosen_on_its_own_worlds_and_holds_delays_the_nominal_gain_drops():
+    """Review finding (issue 51): LQR with R = 100 held every randomised world and the guide never showed it. The
+    tuned controller is chosen on tuning worlds only, and gentler gains buy delay margin the nominal R = 1 lacks."""
+    from sparkbooks.robot import lqr, robustness
+
+    env = "InvertedPendulum-v5"
+    late = [robustness.Perturbation(mass_scale=m, delay=2, noise=0.01) for m in (0.6, 1.0, 1.8)]
+    tuned = robustness.tune_lqr(env, late, threshold=950, r_grid=(1, 100), seed=5)
+    assert list(tuned.table.index) == [1.0, 100.0] and set(tuned.table.columns) == {"worlds_held", "mean_return"}
+    assert tuned.r == 100.0 and tuned.table.loc[100.0, "worlds_held"] > tuned.table.loc[1.0, "worlds_held"]
+    assert np.abs(tuned.controller.gain).max() < np.abs(lqr.controller(env).gain).max()  # gentler gains
+    scored = robustness.score(env, {"nominal": lqr.controller(env), "tuned": tuned.controller},
+                              [robustness.Perturbation(mass_scale=1.3, delay=2, noise=0.01)], seed=123)  # unseen world
+    assert scored.loc[0, "tuned"] >= 950 > scored.loc[0, "nominal"]
+    easy = robustness.tune_lqr(env, [robustness.Perturbation()], threshold=950, r_grid=(1000, 1, 100, 10), seed=5)
+    assert easy.table["worlds_held"].tolist() == [1, 1, 1, 1] and easy.r == 10.0  # all tie: the middle, not the first
+    with pytest.raises(InputError, match="positive control weights"):
+        robustness.tune_lqr(env, late, threshold=950, r_grid=(0,))

@@ -146,3 +146,46 @@ def test_a_head_policy_exports_to_onnx_and_films(tmp_path, warp_ready):
     assert clip.gif is not None or clip.reason  # no OpenGL: only the video is lost, with the reason
     if clip.gif:
         assert clip.gif[:6] == b"GIF89a" and "final error" in clip.html("rest")
+
+
+def _judged(seed: int, steps: int, controllers=("trained", "untrained", "rest", "linear IK", "IK + integral")) -> dict:
+    return {"seed": seed, "iterations": steps // 6144, "steps": steps, "train_s": 100.0, "n_envs": 256, "device": "cpu",
+            "episodes": 2, "target_seed": 90_000 + seed, "ki": 0.1, "median": {k: 0.1 for k in controllers},
+            "scores": {k: [0.1, 0.1] for k in controllers}, "load_avg": [1.0, 1.0, 1.0], "finished": "2026-12-07"}
+
+
+def test_the_head_record_refuses_seeds_trained_unequal_steps(tmp_path, monkeypatch):
+    """Review finding (issue 51): under a time budget the record's seeds trained 49k–172k steps (the machine's load
+    decided), so they were not replicates. The report now refuses seeds of unequal training, and old records."""
+    import argparse
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("reachy_bench", task.RESULT.parents[1] / "robot_reachy_head.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "RESULT", tmp_path / "result.json")
+    args = argparse.Namespace(out=str(tmp_path), seeds=[0, 1])
+    for seed, steps in ((0, 61_440), (1, 172_032)):
+        (tmp_path / f"judged_seed{seed}.json").write_text(json.dumps(_judged(seed, steps)))
+    with pytest.raises(SystemExit, match="unequal steps"):
+        bench.report(args)
+    (tmp_path / "judged_seed1.json").write_text(json.dumps(_judged(1, 61_440, ("trained", "untrained", "rest", "linear IK"))))
+    with pytest.raises(SystemExit, match="judged without"):
+        bench.report(args)
+    (tmp_path / "judged_seed1.json").write_text(json.dumps(_judged(1, 61_440)))
+    result = bench.report(args)
+    assert result["steps"] == 61_440 and "trained_minus_integral_ik_rad" in result and bench.RESULT.exists()
+
+
+def test_integral_action_is_linear_ik_at_zero_gain_and_starts_from_zero_each_time(model):
+    """The closed-loop classical baseline (review finding, issue 51: IK + integral ties the trained policy)."""
+    obs = np.random.default_rng(0).normal(0, 1, (3, task.N_OBS)).astype(np.float32)
+    gains = task._ik_gains(model)
+    assert np.allclose(task.IntegralIK(0.0, gains)(obs), task.linear_ik(model)(obs))
+    integral = task.IntegralIK(0.3, gains)
+    first, second = integral(obs), integral(obs)
+    assert not np.allclose(first, second)  # the integral grows while the error stays
+    assert np.allclose(integral.fresh()(obs), first)  # a fresh one starts from zero
+    tuned = task.tune_integral_ik(model=model, ki_grid=(0.0, 0.3), episodes=4, seed=80_000)
+    assert set(tuned.medians) == {0.0, 0.3} and tuned.controller.ki == min(tuned.medians, key=tuned.medians.get)
