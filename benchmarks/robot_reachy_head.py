@@ -19,7 +19,7 @@ would be. Each seed's record is kept beside its checkpoint.
 and writes ``benchmarks/results/robot_reachy_head.json`` with the machine, date and load.
 
     python benchmarks/robot_reachy_head.py --seed 0 [--iterations 30] [--n-envs 256] [--out DIR]
-    python benchmarks/robot_reachy_head.py --report [--seeds 0 1 2 3 4]
+    python benchmarks/robot_reachy_head.py --report [--seeds 0 1 2 3 4 5]
 """
 
 from __future__ import annotations
@@ -101,10 +101,13 @@ def report(args) -> dict:
         raise SystemExit(f"seeds {old} were judged without {CONTROLLERS} or the mismatched models: delete their "
                          f"judged_seed*.json in {args.out} and run --seed again (the checkpoint is kept; only the "
                          "judging reruns).")
-    for key in ("steps", "iterations", "n_envs", "steps_per_env", "device"):  # replicates only at equal training
-        values = sorted({str(s.get(key)) for s in seeds})
+    same = {"steps": "steps", "iterations": "iterations", "n_envs": "n_envs", "steps_per_env": "steps_per_env",
+            "device": "device", "episodes": "episodes", "mismatch_median": "mismatched models",
+            "lead_tuning_median_rad": "lead grid"}
+    for key, what in same.items():  # replicates only at equal training and equal judging
+        values = sorted({str(sorted(s[key]) if isinstance(s.get(key), dict) else s.get(key)) for s in seeds})
         if len(values) > 1:
-            raise SystemExit(f"the judged seeds trained with unequal {key} {values}: retrain them with one setting.")
+            raise SystemExit(f"the judged seeds differ in {what}: {values} — retrain or re-judge them with one setting.")
     medians = {k: np.array([s["median"][k] for s in seeds]) for k in CONTROLLERS}
     mismatch = {k: np.array([s["mismatch_median"][k] for s in seeds]) for k in MISMATCHED}
     worst = {k: np.array([s["mismatch_worst_corner"][k] for s in seeds]) for k in MISMATCHED}
@@ -152,7 +155,8 @@ def report(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5],
+                        help="the seeds --report gathers (claims over seeds need ≥ 6: sparkbooks.evidence.MIN_SEEDS)")
     parser.add_argument("--iterations", type=int, default=30,
                         help="rsl_rl iterations per seed, over all invocations (n_envs × steps-per-env steps each)")
     parser.add_argument("--slot-s", type=float, default=None, help="training seconds this invocation at most")

@@ -149,10 +149,10 @@ def test_a_head_policy_exports_to_onnx_and_films(tmp_path, warp_ready):
 
 
 def _judged(seed: int, steps: int, controllers=("trained", "untrained", "rest", "linear IK", "converged IK"),
-            n_envs: int = 256) -> dict:
+            n_envs: int = 256, episodes: int = 2) -> dict:
     mismatched = ("trained", "linear IK", "converged IK")
     return {"seed": seed, "iterations": steps // (n_envs * 24), "steps": steps, "steps_per_env": 24, "train_s": 100.0,
-            "n_envs": n_envs, "device": "cpu", "episodes": 2, "target_seed": 90_000 + seed, "lead": 0.5,
+            "n_envs": n_envs, "device": "cpu", "episodes": episodes, "target_seed": 90_000 + seed, "lead": 0.5,
             "median": {k: 0.1 for k in controllers}, "scores": {k: [0.1, 0.1] for k in controllers},
             "mismatch_median": {k: 0.2 for k in mismatched}, "mismatch_worst_corner": {k: 0.3 for k in mismatched},
             "load_avg": [1.0, 1.0, 1.0], "finished": "2026-12-07"}
@@ -174,10 +174,13 @@ def test_the_head_record_refuses_seeds_that_are_not_replicates(tmp_path, monkeyp
     write = lambda seed, record: (tmp_path / f"judged_seed{seed}.json").write_text(json.dumps(record))  # noqa: E731
     write(0, _judged(0, 184_320))
     write(1, _judged(1, 172_032))
-    with pytest.raises(SystemExit, match="unequal steps"):
+    with pytest.raises(SystemExit, match="differ in steps"):
         bench.report(args)
     write(1, _judged(1, 184_320, n_envs=128))
-    with pytest.raises(SystemExit, match="unequal iterations|unequal n_envs"):
+    with pytest.raises(SystemExit, match="differ in iterations|differ in n_envs"):
+        bench.report(args)
+    write(1, _judged(1, 184_320, episodes=8))  # judged on other targets: not the same measurement
+    with pytest.raises(SystemExit, match="differ in episodes"):
         bench.report(args)
     write(1, _judged(1, 184_320, ("trained", "untrained", "rest", "linear IK")))
     with pytest.raises(SystemExit, match="judged without"):
