@@ -82,6 +82,36 @@ def test_a_claim_says_its_verdict_first_with_both_figures_and_the_test():
                  sentences={DOES_NOT_HOLD: "{nope}"})
 
 
+def test_an_interval_decided_at_a_family_level_says_its_level():
+    # review 47: six comparisons from one ablation were each decided at 95 %, with no multiplicity correction; an
+    # interval at the Bonferroni level must say which level it is, or a reader takes it for a 95 % one
+    alpha = 0.05 / 6
+    c = evaluate("x", value=2.0, baseline=1.9, metric="a", baseline_name="b", text="t", compare="greater",
+                 test="seed-bootstrap", interval=(0.01, 0.2), alpha=alpha)
+    assert c.verdict == HOLDS and "at 99.17% [0.01, 0.2]" in c.sentence
+    plain = evaluate("x", value=2.0, baseline=1.9, metric="a", baseline_name="b", text="t", compare="greater",
+                     test="seed-bootstrap", interval=(0.01, 0.2))
+    assert "interval of the difference [0.01, 0.2]" in plain.sentence
+
+
+def test_a_seed_bootstrap_refuses_a_level_it_cannot_reach_and_the_t_interval_reaches_it():
+    # review 47: at 1 − 0.05/6 a six-seed expanded bootstrap's tail (≈ 1e-7) is rarer than any resample, so its
+    # interval was the seeds' range: five seeds at +0.01 and one at +10 "held" (a paired t gives p = 0.36)
+    from sparkbooks.evidence import seed_bootstrap, seed_t_interval
+
+    skewed = [0.01] * 5 + [10.0]
+    with pytest.raises(InputError, match="cannot reach a 99.17% interval"):
+        seed_bootstrap(skewed, level=1 - 0.05 / 6)
+    t = seed_t_interval(skewed, level=1 - 0.05 / 6)
+    assert t.low < 0 < t.high and t.n == 6
+    assert decide(1.0, 0.0, compare="greater", test="seed-t", interval=t) == NOT_DECIDED
+    assert seed_bootstrap(skewed).n == 6  # 95 % stays reachable with six seeds
+    with pytest.raises(InputError, match="not one resample"):  # round 2: a tail of 0.2 of 2,000 draws
+        seed_bootstrap(skewed, level=0.98)
+    with pytest.raises(InputError, match="at least 6 seeds"):
+        seed_t_interval([0.1] * 5)
+
+
 def test_claim_compares_recorded_results_only(monkeypatch):
     session = _session(monkeypatch, {"ours": 1.0, "plain": 3.0, "path": "cpu"})
     c = claims.claim("faster", "ours", baseline="plain", compare="smaller", test="exact", text="ours is faster")

@@ -76,8 +76,9 @@ class Claim:
         words = TESTS[self.test][1]
         if self.p is not None:
             return f"{words}, p = {self.p:.2g} (α = {self.alpha:g})"
-        if self.low is not None:
-            return f"{words} [{_fmt(self.low)}, {_fmt(self.high)}]"
+        if self.low is not None:  # an interval at another level than 95%: a family of comparisons (Bonferroni)
+            level = "" if self.alpha == 0.05 else f" at {1 - self.alpha:.2%}"
+            return f"{words}{level} [{_fmt(self.low)}, {_fmt(self.high)}]"
         return words
 
     @property

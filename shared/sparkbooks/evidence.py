@@ -21,6 +21,9 @@ Tests and their evidence (:data:`TESTS`):
 ``block-bootstrap``           ``interval`` of the difference the same, for serially dependent days
 ``seed-bootstrap``            ``interval`` of the difference seeds as the unit of replication
                                                              (:func:`seed_bootstrap`: ≥ :data:`MIN_SEEDS`)
+``seed-t``                    ``interval`` of the difference the same at a family's Bonferroni level,
+                                                             which a bootstrap of a few seeds cannot
+                                                             reach (:func:`seed_t_interval`)
 ``permutation``               ``p``: one-sided, in the       a figure against draws of its own null
                               claimed direction              (shuffled labels): :func:`permutation_p`
 ============================  =============================  ===========================================
@@ -47,7 +50,7 @@ from typing import Any
 from .exceptions import InputError
 
 __all__ = ["COMPARES", "DOES_NOT_HOLD", "HOLDS", "MIN_SEEDS", "NOT_DECIDED", "PermutationP", "SeedInterval", "TESTS", "VERDICTS",
-           "decide", "permutation_p", "seed_bootstrap"]
+           "decide", "permutation_p", "seed_bootstrap", "seed_t_interval"]
 
 HOLDS, DOES_NOT_HOLD, NOT_DECIDED = "holds", "does not hold", "not decided"
 #: The three verdicts, in the order a reader meets them.
@@ -64,9 +67,10 @@ TESTS: dict[str, tuple[str | None, str]] = {
     "paired-bootstrap": ("interval", "paired bootstrap interval of the difference"),
     "block-bootstrap": ("interval", "block bootstrap interval of the difference"),
     "seed-bootstrap": ("interval", "seed-level bootstrap interval of the difference"),
+    "seed-t": ("interval", "seed-level Student-t interval of the difference"),
     "permutation": ("p", "one-sided permutation test against the null draws"),
 }
-_DIFFERENCE_INTERVAL = {"paired-bootstrap", "block-bootstrap", "seed-bootstrap"}
+_DIFFERENCE_INTERVAL = {"paired-bootstrap", "block-bootstrap", "seed-bootstrap", "seed-t"}
 _CALLER = "claim()"
 #: The fewest seeds a seed-level bootstrap decides from. A 95 % interval of a mean over n seeds lies inside the seeds'
 #: range, so n same-sign draws of pure noise decide at least 2·2⁻ⁿ of the time: 25 % at n = 3, 3.1 % at n = 6.
@@ -109,9 +113,34 @@ def seed_bootstrap(differences: Sequence[float], *, n_boot: int = 2000, seed: in
         raise InputError(f"A seed-level bootstrap needs at least {MIN_SEEDS} seeds; got {n}. With n seeds, noise "
                          f"alone shares a sign — and decides — at least 2·2⁻ⁿ of the time ({2 * 0.5 ** max(n, 1):.0%} "
                          f"here): run more seeds.")
+    tail = stats.norm.sf(np.sqrt(n / (n - 1)) * stats.t.ppf(0.5 + level / 2, n - 1))
+    if tail < float(n) ** -n or tail * n_boot < 1:  # the interval would be the seeds' range, or not one draw
+        raise InputError(f"A seed bootstrap of {n} seeds and {n_boot:,} resamples cannot reach a {level:.2%} interval: "
+                         f"its tail ({tail:.1e}) is rarer than a resample of the smallest seed alone ({float(n) ** -n:.1e}) "
+                         f"or leaves not one resample beyond each end, so the interval would be the extreme draws and "
+                         f"a few same-signed seeds would decide. Use seed_t_interval(…, level={level:g}) (test='seed-t'), "
+                         f"more seeds, or more resamples.")
     means = values[np.random.default_rng(seed).integers(0, n, size=(n_boot, n))].mean(axis=1)
-    tail = 100 * stats.norm.sf(np.sqrt(n / (n - 1)) * stats.t.ppf(0.5 + level / 2, n - 1))
-    return SeedInterval(float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)), n)
+    return SeedInterval(float(np.percentile(means, 100 * tail)), float(np.percentile(means, 100 * (1 - tail))), n)
+
+
+def seed_t_interval(differences: Sequence[float], *, level: float = 0.95) -> SeedInterval:
+    """Student-t interval of the mean of per-seed ``differences`` at ``level`` (the paired t test's interval).
+
+    For a family of *m* comparisons decided at the Bonferroni level ``1 − 0.05/m``: a bootstrap of six seeds cannot
+    reach it (see :func:`seed_bootstrap`), the t interval can. Assumes roughly normal per-seed differences.
+    """
+    import numpy as np  # noqa: PLC0415
+    from scipy import stats  # noqa: PLC0415
+
+    values = np.array([_number(d, "differences", "seed_t_interval()") for d in differences], dtype=float)
+    n = len(values)
+    if n < MIN_SEEDS:
+        raise InputError(f"A seed-level interval needs at least {MIN_SEEDS} seeds; got {n}: run more seeds.")
+    if not 0 < level < 1:
+        raise _invalid("level", "a float in (0, 1)", level)
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * values.std(ddof=1) / np.sqrt(n))
+    return SeedInterval(float(values.mean()) - half, float(values.mean()) + half, n)
 
 
 class PermutationP(float):
@@ -248,8 +277,8 @@ def decide(value: float, baseline: float, *, compare: str, test: str, tolerance:
             return NOT_DECIDED
         return HOLDS if (diff > 0) == (compare == "greater") else DOES_NOT_HOLD
     seeds = getattr(interval, "n", None)
-    if test == "seed-bootstrap" and seeds is not None and seeds < MIN_SEEDS:
-        raise InputError(f"test='seed-bootstrap' decides from at least {MIN_SEEDS} seeds; this interval came from "
+    if test in ("seed-bootstrap", "seed-t") and seeds is not None and seeds < MIN_SEEDS:
+        raise InputError(f"test={test!r} decides from at least {MIN_SEEDS} seeds; this interval came from "
                          f"{seeds} (see sparkbooks.evidence.MIN_SEEDS): run more seeds.")
     low, high = _pair(interval)
     if test not in _DIFFERENCE_INTERVAL:  # an interval of the metric itself; the baseline is a fixed reference

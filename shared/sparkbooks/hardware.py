@@ -18,7 +18,8 @@ from typing import NamedTuple
 from . import devices
 from .devices import GPU
 
-__all__ = ["FlopsPerCycle", "GPU", "Hardware", "detect", "fp32_flops_per_cycle", "installed_version", "performance_cores"]
+__all__ = ["CPUFREQ", "Clock", "FlopsPerCycle", "GPU", "Hardware", "detect", "fp32_flops_per_cycle", "installed_version",
+           "nominal_clock", "performance_cores"]
 
 _CPUINFO = Path("/proc/cpuinfo")
 _SYS_CPU = Path("/sys/devices/system/cpu")
@@ -170,6 +171,44 @@ def fp32_flops_per_cycle(cpuinfo: str) -> FlopsPerCycle:
     lanes, isa = (16, "AVX-512") if re.search(r"\bavx512f\b", cpuinfo) else (8, "AVX2") \
         if re.search(r"\bavx2\b", cpuinfo) else (4, "SSE/NEON")
     return FlopsPerCycle(2 * lanes * 2, f"{isa}, two FMA units assumed")
+
+
+#: Where Linux's cpufreq publishes a core's clocks (absent in most VMs).
+CPUFREQ = "/sys/devices/system/cpu/cpu0/cpufreq"
+
+
+class Clock(NamedTuple):
+    """A CPU clock in GHz and where it was read."""
+
+    ghz: float
+    source: str
+
+
+def nominal_clock(cpuinfo: str, *, cpufreq: str | None = CPUFREQ) -> Clock | None:
+    """The clock a nominal CPU peak multiplies by: a fixed figure, never the moment's frequency.
+
+    In order: cpufreq's ``cpuinfo_max_freq`` (the highest clock the cores can run, so boost never lifts a timing
+    above the nominal peak), its ``base_frequency``, the "@ 2.60GHz" in Intel's model name, and only then the
+    largest ``cpu MHz`` in ``/proc/cpuinfo`` — a core's current frequency on bare metal (it moves with load and power
+    saving), the host's fixed clock in a VM — labelled as such. ``None`` when none is found.
+    """
+    import re  # noqa: PLC0415
+
+    for name, label in (("cpuinfo_max_freq", "cpufreq's maximum clock"), ("base_frequency", "cpufreq's base clock")):
+        try:
+            khz = float(Path(cpufreq, name).read_text().strip()) if cpufreq else 0.0
+        except (OSError, ValueError):
+            continue
+        if khz > 0:
+            return Clock(khz / 1e6, label)
+    named = re.search(r"model name\s*:.*@\s*([0-9.]+)\s*GHz", cpuinfo)
+    if named:
+        return Clock(float(named.group(1)), "the clock in the CPU's model name")
+    listed = [float(v) for v in re.findall(r"cpu MHz\s*:\s*([0-9.]+)", cpuinfo)]
+    if not listed:
+        return None
+    return Clock(max(listed) / 1e3, "the largest 'cpu MHz' in /proc/cpuinfo: no cpufreq clock here — a VM's host "
+                                    "clock, or a core's current frequency on bare metal")
 
 
 #: (implementer, part) → core name, from Linux's arch/arm64/include/asm/cputype.h; arm64's /proc/cpuinfo has no

@@ -23,12 +23,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ...exceptions import InputError
-from ...hardware import fp32_flops_per_cycle
+from ...hardware import CPUFREQ, fp32_flops_per_cycle, nominal_clock
 
 __all__ = ["CLAIM_SOURCE", "COMPUTE_CAPABILITY", "MEASURED_RATES", "MeasuredRate", "ModelSize", "NANOCHAT_STATION", "Peak",
            "SIZES", "SpecPeak", "Utilisation", "build", "claim_table", "flops_per_token", "headline_mfu",
-           "largest_model", "matmul_peak",
-           "nanochat_cross_check", "parameter_counts", "spec_peak"]
+           "largest_model", "matmul_peak", "nanochat_cross_check", "parameter_counts", "raise_to_timed", "spec_peak"]
 
 
 @dataclass(frozen=True)
@@ -194,15 +193,15 @@ GPU_SPEC_DERIVED = {"GB10": ("derived, not published: ¼ of the 0.5 PFLOP/s dens
 
 
 def spec_peak(*, device: str = "cpu", gpu_name: str | None = None, cores: int | None = None,
-              cpuinfo: str | None = None) -> SpecPeak | None:
+              cpuinfo: str | None = None, cpufreq: str | None = CPUFREQ) -> SpecPeak | None:
     """The nominal peak of one device: a GPU's dense BF16 spec-sheet figure, or a CPU's float32 nominal peak.
 
-    CPU: cores × clock (``/proc/cpuinfo``) × FP32 FLOPs per cycle per core (:func:`sparkbooks.hardware.fp32_flops_per_cycle`:
-    AMD cores by microarchitecture — Zen 4 splits AVX-512 over two 256-bit pipes, 32 — others from the vector width).
+    CPU: cores × clock × FP32 FLOPs per cycle per core (:func:`sparkbooks.hardware.fp32_flops_per_cycle`: AMD cores
+    by microarchitecture — Zen 4 splits AVX-512 over two 256-bit pipes, 32 — others from the vector width); the clock
+    from :func:`sparkbooks.hardware.nominal_clock` (a fixed figure where the system gives one, not the moment's frequency).
     ``None`` where the device is not known (a GPU not in :data:`GPU_SPEC_BF16`, a CPU without a clock).
     """
     import os  # noqa: PLC0415
-    import re  # noqa: PLC0415
 
     if device.startswith("cuda"):
         name = gpu_name or ""
@@ -217,14 +216,40 @@ def spec_peak(*, device: str = "cpu", gpu_name: str | None = None, cores: int | 
                 cpuinfo = fh.read()
         except OSError:
             return None
-    clock = re.search(r"cpu MHz\s*:\s*([0-9.]+)", cpuinfo)
-    if not clock:
+    clock = nominal_clock(cpuinfo, cpufreq=cpufreq)
+    if clock is None:
         return None
     cores = cores or os.cpu_count() or 1
-    ghz = float(clock.group(1)) / 1e3
     per_cycle, source = fp32_flops_per_cycle(cpuinfo)
-    return SpecPeak(cores * ghz * 1e9 * per_cycle, f"{cores} cores × {ghz:.2f} GHz × {per_cycle} FP32 FLOP/cycle ({source})")
+    return SpecPeak(cores * clock.ghz * 1e9 * per_cycle, f"{cores} cores × {clock.ghz:.2f} GHz ({clock.source}) × "
+                    f"{per_cycle} FP32 FLOP/cycle ({source})")
 
+
+
+
+def raise_to_timed(spec: SpecPeak, *, fp32_flops: float, bf16_flops: float | None = None,
+                   cpuinfo: str | None = None) -> SpecPeak:
+    """A CPU's nominal FP32 peak, never below what its cores were timed doing.
+
+    A VM lists its host's base clock; cores that boost above it time faster than the nominal peak allows. Floors: the
+    timed FP32 matmul itself, and — on AVX-512 BF16 cores without AMX, whose BF16 dot products do twice FP32's FLOPs
+    per cycle — half the timed BF16 matmul. A raised peak says so and the clock it implies; MFU over it is not inflated
+    by a clock set too low.
+    """
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            cpuinfo = ""
+    floors = {"the timed FP32 matmul": fp32_flops}
+    if bf16_flops and "avx512_bf16" in cpuinfo and "amx_bf16" not in cpuinfo:
+        floors["half the timed BF16 matmul (AVX-512 BF16: 2× FP32's FLOPs per cycle)"] = bf16_flops / 2
+    source, floor = max(floors.items(), key=lambda kv: kv[1])
+    if floor <= spec.flops:
+        return spec
+    return SpecPeak(floor, f"{spec.basis}, raised to {floor / 1e9:,.0f} GFLOP/s by {source}: the cores run ≥ "
+                           f"{floor / spec.flops:.2f}× the listed clock (boost)")
 
 @dataclass(frozen=True)
 class MeasuredRate:

@@ -40,6 +40,7 @@ class PretrainRun:
     resumed_from: int
     wall_s: float
     out_dir: Path
+    start_window_losses: list[float] | None = None  # step 0's loss per window, where the run was scored before training
 
     @property
     def timed(self):
@@ -197,6 +198,7 @@ def _result(config: dict, job_wall: float | None) -> PretrainRun:
     config = {**config, "high_precision_share": metrics.get("high_precision_share", 1.0)}
     return PretrainRun(history=pd.DataFrame(metrics["history"]), evals=pd.DataFrame(metrics["evals"]),
                        samples=metrics["samples"], window_losses=metrics["window_losses"], config=config,
+                       start_window_losses=metrics.get("start_window_losses") or None,
                        ranks=metrics["world_size"], backend=metrics["backend"], device=metrics["device"],
                        parameters=metrics["parameters"], resumed_from=metrics["resumed_from"],
                        wall_s=job_wall if job_wall is not None else metrics["wall_s"], out_dir=out_dir)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ...exceptions import InputError
+from ...intervals import paired_bootstrap
 from . import corpus as corpus_lib
 from . import model as model_lib
 from .run import train_variants
@@ -22,9 +23,6 @@ __all__ = ["Ablation", "PAPER_RELATIVE_GAP", "SeedInterval", "ablation", "detect
 _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
          2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 
-#: One-sided 0.80 quantiles of Student's t, 1…30 degrees of freedom (80 % power in :func:`detectable_gap`).
-_T80 = (1.376, 1.061, 0.978, 0.941, 0.920, 0.906, 0.896, 0.889, 0.883, 0.879, 0.876, 0.873, 0.870, 0.868, 0.866,
-        0.865, 0.863, 0.862, 0.861, 0.860, 0.859, 0.858, 0.858, 0.857, 0.856, 0.856, 0.855, 0.855, 0.854, 0.854)
 #: The NVFP4 paper's loss gap to its FP8 baseline, relative (arXiv:2509.25149, 12 B model, 10 T tokens: about 1 %
 #: through the stable phase, about 1.5 % late in the decay): the effect size an ablation must be able to see.
 PAPER_RELATIVE_GAP = 0.015
@@ -32,30 +30,39 @@ PAPER_RELATIVE_GAP = 0.015
 NVIDIA_KEPT = "NVIDIA keeps blocks in BF16 too (the paper ≈ 16 % of its linear layers, the Station playbook the last 4 of 32)"
 
 
-def detectable_gap(per_seed_gaps: Sequence[float]) -> float:
-    """The smallest true mean gap these paired seeds detect with 80 % power by a two-sided 5 % t test.
+def _power_factor(n: int, alpha: float) -> float:
+    """t₁₋α/₂ + t₀.₈₀ at n − 1 degrees of freedom: the minimum detectable effect in standard errors."""
+    from scipy import stats  # noqa: PLC0415
 
-    (t₀.₉₇₅ + t₀.₈₀) · sd / √n over the seeds' gaps: the minimum detectable effect. An interval that straddles zero
-    says nothing about gaps below it.
+    return float(stats.t.ppf(1 - alpha / 2, n - 1) + stats.t.ppf(0.8, n - 1))
+
+
+def detectable_gap(per_seed_gaps: Sequence[float], *, alpha: float = 0.05) -> float:
+    """The smallest true mean gap these paired seeds detect with 80 % power by a two-sided t test at ``alpha``.
+
+    (t₁₋α/₂ + t₀.₈₀) · sd / √n over the seeds' gaps: the minimum detectable effect. An interval that straddles zero
+    says nothing about gaps below it. A family decided at the Bonferroni level passes ``alpha = 0.05 / m``.
     """
     n = len(per_seed_gaps)
     if n < 2:
         raise InputError(f"A detectable gap needs at least 2 seeds; got {n}.")
-    t975, t80 = (_T975[n - 2], _T80[n - 2]) if n <= 31 else (1.96, 0.842)
-    return (t975 + t80) * statistics.stdev(per_seed_gaps) / n ** 0.5
+    return _power_factor(n, alpha) * statistics.stdev(per_seed_gaps) / n ** 0.5
 
 
-def seeds_needed(per_seed_gaps: Sequence[float], target: float) -> int:
-    """The fewest paired seeds whose :func:`detectable_gap` reaches ``target`` at these seeds' spread (80 % power).
+def seeds_needed(per_seed_gaps: Sequence[float], target: float, *, alpha: float = 0.05) -> int:
+    """The fewest paired seeds whose :func:`detectable_gap` reaches ``target`` at these seeds' spread (80 % power),
+    and never fewer than :data:`sparkbooks.evidence.MIN_SEEDS` (fewer cannot decide a seed-level claim at all).
 
     What an underpowered ablation would have needed: its seeds' standard deviation held fixed, n grown until
-    (t₀.₉₇₅ + t₀.₈₀) · sd / √n ≤ target.
+    (t₁₋α/₂ + t₀.₈₀) · sd / √n ≤ target.
     """
+    from ...evidence import MIN_SEEDS  # noqa: PLC0415
+
     if len(per_seed_gaps) < 2 or target <= 0:
         raise InputError(f"Seeds needed: at least 2 seeds' gaps and a positive target; got {len(per_seed_gaps)}, {target}.")
     sd = statistics.stdev(per_seed_gaps)
-    n = 2
-    while ((_T975[n - 2] + _T80[n - 2]) if n <= 31 else 1.96 + 0.842) * sd / n ** 0.5 > target:
+    n = MIN_SEEDS
+    while _power_factor(n, alpha) * sd / n ** 0.5 > target:
         n += 1
     return n
 
@@ -112,6 +119,11 @@ class Ablation:
 
     ``per_seed``: seed, run, the final validation loss (quantised forward for NVFP4 runs), the loss of the same
     run's float32 master weights unquantised (``master_val_loss``), and both gaps to that seed's baseline.
+    ``at_start``: the same at step 0, before any arm trained (the first seed's runs: every seed forks the same
+    weights) — every arm holds the checkpoint's weights, so an NVFP4 arm's gap there is its forward pass's rounding
+    alone (``rounding_gap`` in ``gaps``, with a paired bootstrap interval over the windows, ``rounding_low`` /
+    ``rounding_high``), and the baseline's loss is ``start_loss``; ``gaps``' baseline row carries ``moved`` (end − start, per seed, with its interval): a
+    continuation that does not move the baseline has trained nothing, and its gaps measure rounding, not training.
     ``curve``: per NVFP4 run and evaluation step, the mean gap over seeds with its 95% seed-level interval (the gap
     against tokens). ``gaps``: per run, the final gap, its interval and the verdict read from it, the smallest gap the
     seeds detect and the seeds a gap of the paper's size would need (``seeds_for_paper``), and the same for the
@@ -132,6 +144,8 @@ class Ablation:
     init_from: str | None = None
     kept_blocks: dict[str, int] | None = None
     block_share: dict[str, float] | None = None
+    at_start: Any = None
+    start_loss: float | None = None
 
     def contrast(self, run: str, reference: str) -> dict[str, Any]:
         """``run``'s final loss minus ``reference``'s, per seed, with its 95% seed-level interval and verdict.
@@ -148,7 +162,7 @@ class Ablation:
 
 
 def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Sequence[str], seeds: Sequence[int],
-             keep_last: int, steps: int, evals: int = 4, timeout: float = 3600.0, init_from: str | Path | None = None,
+             keep_last: int, steps: int, evals: int = 4, timeout: float | None = None, init_from: str | Path | None = None,
              **settings) -> Ablation:
     """The baseline and each NVFP4 recipe, ``steps`` steps per seed, every run of every seed in one torchrun job.
 
@@ -161,7 +175,9 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
     runs also with their master weights unquantised. ``keep_last`` blocks stay in high precision in every NVFP4
     variant whose recipe keeps blocks (``Recipe.keep_last > 0``: the full recipe and every leave-one-out arm but
     ``nvfp4_no_kept``); the others keep none. The shares are returned and should be stated.
-    ``settings`` are :func:`train`'s (``size``, ``seq_len``, ``batch_size``, ``lr``…).
+    ``settings`` are :func:`train`'s (``size``, ``seq_len``, ``batch_size``, ``lr``…). ``timeout`` (the one torchrun
+    job's): by default an hour, or 5 s per step of every run when that is longer (a simulated NVFP4 step of the
+    spark profile's model is seconds on a GB10).
     """
     import pandas as pd  # noqa: PLC0415
 
@@ -177,8 +193,10 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
     kept_blocks = {name: (keep_last if fp4.RECIPES[name].keep_last > 0 else 0) for name in recipes}
     names = ["baseline", *recipes]
     variants = {f"seed{seed}/{name}": {"seed": seed, "recipe": None if name == "baseline" else name,
-                                       "keep_last": kept_blocks.get(name)} for seed in seeds for name in names}
-    settings = {"eval_every": max(steps // evals, 1), "sample_tokens": 0, "eval_start": False, **settings}
+                                       "keep_last": kept_blocks.get(name), "eval_start": seed == seeds[0]}
+                for seed in seeds for name in names}  # step 0 is the same checkpoint for every seed: scored once
+    settings = {"eval_every": max(steps // evals, 1), "sample_tokens": 0, **settings}
+    timeout = timeout if timeout is not None else max(3600.0, 5.0 * steps * len(variants))
     if init_from is not None:
         settings["init_from"] = str(init_from)
     runs = train_variants(corpus, variants, launch=launch, out_dir=out_dir, timeout=timeout, steps=steps, **settings)
@@ -194,12 +212,16 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
                              "master_gap": float(kept - base[step])})
     every = pd.DataFrame(rows)
     curve = []
-    for (name, step), group in every[every["run"] != "baseline"].groupby(["run", "step"], sort=False):
+    trained = every[every["step"] > 0]  # step 0: the checkpoint itself, scored before any arm trained
+    for (name, step), group in trained[trained["run"] != "baseline"].groupby(["run", "step"], sort=False):
         gap, master = seed_interval(group["gap"].tolist()), seed_interval(group["master_gap"].tolist())
         curve.append({"run": name, "step": step, "tokens": int(group["tokens"].iloc[0]), "gap": gap.mean,
                       "gap_low": gap.low, "gap_high": gap.high, "master_gap": master.mean, "master_low": master.low,
                       "master_high": master.high})
     per_seed = every[every["step"] == every["step"].max()].reset_index(drop=True)
+    at_start = every[every["step"] == 0].reset_index(drop=True)
+    start = float(at_start[at_start["run"] == "baseline"]["val_loss"].iloc[0])
+    first_base = runs[f"seed{seeds[0]}/baseline"].start_window_losses
     summary = []
     baseline_loss = float(per_seed[per_seed["run"] == "baseline"]["val_loss"].mean())  # the paper's gap is relative
     for name in names:
@@ -207,8 +229,14 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
         row = {"run": name, "seeds": len(mine), "val_loss": float(mine["val_loss"].mean()),
                "tokens_per_s": statistics.median(runs[f"seed{s}/{name}"].tokens_per_s for s in seeds),
                "high_precision_share": runs[f"seed{seeds[0]}/{name}"].config["high_precision_share"]}
-        if name != "baseline":
+        if name == "baseline":
+            moved = seed_interval((mine["val_loss"] - start).tolist())
+            row.update(moved=moved.mean, moved_low=moved.low, moved_high=moved.high)
+        else:
             gap, master = seed_interval(mine["gap"].tolist()), seed_interval(mine["master_gap"].tolist())
+            rounding, low, high = paired_bootstrap(runs[f"seed{seeds[0]}/{name}"].start_window_losses, first_base)
+            row.update(rounding_gap=float(at_start[at_start["run"] == name]["gap"].iloc[0]), rounding_low=low,
+                       rounding_high=high)
             row.update(gap=gap.mean, gap_low=gap.low, gap_high=gap.high, half_width=(gap.high - gap.low) / 2,
                        detectable=detectable_gap(mine["gap"].tolist()),
                        seeds_for_paper=seeds_needed(mine["gap"].tolist(), PAPER_RELATIVE_GAP * baseline_loss),
@@ -223,4 +251,5 @@ def ablation(corpus: corpus_lib.Corpus, *, launch, out_dir: Path, recipes: Seque
                     tokens_per_run=steps * first.config["batch_size"] * first.config["seq_len"],
                     parameters=first.parameters, wall_s=sum(r.wall_s for r in runs.values()),
                     init_from=None if init_from is None else str(init_from), kept_blocks=kept_blocks,
-                    block_share={n: k / layers for n, k in kept_blocks.items()} if layers else None)
+                    block_share={n: k / layers for n, k in kept_blocks.items()} if layers else None,
+                    at_start=at_start, start_loss=start)

@@ -160,7 +160,7 @@ def _run(config: dict, ctx) -> bool:
         return torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
     checkpoints = out / "checkpoints"
-    start, history, evals, samples, window_losses = 0, [], [], [], []
+    start, history, evals, samples, window_losses, start_windows = 0, [], [], [], [], []
     if config.get("resume"):
         state = ckpt.load_latest(checkpoints)
         if state is not None:
@@ -185,6 +185,8 @@ def _run(config: dict, ctx) -> bool:
             row["master_val_loss"] = sum(master) / len(master)
         evals.append(row)
         window_losses[:] = per_window
+        if step == 0:  # the fork's own score per window: an NVFP4 arm's rounding, paired with the baseline's
+            start_windows[:] = per_window
         if ctx.rank == 0 and config.get("sample_tokens"):
             samples.append({"step": step, "text": _sample(model, tokenizer, config["sample_prompt"],
                                                            tokens=config["sample_tokens"], seed=seed, device=ctx.device)})
@@ -244,6 +246,7 @@ def _run(config: dict, ctx) -> bool:
                                                 "step": last})
             fileio.write_json_atomic(out / "metrics.json", {
                 "history": history, "evals": evals, "samples": samples, "window_losses": window_losses,
+                "start_window_losses": start_windows,
                 "world_size": ctx.world_size, "backend": ctx.backend, "device": str(ctx.device),
                 "threads": torch.get_num_threads(), "resumed_from": start, "wall_s": time.perf_counter() - began,
                 "parameters": sum(p.numel() for p in model.parameters()), "high_precision_share": high_precision})
