@@ -225,8 +225,6 @@ def spec_peak(*, device: str = "cpu", gpu_name: str | None = None, cores: int | 
                     f"{per_cycle} FP32 FLOP/cycle ({source})")
 
 
-
-
 def raise_to_timed(spec: SpecPeak, *, fp32_flops: float, bf16_flops: float | None = None,
                    cpuinfo: str | None = None) -> SpecPeak:
     """A CPU's nominal FP32 peak, never below what its cores were timed doing.
@@ -250,6 +248,7 @@ def raise_to_timed(spec: SpecPeak, *, fp32_flops: float, bf16_flops: float | Non
         return spec
     return SpecPeak(floor, f"{spec.basis}, raised to {floor / 1e9:,.0f} GFLOP/s by {source}: the cores run ≥ "
                            f"{floor / spec.flops:.2f}× the listed clock (boost)")
+
 
 @dataclass(frozen=True)
 class MeasuredRate:

@@ -122,8 +122,9 @@ class Ablation:
     ``at_start``: the same at step 0, before any arm trained (the first seed's runs: every seed forks the same
     weights) — every arm holds the checkpoint's weights, so an NVFP4 arm's gap there is its forward pass's rounding
     alone (``rounding_gap`` in ``gaps``, with a paired bootstrap interval over the windows, ``rounding_low`` /
-    ``rounding_high``), and the baseline's loss is ``start_loss``; ``gaps``' baseline row carries ``moved`` (end − start, per seed, with its interval): a
-    continuation that does not move the baseline has trained nothing, and its gaps measure rounding, not training.
+    ``rounding_high``), and the baseline's loss is ``start_loss``; ``gaps``' baseline row carries ``moved`` (end −
+    start, per seed, with its interval): a continuation that does not move the baseline has trained nothing, and its
+    gaps measure rounding, not training.
     ``curve``: per NVFP4 run and evaluation step, the mean gap over seeds with its 95% seed-level interval (the gap
     against tokens). ``gaps``: per run, the final gap, its interval and the verdict read from it, the smallest gap the
     seeds detect and the seeds a gap of the paper's size would need (``seeds_for_paper``), and the same for the
