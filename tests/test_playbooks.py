@@ -554,10 +554,12 @@ def test_pretrain_learns_measures_itself_and_keeps_its_checkpoints(playbook_runs
     # through — not "training's effect alone"; an undecided interval says what it still allows, not "too small to see";
     # summaries keep the body's qualifiers (an MFU over a timing-inferred peak is an upper bound)
     for overclaim in ("training's effect alone", "does not close NVFP4's gap", "below what this scale resolves",
-                      "the verdict it gives", "Before any gap is read"):
+                      "the verdict it gives", "Before any gap is read", "plus what training added",
+                      "apart from what training added"):
         assert overclaim not in notebook
     if any(claims[name]["verdict"] == "not decided" for name in family):
         assert re.search(r"not decided: its 99\.29% interval allows anything from", notebook)
+    assert "(95 %, uncorrected: the family's claims decide)" in notebook  # round 4: the summary's per-arm intervals
     if "raised to" in notes["mfu"]:
         assert re.search(r"Main run:.*MFU ≤ [0-9.]+%", notebook) and "measured MFU (≤ " in notebook
     assert "of the blocks' linear weights" in notebook
