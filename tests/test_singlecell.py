@@ -633,6 +633,49 @@ def test_pseudobulk_de_is_pydeseq2s_wald_test(simulation_source):
     assert (np.sign(called["log2FoldChange"]) == np.sign(donors.var.loc[called.index, "log2fc"])).all()
 
 
+def test_the_logcpm_t_baseline_is_students_t_on_the_same_donor_sums(simulation_source):
+    """The trivial pseudobulk baseline beside PyDESeq2 (review 43: it was not shown): Student's t on log2(CPM + 1) of the
+    same sums, BH-adjusted, the same low-count filter, and calibrated where the per-cell Wilcoxon is not."""
+    from scipy import stats
+
+    from sparkbooks.singlecell import de
+
+    reference, types = simulation_source
+    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=(50, 300), n_genes=600, n_de=90, seed=0)
+    table = de.logcpm_t_de(donors)
+    assert table.index.equals(donors.var_names)
+    sums, condition = de.pseudobulk(donors)
+    gene = sums.columns[sums.sum() >= 10][0]
+    logcpm = np.log2(sums[gene] / sums.sum(axis=1) * 1e6 + 1)
+    expected = stats.ttest_ind(logcpm[condition == "B"], logcpm[condition == "A"]).pvalue
+    assert table.loc[gene, "p"] == pytest.approx(expected, rel=1e-9)
+    assert table.loc[sums.columns[sums.sum() < 10], "padj"].isna().all()
+    found = de.calibration(table, donors.var["is_de"].to_numpy())
+    assert found["fdr"] <= 0.15 and found["calls"] > 20, found
+    with pytest.raises(InputError, match="two conditions"):
+        de.logcpm_t_de(donors[donors.obs["condition"] == "A"].copy())
+
+
+def test_the_t_reference_is_deseq2s_use_t_on_the_same_statistics(simulation_source):
+    """DESeq2's useT remedy for a liberal Wald test at few donors, measured beside it: the same Wald statistics, p from
+    Student's t with samples − coefficients degrees of freedom, BH over the genes independent filtering kept."""
+    from scipy import stats
+
+    from sparkbooks.singlecell import de
+
+    reference, types = simulation_source
+    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=40, n_genes=400, n_de=40, seed=1)
+    wald = de.pseudobulk_de(donors)
+    table = de.t_reference(wald, df=10)
+    kept = wald["padj"].notna()
+    assert table["padj"].notna().equals(kept)
+    np.testing.assert_allclose(table.loc[kept, "pvalue"], 2 * stats.t.sf(wald.loc[kept, "stat"].abs(), 10))
+    assert (table.loc[kept, "pvalue"] >= wald.loc[kept, "pvalue"]).all()  # heavier tails: never more significant
+    assert ((table["padj"] < 0.05).sum() <= (wald["padj"] < 0.05).sum())
+    with pytest.raises(InputError, match="df"):
+        de.t_reference(wald, df=0)
+
+
 def test_simulated_donors_carry_the_truth_they_claim(simulation_source):
     """Unequal donors within the range, the type's own mean profile, and fold changes only where is_de says."""
     from sparkbooks.singlecell import de
@@ -784,6 +827,66 @@ def test_related_subtypes_in_different_batches_are_merged_by_harmony(simulation_
     assert table.loc["harmony", "iLISI"] > 1.5 and table["cLISI_scaled"].min() < 1.0, table
     with pytest.raises(InputError, match="not in the data"):
         singlecell.simulate(reference, types, n_cells=10, subtypes={"ILC": 2})
+
+
+def _type_means(sim, key: str = "sim_group") -> dict[str, np.ndarray]:
+    """log1p of each simulated group's mean depth-normalised profile."""
+    x = sim.X.toarray()
+    x = x / x.sum(axis=1, keepdims=True) * 1e4
+    labels = sim.obs[key].astype(str).to_numpy()
+    return {g: np.log1p(x[labels == g].mean(axis=0)) for g in np.unique(labels)}
+
+
+def test_hierarchical_subtypes_are_closer_to_their_siblings_than_to_their_cousins(simulation_source):
+    """[2, 2] → two sub-lineages of two subtypes, each level its own programme: siblings share their sub-lineage's
+    programme, so they sit closer to each other than to a cousin; names, sub-lineage and lineage are labelled."""
+    reference, types = simulation_source
+    sim = singlecell.simulate(reference, types, n_cells=4000, seed=1, subtypes={"T cells": [2, 2]}, programme_genes=100,
+                              programme_fold=5.0, weights={"T cells": 10})
+    groups = set(sim.obs["sim_group"].astype(str))
+    assert {"T cells/1.1", "T cells/1.2", "T cells/2.1", "T cells/2.2"} <= groups and "T cells" not in groups
+    t = sim.obs["sim_group"].astype(str).str.startswith("T cells/")
+    assert set(sim.obs.loc[t, "sim_sublineage"].astype(str)) == {"T cells/1", "T cells/2"}
+    assert set(sim.obs.loc[t, "sim_lineage"].astype(str)) == {"T cells"}
+    m = _type_means(sim)
+    sibling = np.linalg.norm(m["T cells/1.1"] - m["T cells/1.2"]) + np.linalg.norm(m["T cells/2.1"] - m["T cells/2.2"])
+    cousin = np.linalg.norm(m["T cells/1.1"] - m["T cells/2.1"]) + np.linalg.norm(m["T cells/1.2"] - m["T cells/2.2"])
+    assert sibling < 0.85 * cousin, (sibling, cousin)
+    with pytest.raises(InputError, match="count"):
+        singlecell.simulate(reference, types, n_cells=10, subtypes={"T cells": [2, 0]})
+    with pytest.raises(InputError, match="too few genes"):
+        singlecell.simulate(reference, types, n_cells=10, subtypes={"T cells": [50, 50]})
+
+
+def test_a_chemistry_like_batch_effect_is_part_shared_part_per_lineage(simulation_source):
+    """``shared+celltype``: two lineages' batch shifts correlate by about the shared share of the variance (``global``:
+    all of it, ``celltype``: none); subtypes of one lineage shift together; the same for any number of cells."""
+    reference, types = simulation_source
+
+    def batch_shift(n, **options):
+        sim = singlecell.simulate(reference, types, n_cells=n, n_batches=2, batch_strength=1.0, seed=5,
+                                  weights={"T cells": 4}, **options)
+        b = sim.obs["batch"].astype(str).to_numpy()
+        one, two = (sim[b == f"batch{k}"] for k in (0, 1))
+        first, second = _type_means(one), _type_means(two)
+        return {g: second[g] - first[g] for g in first}
+
+    top = np.argsort(np.asarray(reference.X.mean(axis=0)).ravel())[::-1][:300]
+
+    def r(a, b):
+        return float(np.corrcoef(a[top], b[top])[0, 1])
+
+    mixed = batch_shift(3000, batch_effect="shared+celltype", subtypes={"T cells": 2})
+    between = r(mixed["Monocytes"], mixed["Macrophages"])
+    assert 0.2 < between < 0.8, between  # σ² split 0.5 : 0.5
+    assert r(mixed["T cells/1"], mixed["T cells/2"]) > 0.8  # subtypes share their lineage's shift
+    assert r(batch_shift(3000, batch_effect="celltype")["Monocytes"], batch_shift(3000, batch_effect="celltype")["Macrophages"]) < 0.3
+    all_shared = batch_shift(3000, batch_effect="shared+celltype", shared_fraction=1.0)
+    assert r(all_shared["Monocytes"], all_shared["Macrophages"]) > 0.8
+    smaller = batch_shift(1500, batch_effect="shared+celltype", subtypes={"T cells": 2})
+    assert r(smaller["Monocytes"], mixed["Monocytes"]) > 0.8  # drawn before anything n_cells decides
+    with pytest.raises(InputError, match="shared_fraction"):
+        singlecell.simulate(reference, types, n_cells=10, batch_effect="shared+celltype", shared_fraction=1.5)
 
 
 def test_gpu_leiden_keeps_cugraphs_full_hierarchy(monkeypatch):

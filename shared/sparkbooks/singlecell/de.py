@@ -17,7 +17,8 @@ of a varying number of over-dispersed cells — not one negative binomial with o
 ``n_de`` genes move by ±``log2fc`` in the second condition; the answer is ``var["is_de"]``.
 :func:`pseudobulk` sums raw counts per donor (what decoupler's ``pp.pseudobulk`` does; decoupler
 2.3 needs Python ≥ 3.12, so a sparse sum is used); :func:`pseudobulk_de` runs PyDESeq2 on it;
-:func:`wilcoxon_de` runs scanpy's per-cell Wilcoxon; :func:`calibration` scores either against the
+:func:`logcpm_t_de` is the trivial pseudobulk baseline (Student's t on log-CPM of the same sums);
+:func:`wilcoxon_de` runs scanpy's per-cell Wilcoxon; :func:`calibration` scores any of them against the
 truth at a Benjamini–Hochberg level, with Wilson intervals over genes.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 from ..exceptions import InputError
 from .simulation import _dispersion, _moments
 
-__all__ = ["calibration", "pseudobulk", "pseudobulk_de", "simulate_donors", "wilcoxon_de"]
+__all__ = ["calibration", "logcpm_t_de", "t_reference", "pseudobulk", "pseudobulk_de", "simulate_donors", "wilcoxon_de"]
 
 #: PyDESeq2's results columns, in its order: the Wald test's statistic is log2FoldChange / lfcSE.
 DESEQ_COLUMNS = ("baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj")
@@ -164,6 +165,44 @@ def pseudobulk_de(adata, *, donor_key: str = "donor", condition_key: str = "cond
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     table.attrs["trend"] = "mean (parametric fit did not converge)" if fallback else "parametric"
     return table
+
+
+def t_reference(table, *, df: int):
+    """PyDESeq2's Wald statistics referred to Student's t with ``df`` degrees of freedom instead of the normal — R
+    DESeq2's ``nbinomWaldTest(useT=TRUE)``, whose default ``df`` is samples − coefficients — BH-adjusted over the
+    genes PyDESeq2's independent filtering kept (R re-runs the filter on the new p-values: a small difference)."""
+    from scipy.stats import false_discovery_control, t  # noqa: PLC0415
+
+    if df < 1:
+        raise InputError(f"df must be ≥ 1 (samples − coefficients). Got {df!r} instead.")
+    out = table.copy()
+    kept = out["padj"].notna().to_numpy()
+    out["pvalue"] = 2 * t.sf(np.abs(out["stat"].to_numpy()), df)
+    padj = np.full(len(out), np.nan)
+    padj[kept] = false_discovery_control(out["pvalue"].to_numpy()[kept]) if kept.any() else []
+    out["padj"] = padj
+    return out
+
+
+def logcpm_t_de(adata, *, donor_key: str = "donor", condition_key: str = "condition", min_count: int = 10,
+                prior_count: float = 1.0):
+    """The trivial pseudobulk test PyDESeq2 has to beat: Student's t per gene on log2(CPM + ``prior_count``) of the
+    same donor sums, Benjamini–Hochberg-adjusted; the same ``min_count`` filter as :func:`pseudobulk_de`. No
+    shrinkage, no count model: what a practitioner without a bulk package would run first."""
+    import pandas as pd  # noqa: PLC0415
+    from scipy.stats import false_discovery_control, ttest_ind  # noqa: PLC0415
+
+    sums, condition = pseudobulk(adata, donor_key=donor_key, condition_key=condition_key)
+    levels = sorted(condition.unique())
+    if len(levels) != 2 or condition.value_counts().min() < 2:
+        raise InputError(f"The t-test needs two conditions with ≥ 2 donors each; got {condition.value_counts().to_dict()}.")
+    kept = sums.columns[sums.sum(axis=0) >= min_count]
+    logcpm = np.log2(sums[kept].to_numpy() / sums.to_numpy().sum(axis=1, keepdims=True) * 1e6 + prior_count)
+    second = (condition == levels[1]).to_numpy()
+    test = ttest_ind(logcpm[second], logcpm[~second], axis=0)
+    table = pd.DataFrame({"log2fc": logcpm[second].mean(axis=0) - logcpm[~second].mean(axis=0), "p": test.pvalue,
+                          "padj": false_discovery_control(np.nan_to_num(test.pvalue, nan=1.0))}, index=kept)
+    return table.reindex(sums.columns)
 
 
 def wilcoxon_de(adata, *, condition_key: str = "condition"):

@@ -194,17 +194,20 @@ def silhouette_batch(embedding: np.ndarray, batches: Sequence, labels: Sequence)
     return _batch_silhouette(embedding, batches, labels, metric="euclidean", between="nearest")
 
 
-def subtype_purity(embedding: np.ndarray, labels: Sequence, among: Sequence, *, k: int = 15) -> float:
+def subtype_purity(embedding: np.ndarray, labels: Sequence, among: Sequence, *, k: int = 15,
+                   per_cell: bool = False) -> float | np.ndarray:
     """Among the cells labelled one of ``among`` (related subtypes), the mean share of each one's ``k`` nearest such
     cells that carry its own label: 1 = the subtypes kept apart, 1/len(among) = merged (what Harmony does to two
-    related subtypes seen in different batches). Not a scib-metrics metric: cLISI over all cells hides it."""
+    related subtypes seen in different batches). Not a scib-metrics metric: cLISI over all cells hides it.
+    ``per_cell`` returns each such cell's share (in the order of the cells) for a paired comparison."""
     labels = np.asarray(labels).astype(str)
     keep = np.isin(labels, np.asarray(among).astype(str))
     if len(np.unique(labels[keep])) < 2:
         raise InputError(f"subtype_purity needs at least two of {list(among)} present.")
     _, indices = _neighbours(np.asarray(embedding)[keep], k)
     own = labels[keep]
-    return float((own[indices] == own[:, None]).mean())
+    shares = (own[indices] == own[:, None]).mean(axis=1)
+    return shares if per_cell else float(shares.mean())
 
 
 def centre_batches(embedding: np.ndarray, batches: Sequence) -> np.ndarray:

@@ -12,7 +12,10 @@ that group's real cells. Batch effects multiply each gene's mean by a log-normal
 * ``global`` — one factor per (batch, gene): a shift the same for every cell type, which
   centring each batch already removes (too easy to tell a real correction from a trivial one);
 * ``celltype`` — one factor per (batch, group, gene): each cell type moves its own way, the case
-  integration methods such as Harmony exist for.
+  integration methods such as Harmony exist for;
+* ``shared+celltype`` — a chemistry-like mix: a factor per (batch, gene) shared by every cell plus one per
+  (batch, lineage, gene) shared by a lineage's subtypes, their log-variances split ``shared_fraction`` :
+  1 − ``shared_fraction`` of σ² (a chemistry moves every cell, and each lineage's transcriptome its own way).
 
 ``absent`` removes groups from batches — e.g. a cell type seen in one batch only, which a global
 correction mistakes for batch effect. Labels: ``obs["sim_group"]``, ``obs["batch"]``.
@@ -73,29 +76,49 @@ def _trend(mu: np.ndarray, dispersion: np.ndarray, bins: int = 30):
     return curve
 
 
-def _split(names, means, dispersion, sizes, subtypes, n_programme: int, fold: float, rng):
-    """Each group named in ``subtypes`` → that many subtypes: the parent's profile with its own programme of
-    ``n_programme`` genes (disjoint, from the parent's expressed upper half) × ``fold``; sizes shared equally."""
+def _branching(value) -> tuple[int, ...]:
+    """``3`` → (3,): three subtypes; ``(2, 4)`` → two sub-lineages of four subtypes each."""
+    levels = (int(value),) if isinstance(value, (int, np.integer)) else tuple(int(v) for v in value)
+    if not levels or min(levels) < 1:
+        raise InputError(f"subtypes takes a count ≥ 1 or a list of counts per level (e.g. [2, 4]). Got {value!r} instead.")
+    return levels
+
+
+def _split(names, means, dispersion, sizes, subtypes, n_programme: int, fold: float, rng, quantile: float = 0.5):
+    """Each group named in ``subtypes`` → a tree of subtypes: at every level each branch switches on its own programme
+    of ``n_programme`` genes (disjoint, from the parent's expressed genes above its ``quantile``) × ``fold``, on top of
+    its ancestors';
+    the parent's cells shared equally among the leaves."""
     unknown = set(map(str, subtypes)) - set(map(str, names))
     if unknown:
         raise InputError(f"subtypes names groups that are not in the data: {sorted(unknown)} (groups: {list(names)}).")
     out_names, parent, out_means, out_disp, out_sizes = [], [], [], [], []
     for k, name in enumerate(names):
-        m = int(subtypes.get(name, subtypes.get(str(name), 1)))
-        if m < 2:
-            out_names.append(str(name)), parent.append(k), out_means.append(means[k]), out_disp.append(dispersion[k])
-            out_sizes.append(sizes[k])
-            continue
-        expressed = np.flatnonzero(means[k] > 0)
-        upper = expressed[means[k][expressed] >= np.median(means[k][expressed])]
-        if len(upper) < m * n_programme:
-            raise InputError(f"{name!r} expresses too few genes for {m} programmes of {n_programme}.")
-        picks = rng.choice(upper, size=m * n_programme, replace=False).reshape(m, n_programme)
-        for j in range(m):
-            profile = means[k].copy()
-            profile[picks[j]] *= fold
-            out_names.append(f"{name}/{j + 1}"), parent.append(k), out_means.append(profile)
-            out_disp.append(dispersion[k]), out_sizes.append(sizes[k] / m)
+        levels = _branching(subtypes.get(name, subtypes.get(str(name), 1)))
+        leaves = [((), means[k])]  # (path, profile), grown one level at a time
+        needed = sum(int(np.prod(levels[: i + 1])) for i in range(len(levels)) if levels[i] > 1) * n_programme
+        pool = iter(())
+        if needed:
+            expressed = np.flatnonzero(means[k] > 0)
+            upper = expressed[means[k][expressed] >= np.quantile(means[k][expressed], quantile)]
+            if len(upper) < needed:
+                raise InputError(f"{name!r} expresses too few genes ({len(upper)}) for {needed // n_programme} "
+                                 f"programmes of {n_programme}.")
+            pool = iter(rng.choice(upper, size=needed, replace=False).reshape(-1, n_programme))
+        for m in levels:
+            if m < 2:
+                continue
+            grown = []
+            for path, profile in leaves:
+                for j in range(m):
+                    child = profile.copy()
+                    child[next(pool)] *= fold
+                    grown.append(((*path, j + 1), child))
+            leaves = grown
+        for path, profile in leaves:
+            out_names.append(f"{name}/{'.'.join(map(str, path))}" if path else str(name))
+            parent.append(k), out_means.append(profile), out_disp.append(dispersion[k])
+            out_sizes.append(sizes[k] / len(leaves))
     return (np.array(out_names, dtype=object), np.array(parent), np.vstack(out_means), np.vstack(out_disp),
             np.array(out_sizes, dtype=float))
 
@@ -104,7 +127,8 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
              batch_effect: str = "global", absent: Mapping[Any, Sequence[int]] | None = None,
              n_genes: int | None = None, seed: int = 0, dispersion_model: str = "pooled", min_group_cells: int = 30,
              sampler: str = "gamma-poisson", subtypes: Mapping[Any, int] | None = None, programme_genes: int = 40,
-             programme_fold: float = 2.0, weights: Mapping[Any, float] | None = None):
+             programme_fold: float = 2.0, weights: Mapping[Any, float] | None = None, shared_fraction: float = 0.5,
+             programme_quantile: float = 0.5):
     """``n_cells`` simulated cells from a per-group negative-binomial fit of ``reference`` (raw counts, sparse or dense).
 
     ``dispersion_model``: ``pooled`` (default) — one dispersion per gene for every type; ``trend`` fits one mean–dispersion curve across genes (running median of the
@@ -118,8 +142,12 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
 
     ``subtypes`` splits a group into related subtypes (``{"T cells": 3}`` → ``T cells/1`` … ``/3``, the parent's
     name in ``obs["sim_lineage"]``): each keeps the parent's whole profile — its markers are shared — and switches on
-    its own gene programme, ``programme_genes`` genes of the parent's expressed half multiplied together by
+    its own gene programme, ``programme_genes`` genes of the parent's expressed genes above their
+    ``programme_quantile`` (0.5: the upper half; 0.75: the upper quarter, genes that can mark a subtype) multiplied together by
     ``programme_fold`` (a correlated module, drawn from its own random stream), the parent's cells shared equally.
+    A list makes a hierarchy: ``{"T cells": [2, 4]}`` → two sub-lineages, each with its own programme, of four
+    subtypes each (``T cells/1.1`` … ``/2.4``, the sub-lineage in ``obs["sim_sublineage"]``), so a subtype is
+    closer to its siblings than to its cousins.
     ``weights`` multiplies a group's share of the cells (a parent's weight applies to each of its subtypes): a
     sample of blood's lymphocytes, not the tissue sample's myeloid majority. Name subtypes in ``absent`` to put
     two related ones in different batches: the case where an integration
@@ -132,15 +160,17 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
     Raises
     ------
     InputError
-        ``batch_effect`` is neither ``global`` nor ``celltype``, ``absent`` removes a group from every batch,
+        ``batch_effect`` is not ``global``, ``celltype`` or ``shared+celltype``, ``absent`` removes a group from every batch,
         ``n_genes`` is below the reference's gene count, or ``sampler`` is unknown.
     """
     import anndata as ad  # noqa: PLC0415
     import pandas as pd  # noqa: PLC0415
     import scipy.sparse as sp  # noqa: PLC0415
 
-    if batch_effect not in ("global", "celltype"):
-        raise InputError(f"batch_effect must be 'global' or 'celltype'. Got {batch_effect!r} instead.")
+    if batch_effect not in ("global", "celltype", "shared+celltype"):
+        raise InputError(f"batch_effect must be 'global', 'celltype' or 'shared+celltype'. Got {batch_effect!r} instead.")
+    if not 0.0 <= shared_fraction <= 1.0:
+        raise InputError(f"shared_fraction must be in [0, 1]. Got {shared_fraction!r} instead.")
     if dispersion_model not in ("trend", "per-type", "pooled"):
         raise InputError(f"dispersion_model must be 'trend', 'per-type' or 'pooled'. Got {dispersion_model!r} instead.")
     if sampler not in ("gamma-poisson", "sparse"):
@@ -167,7 +197,8 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
     parent = np.arange(len(names))  # the real group whose cells each (sub)type copies
     if subtypes:
         names, parent, means, dispersion, sizes = _split(names, means, dispersion, sizes, subtypes, programme_genes,
-                                                         programme_fold, np.random.default_rng([seed, 2]))
+                                                         programme_fold, np.random.default_rng([seed, 2]),
+                                                         programme_quantile)
     allowed = np.ones((n_batches, len(names)), dtype=bool)
     for group, batches in (absent or {}).items():
         hit = np.flatnonzero(names.astype(str) == str(group))
@@ -188,8 +219,12 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
         factor = np.ones((1, len(names), width))
     elif batch_effect == "global":
         factor = np.repeat(np.exp(effects.normal(0.0, batch_strength, size=(n_batches, 1, width))), len(names), axis=1)
-    else:
+    elif batch_effect == "celltype":
         factor = np.exp(effects.normal(0.0, batch_strength, size=(n_batches, len(names), width)))
+    else:  # per lineage (the real group a subtype copies), drawn for the real groups: the same with or without subtypes
+        shared = effects.normal(0.0, batch_strength * np.sqrt(shared_fraction), size=(n_batches, 1, width))
+        lineage = effects.normal(0.0, batch_strength * np.sqrt(1 - shared_fraction), size=(n_batches, parent.max() + 1, width))
+        factor = np.exp(shared + lineage[:, parent])
     if weights:
         sizes = sizes * np.array([float(weights.get(str(n), weights.get(str(n).split("/")[0], 1.0))) for n in names])
     proportions = sizes / sizes.sum()
@@ -210,6 +245,8 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
                        index=[f"sim_{i}" for i in range(n_cells)])
     if subtypes:
         obs["sim_lineage"] = pd.Categorical(np.array([str(n).split("/")[0] for n in names])[group_of])
+        if any("." in str(n) for n in names):
+            obs["sim_sublineage"] = pd.Categorical(np.array([str(n).split(".")[0] for n in names])[group_of])
     if sampler == "sparse":
         from .sampling import draw_counts  # noqa: PLC0415
 
