@@ -33,7 +33,7 @@ import numpy as np
 from ..exceptions import InputError
 from .simulation import _dispersion, _moments
 
-__all__ = ["calibration", "logcpm_t_de", "t_reference", "pseudobulk", "pseudobulk_de", "simulate_donors", "wilcoxon_de"]
+__all__ = ["calibration", "logcpm_t_de", "pseudobulk", "pseudobulk_de", "simulate_donors", "t_reference", "wilcoxon_de"]
 
 #: PyDESeq2's results columns, in its order: the Wald test's statistic is log2FoldChange / lfcSE.
 DESEQ_COLUMNS = ("baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj")
