@@ -676,6 +676,51 @@ def test_the_t_reference_is_deseq2s_use_t_on_the_same_statistics(simulation_sour
         de.t_reference(wald, df=0)
 
 
+def test_squeezed_variances_recover_the_prior_they_were_drawn_from():
+    """limma's fitFDist, ported: gene variances σ² ~ s₀²·d₀/χ²(d₀) and sample variances s² ~ σ²·χ²(d)/d — the fit
+    finds d₀ and s₀², and a spread no larger than sampling gives d₀ = ∞ (every variance the prior's)."""
+    from sparkbooks.singlecell import de
+
+    rng = np.random.default_rng(0)
+    sigma2 = 0.3 * 8 / rng.chisquare(8, size=40_000)
+    s2 = sigma2 * rng.chisquare(10, size=40_000) / 10
+    fit = de.squeeze_variances(s2, 10)
+    assert 6 < fit.prior_df < 10.5 and fit.prior_var == pytest.approx(0.3, rel=0.08), fit
+    assert np.all((fit.posterior - s2) * (fit.prior_var - s2) >= 0)  # each moved toward the prior
+    flat = de.squeeze_variances(0.3 * rng.chisquare(10, size=40_000) / 10, 10)
+    assert flat.prior_df > 50 and flat.prior_var == pytest.approx(0.3, rel=0.05)
+
+
+def test_power_at_fdr_scores_the_ranking_not_the_threshold():
+    from sparkbooks.singlecell import de
+
+    truth = np.array([1, 1, 0, 1, 0, 0, 0, 1], dtype=bool)
+    p = np.array([0.001, 0.002, 0.003, 0.004, 0.5, 0.6, 0.7, np.nan])
+    assert de.power_at_fdr(p, truth, level=0.0) == 0.5  # the top two, before the first false call
+    assert de.power_at_fdr(p, truth, level=0.25) == 0.75  # 3 true of 4 called; the NaN gene is never called
+    assert de.power_at_fdr(p * 10, truth, level=0.25) == 0.75  # a monotone change of p moves no rank
+
+
+def test_moderated_t_and_a_mock_null_on_simulated_donors(simulation_source):
+    """The field's log-scale test beside PyDESeq2: calibrated on donors with a known answer, and a mock comparison
+    (one condition's donors split in two) where every call is false and the per-cell Wilcoxon still calls."""
+    from sparkbooks.singlecell import de
+
+    reference, types = simulation_source
+    donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=(50, 300), n_genes=600, n_de=90, seed=0)
+    table = de.moderated_t_de(donors)
+    assert table.index.equals(donors.var_names) and 0 < table.attrs["prior_df"]
+    found = de.calibration(table, donors.var["is_de"].to_numpy())
+    assert found["fdr"] <= 0.15 and found["power"] >= 0.4, found
+    mock = de.mock_null(donors, seed=1)
+    assert mock.obs["condition"].nunique() == 2 and mock.obs["donor"].nunique() == 6
+    assert set(mock.obs.groupby("donor", observed=True)["condition"].nunique()) == {1}
+    assert (de.moderated_t_de(mock)["padj"] < 0.05).sum() <= 3
+    assert (de.wilcoxon_de(mock)["padj"] < 0.05).sum() > 10  # cells as replicates: donor differences read as effects
+    with pytest.raises(InputError, match="≥ 4 donors"):
+        de.mock_null(donors[donors.obs["donor"].isin(["A0", "A1", "B0"])].copy())
+
+
 def test_simulated_donors_carry_the_truth_they_claim(simulation_source):
     """Unequal donors within the range, the type's own mean profile, and fold changes only where is_de says."""
     from sparkbooks.singlecell import de
@@ -858,6 +903,23 @@ def test_hierarchical_subtypes_are_closer_to_their_siblings_than_to_their_cousin
         singlecell.simulate(reference, types, n_cells=10, subtypes={"T cells": [50, 50]})
 
 
+def test_a_subtypes_trend_dispersion_is_read_at_its_own_mean(simulation_source):
+    """``dispersion_model="trend"``: a subtype's programme genes are ×fold above its parent's, so the trend (falling
+    with the mean) gives them their own, smaller dispersion — it once copied the parent's, read before the programme."""
+    reference, types = simulation_source
+    sim = singlecell.simulate(reference, types, n_cells=200, seed=1, subtypes={"T cells": 2}, programme_genes=50,
+                              programme_fold=5.0, dispersion_model="trend")
+    truth = sim.uns["simulation"]
+    groups = list(truth["groups"])
+    assert "T cells" not in groups  # the parent is replaced by its subtypes
+    one, two = groups.index("T cells/1"), groups.index("T cells/2")
+    programme = truth["means"][one] > 1.5 * truth["means"][two]  # T cells/1's own programme genes
+    assert programme.sum() >= 30
+    assert (truth["dispersion"][one][programme] < truth["dispersion"][two][programme]).mean() > 0.8
+    same = ~programme & (truth["means"][one] == truth["means"][two])
+    np.testing.assert_array_equal(truth["dispersion"][one][same], truth["dispersion"][two][same])
+
+
 def test_a_chemistry_like_batch_effect_is_part_shared_part_per_lineage(simulation_source):
     """``shared+celltype``: two lineages' batch shifts correlate by about the shared share of the variance (``global``:
     all of it, ``celltype``: none); subtypes of one lineage shift together; the same for any number of cells."""
@@ -906,6 +968,31 @@ def test_gpu_leiden_keeps_cugraphs_full_hierarchy(monkeypatch):
     assert "n_iterations" not in calls  # rapids-singlecell's default: 100 levels, the hierarchy to its end
     assert workflow.leiden_options("rapids_singlecell") == {}
     assert workflow.leiden_options("scanpy") == {"n_iterations": workflow.LEIDEN_ITERATIONS}
+
+
+def test_gpu_harmony_runs_in_float32_as_nvidias_notebook(monkeypatch):
+    """rapids-singlecell's harmony_integrate defaults to float64; NVIDIA's notebook passes dtype=cp.float32 (a GB10's
+    FP64 rate is a small fraction of its FP32 one). The call must pass float32 and the seed."""
+    import sys
+    import types as pytypes
+
+    import anndata as ad
+
+    from sparkbooks.singlecell import workflow
+
+    calls = {}
+
+    def fake_harmony(adata, key, **kw):
+        calls.update(kw, key=key)
+        adata.obsm["X_pca_harmony"] = adata.obsm["X_pca"]
+
+    fake = pytypes.ModuleType("rapids_singlecell")
+    fake.pp = pytypes.SimpleNamespace(harmony_integrate=fake_harmony)
+    monkeypatch.setitem(sys.modules, "rapids_singlecell", fake)
+    cells = ad.AnnData(np.zeros((4, 2), dtype=np.float32), obsm={"X_pca": np.ones((4, 2))})
+    cells.obs["batch"] = ["a", "b", "a", "b"]
+    workflow.harmony(cells, "batch", seed=7, use_backend="rapids_singlecell")
+    assert calls == {"key": "batch", "rng": 7, "dtype": np.float32}
 
 
 def test_benchmark_peak_is_the_largest_step_peak_and_its_record_reads_back(tmp_path, load_benchmark):
