@@ -678,17 +678,39 @@ def test_the_t_reference_is_deseq2s_use_t_on_the_same_statistics(simulation_sour
 
 def test_squeezed_variances_recover_the_prior_they_were_drawn_from():
     """limma's fitFDist, ported: gene variances σ² ~ s₀²·d₀/χ²(d₀) and sample variances s² ~ σ²·χ²(d)/d — the fit
-    finds d₀ and s₀², and a spread no larger than sampling gives d₀ = ∞ (every variance the prior's)."""
-    from sparkbooks.singlecell import de
+    finds d₀ and s₀²; a spread no larger than sampling gives d₀ = ∞ and the mean variance (limma ≥ 3.46)."""
+    from sparkbooks.singlecell import moderated
 
     rng = np.random.default_rng(0)
-    sigma2 = 0.3 * 8 / rng.chisquare(8, size=40_000)
-    s2 = sigma2 * rng.chisquare(10, size=40_000) / 10
-    fit = de.squeeze_variances(s2, 10)
-    assert 6 < fit.prior_df < 10.5 and fit.prior_var == pytest.approx(0.3, rel=0.08), fit
+    sigma2 = 0.3 * 8 / rng.chisquare(8, size=200_000)
+    s2 = sigma2 * rng.chisquare(10, size=200_000) / 10
+    fit = moderated.squeeze_variances(s2, 10)
+    assert fit.prior_df == pytest.approx(8, rel=0.06) and fit.prior_var == pytest.approx(0.3, rel=0.02), fit
     assert np.all((fit.posterior - s2) * (fit.prior_var - s2) >= 0)  # each moved toward the prior
-    flat = de.squeeze_variances(0.3 * rng.chisquare(10, size=40_000) / 10, 10)
-    assert flat.prior_df > 50 and flat.prior_var == pytest.approx(0.3, rel=0.05)
+    flat = 0.3 * rng.chisquare(4, size=3_000) / 4
+    if moderated.squeeze_variances(flat, 4).prior_df == np.inf:  # sampling alone: limma's d₀ = ∞ branch
+        assert moderated.squeeze_variances(flat, 4).prior_var == pytest.approx(flat.mean(), rel=1e-9)
+    tight = np.full(100, 0.3) * np.exp(rng.normal(0, 1e-3, 100))  # far less spread than χ²(4) sampling
+    assert moderated.squeeze_variances(tight, 4).prior_df == np.inf
+    assert moderated.squeeze_variances(tight, 4).prior_var == pytest.approx(tight.mean(), rel=1e-12)
+
+
+def test_voom_weights_follow_the_mean_variance_trend_and_the_fit_is_weighted():
+    """voom, ported: low-count observations get lower precision weights; with equal weights the fit is the plain
+    two-group one (its unscaled SD √(1/nA + 1/nB)); the weighted difference of means is the coefficient."""
+    from sparkbooks.singlecell import moderated
+
+    rng = np.random.default_rng(1)
+    means = np.exp(rng.uniform(0, 8, size=2_000))
+    lib = np.exp(rng.uniform(np.log(0.3), np.log(6), size=12))  # donors' depths 20-fold apart
+    counts = rng.negative_binomial(5, 5 / (5 + means[None, :] * lib[:, None])).astype(float)
+    second = np.arange(12) >= 6
+    w = moderated.voom_weights(counts, second)
+    assert w.shape == counts.shape and np.all(w > 0)
+    low, high = means < np.quantile(means, 0.2), means > np.quantile(means, 0.8)
+    assert np.median(w[:, low]) < np.median(w[:, high])
+    deep, shallow = lib.argmax(), lib.argmin()
+    assert np.median(w[deep]) > np.median(w[shallow])  # the deeper library's counts are more precise
 
 
 def test_power_at_fdr_scores_the_ranking_not_the_threshold():
@@ -701,21 +723,23 @@ def test_power_at_fdr_scores_the_ranking_not_the_threshold():
     assert de.power_at_fdr(p * 10, truth, level=0.25) == 0.75  # a monotone change of p moves no rank
 
 
-def test_moderated_t_and_a_mock_null_on_simulated_donors(simulation_source):
+def test_limma_voom_and_a_mock_null_on_simulated_donors(simulation_source):
     """The field's log-scale test beside PyDESeq2: calibrated on donors with a known answer, and a mock comparison
     (one condition's donors split in two) where every call is false and the per-cell Wilcoxon still calls."""
     from sparkbooks.singlecell import de
 
     reference, types = simulation_source
     donors = de.simulate_donors(reference, types, "T cells", cells_per_donor=(50, 300), n_genes=600, n_de=90, seed=0)
-    table = de.moderated_t_de(donors)
-    assert table.index.equals(donors.var_names) and 0 < table.attrs["prior_df"]
+    from sparkbooks.singlecell import moderated
+
+    table = moderated.voom_de(donors)
+    assert table.index.equals(donors.var_names) and 0 < table.attrs["prior_df"] and table.attrs["weights"] == "voom"
     found = de.calibration(table, donors.var["is_de"].to_numpy())
     assert found["fdr"] <= 0.15 and found["power"] >= 0.4, found
     mock = de.mock_null(donors, seed=1)
     assert mock.obs["condition"].nunique() == 2 and mock.obs["donor"].nunique() == 6
     assert set(mock.obs.groupby("donor", observed=True)["condition"].nunique()) == {1}
-    assert (de.moderated_t_de(mock)["padj"] < 0.05).sum() <= 3
+    assert (moderated.voom_de(mock)["padj"] < 0.05).sum() <= 3
     assert (de.wilcoxon_de(mock)["padj"] < 0.05).sum() > 10  # cells as replicates: donor differences read as effects
     with pytest.raises(InputError, match="≥ 4 donors"):
         de.mock_null(donors[donors.obs["donor"].isin(["A0", "A1", "B0"])].copy())

@@ -13,7 +13,8 @@ known answer, and the integration metrics of the field.
   (:mod:`~sparkbooks.singlecell.inplace`: its regress-out and PCA without whole-matrix copies);
   :mod:`~sparkbooks.singlecell.measured` reads its 216,382-cell run from the benchmark's committed JSON;
 * :mod:`~sparkbooks.singlecell.de` — donor pseudobulk differential expression with PyDESeq2 against per-cell
-  Wilcoxon, scored on simulated donors whose truth is known.
+  Wilcoxon and a log-CPM t-test, scored on simulated donors whose truth is known, with mock null comparisons;
+  :mod:`~sparkbooks.singlecell.moderated` — limma-voom on the same donor sums, ported.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from .annotation import (
     resolution_sweep,
     subcluster,
 )
-from . import de, measured, official
+from . import de, measured, moderated, official
 from .integration import (
     bras,
     centre_batches,

@@ -18,7 +18,7 @@ of a varying number of over-dispersed cells — not one negative binomial with o
 :func:`pseudobulk` sums raw counts per donor (what decoupler's ``pp.pseudobulk`` does; decoupler
 2.3 needs Python ≥ 3.12, so a sparse sum is used); :func:`pseudobulk_de` runs PyDESeq2 on it;
 :func:`logcpm_t_de` is the trivial pseudobulk baseline (Student's t on log-CPM of the same sums) and
-:func:`moderated_t_de` the field's log-scale standard (limma's empirical-Bayes moderated t, ported);
+:func:`~sparkbooks.singlecell.moderated.voom_de` the field's log-scale standard (limma-voom, ported);
 :func:`mock_null` splits one condition's donors in two (Squair et al.'s null comparison: every call is false);
 :func:`power_at_fdr` scores a ranking at a matched empirical FDR, apart from where its threshold falls;
 :func:`wilcoxon_de` runs scanpy's per-cell Wilcoxon; :func:`calibration` scores any of them against the
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,8 +36,8 @@ import numpy as np
 from ..exceptions import InputError
 from .simulation import _dispersion, _moments
 
-__all__ = ["Squeezed", "calibration", "logcpm_t_de", "mock_null", "moderated_t_de", "power_at_fdr", "pseudobulk",
-           "pseudobulk_de", "simulate_donors", "squeeze_variances", "t_reference", "wilcoxon_de"]
+__all__ = ["calibration", "logcpm_t_de", "mock_null", "power_at_fdr", "pseudobulk", "pseudobulk_de", "simulate_donors",
+           "t_reference", "wilcoxon_de"]
 
 #: PyDESeq2's results columns, in its order: the Wald test's statistic is log2FoldChange / lfcSE.
 DESEQ_COLUMNS = ("baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj")
@@ -187,81 +186,6 @@ def t_reference(table, *, df: int):
     padj[kept] = false_discovery_control(out["pvalue"].to_numpy()[kept]) if kept.any() else []
     out["padj"] = padj
     return out
-
-
-def _trigamma_inverse(x: float) -> float:
-    """y with trigamma(y) = x, by limma's Newton iteration (``trigammaInverse``)."""
-    from scipy.special import polygamma  # noqa: PLC0415
-
-    if x > 1e7:
-        return 1 / np.sqrt(x)
-    if x < 1e-6:
-        return 1 / x
-    y = 0.5 + 1 / x
-    for _ in range(50):
-        tri = float(polygamma(1, y))
-        step = tri * (1 - tri / x) / float(polygamma(2, y))
-        y += step
-        if -step / y < 1e-8:
-            break
-    return y
-
-
-@dataclass(frozen=True)
-class Squeezed:
-    """Posterior variances, and the prior's degrees of freedom d₀ (∞: no more spread than sampling) and scale s₀²."""
-
-    posterior: np.ndarray
-    prior_df: float
-    prior_var: float
-
-
-def squeeze_variances(s2: np.ndarray, df: float) -> Squeezed:
-    """limma's ``squeezeVar`` without a covariate: a scaled inverse-χ² prior fitted to the gene-wise variances ``s2``
-    (each on ``df`` degrees of freedom) by ``fitFDist``'s moments of log s², and each variance shrunk toward it."""
-    from scipy.special import digamma, polygamma  # noqa: PLC0415
-
-    s2 = np.maximum(np.asarray(s2, dtype=float), 0.0)
-    floor = 1e-5 * np.median(s2)  # limma's guard against zero variances
-    z = np.log(np.maximum(s2, floor if floor > 0 else 1e-12))
-    e = z - digamma(df / 2) + np.log(df / 2)
-    spread = float(np.var(e, ddof=1) - polygamma(1, df / 2))
-    if spread > 0:
-        d0 = 2 * _trigamma_inverse(spread)
-        s20 = float(np.exp(e.mean() + digamma(d0 / 2) - np.log(d0 / 2)))
-        return Squeezed((d0 * s20 + df * s2) / (d0 + df), d0, s20)
-    s20 = float(np.exp(e.mean()))
-    return Squeezed(np.full_like(s2, s20), float("inf"), s20)
-
-
-def moderated_t_de(adata, *, donor_key: str = "donor", condition_key: str = "condition", min_count: int = 10,
-                   prior_count: float = 1.0):
-    """limma's empirical-Bayes moderated t (Smyth 2004) on log2(CPM + ``prior_count``) of the donor sums — a port of
-    ``lmFit`` for two groups + ``eBayes`` (:func:`squeeze_variances`, no mean trend), not limma itself: each gene's
-    variance shrunk toward a prior fitted across genes, t on d + d₀ degrees of freedom, BH-adjusted. ``attrs``: the
-    prior's ``prior_df`` and ``prior_var``."""
-    import pandas as pd  # noqa: PLC0415
-    from scipy.stats import false_discovery_control, t  # noqa: PLC0415
-
-    sums, condition = pseudobulk(adata, donor_key=donor_key, condition_key=condition_key)
-    levels = sorted(condition.unique())
-    if len(levels) != 2 or condition.value_counts().min() < 2:
-        raise InputError(f"The moderated t needs two conditions with ≥ 2 donors each; got {condition.value_counts().to_dict()}.")
-    kept = sums.columns[sums.sum(axis=0) >= min_count]
-    logcpm = np.log2(sums[kept].to_numpy() / sums.to_numpy().sum(axis=1, keepdims=True) * 1e6 + prior_count)
-    second = (condition == levels[1]).to_numpy()
-    a, b = logcpm[~second], logcpm[second]
-    df = len(a) + len(b) - 2
-    s2 = (((a - a.mean(axis=0)) ** 2).sum(axis=0) + ((b - b.mean(axis=0)) ** 2).sum(axis=0)) / df
-    squeezed = squeeze_variances(s2, df)
-    posterior, d0 = squeezed.posterior, squeezed.prior_df
-    coef = b.mean(axis=0) - a.mean(axis=0)
-    stat = coef / np.sqrt(posterior * (1 / len(a) + 1 / len(b)))
-    p = 2 * t.sf(np.abs(stat), min(df + d0, df * len(kept)))  # limma caps d + d0 at the pooled residual df
-    table = pd.DataFrame({"log2fc": coef, "t": stat, "p": p, "padj": false_discovery_control(p)}, index=kept)
-    table = table.reindex(sums.columns)
-    table.attrs.update(prior_df=d0, prior_var=squeezed.prior_var)
-    return table
 
 
 def mock_null(adata, *, condition: str = "A", condition_key: str = "condition", donor_key: str = "donor",
