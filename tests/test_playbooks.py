@@ -791,6 +791,7 @@ def test_single_cell_names_are_earned_and_integration_is_tested_where_centring_f
     assert values["pseudobulk_matched_power"] <= values["pseudobulk_power"]  # at BH 0.05 its FDR is above 0.05
     # review 43 round 7: the power goal judged where the FDR is matched, not at PyDESeq2's liberal BH threshold
     assert claims["pseudobulk_power_reaches_goal"]["metric"] == "pseudobulk_matched_power"
+    assert "matched" in notes["de_power_goal"] and "voom_fdr_within_goal" in verdicts  # one definition; voom judged too
     assert "useT" in notes["pseudobulk_t_fdr"] and "limma-voom" in notes["voom_fdr"]
     # … and a mock comparison with no true difference: every call false; cells as replicates call hundreds
     assert values["mock_calls_wilcoxon"] > 100 * max(values["mock_calls_voom"], 1)

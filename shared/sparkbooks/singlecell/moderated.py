@@ -56,8 +56,8 @@ def squeeze_variances(s2: np.ndarray, df: float) -> Squeezed:
     from scipy.special import digamma, polygamma  # noqa: PLC0415
 
     s2 = np.maximum(np.asarray(s2, dtype=float), 0.0)
-    floor = 1e-5 * np.median(s2)  # limma's guard against zero variances
-    s2 = np.maximum(s2, floor if floor > 0 else 1e-12)
+    middle = float(np.median(s2))
+    s2 = np.maximum(s2, 1e-5 * (middle if middle > 0 else 1.0))  # limma's guard against zero variances
     e = np.log(s2) - digamma(df / 2) + np.log(df / 2)
     spread = float(np.var(e, ddof=1) - polygamma(1, df / 2))
     if spread > 0:
@@ -99,7 +99,9 @@ def voom_de(adata, *, donor_key: str = "donor", condition_key: str = "condition"
             voom: bool = True):
     """limma-voom on the donor sums (a port, see the module): genes with fewer than ``min_count`` summed counts are
     left out (``padj`` NaN), the rest get voom's weights (``voom=False``: none), a weighted two-group fit, eBayes'
-    moderated t of the second condition over the first, BH-adjusted. ``attrs``: ``prior_df`` (d₀), ``prior_var``."""
+    moderated t of the second condition over the first, BH-adjusted. ``attrs``: ``prior_df`` (d₀), ``prior_var``.
+    Library sizes are the raw sums (no TMM ``calcNormFactors``): where a few genes take a large, changing share of the
+    counts, the log-fold changes of the rest shift — normalise the sums first on such data."""
     import pandas as pd  # noqa: PLC0415
     from scipy.stats import false_discovery_control, t  # noqa: PLC0415
 
