@@ -721,6 +721,10 @@ def test_power_at_fdr_scores_the_ranking_not_the_threshold():
     assert de.power_at_fdr(p, truth, level=0.0) == 0.5  # the top two, before the first false call
     assert de.power_at_fdr(p, truth, level=0.25) == 0.75  # 3 true of 4 called; the NaN gene is never called
     assert de.power_at_fdr(p * 10, truth, level=0.25) == 0.75  # a monotone change of p moves no rank
+    curve = de.fdr_tpr(p, truth)
+    assert curve["calls"].tolist() == list(range(1, 8))  # the NaN gene never called
+    np.testing.assert_allclose(curve["fdr"], [0, 0, 1 / 3, 1 / 4, 2 / 5, 3 / 6, 4 / 7])
+    np.testing.assert_allclose(curve["tpr"], [0.25, 0.5, 0.5, 0.75, 0.75, 0.75, 0.75])
 
 
 def test_limma_voom_and_a_mock_null_on_simulated_donors(simulation_source):

@@ -20,7 +20,8 @@ of a varying number of over-dispersed cells — not one negative binomial with o
 :func:`logcpm_t_de` is the trivial pseudobulk baseline (Student's t on log-CPM of the same sums) and
 :func:`~sparkbooks.singlecell.moderated.voom_de` the field's log-scale standard (limma-voom, ported);
 :func:`mock_null` splits one condition's donors in two (Squair et al.'s null comparison: every call is false);
-:func:`power_at_fdr` scores a ranking at a matched empirical FDR, apart from where its threshold falls;
+:func:`power_at_fdr` scores a ranking at a matched empirical FDR, apart from where its threshold falls (on
+:func:`fdr_tpr`'s curve, which :func:`plot_fdr_tpr` draws);
 :func:`wilcoxon_de` runs scanpy's per-cell Wilcoxon; :func:`calibration` scores any of them against the
 truth at a Benjamini–Hochberg level, with Wilson intervals over genes.
 """
@@ -36,8 +37,8 @@ import numpy as np
 from ..exceptions import InputError
 from .simulation import _dispersion, _moments
 
-__all__ = ["calibration", "logcpm_t_de", "mock_null", "power_at_fdr", "pseudobulk", "pseudobulk_de", "simulate_donors",
-           "t_reference", "wilcoxon_de"]
+__all__ = ["calibration", "fdr_tpr", "logcpm_t_de", "mock_null", "plot_fdr_tpr", "power_at_fdr", "pseudobulk",
+           "pseudobulk_de", "simulate_donors", "t_reference", "wilcoxon_de"]
 
 #: PyDESeq2's results columns, in its order: the Wald test's statistic is log2FoldChange / lfcSE.
 DESEQ_COLUMNS = ("baseMean", "log2FoldChange", "lfcSE", "stat", "pvalue", "padj")
@@ -201,16 +202,45 @@ def mock_null(adata, *, condition: str = "A", condition_key: str = "condition", 
     return mock
 
 
+def fdr_tpr(pvalues, truth):
+    """iCOBRA's FDR–TPR curve: along the ranking by ``pvalues`` (NaN never called), each list length's calls, empirical
+    FDR and true-positive rate (share of the true genes found)."""
+    import pandas as pd  # noqa: PLC0415
+
+    p, truth = np.asarray(pvalues, dtype=float), np.asarray(truth, dtype=bool)
+    order = np.argsort(np.nan_to_num(p, nan=np.inf), kind="stable")
+    ranked = truth[order][~np.isnan(p[order])]
+    hits, calls = np.cumsum(ranked), np.arange(1, len(ranked) + 1)
+    return pd.DataFrame({"calls": calls, "fdr": 1 - hits / calls, "tpr": hits / max(int(truth.sum()), 1)})
+
+
 def power_at_fdr(pvalues, truth, *, level: float = 0.05) -> float:
     """The share of true genes in the longest list, ranked by ``pvalues`` (NaN last), whose empirical FDR is ≤ ``level``:
     a ranking's power at a matched false discovery rate (iCOBRA's TPR at an observed FDR), whatever threshold it sets."""
-    p = np.nan_to_num(np.asarray(pvalues, dtype=float), nan=np.inf)
-    truth = np.asarray(truth, dtype=bool)
-    ranked = truth[np.argsort(p, kind="stable")][np.isfinite(np.sort(p))]
-    hits = np.cumsum(ranked)
-    fdr = 1 - hits / np.arange(1, len(ranked) + 1)
-    ok = np.flatnonzero(fdr <= level)
-    return float(hits[ok[-1]] / max(truth.sum(), 1)) if ok.size else 0.0
+    curve = fdr_tpr(pvalues, truth)
+    within = curve["fdr"].to_numpy() <= level
+    return float(curve["tpr"].to_numpy()[within][-1]) if within.any() else 0.0
+
+
+def plot_fdr_tpr(table, *, methods: Sequence[str], labels: dict[str, str] | None = None, level: float = 0.05):
+    """One panel: each method's FDR–TPR curve per simulation (thin lines; ``table`` rows with ``method``, ``_p``,
+    ``_truth``, ``fdr``, ``power``), and each method's BH operating points (dots) — a dot right of the ``level`` line
+    is a threshold that promises more than it keeps."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for k, method in enumerate(methods):
+        rows, colour = table[table["method"] == method], f"C{k}"
+        for _, row in rows.iterrows():
+            curve = fdr_tpr(row["_p"], row["_truth"])
+            ax.plot(curve["fdr"], curve["tpr"], c=colour, lw=0.8, alpha=0.6)
+        ax.scatter(rows["fdr"], rows["power"], c=colour, s=25, zorder=3, label=(labels or {}).get(method, method))
+    ax.axvline(level, ls="--", c="#5b5b5b", lw=1)
+    ax.set(xlim=(0, 0.3), ylim=(0, 1), xlabel="empirical FDR", ylabel="true-positive rate",
+           title=f"Ranking and threshold: curves per simulation, dots at BH {level:g}")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
 
 
 def logcpm_t_de(adata, *, donor_key: str = "donor", condition_key: str = "condition", min_count: int = 10,

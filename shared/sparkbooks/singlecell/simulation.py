@@ -2,7 +2,7 @@
 
 Each group's per-gene mean comes from its real cells (depth-normalised); the dispersion is one per
 gene by moments across all cells (``dispersion_model="pooled"``), or read from a mean–dispersion
-trend at each group's own mean (``"trend"``, Splatter/muscat's model), or fitted per group
+trend at each group's own mean (``"trend"``, Splatter's model), or fitted per group
 (``"per-type"``); clipped to [0.01, 10]. Batch factors are drawn from their own random stream before any cell is drawn, so data
 sets of different sizes from one seed share one batch effect. A new cell draws its group by
 the real proportions (restricted to the batches a group is present in) and a library size from
@@ -87,8 +87,7 @@ def _branching(value) -> tuple[int, ...]:
 def _split(names, means, dispersion, sizes, subtypes, n_programme: int, fold: float, rng, quantile: float = 0.5):
     """Each group named in ``subtypes`` → a tree of subtypes: at every level each branch switches on its own programme
     of ``n_programme`` genes (disjoint, from the parent's expressed genes above its ``quantile``) × ``fold``, on top of
-    its ancestors';
-    the parent's cells shared equally among the leaves."""
+    its ancestors'; the parent's cells shared equally among the leaves."""
     unknown = set(map(str, subtypes)) - set(map(str, names))
     if unknown:
         raise InputError(f"subtypes names groups that are not in the data: {sorted(unknown)} (groups: {list(names)}).")
@@ -126,14 +125,14 @@ def _split(names, means, dispersion, sizes, subtypes, n_programme: int, fold: fl
 def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int = 1, batch_strength: float = 0.5,
              batch_effect: str = "global", absent: Mapping[Any, Sequence[int]] | None = None,
              n_genes: int | None = None, seed: int = 0, dispersion_model: str = "pooled", min_group_cells: int = 30,
-             sampler: str = "gamma-poisson", subtypes: Mapping[Any, int] | None = None, programme_genes: int = 40,
+             sampler: str = "gamma-poisson", subtypes: Mapping[Any, int | Sequence[int]] | None = None, programme_genes: int = 40,
              programme_fold: float = 2.0, weights: Mapping[Any, float] | None = None, shared_fraction: float = 0.5,
              programme_quantile: float = 0.5):
     """``n_cells`` simulated cells from a per-group negative-binomial fit of ``reference`` (raw counts, sparse or dense).
 
     ``dispersion_model``: ``pooled`` (default) — one dispersion per gene for every type; ``trend`` fits one mean–dispersion curve across genes (running median of the
-    per-gene moment estimates on log scales: the trend part of Splatter's and muscat's models, without their per-gene
-    scatter around it) and reads it at each type's own mean — a subtype's at its own, programmes included — so each
+    per-gene moment estimates on log scales: the trend part of Splatter's model, without its per-gene scatter; muscat
+    instead draws each gene's own dispersion) and reads it at each type's own mean — a subtype's at its own, programmes included — so each
     type gets its own dispersions without the within-type heterogeneity a per-type moment fit absorbs (a subtype
     under ``per-type`` keeps its parent's);
     ``per-type`` fits moments on each group's cells (groups of at least ``min_group_cells``). With ``trend`` a
@@ -193,7 +192,7 @@ def simulate(reference, groups: Sequence[Any], *, n_cells: int, n_batches: int =
     pooled_var = ((variances + means**2) * sizes[:, None]).sum(axis=0) / sizes.sum() - mu**2
     pooled = _dispersion(mu, pooled_var)
     curve = _trend(mu, pooled) if dispersion_model == "trend" else None
-    if curve is not None:  # Splatter/muscat: one mean–dispersion curve, read at each type's own mean
+    if curve is not None:  # one mean–dispersion curve (Splatter's trend), read at each type's own mean
         dispersion = np.where(means > 0, curve(means), pooled)
     elif dispersion_model == "per-type":
         dispersion = np.where((sizes[:, None] >= min_group_cells) & (means > 0), _dispersion(means, variances), pooled)
