@@ -31,9 +31,12 @@ topics our pipeline found.
 ``min_cluster_size`` 10 (about a thousand topics: correct by HDBSCAN, unreadable), then brought to at
 most 100 topics — ours by ``TopicModel.reduce`` (average-linkage merges of topic centroids, and of
 c-TF-IDF word weights), BERTopic by its own ``reduce_topics`` on its own clusters of the same
-embeddings — and ours again after ``reassign_outliers``. Keywords by the one rule, NPMI counted in the
-clustered tweets and in the held-out ones, diversity, NMI against the outlets; ``--reduce-seeds``
-runs (default 1: each costs ≈ 4 minutes on 2 cores).
+embeddings — and ours again after ``reassign_outliers``; beside them the trivial route, HDBSCAN with a larger
+``min_cluster_size`` (``--reduce-mcs``, 100: about as many topics with no merging). Keywords by the one rule, NPMI
+counted in the clustered tweets and in the held-out ones, diversity, AMI against the outlets (outliers one cluster,
+and clustered only; NMI grows with the number of clusters, AMI is corrected for it); ``--reduce-seeds`` seeds
+(default 6, what a seed-level claim decides from), each written to ``benchmarks/results/topic_reduction.json`` as it
+finishes (the guide reads it; a rerun resumes at the first missing seed).
 
     python benchmarks/topic_clustering.py [--size 5000] [--seeds 5] [--bbc] [--gensim] [--reduce 100]
 """
@@ -44,6 +47,7 @@ import argparse
 import json
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pynndescent
@@ -143,14 +147,15 @@ def held_out_split(docs, size: int | None, seed: int = 0) -> tuple[np.ndarray, n
 
 
 def table(title: str, summary, columns: list[tuple[str, str, str]]) -> None:
+    width = max(28, *(len(row) + 2 for row in summary))
     print(f"\n{title}")
-    print(f"{'row':28}" + "".join(f"{head:>18}" for head, _, _ in columns))
+    print(f"{'row':{width}}" + "".join(f"{head:>18}" for head, _, _ in columns))
     for row, values in summary.items():
         cells = []
         for _, key, fmt in columns:
             mean, sd = values[key]
             cells.append(f"{format(mean, fmt)} ± {format(sd, fmt)}")
-        print(f"{row:28}" + "".join(f"{c:>18}" for c in cells))
+        print(f"{row:{width}}" + "".join(f"{c:>18}" for c in cells))
 
 
 def tweets_benchmark(size: int, seeds: int, with_gensim: bool, *, rows: list[str] | None = None, corpus: int | None = None,
@@ -228,10 +233,28 @@ def bbc_benchmark(seeds: int):
     return summary
 
 
-def reduction_benchmark(target: int, seeds: int) -> dict[str, float]:
+REDUCTION = Path(__file__).parent / "results" / "topic_reduction.json"
+REDUCTION_KEYS = ["s", "topics", "outlier_share", "npmi", "npmi_held", "diversity", "ami", "ami_clustered", "nmi"]
+
+
+def reduction_rows(target: int, coarse_mcs: int) -> list[str]:
+    """The reduction table's rows, in order (the record keeps them per seed under these names)."""
+    return ["ours, as clustered", f"ours, to {target} by centroids", f"ours, to {target} by words",
+            "ours, by centroids + outliers placed", f"ours, min_cluster_size {coarse_mcs} (no merging)",
+            "BERTopic default, as clustered", f"BERTopic, reduce_topics to {target}"]
+
+
+def reduction_benchmark(target: int, seeds: int, *, coarse_mcs: int = 100, out: Path | None = REDUCTION,
+                        corpus: int | None = None, first: int = 0) -> dict[str, float]:
     """All tweets but a held-out tenth, ~1,000 HDBSCAN topics, reduced to ``target``: ours (by centroids, by words,
-    + outliers placed) against BERTopic's ``reduce_topics``; NPMI counted in the fitted tweets and in the held-out ones."""
+    + outliers placed) against BERTopic's ``reduce_topics`` and against the trivial route — HDBSCAN with a larger
+    ``min_cluster_size`` (``coarse_mcs``: about ``target`` topics straight away, no merging). NPMI counted in the fitted
+    tweets and in the held-out ones; AMI against the outlets (NMI rises with the number of clusters, AMI does not).
+    Each seed is written to ``out`` as it finishes; seeds already there (same settings) are not run again. Seeds
+    ``first`` … ``first + seeds − 1`` run, so two machines (or cores) can share the seeds and merge their records."""
     tweets = datasets.health_tweets()
+    if corpus:  # smoke: a seeded subset
+        tweets = tweets.sample(n=corpus, random_state=0).reset_index(drop=True)
     docs = np.array(topics.clean_text(tweets["text"]), dtype=object)
     vectors = embeddings.embed(list(docs), show_progress=False)
     fit_rows, held = held_out_split(docs, None)  # the guide's split: duplicates dropped, a seeded tenth held out
@@ -239,59 +262,81 @@ def reduction_benchmark(target: int, seeds: int) -> dict[str, float]:
     bag = topics.vectorizer().fit(fit_docs)
     counts, vocab = bag.transform(fit_docs), bag.get_feature_names_out()
     held_counts = topics.vectorizer(vocabulary=vocab, min_df=1).transform(docs[held])
+    mcs = 10 if corpus is None else 5
+    settings = {"target": target, "coarse_mcs": coarse_mcs, "min_cluster_size": mcs, "clustered": len(fit_rows),
+                "held_out": len(held)}
+    record = json.loads(out.read_text()) if out is not None and out.exists() else {}
+    if record.get("settings") != settings:
+        record = {"settings": settings, "seeds": {}}
 
     def scored(labels, seconds):
         words = list(topics.keywords(counts, labels, vocab, top_n=10, min_word_docs=3).values())
+        agree = topic_eval.agreement(labels, reference, permutations=1, seed=0)
         return {"s": seconds, "topics": len(words), "outlier_share": float(np.mean(labels < 0)),
                 "npmi": float(np.mean(topic_eval.coherence(words, counts, vocab))) if words else np.nan,
                 "npmi_held": float(np.mean(topic_eval.coherence(words, held_counts, vocab))) if words else np.nan,
-                "diversity": topics.topic_diversity(words),
-                "nmi": topic_eval.agreement(labels, reference, permutations=1, seed=0)["nmi"]}
+                "diversity": topics.topic_diversity(words), "ami": agree["ami"], "ami_clustered": agree["ami_clustered"],
+                "nmi": agree["nmi"]}
 
     def timed(fn):
         start = time.perf_counter()
-        out = fn()
-        return out, time.perf_counter() - start
+        result = fn()
+        return result, time.perf_counter() - start
 
-    rows: dict[str, list[dict]] = {}
-    for seed in range(seeds):
-        ours, fit_s = timed(lambda: topics.TopicModel(min_cluster_size=10, random_state=seed).fit(fit_docs, fit_vectors))
+    names = reduction_rows(target, coarse_mcs)
+    for seed in range(first, first + seeds):
+        if str(seed) in record["seeds"]:
+            continue
+        ours, fit_s = timed(lambda: topics.TopicModel(min_cluster_size=mcs, random_state=seed).fit(fit_docs, fit_vectors))
         by_centroid, centroid_s = timed(lambda: ours.reduce(fit_vectors, n_topics=target))
         by_words, words_s = timed(lambda: ours.reduce(fit_vectors, n_topics=target, by="words"))
         placed, placed_s = timed(lambda: by_centroid.reassign_outliers(fit_vectors, threshold=0.5))
-        model = bertopic_model(seed, 10, ours=False)
+        coarse, coarse_s = timed(lambda: topics.TopicModel(min_cluster_size=coarse_mcs, random_state=seed).fit(fit_docs, fit_vectors))
+        model = bertopic_model(seed, mcs, ours=False)
         _, bert_fit_s = timed(lambda: model.fit_transform(fit_docs, fit_vectors))
         before = np.asarray(model.topics_)
         # BERTopic counts its outlier topic −1 among nr_topics: target + 1 leaves `target` real topics
         _, bert_reduce_s = timed(lambda: model.reduce_topics(fit_docs, nr_topics=target + 1))
-        for name, labels, seconds in (("ours, as clustered", ours.labels_, fit_s),
-                                      (f"ours, to {target} by centroids", by_centroid.labels_, centroid_s),
-                                      (f"ours, to {target} by words", by_words.labels_, words_s),
-                                      ("ours, by centroids + outliers placed", placed.labels_, placed_s),
-                                      ("BERTopic default, as clustered", before, bert_fit_s),
-                                      (f"BERTopic, reduce_topics to {target}", np.asarray(model.topics_), bert_reduce_s)):
-            rows.setdefault(name, []).append(scored(labels, seconds))
+        labelled = (ours.labels_, by_centroid.labels_, by_words.labels_, placed.labels_, coarse.labels_, before,
+                    np.asarray(model.topics_))
+        spent = (fit_s, centroid_s, words_s, placed_s, coarse_s, bert_fit_s, bert_reduce_s)
+        record["seeds"][str(seed)] = {name: scored(labels, seconds) for name, labels, seconds in zip(names, labelled, spent)}
+        record["seeds"][str(seed)]["run"] = machine_row()
+        if out is not None:
+            write_atomically(out, record)
         print(f"  reduction: seed {seed} done", flush=True)
-    summary = summarise(rows, ["s", "topics", "outlier_share", "npmi", "npmi_held", "diversity", "nmi"])
-    table(f"Health tweets: {len(fit_rows):,} clustered (min_cluster_size 10), {len(held):,} held out; reduced to "
-          f"≤ {target}; NPMI of the ≥3-docs keywords; mean ± sd over {seeds} seed(s)", summary,
+    done = sorted(record["seeds"], key=int)
+    rows = {name: [record["seeds"][s][name] for s in done] for name in names}
+    summary = summarise(rows, REDUCTION_KEYS)
+    table(f"Health tweets: {len(fit_rows):,} clustered (min_cluster_size {mcs}), {len(held):,} held out; reduced to "
+          f"≤ {target}; NPMI of the ≥3-docs keywords; mean ± sd over {len(done)} seed(s)", summary,
           [("seconds", "s", ".2f"), ("topics", "topics", ".1f"), ("outliers", "outlier_share", ".3f"),
            ("NPMI fitted", "npmi", ".4f"), ("NPMI held out", "npmi_held", ".4f"), ("diversity", "diversity", ".3f"),
-           ("NMI outlets", "nmi", ".4f")])
+           ("AMI outlets", "ami", ".4f"), ("AMI clustered", "ami_clustered", ".4f")])
     pick = lambda row, key: round(summary[row][key][0], 4)  # noqa: E731
-    return {"ours_topics": pick("ours, as clustered", "topics"), "ours_npmi": pick("ours, as clustered", "npmi"),
-            "ours_npmi_held": pick("ours, as clustered", "npmi_held"),
-            "ours_topics_reduced": pick(f"ours, to {target} by centroids", "topics"),
-            "ours_npmi_reduced": pick(f"ours, to {target} by centroids", "npmi"),
-            "ours_npmi_reduced_held": pick(f"ours, to {target} by centroids", "npmi_held"),
-            "ours_npmi_reduced_words": pick(f"ours, to {target} by words", "npmi"),
-            "ours_npmi_reduced_words_held": pick(f"ours, to {target} by words", "npmi_held"),
-            "ours_outliers_placed": pick("ours, by centroids + outliers placed", "outlier_share"),
-            "bertopic_topics_reduced": pick(f"BERTopic, reduce_topics to {target}", "topics"),
-            "bertopic_npmi": pick("BERTopic default, as clustered", "npmi"),
-            "bertopic_npmi_reduced": pick(f"BERTopic, reduce_topics to {target}", "npmi"),
-            "bertopic_npmi_reduced_held": pick(f"BERTopic, reduce_topics to {target}", "npmi_held"),
-            "reduce_seeds": seeds}
+    short = dict(zip(("ours", "ours_reduced", "ours_words", "ours_placed", "coarse", "bertopic", "bertopic_reduced"), names))
+    return {"reduce_seeds": len(done)} | {f"{key}_{stat}": pick(row, stat) for key, row in short.items()
+                                          for stat in ("topics", "npmi_held", "ami")}
+
+
+def machine_row() -> dict:
+    """When, where and under what load a seed ran."""
+    import datetime as dt
+    import os
+    import platform
+
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "load_1min": round(os.getloadavg()[0], 2),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def write_atomically(path: Path, record: dict) -> None:
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        json.dump(record, tmp, indent=1)
+    os.replace(tmp.name, path)
 
 
 def main() -> None:
@@ -301,7 +346,10 @@ def main() -> None:
     parser.add_argument("--bbc", action="store_true", help="also score on BBC News with LDA / NMF / k-means baselines")
     parser.add_argument("--gensim", action="store_true", help="also compute gensim's c_npmi for seed 0")
     parser.add_argument("--reduce", type=int, default=None, help="only the reduction benchmark: all tweets to this many topics")
-    parser.add_argument("--reduce-seeds", type=int, default=1)
+    parser.add_argument("--reduce-seeds", type=int, default=6, help="seeds (6: what a seed-level claim decides from)")
+    parser.add_argument("--reduce-mcs", type=int, default=100, help="the trivial route's min_cluster_size (≈ --reduce topics)")
+    parser.add_argument("--reduce-out", type=Path, default=REDUCTION, help="the record the guide reads (resumes by seed)")
+    parser.add_argument("--reduce-first", type=int, default=0, help="the first seed (machines sharing the seeds)")
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="the tweets table's rows")
     parser.add_argument("--corpus", type=int, default=None, help="draw from N tweets (seeded) instead of all")
     parser.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
@@ -311,7 +359,8 @@ def main() -> None:
         args = parser.parse_args()
     warnings.filterwarnings("ignore")  # UMAP / BERTopic chatter about seeds and deprecations
     if args.reduce:
-        print(json.dumps(reduction_benchmark(args.reduce, args.reduce_seeds)))
+        print(json.dumps(reduction_benchmark(args.reduce, args.reduce_seeds, coarse_mcs=args.reduce_mcs,
+                                             out=args.reduce_out, first=args.reduce_first)))
         return
     tweets, gensim = tweets_benchmark(args.size, args.seeds, args.gensim, rows=args.rows, corpus=args.corpus,
                                      warm_up=not args.smoke)

@@ -312,6 +312,11 @@ def test_topic_clustering_beats_chance_and_names_with_the_stand_in(playbook_runs
     assert values["predict_s_per_1k"] > 0 and 0 <= values["predict_outlier_share"] < 1
     assert values["million_cpu_minutes"] > 0 and values["million_peak_rss_gib"] > 1  # 1M × 384 float32 alone is 1.4 GiB
     assert "not this run" in notes["million_cpu_minutes"]
+    assert "transform + approximate_predict" in notes["million_cpu_minutes"] and "nearest centroid" in notes["million_cpu_minutes"]
+    # the full-size reduction read from its record (6 seeds, seed-level t), the coarser HDBSCAN as the trivial route
+    full = {c["name"]: c for c in results["claims"] if c["name"].startswith("full_")}
+    assert set(full) == {"full_merged_vs_coarse_npmi", "full_merged_vs_coarse_ami", "full_merged_vs_bertopic_npmi"}
+    assert {c["test"] for c in full.values()} == {"seed-t"} and "mean of 6 seeds; not this run" in notes["full_ami_coarse"]
     assert_no_server_left(playbook_runs, "topic-clustering")
 
 

@@ -8,7 +8,8 @@
 - :mod:`.plots` — the documents' map, the merge tree, topics over time;
 - :mod:`.evaluate` — NPMI coherence, diversity, agreement with labels, baselines, on held-out text;
 - :mod:`.compare` — the pipeline against k-means at the same k on texts without topical labels;
-- :mod:`.scale` — a corpus too large to fit whole: fit a sample, label the rest (live, and the 1M record).
+- :mod:`.scale` — a corpus too large to fit whole: fit a sample, label the rest (live, and the 1M record);
+- :mod:`.full_size` — fewer topics at full size: the reduction record, merged against a coarser HDBSCAN and BERTopic.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .plots import hierarchy_figure, show, topic_map, topics_over_time
 from .terms import CTfidf, class_doc_frequency, ctfidf, keywords, top_terms
 from .text import clean_text, vectorizer
 
-SUBMODULES = ("compare", "evaluate", "merge", "model", "naming", "plots", "scale", "terms", "text")
+SUBMODULES = ("compare", "evaluate", "full_size", "merge", "model", "naming", "plots", "scale", "terms", "text")
 __all__ = sorted({*SUBMODULES,
                   *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())
