@@ -13,7 +13,8 @@ clustered (outliers aside), so the gap is taken apart — averaged over sample s
 the time of sample + label over the full fit's; NPMI of each labelling's keywords on the held-out tenth.
 
 **Scaling** (wall time and the process's peak RSS, each row its own process): full fits on 5k and 20k pool tweets
-(the pool row is ``full-0``); sample + label at 250k and 1M documents **resampled** from the real vectors (drawn with
+(the pool row is ``full-0``) and, as the baseline sample + label must beat on time, on 1M resampled vectors
+(``fullscale-1000000``); sample + label at 250k and 1M documents **resampled** from the real vectors (drawn with
 replacement, a little Gaussian noise so no two rows coincide, renormalised) — timing and memory only, their topics
 mean nothing. ``--part i/k`` labels the i-th of k chunks of the rest, so that no run exceeds a few minutes; the
 summary adds the chunks' seconds.
@@ -165,6 +166,13 @@ def run_row(name: str, *, mcs: int, part: tuple[int, int], results: Path, labels
         pick = np.sort(np.random.default_rng(0).choice(len(docs), n, replace=False))
         model, seconds = _timed(lambda: _model(max(5, round(mcs * n / len(docs))), 0).fit([docs[i] for i in pick], vectors[pick]))
         row = {"n": n, "what": "full fit, real tweets", "s": round(seconds, 2), "topics": model.n_topics_}
+    elif kind == "fullscale":  # resampled vectors, one whole fit: the baseline sample + label must beat on time
+        n = int(arg)
+        big = resampled(vectors, n)
+        texts = [docs[i % len(docs)] for i in range(n)]
+        model, seconds = _timed(lambda: _model(max(5, round(mcs * n / len(docs))), 0).fit(texts, big))
+        row = {"n": n, "what": "full fit, resampled vectors (timing only)", "s": round(seconds, 2),
+               "topics": model.n_topics_, "steps_s": {k: round(v, 2) for k, v in model.seconds_.items()}}
     elif kind == "scale":  # resampled vectors, sample + label
         n = int(arg)
         big = resampled(vectors, n)
@@ -173,7 +181,7 @@ def run_row(name: str, *, mcs: int, part: tuple[int, int], results: Path, labels
         row.pop("labels")
         row["what"] = "sample + label, resampled vectors (timing only)"
     else:
-        raise SystemExit(f"unknown row {name!r}: full-S, sample-S or scale-N")
+        raise SystemExit(f"unknown row {name!r}: full-S, sample-S, scale-N or fullscale-N")
     row["peak_rss_gib"] = round(_rss_gib(), 3)
     key = name if part == (1, 1) else f"{name}:{part[0]}/{part[1]}"
     write_row(results, key, row)
@@ -275,11 +283,11 @@ def summarise(results: Path, labels_dir: Path, smoke: bool) -> dict:
     floors = [out[f"{name}_floor_sampled"] for name in samples if out[f"{name}_floor_sampled"] is not None]
     out["sample_floor_sampled"] = round(float(np.mean(floors)), 4) if floors else None
     out["sample_seeds"] = len(samples)
-    print(f"\n{'scaling':34}{'documents':>12}{'seconds':>10}{'peak RSS GiB':>14}")
-    for name in sorted({n.split(":")[0] for n in rows if n.startswith("scale-") or n == "full-0"},
-                       key=lambda n: int(n.split("-")[1]) if n.startswith("scale") else 0):
+    print(f"\n{'scaling':44}{'documents':>12}{'seconds':>10}{'peak RSS GiB':>14}")
+    for name in sorted({n.split(":")[0] for n in rows if n.startswith(("scale-", "fullscale-")) or n == "full-0"},
+                       key=lambda n: (rows[n]["n"] if n == "full-0" else int(n.split("-")[1]), n)):
         parts = [r for n, r in rows.items() if n.split(":")[0] == name]
-        if name.startswith("full"):
+        if name == "full-0":
             seconds, what, n = parts[0]["s"], "full fit, all pool tweets", parts[0]["n"]
         elif "fit_s" in parts[0]:  # chunks not run are counted at the measured chunks' mean, and said so
             total = int(parts[0]["part"].split("/")[1])
@@ -293,8 +301,8 @@ def summarise(results: Path, labels_dir: Path, smoke: bool) -> dict:
         else:
             seconds, what, n = parts[0]["s"], parts[0]["what"], parts[0]["n"]
         rss = max(p["peak_rss_gib"] for p in parts)
-        out[f"scale_{n}"] = {"what": what, "s": round(seconds, 2), "peak_rss_gib": rss}
-        print(f"{what:34}{n:>12,}{seconds:>10.1f}{rss:>14.2f}")
+        out[f"{'full' if name.startswith('fullscale') else ''}scale_{n}"] = {"what": what, "s": round(seconds, 2), "peak_rss_gib": rss}
+        print(f"{what:44}{n:>12,}{seconds:>10.1f}{rss:>14.2f}")
     record = json.loads(results.read_text())
     out["rows_dates"] = [min(r["date"] for r in rows.values()), max(r["date"] for r in rows.values())]
     out["rows_load_1min"] = [min(r["load_1min"] for r in rows.values()), max(r["load_1min"] for r in rows.values())]

@@ -255,6 +255,14 @@ def test_quality_reports_the_permutation_p_of_npmi_from_the_same_draws():
     slow = [float(np.mean(topic_eval.coherence(list(topics.keywords(counts, again.permutation(groups), vocab, top_n=5)
                                                     .values()), counts, vocab, top_k=5))) for _ in range(30)]
     assert np.allclose(runs, slow)
+    # review 48 (round 6): chance under gensim's ε convention too, from the same permutations
+    eps = topic_eval.shuffled_npmi(model, counts, top_k=5, shuffles=30, seed=0, eps=topic_eval.EPS_NPMI)
+    again = np.random.default_rng(0)
+    slow_eps = [float(np.mean(topic_eval.coherence(list(topics.keywords(counts, again.permutation(groups), vocab, top_n=5)
+                                                        .values()), counts, vocab, top_k=5, eps=topic_eval.EPS_NPMI)))
+                for _ in range(30)]
+    assert np.allclose(eps, slow_eps) and scores["npmi_docs_eps_shuffled"] == pytest.approx(np.mean(eps))
+    assert scores["npmi_docs_eps_p"] == pytest.approx((1 + (eps >= scores["npmi_docs_eps"]).sum()) / 31)
     with pytest.raises(InputError, match="no documents|got none"):
         topic_eval.shuffled_npmi(model, counts[:0], top_k=5)
 

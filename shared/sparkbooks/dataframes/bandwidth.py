@@ -21,12 +21,16 @@ import numpy as np
 from .. import devices
 from ..exceptions import InputError
 
-__all__ = ["HelloGpu", "SPEC_GBPS", "STREAM_BYTES_PER_ELEMENT", "Triad", "gpu_runs", "hello_gpu", "spec_gbps", "triad"]
+__all__ = ["HelloGpu", "SPEC_GBPS", "STREAM_BYTES_PER_ELEMENT", "Triad", "gpu_runs", "hello_gpu", "spec_gbps", "stream_elements",
+           "triad"]
 
 #: What STREAM counts for a triad element: read b, read c, write a (float64).
 STREAM_BYTES_PER_ELEMENT = 24
-#: Memory bandwidth by the maker's specification, GB/s, by a word in the GPU's name (DGX Spark's GB10: LPDDR5X).
-SPEC_GBPS: dict[str, float] = {"GB10": 273.0}
+#: Memory bandwidth by the maker's specification, GB/s, by a word in the GPU's name, the first match winning (so the
+#: specific name before the general): DGX Spark's GB10 (LPDDR5X), DGX Station's GB300 (its 288 GB of HBM3e; the
+#: LPDDR5X behind it is slower) and the data-centre GPUs `make gpu-check` is run on (H100 SXM's HBM3, H100 PCIe's
+#: HBM2e, H200's HBM3e), from NVIDIA's datasheets.
+SPEC_GBPS: dict[str, float] = {"GB10": 273.0, "GB300": 8000.0, "H100 PCIe": 2000.0, "H100": 3350.0, "H200": 4800.0}
 
 
 def spec_gbps(gpu_name: str | None) -> float | None:
@@ -76,6 +80,13 @@ def gpu_runs() -> bool:
     return _gpu_module() is not None
 
 
+def stream_elements(requested: int, cache_bytes: int) -> int:
+    """Elements per array for a triad past a cache of ``cache_bytes``: STREAM's rule asks each array to be at least
+    four times the last-level cache, so ``requested`` is raised to the next power of two that is (float64)."""
+    needed = 4 * cache_bytes // 8
+    return requested if requested >= needed else 1 << (needed - 1).bit_length()
+
+
 def triad(elements: int = 2**24, *, repeats: int = 5, trials: int = 5, device: str = "cpu",
           budget_s: float = 10.0) -> Triad:
     """Measure ``a = b + s·c`` bandwidth on ``device`` (``cpu``: numpy; ``gpu``: CuPy); stop early past ``budget_s``.
@@ -95,6 +106,8 @@ def triad(elements: int = 2**24, *, repeats: int = 5, trials: int = 5, device: s
     xp = np if device == "cpu" else _gpu_module()
     if xp is None:
         raise InputError(f"No GPU runs CuPy here: {devices.probe().reason('cuda')}.")
+    if device == "gpu":  # a GB300's L2 is about as large as 128 MiB: the arrays grow past it, or L2 is timed
+        elements = stream_elements(elements, xp.cuda.runtime.getDeviceProperties(xp.cuda.runtime.getDevice())["l2CacheSize"])
     scalar = 3.0
     b = xp.ones(elements, dtype=xp.float64)
     c = xp.full(elements, 2.0, dtype=xp.float64)

@@ -54,13 +54,17 @@ def _pairs(topics: list[list[str]], where: dict[str, int]) -> tuple[np.ndarray, 
     return np.array(a, dtype=int), np.array(b, dtype=int), np.array(owner, dtype=int), len(topics)
 
 
-def _npmi_means(joint: np.ndarray, n: float, pairs: tuple) -> float:
-    """Mean over topics of strict NPMI from a co-occurrence matrix: :func:`~.evaluate.coherence`'s rule (a topic with
-    no scorable pair −1; never together, or a word absent, −1; together in every document 1), all topics at once."""
+def _npmi_means(joint: np.ndarray, n: float, pairs: tuple, eps: float | None = None) -> float:
+    """Mean over topics of NPMI from a co-occurrence matrix: :func:`~.evaluate.coherence`'s rule (a topic with
+    no scorable pair −1; never together −1 when strict, ε-smoothed given ``eps``; a word absent −1; together in every
+    document 1), all topics at once."""
     a, b, owner, n_topics = pairs
     p_ab, p_a, p_b = joint[a, b] / n, joint[a, a] / n, joint[b, b] / n
     with np.errstate(divide="ignore", invalid="ignore"):
-        npmi = np.where(p_ab > 0, np.log(p_ab / (p_a * p_b)) / -np.log(p_ab), -1.0)
+        if eps is None:
+            npmi = np.where(p_ab > 0, np.log(p_ab / (p_a * p_b)) / -np.log(p_ab), -1.0)
+        else:
+            npmi = np.log((p_ab + eps) / (p_a * p_b)) / -np.log(p_ab + eps)
     npmi[p_ab >= 1.0] = 1.0
     npmi[p_a * p_b == 0] = -1.0
     count = np.bincount(owner, minlength=n_topics)

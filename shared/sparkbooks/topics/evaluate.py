@@ -125,7 +125,8 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
     ``npmi_docs_eps``: :data:`EPS_NPMI_TEXT`) — pass documents the model did not see (:func:`split_held_out`) —
     beside its chance level, diversity, and :func:`agreement` given ``reference``.
 
-    ``npmi_shuffled`` (mean, ``_sd`` over ``shuffles`` permutations, :func:`shuffled_npmi`): the strict
+    ``npmi_shuffled`` and ``npmi_docs_eps_shuffled`` (mean, ``_sd`` over ``shuffles`` permutations, the same ones,
+    :func:`shuffled_npmi`; ``npmi_docs_eps_p`` likewise): the strict
     NPMI of keywords found by the same rule for the model's labels randomly permuted over its documents — the same
     k and topic sizes, no topical grouping. NPMI has no natural zero (a random partition of short texts scores
     well below 0), so the model's figure means something only beside this one. ``npmi_p``: where ``npmi`` falls
@@ -143,21 +144,31 @@ def quality(model: TopicModel, reference: Sequence | None = None, *, corpus: Seq
               "npmi_docs_eps": float(np.mean(coherence(words, counts, model.vocabulary_, top_k=top_k, eps=EPS_NPMI)))
               if words else float("nan"),
               "diversity": topic_diversity([w[:top_k] for w in words])}
-    runs = shuffled_npmi(model, counts, top_k=top_k, seed=seed, shuffles=shuffles) if words else np.array([np.nan])
-    scores |= {"npmi_shuffled": float(np.mean(runs)), "npmi_shuffled_sd": float(np.std(runs)),
-               "npmi_p": permutation_p(scores["npmi"], runs) if words else float("nan")}
+    runs = (_shuffled_runs(model, counts, top_k=top_k, seed=seed, shuffles=shuffles, eps=(None, EPS_NPMI)) if words
+            else dict.fromkeys((None, EPS_NPMI), np.array([np.nan])))
+    for key, eps in (("npmi", None), ("npmi_docs_eps", EPS_NPMI)):  # review 48: chance under both conventions
+        scores |= {f"{key}_shuffled": float(np.mean(runs[eps])), f"{key}_shuffled_sd": float(np.std(runs[eps])),
+                   f"{key}_p": permutation_p(scores[key], runs[eps]) if words else float("nan")}
     if reference is not None:
         scores |= {k: v for k, v in agreement(model.labels_, reference, seed=seed).items()
                    if k not in ("clusters", "outlier_share")}
     return scores
 
 
-def shuffled_npmi(model: TopicModel, counts, *, top_k: int = 10, seed: int = 0, shuffles: int = 5) -> np.ndarray:
-    """NPMI's chance level: strict NPMI (in ``counts``, documents × ``model.vocabulary_``) of keywords found by the
-    model's own rule for its labels permuted over its documents (same k, same sizes), one per permutation.
+def shuffled_npmi(model: TopicModel, counts, *, top_k: int = 10, seed: int = 0, shuffles: int = 5,
+                  eps: float | None = None) -> np.ndarray:
+    """NPMI's chance level: NPMI (in ``counts``, documents × ``model.vocabulary_``; strict, or ε-smoothed given
+    ``eps``) of keywords found by the model's own rule for its labels permuted over its documents (same k, same
+    sizes), one per permutation.
 
     :func:`coherence`'s rule, computed from one co-occurrence matrix of the permutation's keywords (a permutation
     costs a few ms on 55k documents, not one sparse product per topic): enough draws for a permutation p."""
+    return _shuffled_runs(model, counts, top_k=top_k, seed=seed, shuffles=shuffles, eps=(eps,))[eps]
+
+
+def _shuffled_runs(model: TopicModel, counts, *, top_k: int, seed: int, shuffles: int,
+                   eps: tuple[float | None, ...]) -> dict[float | None, np.ndarray]:
+    """:func:`shuffled_npmi` under each convention in ``eps``, from the same permutations (keywords found once)."""
     from .compare import _npmi_means, _pairs  # noqa: PLC0415  (compare imports this module)
     from .terms import keywords  # noqa: PLC0415
 
@@ -165,19 +176,22 @@ def shuffled_npmi(model: TopicModel, counts, *, top_k: int = 10, seed: int = 0, 
     present = (counts > 0).astype(np.float64).tocsc()
     where = {w: i for i, w in enumerate(model.vocabulary_)}
     rng = np.random.default_rng(seed)
-    runs = []
+    runs: dict[float | None, list[float]] = {e: [] for e in eps}
     for _ in range(max(shuffles, 1)):
         permuted = keywords(model.counts_, rng.permutation(model.labels_), model.vocabulary_, top_n=model.top_n,
                             min_word_docs=model.min_word_docs)
         words = [list(w)[:top_k] for w in permuted.values()]
         if not words:
-            runs.append(float("nan"))
+            for e in eps:
+                runs[e].append(float("nan"))
             continue
         cols = sorted({where[w] for topic in words for w in topic if w in where})
         sub = present[:, cols]
         joint = (sub.T @ sub).toarray()
-        runs.append(_npmi_means(joint, present.shape[0], _pairs(words, {model.vocabulary_[c]: i for i, c in enumerate(cols)})))
-    return np.array(runs)
+        pairs = _pairs(words, {model.vocabulary_[c]: i for i, c in enumerate(cols)})
+        for e in eps:
+            runs[e].append(_npmi_means(joint, present.shape[0], pairs, e))
+    return {e: np.array(r) for e, r in runs.items()}
 
 
 def held_out_counts(model: TopicModel, corpus: Sequence[str]):

@@ -18,7 +18,7 @@ import numpy as np
 from ..exceptions import InputError
 from .model import TopicModel
 
-__all__ = ["AMI_SLACK", "RESULT", "TIME_SHARE", "gap_sentence", "label_unseen", "million_record"]
+__all__ = ["AMI_SLACK", "RESULT", "TIME_SHARE", "gap_sentence", "label_unseen", "million_record", "scaling_sentence"]
 
 RESULT = Path(__file__).resolve().parents[3] / "benchmarks" / "results" / "topic_million.json"
 AMI_SLACK = 0.05  # the goal: AMI(sample + label, full fit) ≥ the seed floor − this
@@ -61,6 +61,31 @@ def gap_sentence(s: dict, floor: float) -> str:
             f"{s['seed_floor_clustered_ami']:.3f}. The shortfall starts in {where}; {labelling}")
 
 
+def scaling_sentence(s: dict) -> str | None:
+    """How a whole fit's time grew with the corpus, from the record's full fits (a power law over the real tweets),
+    and, where the record has one, a whole fit of a million resampled vectors beside sample + label at that size."""
+    import numpy as np  # noqa: PLC0415
+
+    real = sorted((int(k.split("_")[1]), v) for k, v in s.items()
+                  if k.startswith("scale_") and isinstance(v, dict) and str(v.get("what", "")).startswith("full fit"))
+    if len(real) < 2:
+        return None
+    n, seconds = np.array([r[0] for r in real], dtype=float), np.array([r[1]["s"] for r in real], dtype=float)
+    exponent = float(np.polyfit(np.log(n), np.log(seconds), 1)[0])
+    out = (f"A whole fit grew as about n^{exponent:.2f} over the real tweets ({real[0][0]:,}: {seconds[0]:.1f} s … "
+           f"{real[-1][0]:,}: {seconds[-1]:.1f} s, peak {real[-1][1]['peak_rss_gib']:.1f} GiB)")
+    whole, parts = s.get("fullscale_1000000"), s.get("scale_1000000_parts")
+    if whole and parts:
+        predict, centroid = parts["fit_s"] + parts["predict_s"], parts["fit_s"] + parts["centroid_s"]
+        out += (f"; a whole fit of 1,000,000 resampled vectors took {whole['s'] / 60:.1f} minutes and "
+                f"{whole['peak_rss_gib']:.1f} GiB, so at that size sample + transform/approximate_predict takes "
+                f"{predict / whole['s']:.0%} of it and sample + nearest centroid {centroid / whole['s']:.1%}")
+    else:
+        out += ("; a whole fit of a million documents is not in the record (extrapolating the curve would be a "
+                "guess, so none is made)")
+    return out
+
+
 def million_record(path: Path = RESULT) -> dict:
     """The benchmark's summary, its table (one row per way of labelling) and sentences computed from its figures.
 
@@ -93,7 +118,10 @@ def million_record(path: Path = RESULT) -> dict:
     if "sample_centroid_ami_sampled" in s and floor is not None:
         verdicts.append(gap_sentence(s, floor))
     scaling = pd.DataFrame([{"documents": int(k.split("_")[1]), **v} for k, v in s.items()
-                            if k.startswith("scale_") and isinstance(v, dict) and "what" in v]).sort_values("documents")
+                            if k.startswith(("scale_", "fullscale_")) and isinstance(v, dict) and "what" in v]
+                           ).sort_values(["documents", "what"])
+    if (grew := scaling_sentence(s)) is not None:
+        verdicts.append(grew)
     million = s.get("scale_1000000")
     if million:
         parts = s.get("scale_1000000_parts", {})
