@@ -14,8 +14,9 @@ the time of sample + label over the full fit's; NPMI of each labelling's keyword
 
 **Scaling** (wall time and the process's peak RSS, each row its own process): full fits on 5k and 20k pool tweets
 (the pool row is ``full-0``) and, as the baseline sample + label must beat on time, on 1M resampled vectors
-(``fullscale-1000000``); sample + label at 250k and 1M documents **resampled** from the real vectors (drawn with
-replacement, a little Gaussian noise so no two rows coincide, renormalised) — timing and memory only, their topics
+(``fullscale-1000000``); sample + label at 250k and 1M documents **resampled** from the real vectors (each a random
+point on the chord from a real tweet's vector to one of its 15 nearest, renormalised: SMOTE's construction, so the
+million rows form no cliques of copies, though they stay grouped around the real tweets) — timing and memory only, their topics
 mean nothing. ``--part i/k`` labels the i-th of k chunks of the rest, so that no run exceeds a few minutes; the
 summary adds the chunks' seconds.
 
@@ -134,16 +135,41 @@ def sample_and_label(docs, vectors, *, mcs_full: int, seed: int, sample: int, pa
             "outliers_predicted": round(float(np.mean(predicted < 0)), 4), "labels": labels}
 
 
-def resampled(vectors: np.ndarray, n: int, *, seed: int = 0, noise: float = 0.005) -> np.ndarray:
-    """``n`` rows drawn with replacement from real ``vectors``, Gaussian noise (``noise`` per dimension) added so no two
-    rows coincide, renormalised to unit length: a corpus of the right size and geometry for timing, not for topics."""
+def resampled(vectors: np.ndarray, n: int, *, seed: int = 0, neighbours: int = 15) -> np.ndarray:
+    """``n`` unit rows near the real corpus: each a random point on the chord between a real vector and one of
+    its ``neighbours`` nearest real vectors (SMOTE's construction), renormalised — a corpus of the right size and local
+    geometry for timing, not for topics. :func:`resampled_sources` says which real row each one started from.
+
+    Copies of real rows with a little noise (this function's first version) formed cliques: ~18 near-copies of each
+    tweet were each other's nearest neighbours (92 % of a point's 15 neighbours shared its source, review 48), so the
+    neighbour search, UMAP and HDBSCAN timed ~54k near-disconnected islands, not a million-document corpus."""
     rng = np.random.default_rng(seed)
-    out = vectors[rng.integers(0, len(vectors), n)].astype(np.float32)
-    for start in range(0, n, 100_000):  # in float32 slices: the noise must not double the peak memory measured
-        block = out[start:start + 100_000]
-        block += noise * rng.standard_normal(block.shape, dtype=np.float32)
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
+    if len(vectors) < 4_096:  # exact below UMAP's own threshold (and no NN-descent compilation in small tests)
+        sims = vectors @ vectors.T
+        np.fill_diagonal(sims, -np.inf)
+        near = np.argsort(-sims, axis=1)[:, :neighbours]
+    else:
+        index = pynndescent.NNDescent(vectors, n_neighbors=neighbours + 1, metric="cosine", random_state=seed)
+        near = index.neighbor_graph[0][:, 1:]  # each real row's nearest others (itself first)
+    out = np.empty((n, vectors.shape[1]), dtype=np.float32)
+    for start, a in zip(range(0, n, 100_000), _sources(len(vectors), n, seed)):  # float32 slices: no doubled peak
+        b = near[a, rng.integers(0, near.shape[1], len(a))]
+        t = rng.random((len(a), 1), dtype=np.float32)
+        block = vectors[a] + t * (vectors[b] - vectors[a])
+        out[start:start + len(a)] = block / np.linalg.norm(block, axis=1, keepdims=True)
     return out
+
+
+def _sources(n_real: int, n: int, seed: int):
+    """The real row each resampled row starts from, 100,000 at a time (its own generator: reproducible apart)."""
+    rng = np.random.default_rng([seed, 1])
+    for start in range(0, n, 100_000):
+        yield rng.integers(0, n_real, min(100_000, n - start))
+
+
+def resampled_sources(n_real: int, n: int, *, seed: int = 0) -> np.ndarray:
+    """Which real row each of :func:`resampled`'s rows started from (for the check that they form no cliques)."""
+    return np.concatenate(list(_sources(n_real, n, seed)))
 
 
 def run_row(name: str, *, mcs: int, part: tuple[int, int], results: Path, labels_dir: Path, smoke: bool) -> dict:

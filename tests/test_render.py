@@ -100,3 +100,14 @@ def test_index_lists_each_guides_verdicts(tmp_path, monkeypatch):
     row = html[html.index('id="pb-claimed"'):]
     row = row[:row.index("</tr>")]
     assert '<span class="sb-verdict sb-verdict-does-not-hold" title="HDBSCAN agrees with the sections better than k-means at the same k">does not hold</span>' in row
+
+
+def test_links_between_guides_work_in_jupyterlab_and_on_the_site():
+    """Review 48 (round 7): start-here's Next steps linked <slug>.html, which 404s inside JupyterLab; the notebook's
+    link is now the one JupyterLab opens, and the site's renderer turns it into the page's."""
+    from sparkbooks import render
+
+    html = ('<a href="../topic-clustering/topic-clustering.ipynb">T</a> <a href="../../playbooks/rag/rag.ipynb">R</a> '
+            '<a href="../other/file.ipynb">x</a> <a href="https://x.org/a/a.ipynb">u</a>')
+    assert render.site_links(html) == ('<a href="topic-clustering.html">T</a> <a href="rag.html">R</a> '
+                                       '<a href="../other/file.ipynb">x</a> <a href="https://x.org/a/a.ipynb">u</a>')

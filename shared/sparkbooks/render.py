@@ -21,7 +21,7 @@ from .hardware import detect
 from .runner import last_run
 from .settings import settings
 
-__all__ = ["guide_context", "render_guide", "render_index", "render_site"]
+__all__ = ["guide_context", "render_guide", "render_index", "render_site", "site_links"]
 
 TEMPLATE = "sparkbooks"
 
@@ -91,7 +91,15 @@ def render_guide(slug: str, *, runs: Path | None = None, site: Path | None = Non
     nb = nbformat.read(notebook, as_version=4)
     nb.metadata["title"] = pb.title
     body, _ = exporter.from_notebook_node(nb, resources={"sparkbooks": guide_context(pb, run_dir)})
-    return write_text_atomic(Path(site or settings.site_dir) / f"{slug}.html", body)
+    return write_text_atomic(Path(site or settings.site_dir) / f"{slug}.html", site_links(body))
+
+
+def site_links(html: str) -> str:
+    """Links between guides as JupyterLab needs them (a relative path to ``…/<slug>/<slug>.ipynb``, from wherever the
+    executed notebook sits) made the site's (``<slug>.html``), so one link in a notebook's output works in both places."""
+    import re  # noqa: PLC0415
+
+    return re.sub(r'href="(?:\.\./)+(?:[^":]*/)?([a-z0-9][a-z0-9-]*)/\1\.ipynb"', r'href="\1.html"', html)
 
 
 def render_index(*, runs: Path | None = None, site: Path | None = None) -> Path:

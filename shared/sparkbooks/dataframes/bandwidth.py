@@ -21,16 +21,17 @@ import numpy as np
 from .. import devices
 from ..exceptions import InputError
 
-__all__ = ["HelloGpu", "SPEC_GBPS", "STREAM_BYTES_PER_ELEMENT", "Triad", "gpu_runs", "hello_gpu", "spec_gbps", "stream_elements",
-           "triad"]
+__all__ = ["HelloGpu", "SPEC_GBPS", "STREAM_BYTES_PER_ELEMENT", "Triad", "gpu_runs", "hello_gpu", "last_level_cache_bytes",
+           "spec_gbps", "stream_elements", "triad"]
 
 #: What STREAM counts for a triad element: read b, read c, write a (float64).
 STREAM_BYTES_PER_ELEMENT = 24
 #: Memory bandwidth by the maker's specification, GB/s, by a word in the GPU's name, the first match winning (so the
 #: specific name before the general): DGX Spark's GB10 (LPDDR5X), DGX Station's GB300 (its 288 GB of HBM3e; the
 #: LPDDR5X behind it is slower) and the data-centre GPUs `make gpu-check` is run on (H100 SXM's HBM3, H100 PCIe's
-#: HBM2e, H200's HBM3e), from NVIDIA's datasheets.
-SPEC_GBPS: dict[str, float] = {"GB10": 273.0, "GB300": 8000.0, "H100 PCIe": 2000.0, "H100": 3350.0, "H200": 4800.0}
+#: HBM2e, H100 NVL's and H200's HBM3e; GH200 480GB's HBM3 and 144GB's HBM3e), from NVIDIA's datasheets.
+SPEC_GBPS: dict[str, float] = {"GB10": 273.0, "GB300": 8000.0, "GH200 144G": 4900.0, "GH200": 4000.0,
+                               "H100 NVL": 3900.0, "H100 PCIe": 2000.0, "H100": 3350.0, "H200": 4800.0}
 
 
 def spec_gbps(gpu_name: str | None) -> float | None:
@@ -40,7 +41,8 @@ def spec_gbps(gpu_name: str | None) -> float | None:
 
 @dataclass(frozen=True)
 class Triad:
-    """Bandwidth of ``repeats`` repeats (each the best of ``trials`` triads, as STREAM reports), in GB/s (10⁹ B/s)."""
+    """Bandwidth of ``repeats`` repeats (each the best of ``trials`` triads, as STREAM reports the best of its NTIMES = 10),
+    in GB/s (10⁹ B/s)."""
 
     device: str
     elements: int
@@ -87,7 +89,22 @@ def stream_elements(requested: int, cache_bytes: int) -> int:
     return requested if requested >= needed else 1 << (needed - 1).bit_length()
 
 
-def triad(elements: int = 2**24, *, repeats: int = 5, trials: int = 5, device: str = "cpu",
+def last_level_cache_bytes() -> int:
+    """The CPU's largest cache (bytes) as Linux reports it under ``/sys`` (index3 is usually L3); 0 where unreadable."""
+    from pathlib import Path  # noqa: PLC0415
+
+    sizes = []
+    for entry in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = entry.read_text().strip().upper()
+        scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except ValueError:
+            continue
+    return max(sizes, default=0)
+
+
+def triad(elements: int = 2**24, *, repeats: int = 5, trials: int = 10, device: str = "cpu",
           budget_s: float = 10.0) -> Triad:
     """Measure ``a = b + s·c`` bandwidth on ``device`` (``cpu``: numpy; ``gpu``: CuPy); stop early past ``budget_s``.
 
@@ -106,31 +123,37 @@ def triad(elements: int = 2**24, *, repeats: int = 5, trials: int = 5, device: s
     xp = np if device == "cpu" else _gpu_module()
     if xp is None:
         raise InputError(f"No GPU runs CuPy here: {devices.probe().reason('cuda')}.")
-    if device == "gpu":  # a GB300's L2 is about as large as 128 MiB: the arrays grow past it, or L2 is timed
-        elements = stream_elements(elements, xp.cuda.runtime.getDeviceProperties(xp.cuda.runtime.getDevice())["l2CacheSize"])
+    # STREAM's rule on either side: a GB300's L2 or a Grace CPU's L3 (~114 MB) is about as large as 128 MiB
+    cache = (xp.cuda.runtime.getDeviceProperties(xp.cuda.runtime.getDevice())["l2CacheSize"] if device == "gpu"
+             else last_level_cache_bytes())
+    elements = stream_elements(elements, cache)
     scalar = 3.0
     b = xp.ones(elements, dtype=xp.float64)
     c = xp.full(elements, 2.0, dtype=xp.float64)
     a = xp.empty_like(b)
     if device == "gpu":
         kernel = xp.ElementwiseKernel("float64 b, float64 c, float64 s", "float64 a", "a = b + s * c", "sparkbooks_triad")
+        begin, end = xp.cuda.Event(), xp.cuda.Event()
 
-        def run():
+        def run() -> float:  # CUDA events time the kernel, not the launch and the host's wait (~0.2 ms on a GB300)
+            begin.record()
             kernel(b, c, scalar, a)
-            xp.cuda.runtime.deviceSynchronize()
+            end.record()
+            end.synchronize()
+            return xp.cuda.get_elapsed_time(begin, end) / 1e3
     else:
-        def run():
+        def run() -> float:
+            t0 = time.perf_counter()
             np.multiply(c, scalar, out=a)
             np.add(a, b, out=a)
+            return time.perf_counter() - t0
     run()  # first touch: page faults and kernel compilation are not bandwidth
     start = time.perf_counter()
     gbps = []
     for _ in range(repeats):
         best = float("inf")
         for _ in range(trials):
-            t0 = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - t0)
+            best = min(best, run())
         gbps.append(STREAM_BYTES_PER_ELEMENT * elements / best / 1e9)
         if time.perf_counter() - start > budget_s and len(gbps) >= 3:
             break
