@@ -23,8 +23,9 @@ NOT_BENCHMARKS = {"gpu_check.py"}
 TABLES = {
     "fine_tune_scaling.py": ("run", "tokens/s", "per-step range", "final loss"),
     "llm_client_overhead.py": ("streams", "client tok/s", "server tok/s"),
-    "llm_serving_crosscheck.py": ("measure", "llama-batched-bench", "server sweep"),
+    "llm_serving_crosscheck.py": ("measure", "llama-batched-bench", "server/bench", "lock-step", "streamed sweep"),
     "portfolio_cvar.py": ("problem", "solver", "wall s", "objective", "violation"),
+    "quant_kld_crosscheck.py": ("type", "llama-perplexity", "ours/llama", "ours − llama", "mean KLD", "format (ours, same tokens)"),
     "pretrain_throughput.py": ("| size |",),
     "rag_retrieval.py": ("| engine (HNSW", "| vectors |", "recall@10 vs exact"),
     "robot_reachy_head.py": ("| controller | median error (°) |",),
@@ -40,6 +41,8 @@ TABLES = {
 #: figures a benchmark's JSON line must carry (the ones its guide and closing notes quote)
 KEYS = {"portfolio_cvar.py": ("official_seeds", "official_median_s", "official_range_s", "blas_threads", "card_gap",
                               "card_lps", "card_s"),
+        # nvfp4-fit's KL pipeline against llama-perplexity's (issue 44): both sides and the goals
+        "quant_kld_crosscheck.py": ("llama", "ours", "ratio", "recipes", "scored"),
         # the 1M goal taken apart (review 48): the sample's own documents, the labelled rest, both clustered
         "topic_million.py": ("seed_floor_ami", "seed_floor_clustered_ami", "sample_seeds", "sample_centroid_ami", "sample_floor_sampled",
                              "sample_centroid_ami_sampled", "sample_predict_ami_labelled", "sample_predict_ami_clustered")}

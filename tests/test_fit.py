@@ -1,6 +1,7 @@
 """The frontier catalogue, fit verdicts and claims against hand arithmetic."""
 
 import math
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -84,6 +85,11 @@ def test_decode_bound_is_not_below_measured_single_spark_rates():
     check = model_specs.decode_check()
     assert len(check) >= 3 and check["bound_holds"].all(), check
     assert check["source"].str.contains("#17|t/355639|kubis").sum() >= 3  # three sources read, not one
+    # and more than one family of model: a dense one, an MoE of another maker, the Nemotron the catalogue plans for
+    assert check["model"].nunique() >= 5 and {"Qwen2.5-Coder-7B", "Nemotron 3 Super 120B-A12B"} <= set(check["model"])
+    # review 44 (nvfp4-fit): gpt-oss's published 5.13B active already leaves the input embedding out — subtracting it
+    # again raised the bound by 12.7 % (120b) and 19 % (20b)
+    assert memory.active_weight_bytes(oss, "mxfp4") == pytest.approx(5.13e9 * 4.25 / 8)
     # an untied model's embedding lookup is free; a tied table is the output head, read every token
     tied = memory.ModelArch(name="t", total_params=2e9, active_params=2e9, n_layers=1, n_attention_layers=1, n_kv_heads=1,
                             head_dim=64, max_context=1, source="test")
@@ -105,10 +111,22 @@ def test_unknown_kv_never_fits():
     v = memory.verdict(small, "bf16", memory.DGX_SPARK, context=8_192)
     assert v.word == "KV unknown" and v.headroom_gib > 90 and math.isnan(v.tokens_per_s)
     assert memory.verdict(ultra, "bf16", memory.DGX_SPARK, context=8_192).word == "does not fit"
-    table = memory.verdict_table([ultra], formats=("nvfp4",), devices=(memory.DGX_STATION,), context=131_072)
+    table = memory.verdict_table([small], formats=("nvfp4",), devices=(memory.DGX_STATION,), context=131_072)
     assert pd.isna(table.loc[0, "kv_GiB"]) and table.loc[0, "DGX Station (HBM + LPDDR5X)"].startswith("KV unknown")
     with pytest.raises(InputError, match="Models: Nemotron 3 Nano"):
         model_specs.by_name("GPT-5")
+
+
+def test_nemotron_ultra_is_its_published_layout_and_checkpoint():
+    """Issue 44: Ultra was 'KV unknown'; its config and NVIDIA's three-precision NVFP4 checkpoint are now modelled."""
+    ultra = model_specs.by_name("Nemotron 3 Ultra 550B-A55B")
+    assert ultra.kv_known and memory.kv_cache_bytes(ultra, context=1) == 12 * 2 * 2 * 128 * 2  # 12 GQA layers, 2 KV heads
+    assert memory.state_bytes(ultra) == 48 * (256 * 64 * 128 + (16_384 + 2_048) * 3) * 2  # FP16 SSM cache
+    # FP8-kept layers cost one byte each: without the FP8 tier the NVFP4 weights would be 14 GB lighter
+    assert memory.weight_bytes(ultra, "nvfp4") - memory.weight_bytes(replace(ultra, fp8_params=0.0), "nvfp4") == pytest.approx(
+        28.29e9 * (1 - 4.5 / 8))
+    row = model_specs.checkpoint_check().set_index("checkpoint").loc["Nemotron 3 Ultra 550B-A55B NVFP4"]
+    assert row["unit"] == "GB" and abs(row["error"]) < 0.01 and row["error_every_param"] < -0.1
 
 
 def test_nemotron_super_layout_is_filled_in():
@@ -156,7 +174,8 @@ def test_claims_follow_the_measurements():
     assert table.loc[0, "evidence"].startswith("4.5 bits/weight incl. scales: 71.9% smaller than BF16")
     assert "gpt-oss-120b" in table.loc[2, "evidence"] and "Nemotron 3 Super" in table.loc[2, "evidence"]
     assert table.loc[3, "verdict"].startswith("only with offload")
-    assert table.loc[4, "verdict"] == "3 of 7 in HBM, 3 more only with offload"  # Maverick fits 0.9 × 279 GB
+    # Maverick fits 0.9 × 279 GB; Ultra (its layout known since issue 44, no longer "KV unknown") needs offload
+    assert table.loc[4, "verdict"] == "3 of 7 in HBM, 4 more only with offload"
     assert claims.check_claims(None, context=32_768).loc[1, "verdict"] == "not judged"
 
 

@@ -150,6 +150,26 @@ def test_sweep_sends_unique_prompts_of_the_asked_length_and_fixed_outputs(endpoi
     assert list(table["queued"]) == [False, False, True]  # the fixture's server has 2 slots
     # every TTFT published was audited by the server's own cache figures: at most the template came from cache
     assert (table["ttft_audited"] == table["requests"]).all() and (table["ttft_unaudited"] == 0).all()
+    # and the server's own /metrics counter agrees: the cache was off, nothing was served from it
+    assert (table["metrics_cached"] == 0).all()
+
+
+def test_the_servers_own_metrics_count_the_cached_prompt_tokens(endpoint):
+    """Issue 44: cache evidence from the server's /metrics (vLLM's prefix_cache_hits, llama.cpp's cached tokens)."""
+    question = [{"role": "user", "content": "Name three rivers of Europe and the seas they flow into, briefly."}]
+    with llm.server_metrics.counting(endpoint) as counted:
+        replies = [llm.chat(endpoint, question, max_tokens=2, seed=0, stream=False) for _ in range(2)]
+    assert replies[1].cached_tokens > 0 and counted.hits == sum(r.cached_tokens for r in replies)
+    assert counted.resolution == 1  # a fresh server's counter is printed to the token
+
+
+def test_vllms_per_request_cached_counter_is_read_before_its_scheduler_counter():
+    """Review 44: vLLM's prefix_cache_hits is counted per scheduling attempt (a waiting request counts again);
+    prompt_tokens_cached (vLLM 0.20) is per finished request, what usage.cached_tokens reports."""
+    text = ('vllm:prefix_cache_hits_total{engine="0",model_name="m"} 0\n'
+            'vllm:prompt_tokens_cached_total{engine="0",model_name="m"} 4096\n'
+            'vllm:prompt_tokens_cached_total{engine="1",model_name="m"} 16\n')
+    assert llm.server_metrics.cached_prompt_tokens(llm.server_metrics.parse_metrics(text)) == 4112
 
 
 def test_server_slots_reads_llama_cpp_props(endpoint):
@@ -236,6 +256,60 @@ def test_batched_bench_from_the_same_source_measures_prefill_and_decode(server, 
     # threads and polling as the server runs them
     cmd = ran[0]
     assert cmd[cmd.index("-t") + 1] == "1" and cmd[cmd.index("--poll") + 1] == "0"
+
+
+def test_an_unstreamed_reply_carries_the_servers_own_decode_clock(endpoint):
+    reply = llm.chat(endpoint, [{"role": "user", "content": "Count to ten."}], max_tokens=8, seed=0, stream=False,
+                     extra_body={"ignore_eos": True})
+    assert reply.completion_tokens == 8 and reply.server_decode_tok_s and reply.server_decode_tok_s > 0
+
+
+def test_lockstep_sends_each_level_as_one_batch_of_exact_length_prompts(endpoint, server):
+    table = llm.engine_check.lockstep(endpoint, levels=[1, 2], input_tokens=24, output_tokens=6, rounds=2)
+    assert list(table.index) == [1, 2] and list(table["requests"]) == [2, 4]
+    assert (table["in_tokens"] == 24).all() and (table["server_tok_s"] > 0).all()
+    bench = llamacpp.run_batched_bench(server.model, prompt_tokens=[24], output_tokens=6, parallel=[1, 2])
+    assert (table["rate_spread"] >= 1).all()
+    compared = llm.engine_check.against_engine(bench, table)
+    assert list(compared.table.columns[:3]) == ["engine_tok_s", "server_tok_s", "server/engine"]
+    verdict = "— within ±10% at every level" if compared.within else "— not within ±10% at every level"
+    assert verdict in compared.server_sentence() and compared.streamed_within is None
+    # review 44: a level above the server's 2 slots would count queued prompts as decoding beside the others
+    with pytest.raises(sb.exceptions.InputError, match="2 slots"):
+        llm.engine_check.lockstep(endpoint, levels=[3], input_tokens=24, output_tokens=6, rounds=1)
+
+
+def test_every_cold_request_carries_its_own_cache_salt():
+    """Review 44: vLLM's prefix cache answered the chat template's blocks of every 'cold' prompt; a fresh cache_salt
+    per request (vLLM keys its cache by it) makes the cold TTFT a full prefill there too."""
+    with scripted([{"content": "ok"}] * 12) as (url, requests):
+        llm.single_stream(llm.Endpoint(url, "m", ("m",)), [{"role": "user", "content": "hi"}], repeats=3, max_tokens=4)
+    timed = [r for r in requests if "ignore_eos" in r]
+    salts = [r.get("cache_salt") for r in timed]
+    assert len(timed) == 4 and None not in salts and len(set(salts)) == 4 and all(r["cache_prompt"] is False for r in timed)
+
+
+def test_structured_requests_switch_a_thinking_models_reasoning_off():
+    """Review 44: Nemotron 3 thinks by default and vLLM applies the grammar only after the trace, so a 48-token
+    constrained answer came back empty and Step 5's assert stopped the run on a Spark. Extraction and the schema-routed
+    tool choice now send enable_thinking: false (templates without the switch ignore it)."""
+    answer = {"content": json.dumps({"person": "A B", "city": "C", "country": "D", "year": 1990})}
+    with scripted([answer]) as (url, requests):
+        llm.run_extractions(llm.Endpoint(url, "m", ("m",)), [{"text": "x", "expected": {"person": "A B"}}],
+                            schema=sb.documents.BIRTH_SCHEMA, instruction="Extract.")
+    assert requests[0]["chat_template_kwargs"] == {"enable_thinking": False}
+    choice = {"content": json.dumps({"tool": "convert", "arguments": {"value": 1, "from_unit": "km", "to_unit": "mi"}})}
+    tool = llm.Tool("convert", "Convert.", {"type": "object", "properties": {"value": {"type": "number"},
+                    "from_unit": {"type": "string"}, "to_unit": {"type": "string"}}}, lambda **kw: {"value": 0.62})
+    with scripted([choice, {"content": "0.62 mi"}]) as (url, requests):
+        llm.tool_call_via_schema(llm.Endpoint(url, "m", ("m",)), "1 km in miles?", [tool])
+    assert all(r["chat_template_kwargs"] == {"enable_thinking": False} for r in requests)
+
+
+def test_lockstep_refuses_a_server_without_llama_cpps_native_api():
+    with scripted([]) as (url, _):  # answers every POST with a chat completion: no llama.cpp /tokenize
+        with pytest.raises(sb.exceptions.InputError, match="llama-server"):
+            llm.engine_check.lockstep(llm.Endpoint(url, "m", ("m",)), levels=[1], input_tokens=8, output_tokens=2, timeout=5)
 
 
 def test_constrained_and_unconstrained_extraction_are_scored_per_field(endpoint):

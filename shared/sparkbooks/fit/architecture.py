@@ -38,9 +38,14 @@ class ModelArch:
     kv_known: bool = True  # False: the attention layout is not public in our sources; the verdict says "KV unknown"
     bf16_params: float = 0.0  # kept in BF16 by low-bit checkpoints (embeddings, attention, …); the rest takes the format
     bf16_source: str = "every parameter at the format (no published mixed-precision layout)"
+    #: kept in FP8 by a 4-bit checkpoint (Nemotron 3 Ultra NVFP4: shared experts and Mamba linears); derivation in bf16_source
+    fp8_params: float = 0.0
     #: the input embedding table of an untied model: decoding looks up one row per token, it never reads the table
     #: (tied: 0, the output head reads the same table every token)
     embedding_params: float = 0.0
+    #: False where the published active count already leaves the input embedding out (gpt-oss: 5.13B = experts +
+    #: attention + router + unembedding), so the decode bound must not subtract it a second time
+    active_counts_embedding: bool = True
 
     @property
     def kv_elements_per_layer_token(self) -> int:

@@ -55,7 +55,8 @@ BITS_PER_WEIGHT: dict[str, float] = {name: f.bits_per_weight for name, f in NUMB
 
 
 def weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
-    """Bytes of weights in ``fmt``; with ``mixed`` the parameters real checkpoints keep in BF16 cost 16 bits.
+    """Bytes of weights in ``fmt``; with ``mixed`` the parameters real checkpoints keep in BF16 cost 16 bits (and those
+    a 4-bit checkpoint keeps in FP8, ``fp8_params``, 8 bits).
 
     >>> round(weight_bytes(NEMOTRON_3_NANO, "bf16") / 1e9, 1)
     63.2
@@ -64,7 +65,8 @@ def weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
     """
     bits = bits_per_weight(fmt)
     high = min(arch.bf16_params, arch.total_params) if mixed and bits < 16 else 0.0
-    return high * 2 + (arch.total_params - high) * bits / 8
+    middle = min(arch.fp8_params, arch.total_params - high) if mixed and bits < 8 else 0.0  # FP8-kept, 1 byte each
+    return high * 2 + middle + (arch.total_params - high - middle) * bits / 8
 
 
 def _kept_params(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
@@ -74,16 +76,17 @@ def _kept_params(arch: ModelArch, fmt: str, *, mixed: bool = True) -> float:
 def active_weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = False) -> float:
     """Weight bytes one decoded token reads: the active parameters, the input embedding of an untied model excepted.
 
-    The embedding is a lookup (one row per token), never a read of the table. Without ``mixed`` (the decode bound) every
-    read parameter is at the format: engines hold a checkpoint's BF16-kept layers at the format too (vLLM's
-    ``--mxfp4-layers moe,qkv,o,lm_head``, llama.cpp's Q8_0 attention), so an upper bound cannot charge them 16 bits;
-    with ``mixed`` they are read at 16 bits, as the checkpoint ships them.
+    The embedding is a lookup (one row per token), never a read of the table (where the published active count
+    already leaves it out, ``active_counts_embedding`` is False and nothing is subtracted). Without ``mixed`` (the
+    decode bound) every read parameter is charged at the format: the fewest bytes an engine could read — real ones read
+    more (llama.cpp's gpt-oss GGUF keeps the non-expert weights near Q8_0; vLLM runs a checkpoint's FP8 layers in FP8),
+    so the bound stays an upper bound, not a prediction; with ``mixed`` they are read as the checkpoint ships them.
 
     >>> round(active_weight_bytes(NEMOTRON_3_NANO, "bf16") / 1e9, 2)  # (3.6B − 0.35B embedding lookup) × 2 bytes
     6.5
     """
     bits = bits_per_weight(fmt)
-    read = max(arch.active_params - arch.embedding_params, 0.0)
+    read = max(arch.active_params - (arch.embedding_params if arch.active_counts_embedding else 0.0), 0.0)
     kept = max(min(_kept_params(arch, fmt, mixed=mixed), arch.active_params) - arch.embedding_params, 0.0)
     return kept * 2 + (read - kept) * bits / 8
 

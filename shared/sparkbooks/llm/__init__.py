@@ -7,12 +7,15 @@
 * :mod:`~sparkbooks.llm.extraction` — schema-constrained JSON, validated and scored;
 * :mod:`~sparkbooks.llm.loadtest` — repeated single streams, concurrency and prompt-length sweeps (TTFT, TPOT, ITL), consistency checks;
 * :mod:`~sparkbooks.llm.cache_audit` — timed prompts no cache can answer, each TTFT audited against the server's cache figures;
+* :mod:`~sparkbooks.llm.engine_check` — the server's decode against ``llama-batched-bench``'s at the same levels;
+* :mod:`~sparkbooks.llm.server_metrics` — the server's own ``/metrics`` counters (cached prompt tokens);
 * :mod:`~sparkbooks.llm.llamacpp` — build/find ``llama-server`` and run it as a service (:func:`stand_in`);
 * :mod:`~sparkbooks.llm.chat_widget` — an ipywidgets chat box (imported on first use).
 """
 
 from __future__ import annotations
 
+from . import engine_check, server_metrics
 from .client import Endpoint, Reply, chat, connect, embed
 from .extraction import Extraction, extract_json, field_accuracy, parse_answer, run_extractions, score_answers
 from .llamacpp import LlamaServer, stand_in

@@ -15,6 +15,7 @@ count is 0, not "no evidence".
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -23,7 +24,7 @@ from ..exceptions import InputError
 from .client import Endpoint, Reply, chat
 
 __all__ = ["AuditedReplies", "CacheAudit", "CacheReporting", "TemplatePrefix", "audit_replies", "cache_reporting",
-           "random_prompts", "template_prefix", "unique_messages"]
+           "cold_body", "random_prompts", "template_prefix", "unique_messages"]
 
 # What a vLLM server needs to report its cache hits: the count itself, and a prefix cache for it to count
 REPORTING_FLAGS = "--enable-prompt-tokens-details --enable-prefix-caching"
@@ -32,6 +33,15 @@ FIXED_LENGTH = {"ignore_eos": True}  # vLLM and llama.cpp both honour it: every 
 # llama.cpp reuses a slot's cached prompt prefix (the chat template's own tokens, a default system prompt); for a
 # prefill rate every prompt token must be computed. vLLM ignores the field (its prefix cache works on whole blocks).
 NO_PROMPT_CACHE = {"cache_prompt": False}
+
+
+def cold_body(prompt_cache: bool) -> dict[str, Any]:
+    """The request fields for one timed request: fixed length, and — cold — no cache on either engine: llama.cpp's
+    ``cache_prompt: false``, and a fresh ``cache_salt`` (vLLM ≥ 0.9 keys its prefix cache by it, so not even the chat
+    template's blocks can hit; llama.cpp ignores the field)."""
+    if prompt_cache:
+        return dict(FIXED_LENGTH)
+    return {**FIXED_LENGTH, **NO_PROMPT_CACHE, "cache_salt": f"sparkbooks-{uuid.uuid4().hex}"}
 
 # Common English words: random prompts of them tokenize at a stable, measurable rate on any tokenizer.
 _WORDS = tuple("""the of and to in is was for on that with as by at from his her an which it be are this had not but

@@ -248,7 +248,10 @@ def chat(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, max_token
                       finish_reason=choice.finish_reason, prompt_tokens=usage.prompt_tokens if usage else 0,
                       completion_tokens=usage.completion_tokens if usage else 0, total_s=time.perf_counter() - start,
                       tool_calls=calls)
-        _cache_evidence(reply, usage, (done.model_extra or {}).get("timings"))
+        timings = (done.model_extra or {}).get("timings")
+        _cache_evidence(reply, usage, timings)
+        if timings and timings.get("predicted_per_second"):  # llama.cpp's own clock, as in the streamed path
+            reply.server_decode_tok_s = float(timings["predicted_per_second"])
         return reply
     reply = Reply(text="")
     parts: list[str] = []

@@ -29,7 +29,7 @@ class Extraction:
 
 def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], instruction: str,
                  max_tokens: int = 200, seed: int = 0, examples: Sequence[tuple[str, Mapping[str, Any]]] = (),
-                 constrained: bool = True, timeout: float = 300.0) -> Extraction:
+                 constrained: bool = True, timeout: float = 300.0, reasoning: bool | None = False) -> Extraction:
     """Ask for JSON matching ``schema`` and validate the answer against it.
 
     ``constrained`` sends the schema as the request's ``response_format`` (the server then
@@ -37,6 +37,10 @@ def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], in
     JSON object in its answer is taken (as clients do: models wrap JSON in prose or code fences),
     and validated all the same. ``examples`` are (text, answer) pairs sent first as a
     worked conversation (few-shot prompting).
+
+    ``reasoning`` is off by default: a thinking model (Nemotron 3 thinks unless told ``enable_thinking: false``) spends
+    ``max_tokens`` on its trace first, and vLLM applies the schema's grammar only after the trace ends — the answer
+    would come back empty. ``None`` leaves the template's default.
     """
     import jsonschema  # noqa: PLC0415
 
@@ -45,7 +49,7 @@ def extract_json(endpoint: Endpoint, text: str, *, schema: Mapping[str, Any], in
                                                         {"role": "assistant", "content": json.dumps(answer)})]
     extra = {"response_format": fmt} if constrained else {}
     reply = chat(endpoint, [{"role": "system", "content": instruction}, *shots, {"role": "user", "content": text}],
-                 max_tokens=max_tokens, seed=seed, timeout=timeout, **extra)
+                 max_tokens=max_tokens, seed=seed, timeout=timeout, reasoning=reasoning, **extra)
     try:
         obj = json.loads(reply.text) if constrained else _first_json_object(reply.text)
         jsonschema.validate(obj, schema)
@@ -68,7 +72,8 @@ def _first_json_object(text: str) -> Any:
 
 def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, schema: Mapping[str, Any],
                     instruction: str, max_tokens: int = 200, seed: int = 0, constrained: bool = True,
-                    examples: Sequence[tuple[str, Mapping[str, Any]]] = (), concurrency: int = 1):
+                    examples: Sequence[tuple[str, Mapping[str, Any]]] = (), concurrency: int = 1,
+                    reasoning: bool | None = False):
     """Extract JSON from each ``item["text"]`` and score it against ``item["expected"]``.
 
     Returns a DataFrame: one row per item with ``valid`` (schema-valid), one ``<field>_ok`` column
@@ -76,7 +81,7 @@ def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, s
     ``all_ok``, ``fields_correct`` (share of fields right), ``wrong`` (each wrong field with its
     answer), the raw ``answer``, ``seconds``, the error and the server's ``finish_reason`` (``"length"``:
     the answer was cut at ``max_tokens``, so an invalid answer may only be unfinished). ``examples`` go to :func:`extract_json`;
-    ``concurrency`` requests run at once (the server's slots serve them in parallel).
+    ``concurrency`` requests run at once (the server's slots serve them in parallel); ``reasoning`` as in :func:`extract_json`.
     """
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
@@ -84,7 +89,7 @@ def run_extractions(endpoint: Endpoint, items: Sequence[Mapping[str, Any]], *, s
 
     def one(item: Mapping[str, Any]) -> dict[str, Any]:
         done = extract_json(endpoint, item["text"], schema=schema, instruction=instruction, max_tokens=max_tokens,
-                            seed=seed, constrained=constrained, examples=examples)
+                            seed=seed, constrained=constrained, examples=examples, reasoning=reasoning)
         return {**_scored(item, done.value, done.reply.text, done.reply.total_s, done.problem),
                 "finish_reason": done.reply.finish_reason}
 

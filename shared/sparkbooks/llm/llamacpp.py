@@ -107,9 +107,9 @@ def gpu_layers() -> int:
 _BUILD_HINT = "Build it once with `sparkbooks setup llama-server` (≈8 min on 2 cores), or put your own `llama-server` on PATH."
 
 
-# Built together: the bench links the same objects as the server, so it costs seconds, not minutes, and
-# cross-checks the server's speed with llama.cpp's own measurement from the same source.
-TOOLS = ("llama-server", "llama-batched-bench")
+# Built together: the tools link the same objects as the server, so they cost seconds, not minutes; the bench
+# cross-checks the server's speed, perplexity and quantize nvfp4-fit's KL, with llama.cpp's own code from the same source.
+TOOLS = ("llama-server", "llama-batched-bench", "llama-perplexity", "llama-quantize")
 
 
 def cached_tool(name: str, cache_dir: Path | None = None) -> Path:
@@ -205,7 +205,7 @@ def build_tools(names: tuple[str, ...], *, jobs: int | None = None, force: bool 
             os.replace(staged, paths[name])  # atomic: a half-copied binary never looks built
     for name in missing:
         version = subprocess.run([str(paths[name]), "--version"], capture_output=True, text=True, timeout=30)
-        if version.returncode != 0:
+        if version.returncode != 0 and "usage:" not in (version.stdout + version.stderr):  # quantize: usage, exit 1
             paths[name].unlink()
             raise SourceError(f"The freshly built {name} does not run: {version.stderr.strip()[-300:]}")
     log.info(f"built {', '.join(missing)} in {directory} ({{time_passed}})", time=start)
@@ -300,7 +300,7 @@ class LlamaServer(Service):
             "--port", str(self.port), "--ctx-size", str(self.ctx_size), "--parallel", str(self.parallel),
             "--threads", str(self.threads or default_threads()), "--poll", str(self.poll),
             "--n-gpu-layers", str(gpu_layers() if self.n_gpu_layers is None else self.n_gpu_layers),
-            "--jinja", *self.extra_args,
+            "--jinja", "--metrics", *self.extra_args,  # /metrics: the server's own count of cached prompt tokens
         ]
 
     def healthy(self) -> bool:

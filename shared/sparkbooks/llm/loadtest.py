@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..exceptions import InputError
-from .cache_audit import (FIXED_LENGTH, NO_PROMPT_CACHE, AuditedReplies, CacheAudit, TemplatePrefix, _Reporting, _tag,
-                          audit_replies, random_prompts, template_prefix, unique_messages)
+from .cache_audit import (AuditedReplies, CacheAudit, TemplatePrefix, _Reporting, _tag, audit_replies, cold_body,
+                          random_prompts, template_prefix, unique_messages)
 from .client import Endpoint, Reply, chat
+from .server_metrics import counting
 from .serving_checks import consistency
 
 __all__ = ["AuditedReplies", "CacheAudit", "SingleStream", "Speculation", "Spread", "TemplatePrefix", "audit_replies",
@@ -99,7 +100,8 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
 
     * ``prompt_cache=False`` (default, **cold**): the tag opens the first message and llama.cpp is asked
       to recompute everything (``cache_prompt: false``), so its ``cache_n`` is 0 by construction and the
-      audit there can only confirm it; the TTFT is a full prefill. (llama.cpp matches prompts token by
+      audit there can only confirm it; vLLM gets a fresh ``cache_salt`` per request, so none of its cached blocks
+      (not even the template's) can hit; the TTFT is a full prefill. (llama.cpp matches prompts token by
       token: two tags starting with the same digit would share one token more than the template.)
     * ``prompt_cache=True`` (**warm template**): the tag opens the *last* message, so the template and any
       system prompt before it may come from cache — what a user with a fixed system prompt sees — and the
@@ -113,10 +115,9 @@ def single_stream(endpoint: Endpoint, messages: Sequence[Mapping[str, Any]], *, 
     at = -1 if prompt_cache else 0
     variants = [unique_messages(messages, _tag(i, rng), at=at) for i in range(warmup + repeats)]
     allowed, how = template_prefix(endpoint, messages, at=at)
-    extra = FIXED_LENGTH if prompt_cache else {**FIXED_LENGTH, **NO_PROMPT_CACHE}
     for m in variants[:warmup]:
-        chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra)
-    replies = [chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=extra) for m in variants[warmup:]]
+        chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=cold_body(prompt_cache))
+    replies = [chat(endpoint, m, max_tokens=max_tokens, seed=seed, extra_body=cold_body(prompt_cache)) for m in variants[warmup:]]
     reporting = _Reporting(endpoint)(replies)
     kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=reporting)
     zero = 0 if reporting is not None and reporting.reports else None  # vLLM omits a count of 0
@@ -157,10 +158,10 @@ def server_slots(endpoint: Endpoint) -> int | None:
 def _run(endpoint: Endpoint, prompts: Sequence[str], *, concurrency: int, output_tokens: int, seed: int,
          prompt_cache: bool = True) -> tuple[list[Reply], float]:
     work = [[{"role": "user", "content": p}] for p in prompts]
-    extra = FIXED_LENGTH if prompt_cache else {**FIXED_LENGTH, **NO_PROMPT_CACHE}
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:  # closed loop: a new request as soon as one ends
-        replies = list(pool.map(lambda m: chat(endpoint, m, max_tokens=output_tokens, seed=seed, extra_body=extra), work))
+        replies = list(pool.map(lambda m: chat(endpoint, m, max_tokens=output_tokens, seed=seed,
+                                               extra_body=cold_body(prompt_cache)), work))
     return replies, time.perf_counter() - start
 
 
@@ -201,7 +202,10 @@ def sweep(endpoint: Endpoint, *, levels: Sequence[int], requests_per_level: int 
     for llama.cpp), where TTFT includes waiting for a free slot. ``prompt_cache=False`` (the default)
     asks llama.cpp not to reuse a slot's cached prefix, the chat template's tokens included (why: :func:`single_stream`).
     TTFT percentiles come only from samples the cache audit passes (``ttft_audited``; ``ttft_refused``
-    were cache hits beyond the template, ``ttft_unaudited`` had no evidence from the server).
+    were cache hits beyond the template, ``ttft_unaudited`` had no evidence from the server). ``metrics_cached`` is
+    the server's own ``/metrics`` count of cached prompt tokens over the level's timed requests (NaN: no counter), which
+    :func:`consistency` holds to ``cache_allowed`` per request. ``client_cores``: the CPU this process (the client)
+    used over the level, in cores — on a small machine the client competes with the server for them.
 
     Returns a DataFrame indexed by ``concurrency``.
     """
@@ -218,12 +222,17 @@ def sweep(endpoint: Endpoint, *, levels: Sequence[int], requests_per_level: int 
         if warmup:
             _run(endpoint, prompts[:level], concurrency=level, output_tokens=output_tokens, seed=seed, prompt_cache=prompt_cache)
             prompts = prompts[level:]
-        replies, wall = _run(endpoint, prompts, concurrency=level, output_tokens=output_tokens, seed=seed,
-                             prompt_cache=prompt_cache)
+        cpu = time.process_time()  # this process's CPU time, all its threads: what the client itself costs
+        with counting(endpoint) as counted:  # the server's own /metrics counter: a second witness of cache hits
+            replies, wall = _run(endpoint, prompts, concurrency=level, output_tokens=output_tokens, seed=seed,
+                                 prompt_cache=prompt_cache)
+        client_cores = (time.process_time() - cpu) / wall
         kept, audit = audit_replies(replies, allowed=allowed, how=how, reporting=reporting(replies))
         rows.append({"concurrency": level, **_row(replies, wall, output_tokens, published=kept),
                      "ttft_audited": audit.audited, "ttft_refused": audit.refused, "ttft_unaudited": audit.unaudited,
-                     "cache_allowed": allowed, "queued": slots is not None and level > slots})
+                     "cache_allowed": allowed, "metrics_cached": float("nan") if counted.hits is None else counted.hits,
+                     "metrics_resolution": counted.resolution,
+                     "client_cores": client_cores, "queued": slots is not None and level > slots})
     return pd.DataFrame(rows).set_index("concurrency")
 
 
@@ -270,7 +279,8 @@ class Speculation:
     ``table``: one row per prompt (task, tokens, tokens/s without and with, speed-up, drafted and
     accepted tokens, whether the two outputs are identical); ``speedup`` the geometric mean of the
     per-prompt ratios **over the prompts whose greedy output is identical** (a changed output's ratio
-    compares different texts), with a 95 % bootstrap interval over those prompts; ``acceptance`` accepted / drafted.
+    compares different texts), with a 95 % bootstrap interval over those prompts; ``acceptance`` accepted / drafted
+    over the same prompts (one population for both figures), ``acceptance_all`` over every prompt.
     """
 
     table: Any
@@ -279,6 +289,7 @@ class Speculation:
     speedup_high: float
     acceptance: float
     identical: int
+    acceptance_all: float = float("nan")
 
     @property
     def problems(self) -> list[str]:
@@ -306,7 +317,8 @@ class Speculation:
     def __str__(self) -> str:
         return (f"speed-up {self.speedup:.2f}× (95% CI {self.speedup_low:.2f}–{self.speedup_high:.2f}, the {self.identical} "
                 f"prompts whose output is identical), "
-                f"{self.acceptance:.0%} of drafted tokens accepted, {self.identical} of {len(self.table)} greedy outputs identical")
+                f"{self.acceptance:.0%} of drafted tokens accepted on them ({self.acceptance_all:.0%} over all), "
+                f"{self.identical} of {len(self.table)} greedy outputs identical")
 
 
 def speculation(plain: Endpoint, speculative: Endpoint, prompts: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *,
@@ -338,6 +350,6 @@ def speculation(plain: Endpoint, speculative: Endpoint, prompts: Sequence[tuple[
     logs = np.log(table.loc[table["identical"], "speedup"].to_numpy(dtype=float))  # like for like: same text
     gmean = lambda x: float(np.exp(np.mean(x)))  # noqa: E731
     low, high = bootstrap_interval(logs, lambda x: gmean(x), n_boot=n_boot, seed=seed) if len(logs) > 1 else (float("nan"),) * 2
-    drafted = int(table["drafted"].sum())
-    return Speculation(table, gmean(logs) if len(logs) else float("nan"), low, high, int(table["accepted"].sum()) / drafted if drafted else float("nan"),
-                       int(table["identical"].sum()))
+    rate = lambda rows: int(rows["accepted"].sum()) / int(rows["drafted"].sum()) if rows["drafted"].sum() else float("nan")  # noqa: E731
+    return Speculation(table, gmean(logs) if len(logs) else float("nan"), low, high, rate(table[table["identical"]]),
+                       int(table["identical"].sum()), rate(table))

@@ -85,17 +85,19 @@ def tool_round_trip(endpoint: Endpoint, question: str, tools: Sequence[Tool], *,
 
 
 def tool_call_via_schema(endpoint: Endpoint, question: str, tools: Sequence[Tool], *, max_tokens: int = 200,
-                         seed: int = 0) -> ToolRun:
+                         seed: int = 0, reasoning: bool | None = False) -> ToolRun:
     """Tool use for models without native tool calling: a JSON-schema-constrained choice of tool.
 
     The model must answer ``{"tool": name, "arguments": {...}}`` (one ``anyOf`` branch per tool),
-    the tool runs, and its result goes back for the final answer.
+    the tool runs, and its result goes back for the final answer. ``reasoning`` is off by default, as in
+    :func:`~sparkbooks.llm.extraction.extract_json` (a thinking model's trace would use up the constrained answer's tokens).
     """
     schema = {"anyOf": [{"type": "object", "properties": {"tool": {"const": t.name}, "arguments": dict(t.parameters)},
                          "required": ["tool", "arguments"], "additionalProperties": False} for t in tools]}
     menu = "\n".join(f"- {t.name}: {t.description}" for t in tools)
     instruction = f"Choose the tool that answers the question and give its arguments as JSON.\nTools:\n{menu}"
-    done = extract_json(endpoint, question, schema=schema, instruction=instruction, max_tokens=max_tokens, seed=seed)
+    done = extract_json(endpoint, question, schema=schema, instruction=instruction, max_tokens=max_tokens, seed=seed,
+                        reasoning=reasoning)
     choice = done.value
     messages: list[dict[str, Any]] = [{"role": "system", "content": instruction}, {"role": "user", "content": question}]
     run = ToolRun(messages, [], "")
@@ -109,7 +111,7 @@ def tool_call_via_schema(endpoint: Endpoint, question: str, tools: Sequence[Tool
     # The final answer is a fresh, plain request: the JSON-only instruction no longer applies.
     follow_up = [{"role": "user", "content": f"{question}\nA {choice['tool']} tool computed: {json.dumps(result)}. "
                                              "Answer in one sentence using that result."}]
-    reply = chat(endpoint, follow_up, max_tokens=max_tokens, seed=seed)
+    reply = chat(endpoint, follow_up, max_tokens=max_tokens, seed=seed, reasoning=reasoning)
     messages += [*follow_up, {"role": "assistant", "content": reply.text}]
     run.answer = reply.text
     return run

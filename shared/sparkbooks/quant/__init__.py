@@ -22,7 +22,7 @@ from .formats import (
     round_to_float,
 )
 
-SUBMODULES = ("evaluate", "formats", "intelligence", "nvfp4_torch", "stand_in_lm")
+SUBMODULES = ("evaluate", "formats", "intelligence", "kld_crosscheck", "nvfp4_torch", "stand_in_lm")
 __all__ = sorted({*SUBMODULES,
                   *(n for n in dir() if not n.startswith("_") and n not in ("annotations", "attach", "SUBMODULES"))})
 __getattr__, __dir__ = attach(__name__, SUBMODULES, namespace=globals())

@@ -58,6 +58,7 @@ __all__ = [
     "plot_comparison",
     "quantise_model",
     "stand_in_folder",
+    "token_kl",
     "token_windows",
 ]
 
@@ -172,9 +173,19 @@ def quantise_model(model, recipe: QuantRecipe) -> QuantisedModel:
     return QuantisedModel(clone, pd.DataFrame(rows))
 
 
+def token_kl(base, logq, *, p=None):
+    """KL(base ‖ q) per position, from log-probabilities over the vocabulary (last axis), in nats.
+
+    The one formula the recipes are scored with — ``llama-perplexity --kl-divergence``'s, which
+    ``benchmarks/quant_kld_crosscheck.py`` checks it against. ``p`` (``base.exp()``) may be passed when already computed.
+    """
+    return ((base.exp() if p is None else p) * (base - logq)).sum(-1)
+
+
 @dataclass(frozen=True)
 class LMComparison:
-    """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means — ``kl``, ``nll`` and
+    """``summary``: one row per recipe with intervals; ``per_doc``: per (recipe, document) means over the scored
+    positions (≥ ``scored_from`` of each window, llama-perplexity's) — ``kl``, ``nll`` and
     ``base_nll``, ``top1`` (agreement with the baseline's most likely token), ``acc`` and ``base_acc`` (the most likely
     token is the real next one: next-token accuracy, the recipe's and the baseline's); ``layer_errors``;
     ``token_kl``: per recipe, the KL of every token llama-perplexity would score (positions ≥ ``scored_from`` of each
@@ -192,8 +203,11 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
                     seed: int = 0) -> LMComparison:
     """Score each recipe against the unquantised ``model`` on ``tokens`` (documents × length).
 
-    Every recipe sees the same tokens; the baseline's distribution is computed once per batch. Means and intervals use
-    every position; the KL percentiles only positions ≥ length/2, as ``llama-perplexity --kl-divergence`` scores.
+    Every recipe sees the same tokens; the baseline's distribution is computed once per batch. Every figure — means,
+    intervals, percentiles, perplexity, top-1 and accuracy — is taken on the positions ``llama-perplexity
+    --kl-divergence`` scores: the second half of each window (≥ length/2, each with at least half a window of context),
+    the protocol ``benchmarks/quant_kld_crosscheck.py`` checks against llama.cpp's own tool. (Early positions, with
+    little context, have far higher KL: all positions gave +13–15 % on the cross-check's tokens.)
     """
     import pandas as pd  # noqa: PLC0415
     import torch  # noqa: PLC0415
@@ -203,31 +217,32 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
     variants = {r.name: quantise_model(model, r) for r in recipes}
     first = tokens.shape[1] // 2  # llama-perplexity: first = n_ctx / 2; logits at i predict token i + 1
     rows = []
-    token_kl: dict[str, list[np.ndarray]] = {name: [] for name in variants}
+    per_token: dict[str, list[np.ndarray]] = {name: [] for name in variants}
     with torch.no_grad():
         for start in range(0, len(tokens), batch_size):
             chunk = tokens[start:start + batch_size]
-            target = chunk[:, 1:].unsqueeze(-1)
-            base = torch.log_softmax(model(chunk).logits[:, :-1].float(), dim=-1)
+            following = chunk[:, first + 1:]  # the tokens the scored positions predict
+            target = following.unsqueeze(-1)
+            base = torch.log_softmax(model(chunk).logits[:, first:-1].float(), dim=-1)
             base_nll = -base.gather(-1, target).squeeze(-1).mean(1)
             base_top = base.argmax(-1)
-            base_acc = (base_top == chunk[:, 1:]).float().mean(1)  # the real next token, NVIDIA's yardstick
+            base_acc = (base_top == following).float().mean(1)  # the real next token, NVIDIA's yardstick
             p = base.exp()
             for name, variant in variants.items():
-                logq = torch.log_softmax(variant.model(chunk).logits[:, :-1].float(), dim=-1)
-                kl_tokens = (p * (base - logq)).sum(-1)
-                token_kl[name].append(kl_tokens[:, first:].flatten().cpu().numpy())
+                logq = torch.log_softmax(variant.model(chunk).logits[:, first:-1].float(), dim=-1)
+                kl_tokens = token_kl(base, logq, p=p)
+                per_token[name].append(kl_tokens.flatten().cpu().numpy())
                 kl = kl_tokens.mean(1)
                 nll = -logq.gather(-1, target).squeeze(-1).mean(1)
                 top1 = (logq.argmax(-1) == base_top).float().mean(1)
-                acc = (logq.argmax(-1) == chunk[:, 1:]).float().mean(1)
+                acc = (logq.argmax(-1) == following).float().mean(1)
                 for i in range(len(chunk)):
                     rows.append({"recipe": name, "doc": start + i, "kl": float(kl[i]), "nll": float(nll[i]),
                                  "base_nll": float(base_nll[i]), "top1": float(top1[i]), "acc": float(acc[i]),
                                  "base_acc": float(base_acc[i])})
             del base, p
     per_doc = pd.DataFrame(rows)
-    pooled = {name: np.concatenate(parts) for name, parts in token_kl.items()}
+    pooled = {name: np.concatenate(parts) for name, parts in per_token.items()}
     errors = pd.concat([v.errors for v in variants.values()], ignore_index=True)
     summary = []
     for recipe in recipes:
@@ -244,7 +259,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
             "accuracy": d["acc"].mean(), "base_accuracy": d["base_acc"].mean(),
             "weight_error_median": errors.loc[errors["recipe"] == recipe.name, "relative_error"].median(),
         })
-    tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1))
+    tokens_scored = int(tokens.shape[0] * (tokens.shape[1] - 1 - first))
     return LMComparison(pd.DataFrame(summary).set_index("recipe"), per_doc, errors, tokens_scored, pooled, first)
 
 

@@ -209,6 +209,8 @@ NUMBER_FORMATS: dict[str, Format] = {
     "int4_g32": Format("int4_g32", 4 + 16 / 32, None, "INT4, BF16 scale per 32 (Kimi K2 Thinking's native QAT format)"),
     "q8_0": Format("q8_0", 8 + 16 / 32, None, "GGUF Q8_0: 32 int8 + one f16 scale"),
     "q4_1": Format("q4_1", 4 + 32 / 32, None, "GGUF Q4_1: 32 4-bit + f16 scale + f16 minimum"),
+    "q4_k": Format("q4_k", 4.5, None, "GGUF Q4_K: 256 4-bit in 8 groups, 6-bit scale and minimum per group, f16 pair "
+                                       "per 256 (a Q4_K_M file mixes in some Q6_K: its average is higher)"),
 }
 #: The formats that can be fake-quantised here (a quantiser is implemented).
 FORMATS: dict[str, Format] = {name: f for name, f in NUMBER_FORMATS.items() if f.quantise is not None}
