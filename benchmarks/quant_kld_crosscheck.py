@@ -3,7 +3,9 @@ and every recipe of the guide beside llama.cpp's own formats, on one set of toke
 
 The base is the shipped SmolLM2-135M-Instruct Q4_1 GGUF; the others are the same file requantised by
 ``llama-quantize --allow-requantize`` to each of ``--types`` (default Q4_0, IQ4_NL, Q8_0), both tools built from the
-pinned llama.cpp source beside ``llama-server``. llama.cpp: ``llama-perplexity --kl-divergence-base`` on the base writes
+pinned llama.cpp source beside ``llama-server``, each with ``--pure --token-embedding-type f16``: every decoder layer in
+the type (llama-quantize's default IQ4_NL mix lifts the first layers' ``ffn_down`` to Q5_K) and the tied embedding
+left near the base, as the guide's recipes leave it. llama.cpp: ``llama-perplexity --kl-divergence-base`` on the base writes
 its log-probabilities and the tokens it scored (BBC News text cut into ``--ctx`` windows), then ``--kl-divergence`` on
 each requantised model prints Mean KLD, its percentiles and the same-top-token rate. Ours: every model dequantised by
 transformers, the **tokens read back from llama.cpp's own file** (both sides score the same tokens), the per-token KL
@@ -45,12 +47,14 @@ _LINES = {"mean": r"Mean\s+KLD:\s+([-\d.]+)", "p99": r"99\.0%\s+KLD:\s+([-\d.]+)
 
 def requantised(base: Path, kind: str, quantize: Path) -> Path:
     """The base GGUF requantised to ``kind`` by llama.cpp's own ``quantize``, cached (written atomically)."""
-    target = Path(settings.cache_dir) / "models" / f"{base.stem}-requant-{kind}.gguf"
+    target = Path(settings.cache_dir) / "models" / f"{base.stem}-requant-pure-f16emb-{kind}.gguf"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
         staged = target.with_suffix(".part")
-        done = subprocess.run([str(quantize), "--allow-requantize", str(base), str(staged), kind], capture_output=True,
-                              text=True, timeout=600)
+        # --pure: every layer in ``kind`` (llama-quantize's default mix lifts some ffn_down layers to Q5_K for IQ4_NL,
+        # and the tied embedding to Q6_K); the embedding kept in F16, as this guide's recipes leave it unquantised
+        done = subprocess.run([str(quantize), "--allow-requantize", "--pure", "--token-embedding-type", "f16", str(base),
+                               str(staged), kind], capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             raise SystemExit(f"llama-quantize failed (exit {done.returncode}): {done.stderr.strip()[-400:]}")
         staged.replace(target)
@@ -166,7 +170,12 @@ def main() -> None:
             *((f"GGUF {kind} (llama-quantize)", GGUF_BITS.get(kind, float("nan")), pairs[kind]) for kind in args.types)]
     for name, bits, r in sorted(rows, key=lambda row: row[2]["mean"]):
         print(f"{name:<28} {bits:11.3f} {r['mean']:9.4f} {r['p99']:8.3f} {r['same_top']:11.1f}")
-    summary = {"ctx": args.ctx, "chunks": args.chunks, "scored": scored,
+    version = subprocess.run([str(tools["llama-perplexity"]), "--version"], capture_output=True, text=True, timeout=30)
+    build = next((line.strip() for line in (version.stdout + version.stderr).splitlines() if line.startswith("version")), "")
+    summary = {"ctx": args.ctx, "chunks": args.chunks, "scored": scored, "llama_build": build,
+               "requantised_with": "llama-quantize --allow-requantize --pure --token-embedding-type f16",
+               "backend": "CUDA build" if any("GGML_CUDA=ON" in f for f in llamacpp.build_flags()) else "CPU build", "llama_flags": " ".join(llamacpp.build_flags()),
+               "windows_per_article": "the BBC text is concatenated: about two windows per article",
                "pairs": {kind: {"llama": llama[kind], "ours": pairs[kind], "bits_per_weight": GGUF_BITS.get(kind)}
                          for kind in args.types},
                "recipes": recipes}

@@ -125,6 +125,11 @@ def test_nemotron_ultra_is_its_published_layout_and_checkpoint():
     # FP8-kept layers cost one byte each: without the FP8 tier the NVFP4 weights would be 14 GB lighter
     assert memory.weight_bytes(ultra, "nvfp4") - memory.weight_bytes(replace(ultra, fp8_params=0.0), "nvfp4") == pytest.approx(
         28.29e9 * (1 - 4.5 / 8))
+    # and read at one byte per token as the checkpoint ships them (mixed), at the format in the bound
+    without = replace(ultra, fp8_params=0.0)
+    assert memory.active_weight_bytes(ultra, "nvfp4", mixed=True) - memory.active_weight_bytes(without, "nvfp4", mixed=True) \
+        == pytest.approx(28.29e9 * (1 - 4.5 / 8))
+    assert memory.active_weight_bytes(ultra, "nvfp4") == memory.active_weight_bytes(without, "nvfp4")
     row = model_specs.checkpoint_check().set_index("checkpoint").loc["Nemotron 3 Ultra 550B-A55B NVFP4"]
     assert row["unit"] == "GB" and abs(row["error"]) < 0.01 and row["error_every_param"] < -0.1
 
@@ -379,3 +384,13 @@ def test_fit_table_ticks_only_what_the_launcher_lets_run_and_names_its_loss():
         assert recipe.loss == "full-vocabulary" and "TRL 0.25.1" in recipe.source and "chunked_nll" in recipe.source
     with pytest.raises(InputError, match="chunked_nll"):
         tm.TrainRecipe("x", tm.LLAMA_3_1_8B, loss="chunked_nll")
+
+
+def test_the_guide_says_what_the_decode_bound_charges():
+    """Review 44 round 2: Step 4 still said engines hold BF16-kept layers 'at the format' (llama.cpp's gpt-oss GGUF keeps
+    them near Q8_0); the bound charges the fewest bytes an engine could read, and says so. Ultra's MTP head is named."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "playbooks" / "nvfp4-fit" / "nvfp4-fit.ipynb").read_text()
+    assert "at the format too" not in text and "the fewest bytes an engine could read" in text
+    assert "without its MTP head" in text

@@ -61,10 +61,12 @@ def test_cache_hits_the_servers_own_counter_saw_are_flagged():
 
 def test_a_ttft_tail_with_a_free_slot_for_every_stream_is_a_stall():
     """Review 44: the executed sweep's 2-stream level had TTFT p99 2.305 s against p50 0.263 s and passed."""
-    swept = _sweep(70).assign(ttft_p50_s=[0.142, 0.263], ttft_p99_s=[0.200, 2.305], queued=[False, False])
+    swept = _sweep(70).assign(ttft_p50_s=[0.142, 0.263], ttft_p99_s=[0.200, 2.305], queued=[False, False], in_tokens=63.0)
     problems = llm.consistency(_single([60, 62, 61, 59, 63]), swept)
     assert len(problems) == 1 and "TTFT p99 2.305 s is 8.8× its p50" in problems[0]
     assert llm.consistency(_single([60, 62, 61, 59, 63]), swept.assign(queued=[False, True])) == []  # waiting for a slot
+    # round 2: the Spark profile's first burst, 4 × 1,024 tokens, exceeds one 2,048-token prefill step: its tail queues
+    assert llm.consistency(_single([60, 62, 61, 59, 63]), swept.assign(in_tokens=1024.0)) == []
 
 
 def test_single_stream_and_sweep_disagreeing_is_flagged():
@@ -381,9 +383,10 @@ def test_the_speculation_speed_up_leaves_out_outputs_that_changed(monkeypatch):
     assert result.by_task().loc["t", "speedup_geomean"] == pytest.approx(1.5) and "leaves them out" in result.problems[0]
 
 
-def test_the_sweeps_aggregate_is_read_against_the_closed_loop_ceiling_of_the_engines_own_rates():
+def test_the_sweeps_aggregate_is_read_against_a_closed_loop_estimate_from_the_engines_own_rates():
     """Review 44: the headline 102.5 tok/s at 4 streams sat beside the engine's S_TG of 218 unexplained. A closed loop's
-    requests each wait for a prefill every stream waits on: ceiling = out / (in / P + out / S_TG(B))."""
+    requests each bring a prefill every stream waits through, and the first token comes from it (round 2):
+    estimate = out / (in / P + (out − 1) / S_TG(B))."""
     from sparkbooks.llm.engine_check import against_engine
 
     bench = pd.DataFrame({"in_tokens": 64, "parallel": [1, 4], "aggregate_decode_tok_s": [155.0, 218.0],
@@ -392,6 +395,6 @@ def test_the_sweeps_aggregate_is_read_against_the_closed_loop_ceiling_of_the_eng
     swept = pd.DataFrame({"in_tokens": [64.0, 64.0], "out_tokens": [32.0, 32.0], "aggregate_tok_s": [88.0, 103.0],
                           "itl_p50_ms": [6.6, 20.0], "server_tok_s_p50": [150.0, 50.0]}, index=pd.Index([1, 4], name="concurrency"))
     table = against_engine(bench, served, swept).table
-    assert table.loc[4, "closed_loop_ceiling_tok_s"] == pytest.approx(32 / (64 / 450 + 32 / 218))  # 110.8
-    assert table.loc[4, "aggregate/ceiling"] == pytest.approx(103 / (32 / (64 / 450 + 32 / 218)))
+    assert table.loc[4, "closed_loop_estimate_tok_s"] == pytest.approx(32 / (64 / 450 + 31 / 218))  # 112.4
+    assert table.loc[4, "aggregate/estimate"] == pytest.approx(103 / (32 / (64 / 450 + 31 / 218)))
     assert table.loc[4, "streamed/engine"] == pytest.approx(4 / 0.020 / 218) and table.loc[4, "streamed_server/engine"] == pytest.approx(200 / 218)

@@ -88,7 +88,9 @@ def active_weight_bytes(arch: ModelArch, fmt: str, *, mixed: bool = False) -> fl
     bits = bits_per_weight(fmt)
     read = max(arch.active_params - (arch.embedding_params if arch.active_counts_embedding else 0.0), 0.0)
     kept = max(min(_kept_params(arch, fmt, mixed=mixed), arch.active_params) - arch.embedding_params, 0.0)
-    return kept * 2 + (read - kept) * bits / 8
+    # a checkpoint's FP8 tier (Ultra's shared experts and Mamba linears: always active) is read at one byte
+    fp8 = min(arch.fp8_params, read - kept) if mixed and bits < 8 else 0.0
+    return kept * 2 + fp8 + (read - kept - fp8) * bits / 8
 
 
 def kv_cache_bytes(arch: ModelArch, *, context: int, sequences: int = 1, kv_bytes: float = 2.0) -> float:

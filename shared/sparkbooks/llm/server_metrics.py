@@ -66,10 +66,12 @@ def read_metrics(endpoint: Endpoint, *, timeout: float = 5.0) -> dict[str, float
 
 def cached_prompt_tokens(metrics: dict[str, float] | None) -> float | None:
     """The cache-hit counter among ``metrics``, or None when the server exports none this module knows."""
-    if not metrics:
-        return None
-    found = [metrics[name] for name in CACHE_HIT_COUNTERS if name in metrics]
-    return found[0] if found else None
+    name = _counter(metrics)
+    return None if name is None else metrics[name]  # type: ignore[index]
+
+
+def _counter(metrics: dict[str, float] | None) -> str | None:
+    return next((name for name in CACHE_HIT_COUNTERS if metrics and name in metrics), None)
 
 
 @dataclass
@@ -78,6 +80,7 @@ class CacheCount:
 
     before: float | None = None
     after: float | None = None
+    rounded: bool = True  # printed to six significant digits (llama.cpp); vLLM's prometheus_client prints full floats
 
     @property
     def hits(self) -> float | None:
@@ -90,6 +93,8 @@ class CacheCount:
         >>> CacheCount(0, 999).resolution, CacheCount(1_000_000, 1_234_567).resolution
         (1, 10)
         """
+        if not self.rounded:
+            return 1
         largest = max(abs(self.before or 0), abs(self.after or 0), 1)
         return max(1, 10 ** (math.floor(math.log10(largest)) - 5))
 
@@ -97,7 +102,9 @@ class CacheCount:
 @contextmanager
 def counting(endpoint: Endpoint) -> Iterator[CacheCount]:
     """Count the prompt tokens the server took from its cache while the block runs (``count.hits`` after it)."""
-    count = CacheCount(before=cached_prompt_tokens(read_metrics(endpoint)))
+    metrics = read_metrics(endpoint)
+    name = _counter(metrics)
+    count = CacheCount(before=cached_prompt_tokens(metrics), rounded=not (name or "").startswith("vllm:"))
     yield count
     if count.before is not None:
         count.after = cached_prompt_tokens(read_metrics(endpoint))

@@ -207,7 +207,7 @@ def compare_recipes(model, tokens, recipes: Sequence[QuantRecipe] = RECIPES, *, 
     intervals, percentiles, perplexity, top-1 and accuracy — is taken on the positions ``llama-perplexity
     --kl-divergence`` scores: the second half of each window (≥ length/2, each with at least half a window of context),
     the protocol ``benchmarks/quant_kld_crosscheck.py`` checks against llama.cpp's own tool. (Early positions, with
-    little context, have far higher KL: all positions gave +13–15 % on the cross-check's tokens.)
+    little context, have far higher KL, so a mean over every position is not llama-perplexity's figure.)
     """
     import pandas as pd  # noqa: PLC0415
     import torch  # noqa: PLC0415

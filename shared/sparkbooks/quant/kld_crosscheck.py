@@ -106,10 +106,28 @@ class KldCrosscheck:
         if self.offsets:
             low, high = min(self.offsets.values()), max(self.offsets.values())
             share = ", ".join(f"{abs(v) / self.pairs[k]['llama']['mean']:.0%} of {k}'s" for k, v in self.offsets.items())
-            text += (f"; our mean KLD differs from llama-perplexity's by {low:+.4f} to {high:+.4f} nats on every pair ({share}) "
-                     "— an offset of about the same size whatever the format: llama.cpp's 8-bit-quantised activations add "
-                     "KL of their own, so a format whose KL is below about that is not resolved by llama-perplexity")
+            text += f"; our mean KLD differs from llama-perplexity's by {low:+.4f} to {high:+.4f} nats ({share})"
+            if self.steady_offset:
+                text += (" — one sign and within a factor of two on every pair, whatever the format's own KL: consistent "
+                         "with llama.cpp's arithmetic (8-bit-quantised activations, an F16 KV cache) adding KL of its "
+                         "own (the cause is not isolated here), so a format whose KL is below about that is not resolved "
+                         "by llama-perplexity")
+            else:
+                text += " — not an offset of steady size: the runtimes differ by more than their arithmetic explains"
         return text
+
+    @property
+    def steady_offset(self) -> bool:
+        """Every pair's offset has one sign and the largest is within 2× the smallest — what a KL added by the
+        runtime itself, whatever the format, looks like; three pairs cannot show more.
+
+        >>> KldCrosscheck({"pairs": {"a": {"llama": {"mean": 0.3}, "ours": {"mean": 0.295}},
+        ...                          "b": {"llama": {"mean": 0.02}, "ours": {"mean": 0.001}}}}).steady_offset
+        False
+        """
+        values = list(self.offsets.values())
+        same_sign = all(v < 0 for v in values) or all(v > 0 for v in values)
+        return bool(values) and same_sign and max(map(abs, values)) <= 2 * min(map(abs, values))
 
 
 def kld_crosscheck(path: Path = KLD_CROSSCHECK) -> KldCrosscheck:
